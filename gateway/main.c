@@ -1,0 +1,112 @@
+/* The gatehouse command line (DESIGN.md, "Command line"). Exit codes: 0
+ * success, 1 runtime failure, 2 bad usage or invalid input. */
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/config.h"
+#include "gateway/daemon.h"
+#include "gateway/log.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+    "usage: gatehouse <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run [-c FILE]            start the gateway (embedded loopback defaults\n"
+    "                           when no file is given)\n"
+    "  check-config -c FILE     validate a configuration file\n"
+    "  help                     show this text\n"
+    "  --version                print the version\n";
+
+static int usage(FILE *out, int code)
+{
+	fputs(usage_text, out);
+	return code;
+}
+
+/* Reads "-c FILE" / "--config FILE" / "--config=FILE"; anything else is
+ * a usage error. */
+static int parse_config_opt(int argc, char **argv, const char **path)
+{
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc) {
+			*path = argv[++i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			*path = argv[i] + 9;
+		} else {
+			fprintf(stderr, "gatehouse: unexpected argument '%s'\n", argv[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int load(const char *path, struct config *cfg)
+{
+	char err[512];
+
+	if (path == NULL) {
+		config_defaults(cfg);
+		if (config_validate(cfg, err, sizeof(err)) != 0) {
+			fprintf(stderr, "gatehouse: embedded defaults: %s\n", err);
+			return -1;
+		}
+		return 0;
+	}
+	if (config_load(path, cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "gatehouse: %s: %s\n", path, err);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static struct config cfg;
+	const char *path = NULL;
+
+	if (parse_config_opt(argc, argv, &path) != 0)
+		return usage(stderr, EXIT_USAGE);
+	if (load(path, &cfg) != 0)
+		return EXIT_USAGE;
+	if (path == NULL)
+		log_info("no configuration file: running on embedded loopback defaults");
+	return daemon_run(&cfg) == 0 ? 0 : EXIT_RUNTIME;
+}
+
+static int cmd_check_config(int argc, char **argv)
+{
+	static struct config cfg;
+	const char *path = NULL;
+
+	if (parse_config_opt(argc, argv, &path) != 0 || path == NULL)
+		return usage(stderr, EXIT_USAGE);
+	if (load(path, &cfg) != 0)
+		return EXIT_USAGE;
+	printf("%s: ok\n", path);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(stderr, EXIT_USAGE);
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 2, argv + 2);
+	if (strcmp(argv[1], "check-config") == 0)
+		return cmd_check_config(argc - 2, argv + 2);
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)
+		return usage(stdout, 0);
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("gatehouse %s\n", GH_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "gatehouse: unknown command '%s'\n", argv[1]);
+	return usage(stderr, EXIT_USAGE);
+}

@@ -1,0 +1,754 @@
+/* Sockets and the epoll loop of the relay (see relay_io.h).
+ *
+ * Every epoll registration points at a struct io_handle whose kind says
+ * what it is. Handles closed while a batch of events is being processed
+ * are only marked dead and freed after the batch, so a later event of the
+ * same batch never touches freed memory. */
+#include "gateway/relay_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/rand.h>
+
+#include "common/bytes.h"
+#include "gateway/log.h"
+#include "turn/stun.h"
+
+#define EPOLL_BATCH 64
+#define UDP_BATCH 32
+#define RELAY_READS_PER_EVENT 64
+#define CONN_BUCKETS 1024
+#define TICK_MS 1000
+
+enum handle_kind {
+	H_UDP_LISTENER,
+	H_TCP_LISTENER,
+	H_CONN,
+	H_RELAY,
+	H_SIGNAL,
+};
+
+struct io_handle {
+	enum handle_kind kind;
+	int fd;
+	bool dead;
+	struct io_handle *next_dead;
+};
+
+struct listener {
+	struct io_handle h;
+	enum config_transport transport;
+	struct sockaddr_storage addr;
+};
+
+struct conn {
+	struct io_handle h;
+	uint64_t id;
+	struct turn_client client;
+	SSL *ssl;                       /* owned; NULL for plain TCP */
+	bool handshaking;
+	bool got_message;
+	bool want_out;                  /* EPOLLOUT registered */
+	uint64_t created_ms, last_rx_ms;
+	uint8_t in[STUN_MAX_MESSAGE];
+	size_t inlen;
+	uint8_t *out;                   /* owned, RELAY_IO_MAX_OUT bytes */
+	size_t outlen;
+	struct conn *next_bucket;
+	struct conn *next, *prev;       /* all connections */
+};
+
+struct relay {
+	struct io_handle h;
+	struct turn_alloc *owner;       /* borrowed: the server's */
+	struct sockaddr_storage addr;
+	uint16_t port;
+};
+
+struct relay_io {
+	int epfd;
+	struct turn_server *server;     /* borrowed */
+	SSL_CTX *tls;                   /* borrowed */
+	struct listener listeners[CONFIG_MAX_LISTEN];
+	size_t nlisteners;
+	struct io_handle sig;
+	struct sockaddr_storage relay_ip;
+	uint16_t port_min, port_max;
+	uint8_t *ports_used;            /* owned: one byte per port of the range */
+	struct conn *conns;             /* list of all */
+	struct conn *conn_buckets[CONN_BUCKETS];
+	size_t nconns;
+	uint64_t next_conn_id;
+	struct io_handle *dead;         /* freed after each batch */
+	uint64_t now_ms;
+	uint8_t udp_bufs[UDP_BATCH][STUN_MAX_MESSAGE];
+};
+
+uint64_t relay_io_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static socklen_t addr_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+}
+
+static int epoll_add(struct relay_io *io, struct io_handle *h, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = h };
+
+	return epoll_ctl(io->epfd, EPOLL_CTL_ADD, h->fd, &ev);
+}
+
+static void handle_kill(struct relay_io *io, struct io_handle *h)
+{
+	if (h->dead)
+		return;
+	h->dead = true;
+	epoll_ctl(io->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+	close(h->fd);
+	h->fd = -1;
+	h->next_dead = io->dead;
+	io->dead = h;
+}
+
+static void reap_dead(struct relay_io *io)
+{
+	struct io_handle *h, *next;
+
+	for (h = io->dead; h != NULL; h = next) {
+		next = h->next_dead;
+		if (h->kind == H_CONN) {
+			struct conn *c = (struct conn *)h;
+			SSL_free(c->ssl);
+			free(c->out);
+		}
+		free(h);
+	}
+	io->dead = NULL;
+}
+
+static int socket_for(int family, int type)
+{
+	return socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+static int bind_listener(struct relay_io *io, const struct config_listen *cl,
+    char *err, size_t errlen)
+{
+	struct listener *l = &io->listeners[io->nlisteners];
+	char name[INET6_ADDRSTRLEN + 8];
+	int one = 1, fd, bufsz = 4 << 20;
+	int type = cl->transport == CONFIG_UDP ? SOCK_DGRAM : SOCK_STREAM;
+
+	fd = socket_for(cl->addr.ss_family, type);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (cl->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (type == SOCK_DGRAM) {
+		/* Media is bursty: a deeper queue absorbs video key frames. */
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+	}
+	if (bind(fd, (const struct sockaddr *)&cl->addr, addr_len(&cl->addr)) != 0)
+		goto fail;
+	if (type == SOCK_STREAM && listen(fd, 512) != 0)
+		goto fail;
+	l->h.kind = type == SOCK_DGRAM ? H_UDP_LISTENER : H_TCP_LISTENER;
+	l->h.fd = fd;
+	l->transport = cl->transport;
+	l->addr = cl->addr;
+	if (epoll_add(io, &l->h, EPOLLIN) != 0)
+		goto fail;
+	io->nlisteners++;
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot listen on %s (%s): %s",
+	    config_format_addr((const struct sockaddr *)&cl->addr, name, sizeof(name)),
+	    cl->transport == CONFIG_UDP ? "udp" : cl->transport == CONFIG_TCP ? "tcp" : "tls",
+	    strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
+    char *err, size_t errlen)
+{
+	struct relay_io *io = calloc(1, sizeof(*io));
+	sigset_t mask;
+	size_t i;
+
+	if (io == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	io->sig.fd = -1;
+	io->tls = tls;
+	io->relay_ip = cfg->relay_ip;
+	io->port_min = cfg->port_min;
+	io->port_max = cfg->port_max;
+	io->next_conn_id = 1;
+	io->ports_used = calloc((size_t)cfg->port_max - cfg->port_min + 1, 1);
+	io->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (io->ports_used == NULL || io->epfd < 0) {
+		snprintf(err, errlen, "cannot create the event loop: %s", strerror(errno));
+		goto fail;
+	}
+	for (i = 0; i < cfg->nlisten; i++) {
+		if (cfg->listen[i].transport == CONFIG_TLS && tls == NULL) {
+			snprintf(err, errlen, "a TLS listener needs a certificate");
+			goto fail;
+		}
+		if (bind_listener(io, &cfg->listen[i], err, errlen) != 0)
+			goto fail;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	io->sig.kind = H_SIGNAL;
+	io->sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (io->sig.fd < 0 || epoll_add(io, &io->sig, EPOLLIN) != 0) {
+		snprintf(err, errlen, "cannot watch signals: %s", strerror(errno));
+		goto fail;
+	}
+	return io;
+fail:
+	relay_io_free(io);
+	return NULL;
+}
+
+static void conn_close(struct relay_io *io, struct conn *c, const char *why);
+
+void relay_io_free(struct relay_io *io)
+{
+	size_t i;
+
+	if (io == NULL)
+		return;
+	while (io->conns != NULL)
+		conn_close(io, io->conns, "shutdown");
+	reap_dead(io);
+	for (i = 0; i < io->nlisteners; i++)
+		close(io->listeners[i].h.fd);
+	if (io->sig.fd >= 0)
+		close(io->sig.fd);
+	if (io->epfd >= 0)
+		close(io->epfd);
+	free(io->ports_used);
+	free(io);
+}
+
+void relay_io_set_server(struct relay_io *io, struct turn_server *s)
+{
+	io->server = s;
+}
+
+/* --- stream connections ------------------------------------------------ */
+
+static struct conn *conn_find(struct relay_io *io, uint64_t id)
+{
+	struct conn *c;
+
+	for (c = io->conn_buckets[id % CONN_BUCKETS]; c != NULL; c = c->next_bucket)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void conn_close(struct relay_io *io, struct conn *c, const char *why)
+{
+	struct conn **pp = &io->conn_buckets[c->id % CONN_BUCKETS];
+	char name[INET6_ADDRSTRLEN + 8];
+
+	log_debug("turn: closing %s connection %llu from %s: %s",
+	    c->ssl != NULL ? "tls" : "tcp", (unsigned long long)c->id,
+	    config_format_addr((const struct sockaddr *)&c->client.remote, name,
+	    sizeof(name)), why);
+	while (*pp != c)
+		pp = &(*pp)->next_bucket;
+	*pp = c->next_bucket;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		io->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	io->nconns--;
+	if (io->server != NULL)
+		turn_server_on_conn_closed(io->server, c->id);
+	handle_kill(io, &c->h);
+}
+
+static void conn_want_out(struct relay_io *io, struct conn *c, bool want)
+{
+	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0),
+	    .data.ptr = &c->h };
+
+	if (c->want_out == want)
+		return;
+	c->want_out = want;
+	epoll_ctl(io->epfd, EPOLL_CTL_MOD, c->h.fd, &ev);
+}
+
+/* Writes what is buffered. Returns -1 when the connection failed. */
+static int conn_flush(struct relay_io *io, struct conn *c)
+{
+	ssize_t n;
+	int e;
+
+	while (c->outlen > 0) {
+		if (c->ssl != NULL) {
+			ERR_clear_error();
+			n = SSL_write(c->ssl, c->out, (int)c->outlen);
+			if (n <= 0) {
+				e = SSL_get_error(c->ssl, (int)n);
+				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+					break;
+				return -1;
+			}
+		} else {
+			n = send(c->h.fd, c->out, c->outlen, MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					break;
+				return -1;
+			}
+		}
+		memmove(c->out, c->out + n, c->outlen - (size_t)n);
+		c->outlen -= (size_t)n;
+	}
+	conn_want_out(io, c, c->outlen > 0);
+	return 0;
+}
+
+static void conn_send(struct relay_io *io, struct conn *c, const uint8_t *buf, size_t len)
+{
+	if (c->handshaking)
+		return;
+	/* A client that does not read is not allowed to grow our memory: past
+	 * the bound, frames are dropped as UDP would drop them. */
+	if (len > RELAY_IO_MAX_OUT - c->outlen)
+		return;
+	memcpy(c->out + c->outlen, buf, len);
+	c->outlen += len;
+	if (conn_flush(io, c) != 0)
+		conn_close(io, c, "write failed");
+}
+
+/* Cuts complete frames off the input buffer and hands them on. */
+static int conn_consume(struct relay_io *io, struct conn *c)
+{
+	size_t off = 0, frame;
+	int rc;
+
+	while (off < c->inlen) {
+		rc = stun_frame_len(c->in + off, c->inlen - off, &frame);
+		if (rc == STUN_EAGAIN)
+			break;
+		if (rc != STUN_OK)
+			return -1;
+		c->got_message = true;
+		turn_server_on_client(io->server, &c->client, c->in + off, frame, io->now_ms);
+		if (c->h.dead)
+			return 0;
+		off += frame;
+	}
+	memmove(c->in, c->in + off, c->inlen - off);
+	c->inlen -= off;
+	return 0;
+}
+
+static void conn_readable(struct relay_io *io, struct conn *c)
+{
+	ssize_t n;
+	int e, rounds = 0;
+
+	if (c->handshaking) {
+		ERR_clear_error();
+		n = SSL_accept(c->ssl);
+		if (n <= 0) {
+			e = SSL_get_error(c->ssl, (int)n);
+			if (e == SSL_ERROR_WANT_READ)
+				return conn_want_out(io, c, false);
+			if (e == SSL_ERROR_WANT_WRITE)
+				return conn_want_out(io, c, true);
+			return conn_close(io, c, "TLS handshake failed");
+		}
+		c->handshaking = false;
+		conn_want_out(io, c, false);
+	}
+	/* Bounded rounds so one busy connection cannot starve the others. */
+	while (rounds++ < 16 && !c->h.dead) {
+		if (c->inlen == sizeof(c->in))
+			return conn_close(io, c, "frame too large");
+		if (c->ssl != NULL) {
+			ERR_clear_error();
+			n = SSL_read(c->ssl, c->in + c->inlen, (int)(sizeof(c->in) - c->inlen));
+			if (n <= 0) {
+				e = SSL_get_error(c->ssl, (int)n);
+				if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+					return;
+				return conn_close(io, c, e == SSL_ERROR_ZERO_RETURN ?
+				    "closed by peer" : "TLS read failed");
+			}
+		} else {
+			n = recv(c->h.fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					return;
+				return conn_close(io, c, "read failed");
+			}
+			if (n == 0)
+				return conn_close(io, c, "closed by peer");
+		}
+		c->inlen += (size_t)n;
+		c->last_rx_ms = io->now_ms;
+		if (conn_consume(io, c) != 0)
+			return conn_close(io, c, "not a STUN or ChannelData stream");
+	}
+}
+
+static void conn_event(struct relay_io *io, struct conn *c, uint32_t events)
+{
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		conn_close(io, c, "connection error");
+		return;
+	}
+	if ((events & EPOLLOUT) && !c->handshaking && conn_flush(io, c) != 0) {
+		conn_close(io, c, "write failed");
+		return;
+	}
+	if (events & (EPOLLIN | EPOLLOUT))
+		conn_readable(io, c);
+}
+
+static void accept_conns(struct relay_io *io, struct listener *l)
+{
+	struct sockaddr_storage remote;
+	socklen_t rlen;
+	struct conn *c;
+	int fd, one = 1, i;
+
+	for (i = 0; i < 64; i++) {
+		rlen = sizeof(remote);
+		fd = accept4(l->h.fd, (struct sockaddr *)&remote, &rlen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		if (io->nconns >= RELAY_IO_MAX_CONNS) {
+			close(fd);
+			continue;
+		}
+		c = calloc(1, sizeof(*c));
+		if (c != NULL)
+			c->out = malloc(RELAY_IO_MAX_OUT);
+		if (c == NULL || c->out == NULL) {
+			free(c);
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->h.kind = H_CONN;
+		c->h.fd = fd;
+		c->id = io->next_conn_id++;
+		c->client.transport = l->transport == CONFIG_TLS ? TURN_TP_TLS : TURN_TP_TCP;
+		c->client.remote = remote;
+		c->client.local = l->addr;
+		c->client.conn_id = c->id;
+		c->created_ms = c->last_rx_ms = io->now_ms;
+		if (l->transport == CONFIG_TLS) {
+			c->ssl = SSL_new(io->tls);
+			if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+				SSL_free(c->ssl);
+				free(c->out);
+				free(c);
+				close(fd);
+				continue;
+			}
+			SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+			    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+			c->handshaking = true;
+		}
+		if (epoll_add(io, &c->h, EPOLLIN) != 0) {
+			SSL_free(c->ssl);
+			free(c->out);
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->next_bucket = io->conn_buckets[c->id % CONN_BUCKETS];
+		io->conn_buckets[c->id % CONN_BUCKETS] = c;
+		c->next = io->conns;
+		if (io->conns != NULL)
+			io->conns->prev = c;
+		io->conns = c;
+		io->nconns++;
+	}
+}
+
+static void conns_expire(struct relay_io *io)
+{
+	struct conn *c, *next;
+
+	for (c = io->conns; c != NULL; c = next) {
+		next = c->next;
+		if (!c->got_message && io->now_ms - c->created_ms > RELAY_IO_FIRST_MESSAGE_MS)
+			conn_close(io, c, c->handshaking ? "TLS handshake timeout" :
+			    "no message in time");
+		else if (io->now_ms - c->last_rx_ms > RELAY_IO_IDLE_MS)
+			conn_close(io, c, "idle");
+	}
+}
+
+/* --- UDP --------------------------------------------------------------- */
+
+static void udp_readable(struct relay_io *io, struct listener *l)
+{
+	uint8_t (*bufs)[STUN_MAX_MESSAGE] = io->udp_bufs;
+	struct mmsghdr msgs[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	struct sockaddr_storage from[UDP_BATCH];
+	struct turn_client client;
+	int n, i, rounds;
+
+	memset(&client, 0, sizeof(client));
+	client.transport = TURN_TP_UDP;
+	client.local = l->addr;
+	for (rounds = 0; rounds < 8; rounds++) {
+		for (i = 0; i < UDP_BATCH; i++) {
+			iov[i].iov_base = bufs[i];
+			iov[i].iov_len = sizeof(bufs[i]);
+			memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+			msgs[i].msg_hdr.msg_name = &from[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+		}
+		n = recvmmsg(l->h.fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		for (i = 0; i < n; i++) {
+			/* Larger than any message we accept: drop, don't parse a
+			 * truncated copy. */
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+				continue;
+			memcpy(&client.remote, &from[i], sizeof(from[i]));
+			turn_server_on_client(io->server, &client, bufs[i], msgs[i].msg_len,
+			    io->now_ms);
+		}
+		if (n < UDP_BATCH)
+			return;
+	}
+}
+
+void relay_io_send_client(struct relay_io *io, const struct turn_client *c,
+    const uint8_t *buf, size_t len)
+{
+	struct conn *conn;
+	size_t i;
+
+	if (c->transport != TURN_TP_UDP) {
+		conn = conn_find(io, c->conn_id);
+		if (conn != NULL && !conn->h.dead)
+			conn_send(io, conn, buf, len);
+		return;
+	}
+	for (i = 0; i < io->nlisteners; i++) {
+		struct listener *l = &io->listeners[i];
+		if (l->transport != CONFIG_UDP ||
+		    !sockaddr_equal((const struct sockaddr *)&l->addr,
+		    (const struct sockaddr *)&c->local))
+			continue;
+		/* UDP semantics: a full socket buffer drops the datagram. */
+		(void)sendto(l->h.fd, buf, len, MSG_DONTWAIT,
+		    (const struct sockaddr *)&c->remote, addr_len(&c->remote));
+		return;
+	}
+}
+
+/* --- relay sockets ----------------------------------------------------- */
+
+int relay_io_relay_open(struct relay_io *io, struct turn_alloc *owner, int family,
+    bool even_port, bool dont_fragment, struct sockaddr_storage *relayed,
+    void **handle)
+{
+	size_t range = (size_t)io->port_max - io->port_min + 1, i, idx;
+	uint32_t start;
+	struct relay *r;
+	struct sockaddr_storage addr;
+	uint16_t port;
+	int fd, pmtu = IP_PMTUDISC_DO;
+
+	if (family != io->relay_ip.ss_family)
+		return -1;
+	if (RAND_bytes((uint8_t *)&start, sizeof(start)) != 1)
+		return -1;
+	/* A random start makes relay ports unpredictable to off-path
+	 * attackers; the scan visits every port once. */
+	for (i = 0; i < range; i++) {
+		idx = (start + i) % range;
+		port = (uint16_t)(io->port_min + idx);
+		if (io->ports_used[idx] || (even_port && (port & 1)))
+			continue;
+		fd = socket_for(family, SOCK_DGRAM);
+		if (fd < 0)
+			return -1;
+		addr = io->relay_ip;
+		set_port(&addr, port);
+		if (bind(fd, (const struct sockaddr *)&addr, addr_len(&addr)) != 0) {
+			close(fd);
+			continue;
+		}
+		if (dont_fragment)
+			setsockopt(fd, family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+			    family == AF_INET6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER,
+			    &pmtu, sizeof(pmtu));
+		r = calloc(1, sizeof(*r));
+		if (r == NULL) {
+			close(fd);
+			return -1;
+		}
+		r->h.kind = H_RELAY;
+		r->h.fd = fd;
+		r->owner = owner;
+		r->addr = addr;
+		r->port = port;
+		if (epoll_add(io, &r->h, EPOLLIN) != 0) {
+			close(fd);
+			free(r);
+			return -1;
+		}
+		io->ports_used[idx] = 1;
+		*relayed = addr;
+		*handle = r;
+		return 0;
+	}
+	return -1;
+}
+
+void relay_io_relay_close(struct relay_io *io, void *handle)
+{
+	struct relay *r = handle;
+
+	io->ports_used[r->port - io->port_min] = 0;
+	r->owner = NULL;
+	handle_kill(io, &r->h);
+}
+
+void relay_io_relay_send(struct relay_io *io, void *handle,
+    const struct sockaddr *peer, const uint8_t *buf, size_t len)
+{
+	struct relay *r = handle;
+
+	(void)io;
+	(void)sendto(r->h.fd, buf, len, MSG_DONTWAIT, peer,
+	    peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in));
+}
+
+static void relay_readable(struct relay_io *io, struct relay *r)
+{
+	/* Room for the Data indication headers inside one STUN_MAX_MESSAGE. */
+	uint8_t buf[STUN_MAX_MESSAGE - 64];
+	struct sockaddr_storage from;
+	socklen_t flen;
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < RELAY_READS_PER_EVENT && !r->h.dead; i++) {
+		flen = sizeof(from);
+		n = recvfrom(r->h.fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
+		    (struct sockaddr *)&from, &flen);
+		if (n < 0)
+			return;
+		if ((size_t)n > sizeof(buf))
+			continue;
+		turn_server_on_peer(io->server, r->owner, (const struct sockaddr *)&from,
+		    buf, (size_t)n, io->now_ms);
+	}
+}
+
+/* --- the loop ---------------------------------------------------------- */
+
+int relay_io_run(struct relay_io *io)
+{
+	struct epoll_event evs[EPOLL_BATCH];
+	struct signalfd_siginfo si;
+	uint64_t next_tick;
+	int n, i, timeout;
+
+	io->now_ms = relay_io_now_ms();
+	next_tick = io->now_ms + TICK_MS;
+	for (;;) {
+		timeout = next_tick > io->now_ms ? (int)(next_tick - io->now_ms) : 0;
+		n = epoll_wait(io->epfd, evs, EPOLL_BATCH, timeout);
+		if (n < 0 && errno != EINTR) {
+			log_err("turn: epoll_wait: %s", strerror(errno));
+			return -1;
+		}
+		io->now_ms = relay_io_now_ms();
+		for (i = 0; i < n; i++) {
+			struct io_handle *h = evs[i].data.ptr;
+			if (h->dead)
+				continue;
+			switch (h->kind) {
+			case H_UDP_LISTENER:
+				udp_readable(io, (struct listener *)h);
+				break;
+			case H_TCP_LISTENER:
+				accept_conns(io, (struct listener *)h);
+				break;
+			case H_CONN:
+				conn_event(io, (struct conn *)h, evs[i].events);
+				break;
+			case H_RELAY:
+				relay_readable(io, (struct relay *)h);
+				break;
+			case H_SIGNAL:
+				if (read(h->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+					log_info("received %s, stopping",
+					    si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+					reap_dead(io);
+					return 0;
+				}
+				break;
+			}
+		}
+		reap_dead(io);
+		if (io->now_ms >= next_tick) {
+			turn_server_tick(io->server, io->now_ms);
+			conns_expire(io);
+			reap_dead(io);
+			next_tick = io->now_ms + TICK_MS;
+		}
+	}
+}

@@ -1,0 +1,55 @@
+/* The relay's sockets and event loop (epoll): TURN listeners over UDP,
+ * TCP and TLS, one UDP socket per allocation from the configured port
+ * range, stream framing with bounded buffers and timeouts. It feeds the
+ * sans-I/O TURN server and carries out what the server asks through its
+ * ops. */
+#ifndef GH_GATEWAY_RELAY_IO_H
+#define GH_GATEWAY_RELAY_IO_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "gateway/config.h"
+#include "turn/server.h"
+
+#define RELAY_IO_FIRST_MESSAGE_MS (10 * 1000) /* TCP/TLS: handshake and first message */
+#define RELAY_IO_IDLE_MS (600 * 1000)         /* TCP/TLS: nothing received */
+#define RELAY_IO_MAX_CONNS 4096
+#define RELAY_IO_MAX_OUT (256 * 1024)         /* per stream connection */
+
+struct relay_io;
+
+/* Binds every TURN listener of cfg and prepares the relay port range.
+ * tls is borrowed (may be NULL when no TLS listener is configured) and
+ * must outlive the relay_io. Returns owned: free with relay_io_free().
+ * NULL with err on failure (the message names the address). */
+struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
+    char *err, size_t errlen);
+void relay_io_free(struct relay_io *io);
+
+/* The server that receives what the sockets read; borrowed. */
+void relay_io_set_server(struct relay_io *io, struct turn_server *s);
+
+/* The I/O half of struct turn_server_ops, for the daemon to forward to. */
+void relay_io_send_client(struct relay_io *io, const struct turn_client *c,
+    const uint8_t *buf, size_t len);
+int relay_io_relay_open(struct relay_io *io, struct turn_alloc *owner, int family,
+    bool even_port, bool dont_fragment, struct sockaddr_storage *relayed,
+    void **handle);
+void relay_io_relay_close(struct relay_io *io, void *handle);
+void relay_io_relay_send(struct relay_io *io, void *handle,
+    const struct sockaddr *peer, const uint8_t *buf, size_t len);
+
+/* Runs until SIGINT or SIGTERM arrives (the caller has blocked them; they
+ * are read from a signalfd). Returns 0, or -1 on a fatal epoll error. */
+int relay_io_run(struct relay_io *io);
+
+/* Wall-clock milliseconds: nonces and credentials carry UNIX times that
+ * other relay nodes must understand. */
+uint64_t relay_io_now_ms(void);
+
+#endif

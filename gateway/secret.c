@@ -1,0 +1,278 @@
+/* Files under state_dir: safe modes, atomic replacement, and the shared
+ * TURN secret. */
+#include "gateway/secret.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#define SECRET_FILE "turn_secret"
+#define SECRET_MAX 64 /* bytes; the file holds twice as many hex digits */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static int mkdir_one(const char *dir)
+{
+	return mkdir(dir, 0700) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+int state_dir_ensure(const char *dir, char *err, size_t errlen)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+	size_t n = strlen(dir), i;
+
+	if (n == 0 || n >= sizeof(buf))
+		return fail(err, errlen, "state_dir: empty or too long");
+	memcpy(buf, dir, n + 1);
+	/* mkdir -p: parents too, all 0700, since nothing but us needs them. */
+	for (i = 1; i < n; i++) {
+		if (buf[i] != '/')
+			continue;
+		buf[i] = '\0';
+		if (mkdir_one(buf) < 0)
+			return fail(err, errlen, "%s: cannot create: %s", buf, strerror(errno));
+		buf[i] = '/';
+	}
+	if (mkdir_one(buf) < 0)
+		return fail(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
+	if (stat(dir, &st) < 0)
+		return fail(err, errlen, "%s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail(err, errlen, "%s: not a directory", dir);
+	/* Whoever can write here can swap our key files for their own. */
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return fail(err, errlen, "%s: writable by group or others (chmod 700)", dir);
+	return 0;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The rename is only durable once the folder holding it is synced. */
+static int fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n;
+	int fd, rc, saved;
+
+	if (slash == NULL) {
+		snprintf(dir, sizeof(dir), ".");
+	} else {
+		n = slash == path ? 1 : (size_t)(slash - path);
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	int fd, n, saved;
+
+	n = snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	/* mkstemp creates the file 0600, so a secret is never readable by
+	 * others even before the fchmod. */
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0)
+		goto fail_open;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail_open;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		goto fail_open;
+	return fsync_parent(path);
+
+fail_open:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	errno = saved;
+	return -1;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* 2*len hex digits and an optional final newline, nothing else. */
+static int hex_decode(const char *s, size_t slen, uint8_t *out, size_t len)
+{
+	size_t i;
+	int hi, lo;
+
+	if (slen == 2 * len + 1 && s[2 * len] == '\n')
+		slen--;
+	if (slen != 2 * len)
+		return -1;
+	for (i = 0; i < len; i++) {
+		hi = hex_value(s[2 * i]);
+		lo = hex_value(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+static int secret_load(const char *path, int fd, uint8_t *out, size_t len,
+    char *err, size_t errlen)
+{
+	char buf[2 * SECRET_MAX + 2];
+	struct stat st;
+	size_t got = 0;
+	ssize_t n;
+	int rc = -1;
+
+	if (fstat(fd, &st) < 0) {
+		fail(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fail(err, errlen, "%s: not a regular file", path);
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		fail(err, errlen, "%s: readable by group or others (chmod 600)", path);
+		goto out;
+	}
+	/* Read one byte more than a valid file holds, to see a longer one. */
+	while (got < sizeof(buf)) {
+		n = read(fd, buf + got, sizeof(buf) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fail(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (hex_decode(buf, got, out, len) < 0) {
+		fail(err, errlen, "%s: expected %zu hex digits and a newline", path, 2 * len);
+		goto out;
+	}
+	rc = 0;
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
+}
+
+static int secret_create(const char *path, uint8_t *out, size_t len,
+    char *err, size_t errlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	char buf[2 * SECRET_MAX + 1];
+	size_t i;
+	int rc = -1;
+
+	if (RAND_bytes(out, (int)len) != 1) {
+		fail(err, errlen, "%s: the random generator failed", path);
+		goto out;
+	}
+	for (i = 0; i < len; i++) {
+		buf[2 * i] = hex[out[i] >> 4];
+		buf[2 * i + 1] = hex[out[i] & 0xf];
+	}
+	buf[2 * len] = '\n';
+	if (file_write_atomic(path, buf, 2 * len + 1, 0600) < 0) {
+		fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+		OPENSSL_cleanse(out, len);
+		goto out;
+	}
+	rc = 0;
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
+}
+
+int secret_load_or_create(const char *dir, uint8_t *out, size_t len,
+    char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	int fd, n, rc;
+
+	if (len == 0 || len > SECRET_MAX)
+		return fail(err, errlen, "secret length %zu not supported", len);
+	n = snprintf(path, sizeof(path), "%s/" SECRET_FILE, dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return fail(err, errlen, "%s: path too long", dir);
+
+	/* O_NOFOLLOW and fstat on the descriptor rather than lstat then open:
+	 * nothing can swap the file between the check and the read.
+	 * O_NONBLOCK so that a FIFO planted here cannot hang the start. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		rc = secret_load(path, fd, out, len, err, errlen);
+		close(fd);
+		return rc;
+	}
+	if (errno == ELOOP)
+		return fail(err, errlen, "%s: is a symbolic link; refusing it", path);
+	if (errno != ENOENT)
+		return fail(err, errlen, "%s: %s", path, strerror(errno));
+	return secret_create(path, out, len, err, errlen);
+}

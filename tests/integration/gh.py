@@ -1,0 +1,523 @@
+#!/usr/bin/python3
+"""Shared harness for Gatehouse integration tests.
+
+Stable API (other test files import it):
+
+    free_port(sock_type=socket.SOCK_DGRAM) -> int
+    class Gatehouse(binary, config=None, static_users={"bench": "secret"})
+        host, port, tls_port, signaling_port, admin_port, realm, state_dir,
+        config_path, port_min, port_max, workdir
+        start(), stop() -> int, alive() -> bool, log() -> str,
+        context manager (start/stop + sanitizer check)
+    stun_binding(host, port, timeout=2.0) -> (ip, port) | None
+    run_tests(tests) -> None (exits the process)
+    main_args() -> argparse.Namespace  (--gatehouse BINARY)
+
+Extras (also stable, but optional to use): DELETE (a marker that removes a
+key when deep-merging a config), build_stun(), parse_stun(),
+stun_binding_stream(), relay_window(), reserve_relay_window(), tail().
+
+Tests send traffic only to 127.0.0.1 (see TESTING.md, "Network rule").
+"""
+
+import argparse
+import copy
+import errno
+import fcntl
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+DEFAULT_BINARY = "/work/main/build/gatehouse"
+
+MAGIC_COOKIE = 0x2112A442
+STUN_BINDING_REQUEST = 0x0001
+STUN_BINDING_SUCCESS = 0x0101
+ATTR_MAPPED_ADDRESS = 0x0001
+ATTR_XOR_MAPPED_ADDRESS = 0x0020
+ATTR_SOFTWARE = 0x8022
+ATTR_FINGERPRINT = 0x8028
+
+# Relay port windows: 40 windows of 300 ports in 20000-31999. The kernel's
+# ephemeral range here is 32768-60999, so free_port() never lands in a
+# relay window. Each instance holds an flock on its window for its
+# lifetime so that tests running in parallel (also in other processes)
+# never share relay ports.
+RELAY_LO = 20000
+RELAY_HI = 32000
+RELAY_WINDOW = 300
+_LOCK_DIR = os.path.join(tempfile.gettempdir(), "gatehouse-test-locks")
+
+_handed_out = set()
+
+
+class _Delete:
+    def __repr__(self):
+        return "gh.DELETE"
+
+
+# Use as a value in a config override to remove the key from the base.
+DELETE = _Delete()
+
+
+# ---------------------------------------------------------------- ports
+
+def free_port(sock_type=socket.SOCK_DGRAM) -> int:
+    """A port on 127.0.0.1 that is free for both UDP and TCP right now.
+
+    sock_type says which kind is bound first (to get a kernel-chosen port);
+    the other kind is then checked on the same number. Ports returned
+    earlier by this process are never returned again."""
+    other = socket.SOCK_STREAM if sock_type == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+    for _ in range(200):
+        a = socket.socket(socket.AF_INET, sock_type)
+        b = socket.socket(socket.AF_INET, other)
+        try:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            if port in _handed_out:
+                continue
+            try:
+                b.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _handed_out.add(port)
+            return port
+        finally:
+            a.close()
+            b.close()
+    raise RuntimeError("free_port: no port free for both UDP and TCP")
+
+
+def _ports_free(lo, hi):
+    for p in range(lo, hi + 1):
+        for t in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            s = socket.socket(socket.AF_INET, t)
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+            finally:
+                s.close()
+    return True
+
+
+def reserve_relay_window():
+    """Returns (port_min, port_max, lock_fd): a random 300-port window in
+    20000-31999 whose ports are free now and which no other harness user
+    holds. Release with release_relay_window(lock_fd)."""
+    os.makedirs(_LOCK_DIR, exist_ok=True)
+    n = (RELAY_HI - RELAY_LO) // RELAY_WINDOW
+    order = list(range(n))
+    random.shuffle(order)
+    for idx in order:
+        path = os.path.join(_LOCK_DIR, "relay-%d.lock" % idx)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        lo = RELAY_LO + idx * RELAY_WINDOW
+        hi = lo + RELAY_WINDOW - 1
+        if _ports_free(lo, hi):
+            return lo, hi, fd
+        os.close(fd)
+    raise RuntimeError("no free relay port window in %d-%d" % (RELAY_LO, RELAY_HI - 1))
+
+
+def release_relay_window(fd):
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def relay_window():
+    """(port_min, port_max) of a fresh window; the lock is held until the
+    process exits. For tests that start other servers (coturn)."""
+    lo, hi, fd = reserve_relay_window()
+    _held_fds.append(fd)
+    return lo, hi
+
+
+_held_fds = []
+
+
+# ----------------------------------------------------------------- STUN
+
+def build_stun(msg_type, attrs=(), txid=None):
+    """A STUN message: attrs is a list of (type, bytes). Returns
+    (message_bytes, txid)."""
+    if txid is None:
+        txid = os.urandom(12)
+    body = b""
+    for t, v in attrs:
+        body += struct.pack("!HH", t, len(v)) + v + b"\0" * (-len(v) % 4)
+    return struct.pack("!HHI", msg_type, len(body), MAGIC_COOKIE) + txid + body, txid
+
+
+def parse_stun(data):
+    """Parses one STUN message. Returns (msg_type, txid, [(type, value)]) or
+    None when it is not a well-formed STUN message."""
+    if len(data) < 20:
+        return None
+    msg_type, length, cookie = struct.unpack("!HHI", data[:8])
+    if msg_type & 0xC000 or cookie != MAGIC_COOKIE or length % 4 or 20 + length > len(data):
+        return None
+    txid = data[8:20]
+    attrs = []
+    off = 20
+    end = 20 + length
+    while off < end:
+        if end - off < 4:
+            return None
+        t, alen = struct.unpack("!HH", data[off:off + 4])
+        off += 4
+        if alen > end - off:
+            return None
+        attrs.append((t, data[off:off + alen]))
+        off += alen + (-alen % 4)
+    if off != end:
+        return None
+    return msg_type, txid, attrs
+
+
+def fingerprint_ok(data):
+    """True when the message has no FINGERPRINT, or a correct one as its
+    last attribute (RFC 8489 §14.7); False otherwise."""
+    import zlib
+    m = parse_stun(data)
+    if m is None:
+        return False
+    attrs = m[2]
+    idx = [i for i, (t, _) in enumerate(attrs) if t == ATTR_FINGERPRINT]
+    if not idx:
+        return True
+    if idx != [len(attrs) - 1] or len(attrs[-1][1]) != 4:
+        return False
+    total = 20 + struct.unpack("!H", data[2:4])[0]
+    want = (zlib.crc32(data[:total - 8]) ^ 0x5354554E) & 0xFFFFFFFF
+    return struct.unpack("!I", attrs[-1][1])[0] == want
+
+
+def decode_xor_address(value, txid):
+    """XOR-MAPPED-ADDRESS / XOR-PEER-ADDRESS / XOR-RELAYED-ADDRESS value ->
+    (ip, port) or None."""
+    if len(value) < 4:
+        return None
+    family = value[1]
+    port = struct.unpack("!H", value[2:4])[0] ^ (MAGIC_COOKIE >> 16)
+    if family == 0x01 and len(value) == 8:
+        raw = struct.unpack("!I", value[4:8])[0] ^ MAGIC_COOKIE
+        return socket.inet_ntop(socket.AF_INET, struct.pack("!I", raw)), port
+    if family == 0x02 and len(value) == 20:
+        key = struct.pack("!I", MAGIC_COOKIE) + txid
+        raw = bytes(x ^ y for x, y in zip(value[4:20], key))
+        return socket.inet_ntop(socket.AF_INET6, raw), port
+    return None
+
+
+def _binding_mapped(resp, txid):
+    m = parse_stun(resp)
+    if m is None:
+        return None
+    msg_type, rtxid, attrs = m
+    if msg_type != STUN_BINDING_SUCCESS or rtxid != txid:
+        return None
+    for t, v in attrs:
+        if t == ATTR_XOR_MAPPED_ADDRESS:
+            return decode_xor_address(v, txid)
+    return None
+
+
+def stun_binding(host, port, timeout=2.0):
+    """Sends one Binding request over UDP and returns the XOR-MAPPED-ADDRESS
+    of the answer as (ip, port), or None (no answer in time, or an answer
+    that is not a matching Binding success with that attribute)."""
+    req, txid = build_stun(STUN_BINDING_REQUEST)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        deadline = time.monotonic() + timeout
+        s.send(req)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            s.settimeout(left)
+            try:
+                resp = s.recv(65536)
+            except (socket.timeout, ConnectionRefusedError):
+                return None
+            mapped = _binding_mapped(resp, txid)
+            if mapped is not None:
+                return mapped
+            m = parse_stun(resp)
+            if m is not None and m[1] == txid:
+                return None  # an answer, but not a usable one
+    finally:
+        s.close()
+
+
+def recv_stun_stream(sock, timeout=2.0):
+    """Reads one whole STUN message from a stream socket (TCP or TLS)."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    need = 20
+    while len(buf) < need:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out reading a STUN message (%d of %d bytes)" % (len(buf), need))
+        sock.settimeout(left)
+        chunk = sock.recv(need - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed after %d of %d bytes" % (len(buf), need))
+        buf += chunk
+        if len(buf) >= 4 and need == 20:
+            need = 20 + struct.unpack("!H", buf[2:4])[0]
+    return buf
+
+
+def tls_client_context():
+    """TLS client context with verification off (the daemon's cert is
+    self-signed)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def stun_binding_stream(host, port, use_tls=False, timeout=2.0):
+    """Binding over TCP (or TLS). Returns (mapped, local_addr, response)
+    where mapped is (ip, port) or None and response the raw bytes."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        if use_tls:
+            s = tls_client_context().wrap_socket(s, server_hostname="localhost")
+        local = s.getsockname()[:2]
+        req, txid = build_stun(STUN_BINDING_REQUEST)
+        s.sendall(req)
+        resp = recv_stun_stream(s, timeout)
+        return _binding_mapped(resp, txid), local, resp
+    finally:
+        s.close()
+
+
+# --------------------------------------------------------------- daemon
+
+def _merge(base, over):
+    for k, v in over.items():
+        if v is DELETE:
+            base.pop(k, None)
+        elif isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def tail(text, lines=60):
+    return "\n".join(text.splitlines()[-lines:])
+
+
+SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer",
+                     "ThreadSanitizer", "UndefinedBehaviorSanitizer")
+
+
+class Gatehouse:
+    host = "127.0.0.1"
+    realm = "gatehouse.test"
+
+    def __init__(self, binary, config=None, static_users={"bench": "secret"}):
+        self.binary = binary
+        self.port = free_port(socket.SOCK_DGRAM)
+        self.tls_port = free_port(socket.SOCK_STREAM)
+        self.signaling_port = free_port(socket.SOCK_STREAM)
+        self.admin_port = free_port(socket.SOCK_STREAM)
+        self.port_min, self.port_max, self._window_fd = reserve_relay_window()
+        self.workdir = tempfile.mkdtemp(prefix="gatehouse-it-")
+        self.state_dir = os.path.join(self.workdir, "state")
+        self.config_path = os.path.join(self.workdir, "gatehouse.json")
+        self.log_path = os.path.join(self.workdir, "gatehouse.log")
+        self.proc = None
+        self.returncode = None
+        h = self.host
+        turn = {
+            "listen": [
+                {"addr": "%s:%d" % (h, self.port), "transport": "udp"},
+                {"addr": "%s:%d" % (h, self.port), "transport": "tcp"},
+                {"addr": "%s:%d" % (h, self.tls_port), "transport": "tls"},
+            ],
+            "relay_ip": h,
+            "port_range": "%d-%d" % (self.port_min, self.port_max),
+        }
+        if static_users is not None:
+            turn["static_users"] = dict(static_users)
+        self.config = {
+            "realm": self.realm,
+            "state_dir": self.state_dir,
+            "signaling": {"listen": "%s:%d" % (h, self.signaling_port)},
+            "admin": {"listen": "%s:%d" % (h, self.admin_port)},
+            "turn": turn,
+            "log": {"level": "debug"},
+        }
+        if config:
+            _merge(self.config, config)
+
+    def start(self):
+        with open(self.config_path, "w") as f:
+            json.dump(self.config, f, indent=2)
+        logf = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [self.binary, "run", "-c", self.config_path],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                cwd=self.workdir, start_new_session=True)
+        finally:
+            logf.close()
+        self.returncode = None
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.returncode = self.proc.returncode
+                raise RuntimeError("gatehouse exited with %s during start-up; log tail:\n%s"
+                                   % (self.proc.returncode, tail(self.log())))
+            if stun_binding(self.host, self.port, timeout=0.2) is not None:
+                return self
+            time.sleep(0.05)
+        self._kill()
+        raise RuntimeError("gatehouse did not answer a STUN Binding on udp %s:%d within 10 s; log tail:\n%s"
+                           % (self.host, self.port, tail(self.log())))
+
+    def _kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        if self.proc is not None:
+            self.returncode = self.proc.returncode
+
+    def stop(self) -> int:
+        """SIGTERM, then wait up to 10 s. Returns the exit code (negative:
+        killed by that signal). Raises if the daemon had to be SIGKILLed."""
+        if self.proc is None:
+            return self.returncode
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._kill()
+                    raise RuntimeError("gatehouse did not exit within 10 s of SIGTERM (killed); log tail:\n%s"
+                                       % tail(self.log()))
+            self.returncode = self.proc.returncode
+            return self.returncode
+        finally:
+            release_relay_window(self._window_fd)
+            self._window_fd = None
+
+    def alive(self) -> bool:
+        return (self.proc is not None and self.proc.poll() is None
+                and stun_binding(self.host, self.port, timeout=1.0) is not None)
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def sanitizer_findings(self):
+        return [l for l in self.log().splitlines() if any(m in l for m in SANITIZER_MARKERS)]
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self._kill()
+            release_relay_window(self._window_fd)
+            self._window_fd = None
+            sys.stderr.write("kept gatehouse workdir: %s\n" % self.workdir)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        ok = exc_type is None
+        try:
+            rc = self.stop()
+        except Exception:
+            sys.stderr.write("kept gatehouse workdir: %s\n" % self.workdir)
+            if ok:
+                raise
+            return False
+        findings = self.sanitizer_findings()
+        if findings:
+            sys.stderr.write("kept gatehouse workdir: %s\n" % self.workdir)
+            raise RuntimeError("sanitizer report in gatehouse log:\n%s\nlog tail:\n%s"
+                               % ("\n".join(findings[:10]), tail(self.log())))
+        if rc != 0:
+            sys.stderr.write("kept gatehouse workdir: %s\n" % self.workdir)
+            if ok:
+                raise RuntimeError("gatehouse exited with %s after SIGTERM (expected 0); log tail:\n%s"
+                                   % (rc, tail(self.log())))
+            sys.stderr.write("note: gatehouse also exited with %s after SIGTERM\n" % rc)
+            return False
+        if ok:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        else:
+            sys.stderr.write("kept gatehouse workdir: %s\n" % self.workdir)
+        return False
+
+
+# -------------------------------------------------------------- running
+
+def run_tests(tests):
+    """Runs each test function; prints PASS/FAIL lines and a final
+    "N passed, N failed"; exits 1 if any failed. GH_TESTS (comma
+    separated substrings) in the environment selects a subset."""
+    sel = [s for s in os.environ.get("GH_TESTS", "").split(",") if s]
+    passed = failed = 0
+    for t in tests:
+        name = t.__name__
+        if sel and not any(s in name for s in sel):
+            continue
+        try:
+            t()
+        except BaseException as e:
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            failed += 1
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print("FAIL %s: %s: %s" % (name, type(e).__name__, reason), flush=True)
+            traceback.print_exc(file=sys.stdout)
+            sys.stdout.flush()
+        else:
+            passed += 1
+            print("PASS %s" % name, flush=True)
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    sys.exit(1 if failed else 0)
+
+
+def main_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("--gatehouse", default=os.environ.get("GATEHOUSE", DEFAULT_BINARY),
+                   help="path of the gatehouse binary (default %(default)s)")
+    return p.parse_args()

@@ -1,0 +1,570 @@
+/* The sans-I/O TURN server driven through fake ops: what it answers, what
+ * it relays and what it refuses, without a socket. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "turn/server.h"
+#include "turn/stun.h"
+
+#define REALM "test.realm"
+
+struct sent {
+	struct turn_client to;
+	uint8_t buf[STUN_MAX_MESSAGE];
+	size_t len;
+};
+
+struct relay_sent {
+	struct sockaddr_storage peer;
+	uint8_t buf[2048];
+	size_t len;
+};
+
+struct fake {
+	struct turn_server *s;
+	struct sent last;      /* last message to a client */
+	int nsent;
+	struct relay_sent last_relay;
+	int nrelay_sent;
+	int nopen, nclose;
+	uint16_t next_port;
+	void *handles[16];
+};
+
+static struct fake F;
+
+static void f_send_client(void *ctx, const struct turn_client *c,
+    const uint8_t *buf, size_t len)
+{
+	(void)ctx;
+	F.last.to = *c;
+	memcpy(F.last.buf, buf, len);
+	F.last.len = len;
+	F.nsent++;
+}
+
+static int f_relay_open(void *ctx, struct turn_alloc *owner, int family,
+    bool even_port, bool df, struct sockaddr_storage *relayed, void **handle)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)relayed;
+
+	(void)ctx;
+	(void)even_port;
+	(void)df;
+	if (family != AF_INET)
+		return -1;
+	memset(relayed, 0, sizeof(*relayed));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(F.next_port++);
+	inet_pton(AF_INET, "127.0.0.1", &sin->sin_addr);
+	*handle = owner;
+	F.nopen++;
+	return 0;
+}
+
+static void f_relay_close(void *ctx, void *handle)
+{
+	(void)ctx;
+	(void)handle;
+	F.nclose++;
+}
+
+static void f_relay_send(void *ctx, void *handle, const struct sockaddr *peer,
+    const uint8_t *buf, size_t len)
+{
+	(void)ctx;
+	(void)handle;
+	memset(&F.last_relay, 0, sizeof(F.last_relay));
+	memcpy(&F.last_relay.peer, peer, peer->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	memcpy(F.last_relay.buf, buf, len < sizeof(F.last_relay.buf) ? len : sizeof(F.last_relay.buf));
+	F.last_relay.len = len;
+	F.nrelay_sent++;
+}
+
+/* The gateway's rule: only another live allocation's relayed address. */
+static bool f_permit(void *ctx, const struct turn_alloc *from, const struct sockaddr *peer)
+{
+	struct turn_alloc *to;
+
+	(void)ctx;
+	to = turn_server_find_relayed(F.s, peer);
+	return to != NULL && to != from;
+}
+
+static struct sockaddr_storage addr(const char *ip, uint16_t port)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(ip, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		inet_pton(AF_INET6, ip, &s6->sin6_addr);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		inet_pton(AF_INET, ip, &s4->sin_addr);
+	}
+	return ss;
+}
+
+static struct turn_client client_udp(uint16_t port)
+{
+	struct turn_client c;
+
+	memset(&c, 0, sizeof(c));
+	c.transport = TURN_TP_UDP;
+	c.remote = addr("192.0.2.10", port);
+	c.local = addr("127.0.0.1", 3478);
+	return c;
+}
+
+static uint8_t txid_seed;
+
+static void new_txid(uint8_t txid[STUN_TXID_LEN])
+{
+	memset(txid, 0, STUN_TXID_LEN);
+	txid[0] = ++txid_seed;
+	txid[11] = 0x5a;
+}
+
+/* What the last answer was: class and error code (0 for success). */
+static int last_code(struct stun_msg *m)
+{
+	const struct stun_attr *e;
+	const uint8_t *reason;
+	size_t rlen;
+	int code = -1;
+
+	if (stun_parse(F.last.buf, F.last.len, m) != STUN_OK)
+		return -1;
+	if (m->cls == STUN_SUCCESS)
+		return 0;
+	e = stun_attr_find(m, STUN_A_ERROR_CODE);
+	if (e == NULL || stun_attr_error(e, &code, &reason, &rlen) != STUN_OK)
+		return -1;
+	return code;
+}
+
+/* Gets a nonce by asking without credentials. */
+static void get_nonce(const struct turn_client *c, char *nonce, size_t cap, uint64_t now)
+{
+	uint8_t buf[256], txid[STUN_TXID_LEN];
+	struct stun_builder b;
+	struct stun_msg m;
+	const struct stun_attr *n;
+	size_t len;
+
+	new_txid(txid);
+	stun_build_init(&b, buf, sizeof(buf), TURN_ALLOCATE, STUN_REQUEST, txid);
+	stun_build_u32(&b, STUN_A_REQUESTED_TRANSPORT, 17u << 24);
+	stun_build_finish(&b, &len);
+	turn_server_on_client(F.s, c, buf, len, now);
+	nonce[0] = 0;
+	if (last_code(&m) != 401)
+		return;
+	n = stun_attr_find(&m, STUN_A_NONCE);
+	if (n != NULL && n->len < cap) {
+		memcpy(nonce, n->value, n->len);
+		nonce[n->len] = 0;
+	}
+}
+
+struct areq {
+	uint16_t method;
+	const char *user, *pass;
+	uint32_t lifetime;           /* 0: none */
+	const struct sockaddr_storage *peers[4];
+	uint16_t channel;
+	bool transport;
+	const uint8_t *data;
+	size_t data_len;
+	uint16_t extra_attr;         /* 0: none */
+};
+
+/* Sends an authenticated request and returns the answer's code. */
+static int send_req(const struct turn_client *c, const struct areq *q, uint64_t now,
+    struct stun_msg *answer)
+{
+	uint8_t buf[2048], txid[STUN_TXID_LEN], key[16];
+	char nonce[TURN_NONCE_MAX];
+	struct stun_builder b;
+	size_t len, i;
+
+	get_nonce(c, nonce, sizeof(nonce), now);
+	new_txid(txid);
+	stun_build_init(&b, buf, sizeof(buf), q->method, STUN_REQUEST, txid);
+	if (q->transport)
+		stun_build_u32(&b, STUN_A_REQUESTED_TRANSPORT, 17u << 24);
+	if (q->lifetime)
+		stun_build_u32(&b, STUN_A_LIFETIME, q->lifetime == UINT32_MAX ? 0 : q->lifetime);
+	if (q->channel)
+		stun_build_u32(&b, STUN_A_CHANNEL_NUMBER, (uint32_t)q->channel << 16);
+	for (i = 0; i < 4 && q->peers[i] != NULL; i++)
+		stun_build_addr(&b, STUN_A_XOR_PEER_ADDRESS,
+		    (const struct sockaddr *)q->peers[i], true);
+	if (q->extra_attr)
+		stun_build_u32(&b, q->extra_attr, 0);
+	stun_build_attr(&b, STUN_A_USERNAME, q->user, strlen(q->user));
+	stun_build_attr(&b, STUN_A_REALM, REALM, strlen(REALM));
+	stun_build_attr(&b, STUN_A_NONCE, nonce, strlen(nonce));
+	stun_key_md5(q->user, strlen(q->user), REALM, strlen(REALM), q->pass,
+	    strlen(q->pass), key);
+	stun_build_integrity(&b, key, sizeof(key));
+	stun_build_fingerprint(&b);
+	if (stun_build_finish(&b, &len) != STUN_OK)
+		return -2;
+	F.nsent = 0;
+	turn_server_on_client(F.s, c, buf, len, now);
+	if (F.nsent == 0)
+		return -3; /* no answer */
+	return last_code(answer);
+}
+
+static int allocate(const struct turn_client *c, const char *user, const char *pass,
+    uint64_t now, struct sockaddr_storage *relayed)
+{
+	struct areq q = { .method = TURN_ALLOCATE, .user = user, .pass = pass,
+	    .transport = true };
+	struct stun_msg m;
+	const struct stun_attr *a;
+	int code = send_req(c, &q, now, &m);
+
+	if (code == 0 && relayed != NULL) {
+		a = stun_attr_find(&m, STUN_A_XOR_RELAYED_ADDRESS);
+		if (a == NULL || stun_attr_addr(&m, a, true, relayed) != STUN_OK)
+			return -4;
+	}
+	return code;
+}
+
+static int perm(const struct turn_client *c, const struct sockaddr_storage *peer,
+    uint64_t now)
+{
+	struct areq q = { .method = TURN_CREATE_PERMISSION, .user = "alice",
+	    .pass = "wonderland", .peers = { peer } };
+	struct stun_msg m;
+
+	return send_req(c, &q, now, &m);
+}
+
+static void send_indication(const struct turn_client *c,
+    const struct sockaddr_storage *peer, const char *data, uint64_t now)
+{
+	uint8_t buf[512], txid[STUN_TXID_LEN];
+	struct stun_builder b;
+	size_t len;
+
+	new_txid(txid);
+	stun_build_init(&b, buf, sizeof(buf), TURN_SEND, STUN_INDICATION, txid);
+	stun_build_addr(&b, STUN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)peer, true);
+	stun_build_attr(&b, STUN_A_DATA, data, strlen(data));
+	stun_build_finish(&b, &len);
+	turn_server_on_client(F.s, c, buf, len, now);
+}
+
+static struct turn_static_user users[2] = {
+	{ "alice", "wonderland" },
+	{ "bob", "builder" },
+};
+
+static struct peer_policy peers;
+
+static void setup(uint32_t per_user)
+{
+	struct turn_server_config cfg;
+	struct turn_server_ops ops = {
+		.send_client = f_send_client, .relay_open = f_relay_open,
+		.relay_close = f_relay_close, .relay_send = f_relay_send,
+		.permit_peer = f_permit,
+	};
+
+	memset(&F, 0, sizeof(F));
+	F.next_port = 50000;
+	memset(&cfg, 0, sizeof(cfg));
+	strcpy(cfg.realm, REALM);
+	memset(cfg.auth.secret, 7, sizeof(cfg.auth.secret));
+	cfg.auth.nonce_lifetime_s = 600;
+	cfg.auth.static_users = users;
+	cfg.auth.nstatic = 2;
+	cfg.peers = &peers;
+	cfg.relay_family = AF_INET;
+	cfg.default_lifetime_s = 600;
+	cfg.max_lifetime_s = 3600;
+	cfg.allocations_total = 100;
+	cfg.allocations_per_user = per_user;
+	cfg.permissions_per_allocation = 4;
+	cfg.channels_per_allocation = 4;
+	cfg.bytes_per_s_per_allocation = 1 << 20;
+	cfg.auth_failures_per_source = 5;
+	F.s = turn_server_new(&cfg, &ops);
+}
+
+static void test_binding_and_challenge(void)
+{
+	struct turn_client c = client_udp(4000);
+	uint8_t buf[64], txid[STUN_TXID_LEN];
+	struct stun_builder b;
+	struct stun_msg m;
+	struct sockaddr_storage mapped;
+	const struct stun_attr *a;
+	size_t len;
+	char nonce[TURN_NONCE_MAX];
+
+	setup(4);
+	new_txid(txid);
+	stun_build_init(&b, buf, sizeof(buf), STUN_BINDING, STUN_REQUEST, txid);
+	stun_build_finish(&b, &len);
+	turn_server_on_client(F.s, &c, buf, len, 1000);
+	CHECK_EQ_INT(last_code(&m), 0);
+	a = stun_attr_find(&m, STUN_A_XOR_MAPPED_ADDRESS);
+	CHECK(a != NULL && stun_attr_addr(&m, a, true, &mapped) == STUN_OK &&
+	    sockaddr_equal((struct sockaddr *)&mapped, (struct sockaddr *)&c.remote));
+	CHECK(stun_attr_find(&m, STUN_A_SOFTWARE) == NULL);
+
+	get_nonce(&c, nonce, sizeof(nonce), 1000);
+	CHECK(strncmp(nonce, TURN_NONCE_COOKIE, strlen(TURN_NONCE_COOKIE)) == 0);
+	CHECK(stun_attr_find(&m, STUN_A_REALM) == NULL); /* m is the Binding answer */
+	turn_server_free(F.s);
+}
+
+static void test_allocate_and_relay(void)
+{
+	struct turn_client c = client_udp(4001), other = client_udp(4002);
+	struct sockaddr_storage relayed, pub = addr("8.8.8.8", 5000);
+	struct sockaddr_storage pub2 = addr("8.8.4.4", 5000), priv = addr("10.0.0.1", 5000);
+	struct sockaddr_storage v6pub = addr("2606:4700::1111", 5000);
+	struct areq q;
+	struct stun_msg m;
+	const uint64_t t = 10000;
+
+	setup(4);
+	CHECK_EQ_INT(allocate(&c, "alice", "wonderland", t, &relayed), 0);
+	CHECK_EQ_INT(F.nopen, 1);
+	CHECK_EQ_INT(ntohs(((struct sockaddr_in *)&relayed)->sin_port), 50000);
+	/* A second Allocate on the same 5-tuple is a mismatch. */
+	CHECK_EQ_INT(allocate(&c, "alice", "wonderland", t, NULL), 437);
+	/* Another user on the same 5-tuple: wrong credentials. */
+	CHECK_EQ_INT(allocate(&c, "bob", "builder", t, NULL), 441);
+	/* Wrong password: challenged again. */
+	CHECK_EQ_INT(allocate(&other, "alice", "wrong", t, NULL), 401);
+
+	CHECK_EQ_INT(perm(&c, &priv, t), 403);
+	CHECK_EQ_INT(perm(&c, &v6pub, t), 443);
+	CHECK_EQ_INT(perm(&c, &pub, t), 0);
+
+	F.nrelay_sent = 0;
+	send_indication(&c, &pub, "hello", t);
+	CHECK_EQ_INT(F.nrelay_sent, 1);
+	CHECK(F.last_relay.len == 5 && memcmp(F.last_relay.buf, "hello", 5) == 0);
+	send_indication(&c, &pub2, "nope", t);
+	CHECK_EQ_INT(F.nrelay_sent, 1);
+	/* A permission is per IP: another port of 8.8.8.8 is fine. */
+	pub2 = addr("8.8.8.8", 6000);
+	send_indication(&c, &pub2, "port", t);
+	CHECK_EQ_INT(F.nrelay_sent, 2);
+
+	/* Inbound: Data indication from a permitted peer only. */
+	{
+		struct turn_alloc *a = turn_server_find_relayed(F.s, (struct sockaddr *)&relayed);
+		struct sockaddr_storage stranger = addr("1.1.1.1", 9);
+		const struct stun_attr *d;
+
+		CHECK(a != NULL);
+		F.nsent = 0;
+		turn_server_on_peer(F.s, a, (struct sockaddr *)&pub, (const uint8_t *)"pong", 4, t);
+		CHECK_EQ_INT(F.nsent, 1);
+		CHECK(stun_parse(F.last.buf, F.last.len, &m) == STUN_OK &&
+		    m.method == TURN_DATA && m.cls == STUN_INDICATION);
+		d = stun_attr_find(&m, STUN_A_DATA);
+		CHECK(d != NULL && d->len == 4 && memcmp(d->value, "pong", 4) == 0);
+		turn_server_on_peer(F.s, a, (struct sockaddr *)&stranger, (const uint8_t *)"x", 1, t);
+		CHECK_EQ_INT(F.nsent, 1);
+
+		/* Channels: bind, then ChannelData both ways. */
+		memset(&q, 0, sizeof(q));
+		q.method = TURN_CHANNEL_BIND;
+		q.user = "alice";
+		q.pass = "wonderland";
+		q.channel = 0x4001;
+		q.peers[0] = &pub;
+		CHECK_EQ_INT(send_req(&c, &q, t, &m), 0);
+		q.channel = 0x3fff;
+		CHECK_EQ_INT(send_req(&c, &q, t, &m), 400);
+		q.channel = 0x4002; /* same peer, other number */
+		CHECK_EQ_INT(send_req(&c, &q, t, &m), 400);
+		q.channel = 0x4003;
+		q.peers[0] = &priv;
+		CHECK_EQ_INT(send_req(&c, &q, t, &m), 403);
+		{
+			uint8_t cd[16] = { 0x40, 0x01, 0x00, 0x03, 'a', 'b', 'c', 0 };
+			F.nrelay_sent = 0;
+			turn_server_on_client(F.s, &c, cd, 8, t);
+			CHECK_EQ_INT(F.nrelay_sent, 1);
+			CHECK(F.last_relay.len == 3);
+			cd[1] = 0x05; /* unbound channel */
+			turn_server_on_client(F.s, &c, cd, 8, t);
+			CHECK_EQ_INT(F.nrelay_sent, 1);
+		}
+		F.nsent = 0;
+		turn_server_on_peer(F.s, a, (struct sockaddr *)&pub, (const uint8_t *)"zz", 2, t);
+		CHECK(F.nsent == 1 && F.last.len == 6 && F.last.buf[0] == 0x40 &&
+		    F.last.buf[1] == 0x01);
+	}
+
+	/* Permissions expire after 300 s without refresh. */
+	F.nrelay_sent = 0;
+	turn_server_tick(F.s, t + 301 * 1000);
+	send_indication(&c, &pub, "late", t + 301 * 1000);
+	CHECK_EQ_INT(F.nrelay_sent, 0);
+
+	/* Refresh with lifetime 0 deletes at once. */
+	memset(&q, 0, sizeof(q));
+	q.method = TURN_REFRESH;
+	q.user = "alice";
+	q.pass = "wonderland";
+	q.lifetime = UINT32_MAX; /* encodes 0 */
+	CHECK_EQ_INT(send_req(&c, &q, t + 302 * 1000, &m), 0);
+	CHECK_EQ_INT(F.nclose, 1);
+	CHECK_EQ_INT(turn_server_alloc_count(F.s), 0);
+	CHECK_EQ_INT(send_req(&c, &q, t + 303 * 1000, &m), 437);
+	turn_server_free(F.s);
+}
+
+static void test_relay_to_relay_exact(void)
+{
+	struct turn_client a = client_udp(5001), b = client_udp(5002);
+	struct sockaddr_storage ra, rb, side;
+	const uint64_t t = 20000;
+
+	setup(4);
+	CHECK_EQ_INT(allocate(&a, "alice", "wonderland", t, &ra), 0);
+	CHECK_EQ_INT(allocate(&b, "alice", "wonderland", t, &rb), 0);
+	/* Loopback is refused, except exactly the other relayed address. */
+	CHECK_EQ_INT(perm(&a, &rb, t), 0);
+	CHECK_EQ_INT(perm(&a, &ra, t), 403); /* its own: no loops */
+	side = rb;
+	((struct sockaddr_in *)&side)->sin_port = htons(22);
+	CHECK_EQ_INT(perm(&a, &side, t), 403);
+
+	F.nrelay_sent = 0;
+	send_indication(&a, &rb, "to-b", t);
+	CHECK_EQ_INT(F.nrelay_sent, 1);
+	/* The permission for 127.0.0.1 does not open port 22. */
+	send_indication(&a, &side, "to-ssh", t);
+	CHECK_EQ_INT(F.nrelay_sent, 1);
+	/* Nor does it let port 22 send in. */
+	F.nsent = 0;
+	turn_server_on_peer(F.s, turn_server_find_relayed(F.s, (struct sockaddr *)&ra),
+	    (struct sockaddr *)&side, (const uint8_t *)"x", 1, t);
+	CHECK_EQ_INT(F.nsent, 0);
+	/* Once B is gone, its old address is plain loopback again. */
+	turn_server_on_conn_closed(F.s, 0); /* no-op for UDP */
+	{
+		struct areq q = { .method = TURN_REFRESH, .user = "alice",
+		    .pass = "wonderland", .lifetime = UINT32_MAX };
+		struct stun_msg m;
+		CHECK_EQ_INT(send_req(&b, &q, t, &m), 0);
+	}
+	send_indication(&a, &rb, "gone", t);
+	CHECK_EQ_INT(F.nrelay_sent, 1);
+	CHECK_EQ_INT(perm(&a, &rb, t), 403);
+	turn_server_free(F.s);
+}
+
+static void test_quota_and_lifetime(void)
+{
+	struct turn_client c1 = client_udp(6001), c2 = client_udp(6002), c3 = client_udp(6003);
+	const uint64_t t = 30000;
+
+	setup(2);
+	CHECK_EQ_INT(allocate(&c1, "bob", "builder", t, NULL), 0);
+	CHECK_EQ_INT(allocate(&c2, "bob", "builder", t, NULL), 0);
+	CHECK_EQ_INT(allocate(&c3, "bob", "builder", t, NULL), 486);
+	/* Default lifetime 600 s: gone after the sweep at 601 s. */
+	turn_server_tick(F.s, t + 599 * 1000);
+	CHECK_EQ_INT(turn_server_alloc_count(F.s), 2);
+	turn_server_tick(F.s, t + 601 * 1000);
+	CHECK_EQ_INT(turn_server_alloc_count(F.s), 0);
+	CHECK_EQ_INT(F.nclose, 2);
+	turn_server_free(F.s);
+}
+
+static void test_auth_failures_block(void)
+{
+	struct turn_client c = client_udp(7001);
+	int i;
+
+	setup(4);
+	for (i = 0; i < 5; i++)
+		CHECK_EQ_INT(allocate(&c, "alice", "bad", 40000, NULL), 401);
+	/* Blocked now: even the right password gets no answer. */
+	CHECK_EQ_INT(allocate(&c, "alice", "wonderland", 40000, NULL), -3);
+	/* After the block, it works again. */
+	CHECK_EQ_INT(allocate(&c, "alice", "wonderland", 40000 + TURN_AUTH_BLOCK_MS + 1, NULL), 0);
+	turn_server_free(F.s);
+}
+
+static void test_unknown_attribute(void)
+{
+	struct turn_client c = client_udp(8001);
+	struct areq q = { .method = TURN_ALLOCATE, .user = "alice",
+	    .pass = "wonderland", .transport = true, .extra_attr = 0x0031 };
+	struct stun_msg m;
+	const struct stun_attr *u;
+
+	setup(4);
+	CHECK_EQ_INT(send_req(&c, &q, 50000, &m), 420);
+	u = stun_attr_find(&m, STUN_A_UNKNOWN_ATTRIBUTES);
+	CHECK(u != NULL && u->len == 2 && u->value[0] == 0x00 && u->value[1] == 0x31);
+	q.extra_attr = 0x8031; /* comprehension-optional: ignored */
+	CHECK_EQ_INT(send_req(&c, &q, 50000, &m), 0);
+	turn_server_free(F.s);
+}
+
+/* Every prefix of an authenticated Allocate is dropped or refused and
+ * never creates an allocation. */
+static void test_prefixes(void)
+{
+	struct turn_client c = client_udp(9001);
+	uint8_t buf[512], txid[STUN_TXID_LEN], key[16];
+	char nonce[TURN_NONCE_MAX];
+	struct stun_builder b;
+	size_t len, i;
+
+	setup(4);
+	get_nonce(&c, nonce, sizeof(nonce), 60000);
+	new_txid(txid);
+	stun_build_init(&b, buf, sizeof(buf), TURN_ALLOCATE, STUN_REQUEST, txid);
+	stun_build_u32(&b, STUN_A_REQUESTED_TRANSPORT, 17u << 24);
+	stun_build_attr(&b, STUN_A_USERNAME, "alice", 5);
+	stun_build_attr(&b, STUN_A_REALM, REALM, strlen(REALM));
+	stun_build_attr(&b, STUN_A_NONCE, nonce, strlen(nonce));
+	stun_key_md5("alice", 5, REALM, strlen(REALM), "wonderland", 10, key);
+	stun_build_integrity(&b, key, sizeof(key));
+	CHECK(stun_build_finish(&b, &len) == STUN_OK);
+	for (i = 0; i < len; i++)
+		turn_server_on_client(F.s, &c, buf, i, 60000);
+	CHECK_EQ_INT(turn_server_alloc_count(F.s), 0);
+	turn_server_on_client(F.s, &c, buf, len, 60000);
+	CHECK_EQ_INT(turn_server_alloc_count(F.s), 1);
+	turn_server_free(F.s);
+}
+
+int main(void)
+{
+	test_binding_and_challenge();
+	test_allocate_and_relay();
+	test_relay_to_relay_exact();
+	test_quota_and_lifetime();
+	test_auth_failures_block();
+	test_unknown_attribute();
+	test_prefixes();
+	return check_done("test_server");
+}

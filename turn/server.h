@@ -1,0 +1,109 @@
+/* The TURN server (RFC 8656) over STUN (RFC 8489), sans-I/O.
+ *
+ * The I/O layer hands it one message or ChannelData frame at a time with
+ * the time; it answers through the ops table (send to a client, open,
+ * send on and close relay sockets) and never opens a socket, reads a
+ * clock or makes a policy decision itself: whether an allocation may
+ * reach an address that the address policy refuses (another allocation's
+ * relayed address) is asked through ops->permit_peer, the pion pattern. */
+#ifndef GH_TURN_SERVER_H
+#define GH_TURN_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "turn/alloc.h"
+#include "turn/auth.h"
+#include "turn/peer_policy.h"
+
+#define TURN_PERMISSION_LIFETIME_MS (300 * 1000)  /* RFC 8656 §9 */
+#define TURN_CHANNEL_LIFETIME_MS (600 * 1000)     /* RFC 8656 §12 */
+#define TURN_AUTH_WINDOW_MS (10 * 1000)           /* failure counting window */
+#define TURN_AUTH_BLOCK_MS (30 * 1000)            /* refusal once over limit */
+
+struct turn_server_config {
+	char realm[128];
+	struct turn_auth auth;             /* secret and static users */
+	const struct peer_policy *peers;   /* borrowed; outlives the server */
+	int relay_family;                  /* AF_INET or AF_INET6 */
+	bool has_external;
+	struct sockaddr_storage external;  /* advertised instead of relay IP */
+	uint32_t default_lifetime_s;       /* 600 */
+	uint32_t max_lifetime_s;           /* 3600 */
+	uint32_t allocations_total;
+	uint32_t allocations_per_user;
+	uint32_t permissions_per_allocation;
+	uint32_t channels_per_allocation;
+	uint64_t bytes_per_s_per_allocation;
+	uint32_t auth_failures_per_source;
+};
+
+struct turn_server_ops {
+	void *ctx;
+	/* Sends one message to a client. The server pads ChannelData for
+	 * stream transports itself. Failure is not reported: UDP semantics. */
+	void (*send_client)(void *ctx, const struct turn_client *c,
+	    const uint8_t *buf, size_t len);
+	/* Opens a relay socket of this family on the relay IP, with an even
+	 * port if asked and DF set if asked. Fills *relayed and *handle
+	 * (the I/O layer's, passed back in relay_send/relay_close and given
+	 * to turn_server_on_peer with the allocation). 0, or -1 when no port
+	 * is free (the server answers 508). */
+	int (*relay_open)(void *ctx, struct turn_alloc *owner, int family,
+	    bool even_port, bool dont_fragment, struct sockaddr_storage *relayed,
+	    void **handle);
+	void (*relay_close)(void *ctx, void *handle);
+	void (*relay_send)(void *ctx, void *handle, const struct sockaddr *peer,
+	    const uint8_t *buf, size_t len);
+	/* The permit hook: asked when the address policy refuses peer (IP
+	 * and port), and again for every datagram to or from such a peer.
+	 * True lets it through, which should happen only for the relayed
+	 * transport address of another allocation that `from` may reach.
+	 * Must be cheap: it runs on the packet path. */
+	bool (*permit_peer)(void *ctx, const struct turn_alloc *from,
+	    const struct sockaddr *peer);
+	/* Optional: told when an allocation is created and removed
+	 * (reason: "expired", "refresh", "connection closed", "shutdown"). */
+	void (*on_alloc)(void *ctx, const struct turn_alloc *a, bool created,
+	    const char *reason);
+};
+
+struct turn_server;
+
+/* Returns owned: free with turn_server_free(). cfg is copied; ops is
+ * copied. NULL on ENOMEM. */
+struct turn_server *turn_server_new(const struct turn_server_config *cfg,
+    const struct turn_server_ops *ops);
+/* Removes every allocation (closing relays) and frees. NULL is fine. */
+void turn_server_free(struct turn_server *s);
+
+/* One STUN message or ChannelData frame from a client (datagram, or a
+ * frame cut by stun_frame_len on a stream). Never fails: bad input is
+ * answered or dropped as RFC 8489/8656 say. */
+void turn_server_on_client(struct turn_server *s, const struct turn_client *c,
+    const uint8_t *buf, size_t len, uint64_t now_ms);
+
+/* One datagram that arrived on an allocation's relay socket from peer. */
+void turn_server_on_peer(struct turn_server *s, struct turn_alloc *a,
+    const struct sockaddr *peer, const uint8_t *buf, size_t len, uint64_t now_ms);
+
+/* A TCP/TLS client connection closed: its allocation goes at once. */
+void turn_server_on_conn_closed(struct turn_server *s, uint64_t conn_id);
+
+/* Expires allocations, permissions and channels. Call about once a
+ * second. */
+void turn_server_tick(struct turn_server *s, uint64_t now_ms);
+
+/* Borrowed: the allocation whose relayed address is exactly this one, or
+ * NULL. For the permit hook. */
+struct turn_alloc *turn_server_find_relayed(struct turn_server *s,
+    const struct sockaddr *relayed);
+
+/* Removes every allocation of this call (hangup); returns how many. */
+size_t turn_server_remove_call(struct turn_server *s, const char *call);
+
+size_t turn_server_alloc_count(const struct turn_server *s);
+
+#endif

@@ -1,0 +1,123 @@
+/* Failure counting per source IP. The table is a fixed array probed
+ * linearly over a short window; when every probed slot is busy the one
+ * whose window started longest ago is reused, so memory stays bounded and
+ * a flood of new sources can only make us forget old, quiet ones. */
+#include "turn/srclimit.h"
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "turn/alloc.h"
+
+#define SRCLIMIT_PROBES 8
+
+struct srclimit_slot {
+	uint8_t ip[16];
+	bool used;
+	uint32_t failures;
+	uint64_t window_start_ms;
+	uint64_t blocked_until_ms;
+};
+
+struct srclimit {
+	struct srclimit_slot *slots; /* owned */
+	size_t nslots;
+	uint32_t max_failures;
+	uint64_t window_ms, block_ms;
+};
+
+struct srclimit *srclimit_new(size_t slots, uint32_t max_failures,
+    uint64_t window_ms, uint64_t block_ms)
+{
+	struct srclimit *l = calloc(1, sizeof(*l));
+
+	if (l == NULL)
+		return NULL;
+	l->slots = calloc(slots, sizeof(*l->slots));
+	if (l->slots == NULL) {
+		free(l);
+		return NULL;
+	}
+	l->nslots = slots;
+	l->max_failures = max_failures;
+	l->window_ms = window_ms;
+	l->block_ms = block_ms;
+	return l;
+}
+
+void srclimit_free(struct srclimit *l)
+{
+	if (l == NULL)
+		return;
+	free(l->slots);
+	free(l);
+}
+
+/* IPv4 as IPv4-mapped IPv6 so both families share one key format. */
+static void ip_key(const struct sockaddr *sa, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	}
+}
+
+static bool slot_idle(const struct srclimit *l, const struct srclimit_slot *s,
+    uint64_t now_ms)
+{
+	return !s->used || (now_ms >= s->blocked_until_ms &&
+	    now_ms - s->window_start_ms > l->window_ms);
+}
+
+static struct srclimit_slot *lookup(struct srclimit *l, const struct sockaddr *src,
+    bool create, uint64_t now_ms)
+{
+	uint8_t key[16];
+	size_t start, i;
+	struct srclimit_slot *s, *idle = NULL, *oldest = NULL;
+
+	ip_key(src, key);
+	start = sockaddr_hash(src, false) % l->nslots;
+	for (i = 0; i < SRCLIMIT_PROBES && i < l->nslots; i++) {
+		s = &l->slots[(start + i) % l->nslots];
+		if (s->used && memcmp(s->ip, key, 16) == 0)
+			return s;
+		if (idle == NULL && slot_idle(l, s, now_ms))
+			idle = s;
+		if (oldest == NULL || s->window_start_ms < oldest->window_start_ms)
+			oldest = s;
+	}
+	s = idle != NULL ? idle : oldest;
+	if (!create || s == NULL)
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	memcpy(s->ip, key, 16);
+	s->used = true;
+	s->window_start_ms = now_ms;
+	return s;
+}
+
+bool srclimit_blocked(struct srclimit *l, const struct sockaddr *src, uint64_t now_ms)
+{
+	struct srclimit_slot *s = lookup(l, src, false, now_ms);
+
+	return s != NULL && now_ms < s->blocked_until_ms;
+}
+
+void srclimit_fail(struct srclimit *l, const struct sockaddr *src, uint64_t now_ms)
+{
+	struct srclimit_slot *s = lookup(l, src, true, now_ms);
+
+	if (s == NULL)
+		return;
+	if (now_ms - s->window_start_ms > l->window_ms) {
+		s->window_start_ms = now_ms;
+		s->failures = 0;
+	}
+	if (++s->failures >= l->max_failures)
+		s->blocked_until_ms = now_ms + l->block_ms;
+}
