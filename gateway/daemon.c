@@ -27,12 +27,17 @@ static void ops_send_client(void *ctx, const struct turn_client *c,
 	relay_io_send_client(((struct daemon *)ctx)->io, c, buf, len);
 }
 
-static int ops_relay_open(void *ctx, struct turn_alloc *owner, int family,
-    bool even_port, bool dont_fragment, struct sockaddr_storage *relayed,
+static int ops_relay_open(void *ctx, struct turn_alloc *owner,
+    const struct turn_relay_req *req, struct sockaddr_storage *relayed,
     void **handle)
 {
-	return relay_io_relay_open(((struct daemon *)ctx)->io, owner, family,
-	    even_port, dont_fragment, relayed, handle);
+	return relay_io_relay_open(((struct daemon *)ctx)->io, owner, req, relayed,
+	    handle);
+}
+
+static void ops_relay_unreserve(void *ctx, uint16_t port)
+{
+	relay_io_relay_unreserve(((struct daemon *)ctx)->io, port);
 }
 
 static void ops_relay_close(void *ctx, void *handle)
@@ -189,6 +194,7 @@ int daemon_run(const struct config *cfg)
 	ops.send_client = ops_send_client;
 	ops.relay_open = ops_relay_open;
 	ops.relay_close = ops_relay_close;
+	ops.relay_unreserve = ops_relay_unreserve;
 	ops.relay_send = ops_relay_send;
 	ops.permit_peer = ops_permit_peer;
 	ops.on_alloc = ops_on_alloc;

@@ -597,62 +597,92 @@ void relay_io_send_client(struct relay_io *io, const struct turn_client *c,
 
 /* --- relay sockets ----------------------------------------------------- */
 
-int relay_io_relay_open(struct relay_io *io, struct turn_alloc *owner, int family,
-    bool even_port, bool dont_fragment, struct sockaddr_storage *relayed,
+/* Binds a relay socket on exactly this port; NULL if it is taken. */
+static struct relay *relay_bind(struct relay_io *io, struct turn_alloc *owner,
+    const struct turn_relay_req *req, uint16_t port)
+{
+	struct sockaddr_storage addr = io->relay_ip;
+	struct relay *r;
+	int fd, pmtu = IP_PMTUDISC_DO;
+
+	fd = socket_for(req->family, SOCK_DGRAM);
+	if (fd < 0)
+		return NULL;
+	set_port(&addr, port);
+	if (bind(fd, (const struct sockaddr *)&addr, addr_len(&addr)) != 0) {
+		close(fd);
+		return NULL;
+	}
+	if (req->dont_fragment)
+		setsockopt(fd, req->family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
+		    req->family == AF_INET6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER,
+		    &pmtu, sizeof(pmtu));
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		close(fd);
+		return NULL;
+	}
+	r->h.kind = H_RELAY;
+	r->h.fd = fd;
+	r->owner = owner;
+	r->addr = addr;
+	r->port = port;
+	if (epoll_add(io, &r->h, EPOLLIN) != 0) {
+		close(fd);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+int relay_io_relay_open(struct relay_io *io, struct turn_alloc *owner,
+    const struct turn_relay_req *req, struct sockaddr_storage *relayed,
     void **handle)
 {
 	size_t range = (size_t)io->port_max - io->port_min + 1, i, idx;
 	uint32_t start;
-	struct relay *r;
-	struct sockaddr_storage addr;
+	struct relay *r = NULL;
 	uint16_t port;
-	int fd, pmtu = IP_PMTUDISC_DO;
 
-	if (family != io->relay_ip.ss_family)
+	if (req->family != io->relay_ip.ss_family)
 		return -1;
+	if (req->port != 0) {
+		/* Claiming a reservation: the port is already marked ours. */
+		if (req->port < io->port_min || req->port > io->port_max)
+			return -1;
+		r = relay_bind(io, owner, req, req->port);
+		if (r == NULL)
+			return -1;
+		goto done;
+	}
 	if (RAND_bytes((uint8_t *)&start, sizeof(start)) != 1)
 		return -1;
 	/* A random start makes relay ports unpredictable to off-path
 	 * attackers; the scan visits every port once. */
-	for (i = 0; i < range; i++) {
+	for (i = 0; i < range && r == NULL; i++) {
 		idx = (start + i) % range;
 		port = (uint16_t)(io->port_min + idx);
-		if (io->ports_used[idx] || (even_port && (port & 1)))
+		if (io->ports_used[idx] || (req->even_port && (port & 1)))
 			continue;
-		fd = socket_for(family, SOCK_DGRAM);
-		if (fd < 0)
-			return -1;
-		addr = io->relay_ip;
-		set_port(&addr, port);
-		if (bind(fd, (const struct sockaddr *)&addr, addr_len(&addr)) != 0) {
-			close(fd);
+		if (req->reserve_next && (port == io->port_max || io->ports_used[idx + 1]))
 			continue;
-		}
-		if (dont_fragment)
-			setsockopt(fd, family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
-			    family == AF_INET6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER,
-			    &pmtu, sizeof(pmtu));
-		r = calloc(1, sizeof(*r));
-		if (r == NULL) {
-			close(fd);
-			return -1;
-		}
-		r->h.kind = H_RELAY;
-		r->h.fd = fd;
-		r->owner = owner;
-		r->addr = addr;
-		r->port = port;
-		if (epoll_add(io, &r->h, EPOLLIN) != 0) {
-			close(fd);
-			free(r);
-			return -1;
-		}
-		io->ports_used[idx] = 1;
-		*relayed = addr;
-		*handle = r;
-		return 0;
+		r = relay_bind(io, owner, req, port);
 	}
-	return -1;
+	if (r == NULL)
+		return -1;
+	if (req->reserve_next)
+		io->ports_used[r->port + 1 - io->port_min] = 1;
+done:
+	io->ports_used[r->port - io->port_min] = 1;
+	*relayed = r->addr;
+	*handle = r;
+	return 0;
+}
+
+void relay_io_relay_unreserve(struct relay_io *io, uint16_t port)
+{
+	if (port >= io->port_min && port <= io->port_max)
+		io->ports_used[port - io->port_min] = 0;
 }
 
 void relay_io_relay_close(struct relay_io *io, void *handle)

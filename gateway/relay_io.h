@@ -37,9 +37,10 @@ void relay_io_set_server(struct relay_io *io, struct turn_server *s);
 /* The I/O half of struct turn_server_ops, for the daemon to forward to. */
 void relay_io_send_client(struct relay_io *io, const struct turn_client *c,
     const uint8_t *buf, size_t len);
-int relay_io_relay_open(struct relay_io *io, struct turn_alloc *owner, int family,
-    bool even_port, bool dont_fragment, struct sockaddr_storage *relayed,
+int relay_io_relay_open(struct relay_io *io, struct turn_alloc *owner,
+    const struct turn_relay_req *req, struct sockaddr_storage *relayed,
     void **handle);
+void relay_io_relay_unreserve(struct relay_io *io, uint16_t port);
 void relay_io_relay_close(struct relay_io *io, void *handle);
 void relay_io_relay_send(struct relay_io *io, void *handle,
     const struct sockaddr *peer, const uint8_t *buf, size_t len);

@@ -9,7 +9,9 @@
  * indications) allocates nothing. */
 #include "turn/server.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,15 @@
 #define FAMILY_IPV4 0x01
 #define FAMILY_IPV6 0x02
 
+/* A port held by EVEN-PORT with R for the same user's next Allocate. */
+struct reservation {
+	uint8_t token[8];
+	uint16_t port;       /* 0: free slot */
+	uint64_t expires_ms;
+	char user[TURN_ID_MAX];
+	char call[TURN_ID_MAX];
+};
+
 struct turn_server {
 	struct turn_server_config cfg;
 	struct turn_server_ops ops;
@@ -34,6 +45,7 @@ struct turn_server {
 	 * so the packet path needs no random bytes. */
 	uint8_t txid_prefix[4];
 	uint64_t txid_counter;
+	struct reservation reservations[TURN_MAX_RESERVATIONS];
 };
 
 /* One request being answered. */
@@ -337,7 +349,60 @@ static void on_binding(struct req *r)
 	reply_send(r);
 }
 
-static void reply_allocate_ok(struct req *r, struct turn_alloc *a)
+static struct reservation *reservation_claim(struct turn_server *s,
+    const struct stun_attr *token, const struct turn_identity *id, uint64_t now_ms)
+{
+	struct reservation *rv;
+	size_t i;
+
+	if (token->len != 8)
+		return NULL;
+	for (i = 0; i < TURN_MAX_RESERVATIONS; i++) {
+		rv = &s->reservations[i];
+		/* Only the user (and call) that reserved may claim: a token
+		 * is not a capability that travels. */
+		if (rv->port != 0 && rv->expires_ms > now_ms &&
+		    CRYPTO_memcmp(rv->token, token->value, 8) == 0 &&
+		    strcmp(rv->user, id->user) == 0 && strcmp(rv->call, id->call) == 0)
+			return rv;
+	}
+	return NULL;
+}
+
+static struct reservation *reservation_slot(struct turn_server *s)
+{
+	size_t i;
+
+	for (i = 0; i < TURN_MAX_RESERVATIONS; i++)
+		if (s->reservations[i].port == 0)
+			return &s->reservations[i];
+	return NULL;
+}
+
+static void reservations_expire(struct turn_server *s, uint64_t now_ms, bool all)
+{
+	struct reservation *rv;
+	size_t i;
+
+	for (i = 0; i < TURN_MAX_RESERVATIONS; i++) {
+		rv = &s->reservations[i];
+		if (rv->port != 0 && (all || rv->expires_ms <= now_ms)) {
+			if (s->ops.relay_unreserve != NULL)
+				s->ops.relay_unreserve(s->ops.ctx, rv->port);
+			memset(rv, 0, sizeof(*rv));
+		}
+	}
+}
+
+static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
+{
+	return ntohs(ss->ss_family == AF_INET6 ?
+	    ((const struct sockaddr_in6 *)ss)->sin6_port :
+	    ((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static void reply_allocate_ok(struct req *r, struct turn_alloc *a,
+    const uint8_t *token)
 {
 	uint64_t left_ms = a->expires_ms > r->now_ms ? a->expires_ms - r->now_ms : 0;
 
@@ -345,6 +410,8 @@ static void reply_allocate_ok(struct req *r, struct turn_alloc *a)
 	stun_build_addr(&r->b, STUN_A_XOR_RELAYED_ADDRESS,
 	    (const struct sockaddr *)&a->advertised, true);
 	stun_build_u32(&r->b, STUN_A_LIFETIME, (uint32_t)(left_ms / 1000));
+	if (token != NULL)
+		stun_build_attr(&r->b, STUN_A_RESERVATION_TOKEN, token, 8);
 	stun_build_addr(&r->b, STUN_A_XOR_MAPPED_ADDRESS,
 	    (const struct sockaddr *)&r->c->remote, true);
 	reply_send(r);
@@ -354,18 +421,19 @@ static void on_allocate(struct req *r)
 {
 	struct turn_server *s = r->s;
 	const struct stun_msg *m = r->m;
-	const struct stun_attr *tr, *fam, *even;
+	const struct stun_attr *tr, *fam, *even, *token;
+	struct turn_relay_req rq;
+	struct reservation *claimed = NULL, *slot = NULL;
 	struct turn_alloc *a;
 	struct sockaddr_storage relayed;
+	uint8_t new_token[8];
 	void *handle = NULL;
-	int family = s->cfg.relay_family;
-	bool even_port = false;
 
 	if (r->alloc != NULL) {
 		/* A retransmission of the Allocate that made it gets the same
 		 * answer; anything else is a mismatch (RFC 8656 §7.2). */
 		if (memcmp(r->alloc->alloc_txid, m->txid, STUN_TXID_LEN) == 0)
-			reply_allocate_ok(r, r->alloc);
+			reply_allocate_ok(r, r->alloc, NULL);
 		else
 			reply_error(r, 437);
 		return;
@@ -379,12 +447,15 @@ static void on_allocate(struct req *r)
 		reply_error(r, 442);
 		return;
 	}
+	memset(&rq, 0, sizeof(rq));
+	rq.family = s->cfg.relay_family;
+	rq.dont_fragment = stun_attr_find(m, STUN_A_DONT_FRAGMENT) != NULL;
 	fam = stun_attr_find(m, STUN_A_REQUESTED_ADDRESS_FAMILY);
 	even = stun_attr_find(m, STUN_A_EVEN_PORT);
-	if (stun_attr_find(m, STUN_A_RESERVATION_TOKEN) != NULL) {
-		/* We keep no reservations, so no token can be valid; with
-		 * EVEN-PORT or a family it is also malformed (§7.2). */
-		reply_error(r, fam != NULL || even != NULL ? 400 : 508);
+	token = stun_attr_find(m, STUN_A_RESERVATION_TOKEN);
+	/* §7.2: a token excludes EVEN-PORT and REQUESTED-ADDRESS-FAMILY. */
+	if (token != NULL && (fam != NULL || even != NULL)) {
+		reply_error(r, 400);
 		return;
 	}
 	if (fam != NULL) {
@@ -393,8 +464,8 @@ static void on_allocate(struct req *r)
 			reply_error(r, 440);
 			return;
 		}
-		family = fam->value[0] == FAMILY_IPV4 ? AF_INET : AF_INET6;
-		if (family != s->cfg.relay_family) {
+		rq.family = fam->value[0] == FAMILY_IPV4 ? AF_INET : AF_INET6;
+		if (rq.family != s->cfg.relay_family) {
 			reply_error(r, 440);
 			return;
 		}
@@ -404,9 +475,25 @@ static void on_allocate(struct req *r)
 			reply_error(r, 400);
 			return;
 		}
-		even_port = true;
+		rq.even_port = true;
+		rq.reserve_next = (even->value[0] & 0x80) != 0;
+		if (rq.reserve_next && (slot = reservation_slot(s)) == NULL) {
+			reply_error(r, 508);
+			return;
+		}
 	}
-	if (alloc_table_count_user(s->allocs, r->id.user) >= s->cfg.allocations_per_user) {
+	if (token != NULL) {
+		claimed = reservation_claim(s, token, &r->id, r->now_ms);
+		if (claimed == NULL) {
+			reply_error(r, 508);
+			return;
+		}
+		rq.port = claimed->port;
+	}
+	/* Static users are the operator's own tools (load generators open
+	 * hundreds of allocations); only allocations_total bounds them. */
+	if (r->id.kind == TURN_ID_CALL &&
+	    alloc_table_count_user(s->allocs, r->id.user) >= s->cfg.allocations_per_user) {
 		reply_error(r, 486);
 		return;
 	}
@@ -420,11 +507,25 @@ static void on_allocate(struct req *r)
 		reply_error(r, 508);
 		return;
 	}
-	if (s->ops.relay_open(s->ops.ctx, a, family, even_port,
-	    stun_attr_find(m, STUN_A_DONT_FRAGMENT) != NULL, &relayed, &handle) != 0) {
+	if (s->ops.relay_open(s->ops.ctx, a, &rq, &relayed, &handle) != 0) {
 		alloc_table_remove(s->allocs, a);
 		reply_error(r, 508);
 		return;
+	}
+	if (claimed != NULL)
+		memset(claimed, 0, sizeof(*claimed)); /* the port is the allocation's now */
+	if (slot != NULL) {
+		if (RAND_bytes(new_token, sizeof(new_token)) != 1) {
+			/* Without a token nobody can claim it: let it go. */
+			s->ops.relay_unreserve(s->ops.ctx, (uint16_t)(sockaddr_port(&relayed) + 1));
+			slot = NULL;
+		} else {
+			memcpy(slot->token, new_token, sizeof(new_token));
+			slot->port = (uint16_t)(sockaddr_port(&relayed) + 1);
+			slot->expires_ms = r->now_ms + TURN_RESERVATION_MS;
+			snprintf(slot->user, sizeof(slot->user), "%s", r->id.user);
+			snprintf(slot->call, sizeof(slot->call), "%s", r->id.call);
+		}
 	}
 	a->relay = handle;
 	alloc_table_set_relayed(s->allocs, a, (const struct sockaddr *)&relayed);
@@ -451,7 +552,7 @@ static void on_allocate(struct req *r)
 	a->bucket_ms = r->now_ms;
 	if (s->ops.on_alloc != NULL)
 		s->ops.on_alloc(s->ops.ctx, a, true, "allocate");
-	reply_allocate_ok(r, a);
+	reply_allocate_ok(r, a, slot != NULL ? slot->token : NULL);
 }
 
 static void on_refresh(struct req *r)
@@ -558,7 +659,7 @@ static void on_channel_bind(struct req *r)
 		return;
 	}
 	number = get_be16(ch->value);
-	if (number < 0x4000 || number > 0x4FFF) {
+	if (number < TURN_CHANNEL_MIN || number > TURN_CHANNEL_MAX) {
 		reply_error(r, 400);
 		return;
 	}
@@ -767,6 +868,7 @@ void turn_server_tick(struct turn_server *s, uint64_t now_ms)
 {
 	struct turn_alloc *a, *next;
 
+	reservations_expire(s, now_ms, false);
 	for (a = alloc_table_first(s->allocs); a != NULL; a = next) {
 		next = alloc_next(a);
 		if (a->expires_ms <= now_ms)
@@ -849,6 +951,7 @@ void turn_server_free(struct turn_server *s)
 
 	if (s == NULL)
 		return;
+	reservations_expire(s, 0, true);
 	if (s->allocs != NULL) {
 		for (a = alloc_table_first(s->allocs); a != NULL; a = next) {
 			next = alloc_next(a);

@@ -22,6 +22,8 @@
 #define TURN_CHANNEL_LIFETIME_MS (600 * 1000)     /* RFC 8656 §12 */
 #define TURN_AUTH_WINDOW_MS (10 * 1000)           /* failure counting window */
 #define TURN_AUTH_BLOCK_MS (30 * 1000)            /* refusal once over limit */
+#define TURN_RESERVATION_MS (30 * 1000)           /* RFC 8656 §7.2: ~30 s */
+#define TURN_MAX_RESERVATIONS 256
 
 struct turn_server_config {
 	char realm[128];
@@ -40,21 +42,34 @@ struct turn_server_config {
 	uint32_t auth_failures_per_source;
 };
 
+/* What an Allocate asks of the relay socket (RFC 8656 §7.2). */
+struct turn_relay_req {
+	int family;          /* AF_INET or AF_INET6 */
+	bool even_port;      /* EVEN-PORT */
+	bool reserve_next;   /* EVEN-PORT with R: also hold port + 1 */
+	bool dont_fragment;  /* DONT-FRAGMENT */
+	uint16_t port;       /* non-zero: exactly this port, reserved earlier */
+};
+
 struct turn_server_ops {
 	void *ctx;
 	/* Sends one message to a client. The server pads ChannelData for
 	 * stream transports itself. Failure is not reported: UDP semantics. */
 	void (*send_client)(void *ctx, const struct turn_client *c,
 	    const uint8_t *buf, size_t len);
-	/* Opens a relay socket of this family on the relay IP, with an even
-	 * port if asked and DF set if asked. Fills *relayed and *handle
-	 * (the I/O layer's, passed back in relay_send/relay_close and given
-	 * to turn_server_on_peer with the allocation). 0, or -1 when no port
-	 * is free (the server answers 508). */
-	int (*relay_open)(void *ctx, struct turn_alloc *owner, int family,
-	    bool even_port, bool dont_fragment, struct sockaddr_storage *relayed,
+	/* Opens a relay socket on the relay IP as req asks. With
+	 * req->reserve_next the port above the chosen even one is held for a
+	 * later relay_open with req->port set, or relay_unreserve. Fills
+	 * *relayed and *handle (the I/O layer's, passed back in relay_send
+	 * and relay_close and given to turn_server_on_peer with the
+	 * allocation). 0, or -1 when no port is free (the server answers
+	 * 508). */
+	int (*relay_open)(void *ctx, struct turn_alloc *owner,
+	    const struct turn_relay_req *req, struct sockaddr_storage *relayed,
 	    void **handle);
 	void (*relay_close)(void *ctx, void *handle);
+	/* Releases a port held by reserve_next that nobody claimed. */
+	void (*relay_unreserve)(void *ctx, uint16_t port);
 	void (*relay_send)(void *ctx, void *handle, const struct sockaddr *peer,
 	    const uint8_t *buf, size_t len);
 	/* The permit hook: asked when the address policy refuses peer (IP

@@ -31,8 +31,8 @@
 #define ADDR_FAMILY_IPV6 0x02
 #define TYPE_CLASS_MASK 0x0110
 #define TYPE_METHOD_MAX 0x0fff
-#define CHANNEL_MIN 0x4000    /* RFC 8656 §12: 0x5000-0x7FFF are reserved */
-#define CHANNEL_MAX 0x4fff
+#define CHANNEL_MIN TURN_CHANNEL_MIN
+#define CHANNEL_MAX TURN_CHANNEL_MAX
 
 /* Every type named in stun.h. A comprehension-required type (< 0x8000)
  * missing from here is reported in m->unknown, so adding an enum value
@@ -234,10 +234,11 @@ stun_demux(const uint8_t *buf, size_t len)
 		return 0;
 	/* RFC 7983 §7 with RFC 8656 §12: 0-3 is STUN; 4-63 is ZRTP and DTLS,
 	 * which also have the top two bits clear, so "top bits 00" alone
-	 * would steal DTLS records. 64-79 is ChannelData. */
+	 * would steal DTLS records. 64-127 is ChannelData (see
+	 * TURN_CHANNEL_MAX for why not only 64-79). */
 	if (buf[0] <= 3)
 		return 1;
-	if (buf[0] >= 64 && buf[0] <= 79)
+	if (buf[0] >= 64 && buf[0] <= 127)
 		return 2;
 	return 0;
 }
@@ -267,10 +268,6 @@ stun_frame_len(const uint8_t *buf, size_t len, size_t *frame_len)
 			return STUN_EMALFORMED;
 		frame = STUN_HEADER_LEN + (size_t)mlen;
 	} else if ((buf[0] & 0xc0) == 0x40) {
-		/* RFC 8656 §12: only 0x4000-0x4FFF are channels; the rest of
-		 * the 0x40-0x7F demux range is reserved. */
-		if (buf[0] > (CHANNEL_MAX >> 8))
-			return STUN_EMALFORMED;
 		r = rd_init(buf, len);
 		if (rd_skip(&r, 2) || rd_u16(&r, &mlen))
 			return STUN_EAGAIN;
@@ -846,7 +843,6 @@ channeldata_parse(const uint8_t *buf, size_t len, uint16_t *channel,
 	r = rd_init(buf, len);
 	if (rd_u16(&r, &ch) || rd_u16(&r, &dlen))
 		return STUN_EMALFORMED;
-	/* RFC 8656 §12.4: 0x5000-0x7FFF are reserved, not channels. */
 	if (ch < CHANNEL_MIN || ch > CHANNEL_MAX)
 		return STUN_EMALFORMED;
 	/* Trailing bytes are the stream padding (§12.5); ignore them. */

@@ -22,6 +22,12 @@
  * with room for the TURN headers, and bounds every buffer we keep. */
 #define STUN_MAX_MESSAGE 4096
 #define CHANNELDATA_HEADER_LEN 4
+/* Channel numbers. RFC 8656 §12 narrowed them to 0x4000-0x4FFF, but RFC
+ * 5766 clients still in use (coturn's own tools among them) pick from
+ * 0x4000-0x7FFF, and on the client-to-relay leg nothing else shares the
+ * 0x50-0x7F first bytes, so the relay accepts the older range. */
+#define TURN_CHANNEL_MIN 0x4000
+#define TURN_CHANNEL_MAX 0x7FFF
 
 enum stun_rc {
 	STUN_OK = 0,
@@ -124,7 +130,7 @@ struct stun_msg {
 /* Classifies the first bytes of a datagram or stream per RFC 7983 / RFC
  * 8656 §12: returns 1 for STUN (first byte 0-3; 4-63, which also have the
  * top two bits 00, are ZRTP and DTLS), 2 for ChannelData (first byte
- * 64-79, channels 0x4000-0x4FFF), 0 for anything else or fewer than 1
+ * 64-127, channels TURN_CHANNEL_MIN-MAX), 0 for anything else or fewer than 1
  * byte. */
 int stun_demux(const uint8_t *buf, size_t len);
 
@@ -208,7 +214,7 @@ void stun_build_fingerprint(struct stun_builder *b);
 /* Returns STUN_OK and sets *len, or the first error. */
 int stun_build_finish(struct stun_builder *b, size_t *len);
 
-/* ChannelData (RFC 8656 §12.4). Parse: channel 0x4000-0x4FFF and the
+/* ChannelData (RFC 8656 §12.4). Parse: a channel in TURN_CHANNEL_MIN-MAX and the
  * length field must fit in len (trailing padding allowed); *data is
  * borrowed. Build: writes header and data, no padding (the stream sender
  * pads). */

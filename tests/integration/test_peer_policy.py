@@ -64,9 +64,28 @@ def port_outside_window():
     return p
 
 
+def port_inside_window(avoid=()):
+    """A port in the relay window that no allocation holds right now: we
+    can bind it ourselves (the daemon's relay sockets would hold it), and
+    release it again at once."""
+    for p in range(G.port_max, G.port_min - 1, -1):
+        if p in avoid:
+            continue
+        t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            t.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            t.close()
+    raise AssertionError("no free port in the relay window")
+
+
 def refused_peers():
     """(label, (ip, port)) for every refused address of the brief."""
-    peers = [("127.0.0.1 (not relayed)", ("127.0.0.1", port_outside_window()))]
+    peers = [("127.0.0.1 (not relayed)", ("127.0.0.1", port_outside_window())),
+             ("127.0.0.1 (relay window, no allocation)", ("127.0.0.1", port_inside_window()))]
     peers += [(ip, (ip, NAMED_PORT)) for ip in REFUSED_V4 + REFUSED_V6]
     return peers
 
@@ -134,12 +153,27 @@ def assert_alive(g=None):
 
 # ------------------------------------------------------------ refusals
 
+def other_spellings_of(relayed):
+    """A relayed address (IPv4) spelled as IPv6: still refused (403) on
+    an IPv4 allocation, never an alias of the relay exception."""
+    ip, port = relayed
+    v4 = socket.inet_aton(ip)
+    mapped = socket.inet_ntop(socket.AF_INET6, b"\0" * 10 + b"\xff\xff" + v4)
+    compat = socket.inet_ntop(socket.AF_INET6, b"\0" * 12 + v4)
+    nat64 = socket.inet_ntop(socket.AF_INET6, bytes.fromhex("0064ff9b") + b"\0" * 8 + v4)
+    sixto4 = socket.inet_ntop(socket.AF_INET6, b"\x20\x02" + v4 + b"\0" * 10)
+    return [("relayed address as %s" % kind, (addr, port))
+            for kind, addr in (("IPv4-mapped", mapped), ("IPv4-compatible", compat),
+                               ("NAT64", nat64), ("6to4", sixto4))]
+
+
 def test_refused_create_permission():
     a = allocated()
     b = None
     try:
         wrong = []
-        for label, peer in refused_peers() + own_service_peers():
+        b = allocated()
+        for label, peer in refused_peers() + own_service_peers() + other_spellings_of(b.relayed):
             r = a.create_permission([peer])
             if r is None or r.code != 403:
                 wrong.append("%s [%s]:%d -> %s" % (label, peer[0], peer[1], code_of(r)))
@@ -147,7 +181,6 @@ def test_refused_create_permission():
         # Positive control: the same allocation can still get a 200, so the
         # 403s above were decisions about the addresses, not a broken
         # allocation.
-        b = allocated()
         expect(a.create_permission([b.relayed]), 200, "CreatePermission to a relayed address")
         assert_alive()
     finally:
@@ -160,13 +193,13 @@ def test_refused_channel_bind():
     try:
         wrong = []
         ch = 0x4000
-        for label, peer in refused_peers() + own_service_peers():
+        b = allocated()
+        for label, peer in refused_peers() + own_service_peers() + other_spellings_of(b.relayed):
             r = a.channel_bind(ch, peer)
             if r is None or r.code != 403:
                 wrong.append("%s [%s]:%d ch 0x%04x -> %s" % (label, peer[0], peer[1], ch, code_of(r)))
             ch += 1
         assert not wrong, "ChannelBind not refused with 403:\n  " + "\n  ".join(wrong)
-        b = allocated()
         expect(a.channel_bind(ch, b.relayed), 200, "ChannelBind to a relayed address")
         assert_alive()
     finally:
@@ -197,6 +230,16 @@ def test_several_peers_one_refused():
                       [("8.8.8.8", NAMED_PORT), ("8.8.4.4", NAMED_PORT), ("::ffff:127.0.0.1", NAMED_PORT)]):
             expect(a.create_permission(peers), 403,
                    "CreatePermission with %s" % ", ".join("%s:%d" % p for p in peers))
+        # The refused peer as the 17th, 33rd, 41st XOR-PEER-ADDRESS: every
+        # peer of the request is judged, however many there are (or the
+        # request is refused as a whole for carrying too many).
+        for n in (16, 32, 40):
+            peers = [("8.8.%d.%d" % (i // 200, 1 + i % 200), NAMED_PORT) for i in range(n)]
+            peers.append(("10.0.0.1", NAMED_PORT))
+            r = a.create_permission(peers)
+            assert r is not None and r.code != 200 and r.code in (400, 403, 508), \
+                "CreatePermission with %d public peers then 10.0.0.1: %r (expected 403, or 400/508 for too many)" % (
+                    n, r)
     finally:
         a.close()
 
@@ -255,6 +298,15 @@ def relay_to_relay(ta, tb):
     b = allocated(tb)
     try:
         expect(a.create_permission([b.relayed]), 200, "A(%s) CreatePermission to B's relayed address" % ta)
+        # Both filters of RFC 8656 §9: B has no permission for A yet, so
+        # A's datagram is dropped at B's relay; B has no permission for A,
+        # so B's Send is dropped before it leaves.
+        a.send_indication(b.relayed, b"B has no permission for A")
+        got = b.recv_data(0.5)
+        assert got is None, "B received %r from A without a permission for A" % (got,)
+        b.send_indication(a.relayed, b"B sends without permission")
+        got = a.recv_data(0.5)
+        assert got is None, "A received %r although B had no permission to send to A" % (got,)
         expect(b.create_permission([a.relayed]), 200, "B(%s) CreatePermission to A's relayed address" % tb)
 
         a.send_indication(b.relayed, b"hello from A")
@@ -305,14 +357,24 @@ def test_exception_is_exact_port():
     a = allocated()
     b = allocated()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    w = None
     try:
         s.bind(("127.0.0.1", port_outside_window()))
         sa = s.getsockname()
+        # A second plain socket inside the relay window (not an allocation).
+        w = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        w.bind(("127.0.0.1", port_inside_window(avoid=(a.relayed[1], b.relayed[1]))))
+        wa = w.getsockname()
         expect(a.create_permission([b.relayed]), 200, "A CreatePermission to B")
         expect(b.create_permission([a.relayed]), 200, "B CreatePermission to A")
 
         a.send_indication(sa, b"to-plain-socket")
+        a.send_indication(wa, b"to-plain-socket-in-window")
         assert_nothing(s, 1.0, "plain socket %s:%d (Send indication from A)" % sa)
+        assert_nothing(w, 0.2, "plain socket in the relay window %s:%d (Send indication from A)" % wa)
+        w.sendto(b"from-plain-socket-in-window", a.relayed)
+        got = a.recv_data(0.7)
+        assert got is None, "A received %r from a plain socket in the relay window" % (got,)
 
         s.sendto(b"from-plain-socket", a.relayed)
         got = a.recv_data(1.0)
@@ -332,6 +394,8 @@ def test_exception_is_exact_port():
         assert_alive()
     finally:
         s.close()
+        if w is not None:
+            w.close()
         close_all(a, b)
 
 

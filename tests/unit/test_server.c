@@ -46,19 +46,21 @@ static void f_send_client(void *ctx, const struct turn_client *c,
 	F.nsent++;
 }
 
-static int f_relay_open(void *ctx, struct turn_alloc *owner, int family,
-    bool even_port, bool df, struct sockaddr_storage *relayed, void **handle)
+static int f_relay_open(void *ctx, struct turn_alloc *owner,
+    const struct turn_relay_req *req, struct sockaddr_storage *relayed, void **handle)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)relayed;
 
 	(void)ctx;
-	(void)even_port;
-	(void)df;
-	if (family != AF_INET)
+	if (req->family != AF_INET)
 		return -1;
+	if (req->even_port && (F.next_port & 1))
+		F.next_port++;
 	memset(relayed, 0, sizeof(*relayed));
 	sin->sin_family = AF_INET;
-	sin->sin_port = htons(F.next_port++);
+	sin->sin_port = htons(req->port ? req->port : F.next_port++);
+	if (req->reserve_next)
+		F.next_port++;
 	inet_pton(AF_INET, "127.0.0.1", &sin->sin_addr);
 	*handle = owner;
 	F.nopen++;
@@ -481,18 +483,33 @@ static void test_relay_to_relay_exact(void)
 static void test_quota_and_lifetime(void)
 {
 	struct turn_client c1 = client_udp(6001), c2 = client_udp(6002), c3 = client_udp(6003);
+	struct turn_client c4 = client_udp(6004);
+	struct turn_auth auth;
+	char user[TURN_USERNAME_MAX], pass[TURN_PASSWORD_MAX];
 	const uint64_t t = 30000;
 
 	setup(2);
-	CHECK_EQ_INT(allocate(&c1, "bob", "builder", t, NULL), 0);
-	CHECK_EQ_INT(allocate(&c2, "bob", "builder", t, NULL), 0);
-	CHECK_EQ_INT(allocate(&c3, "bob", "builder", t, NULL), 486);
+	/* Call credentials of one participant: at most 2 allocations. */
+	memset(&auth, 0, sizeof(auth));
+	memset(auth.secret, 7, sizeof(auth.secret));
+	CHECK_EQ_INT(turn_cred_mint(&auth, "carol", "call-1", 3600, user, sizeof(user),
+	    pass, sizeof(pass)), TURN_AUTH_OK);
+	CHECK_EQ_INT(allocate(&c1, user, pass, t, NULL), 0);
+	CHECK_EQ_INT(allocate(&c2, user, pass, t, NULL), 0);
+	CHECK_EQ_INT(allocate(&c3, user, pass, t, NULL), 486);
+	/* Credentials past their expiry (3600 s) are refused. */
+	CHECK_EQ_INT(allocate(&c4, user, pass, 3601 * 1000, NULL), 401);
+	/* Static users (tools) are bounded by allocations_total only. */
+	CHECK_EQ_INT(allocate(&c3, "bob", "builder", t, NULL), 0);
+	CHECK_EQ_INT(allocate(&c4, "bob", "builder", t, NULL), 0);
+	CHECK_EQ_INT(turn_server_remove_call(F.s, "call-1"), 2);
+	CHECK_EQ_INT(F.nclose, 2);
 	/* Default lifetime 600 s: gone after the sweep at 601 s. */
 	turn_server_tick(F.s, t + 599 * 1000);
 	CHECK_EQ_INT(turn_server_alloc_count(F.s), 2);
 	turn_server_tick(F.s, t + 601 * 1000);
 	CHECK_EQ_INT(turn_server_alloc_count(F.s), 0);
-	CHECK_EQ_INT(F.nclose, 2);
+	CHECK_EQ_INT(F.nclose, 4);
 	turn_server_free(F.s);
 }
 

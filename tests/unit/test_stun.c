@@ -1121,16 +1121,17 @@ test_demux_frame(void)
 	CHECK_EQ_INT(stun_demux(NULL, 0), 0);
 	for (i = 0; i < 256; i++) {
 		b[0] = (uint8_t)i;
-		want = i <= 3 ? 1 : (i >= 64 && i <= 79) ? 2 : 0;
+		want = i <= 3 ? 1 : (i >= 64 && i <= 127) ? 2 : 0;
 		CHECK_EQ_INT(stun_demux(b, 1), want);
 	}
 
 	/* Frame lengths of non-STUN first bytes. */
 	memset(b, 0, sizeof(b));
-	b[0] = 0x50;
-	CHECK_EQ_INT(stun_frame_len(b, 4, &flen), STUN_EMALFORMED);
+	b[0] = 0x50; /* RFC 5766 channels frame like any other */
+	CHECK_EQ_INT(stun_frame_len(b, 4, &flen), STUN_OK);
+	CHECK_EQ_INT(flen, 4);
 	b[0] = 0x7f;
-	CHECK_EQ_INT(stun_frame_len(b, 4, &flen), STUN_EMALFORMED);
+	CHECK_EQ_INT(stun_frame_len(b, 4, &flen), STUN_OK);
 	b[0] = 0x80;
 	CHECK_EQ_INT(stun_frame_len(b, 4, &flen), STUN_ENOTSTUN);
 	b[0] = 0x16; /* a TLS record: top bits 00, no cookie */
@@ -1206,18 +1207,18 @@ test_channeldata(void)
 	/* Bad channel numbers and lengths. */
 	CHECK_EQ_INT(channeldata_build(buf, sizeof(buf), 0x3fff,
 	    (const uint8_t *)"x", 1, &len), STUN_EMALFORMED);
-	CHECK_EQ_INT(channeldata_build(buf, sizeof(buf), 0x5000,
+	CHECK_EQ_INT(channeldata_build(buf, sizeof(buf), 0x8000,
 	    (const uint8_t *)"x", 1, &len), STUN_EMALFORMED);
 	CHECK_EQ_INT(channeldata_build(buf, 4, 0x4000,
 	    (const uint8_t *)"x", 1, &len), STUN_ENOSPC);
 	CHECK_EQ_INT(channeldata_build(buf, 5, 0x4000,
 	    (const uint8_t *)"x", 1, &len), STUN_OK);
 	buf[0] = 0x50;
-	CHECK_EQ_INT(channeldata_parse(buf, 5, &ch, &data, &dlen),
-	    STUN_EMALFORMED);
+	CHECK_EQ_INT(channeldata_parse(buf, 5, &ch, &data, &dlen), STUN_OK);
+	CHECK_EQ_INT(ch, 0x5000);
 	buf[0] = 0x7f;
-	CHECK_EQ_INT(channeldata_parse(buf, 5, &ch, &data, &dlen),
-	    STUN_EMALFORMED);
+	CHECK_EQ_INT(channeldata_parse(buf, 5, &ch, &data, &dlen), STUN_OK);
+	CHECK_EQ_INT(ch, 0x7f00);
 	buf[0] = 0x3f;
 	CHECK_EQ_INT(channeldata_parse(buf, 5, &ch, &data, &dlen),
 	    STUN_ENOTSTUN);
