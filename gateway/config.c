@@ -580,6 +580,10 @@ static int p_static_users(struct cfg_ctx *x, const struct cfg_key *k, void *base
 		if (!user_name_ok(name))
 			return fail(x, sub, "user names are 1 to %d printable "
 			    "characters without ':'", TURN_ID_MAX - 1);
+		/* Call credentials start so; a static user there would be
+		 * unreachable, which is surely not what was meant. */
+		if (strncmp(name, "gh1.", 4) == 0)
+			return fail(x, sub, "names starting with \"gh1.\" are reserved");
 		if (!json_is_string(pw) || json_string_length(pw) == 0 ||
 		    json_string_length(pw) >= TURN_PASSWORD_MAX)
 			return fail(x, sub, "expected a password of 1 to %d characters",
@@ -612,13 +616,51 @@ static int cidr_list(struct cfg_ctx *x, json_t *v, const char *path,
 	return 0;
 }
 
+/* True when the two prefixes share an address. */
+static bool cidr_overlaps(const struct peer_cidr *a, const struct peer_cidr *b)
+{
+	unsigned bits = a->prefix_len < b->prefix_len ? a->prefix_len : b->prefix_len;
+	unsigned full = bits / 8, rest = bits % 8;
+	uint8_t mask;
+
+	if (memcmp(a->addr, b->addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	mask = (uint8_t)(0xff << (8 - rest));
+	return (a->addr[full] & mask) == (b->addr[full] & mask);
+}
+
+/* Ranges that no allow_peers entry may open: the host itself, "this
+ * host", link-local (cloud metadata services) and group addresses. A
+ * private media server is a legitimate exception; these never are. */
+static const char *const never_allowed[] = {
+	"0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4",
+	"255.255.255.255/32", "::/128", "::1/128", "fe80::/10", "ff00::/8",
+};
+
 static int p_allow_peers(struct cfg_ctx *x, const struct cfg_key *k, void *base,
     json_t *v, const char *path)
 {
 	struct config_turn *t = base;
+	struct peer_cidr never;
+	char sub[CFG_PATH_MAX];
+	size_t i, j;
 
 	(void)k;
-	return cidr_list(x, v, path, t->peers.allow, &t->peers.nallow);
+	if (cidr_list(x, v, path, t->peers.allow, &t->peers.nallow) < 0)
+		return -1;
+	for (i = 0; i < t->peers.nallow; i++) {
+		for (j = 0; j < sizeof(never_allowed) / sizeof(never_allowed[0]); j++) {
+			if (peer_cidr_parse(never_allowed[j], &never) == 0 &&
+			    cidr_overlaps(&t->peers.allow[i], &never)) {
+				path_index(sub, path, i);
+				return fail(x, sub, "overlaps %s, which the relay never "
+				    "reaches", never_allowed[j]);
+			}
+		}
+	}
+	return 0;
 }
 
 static int p_deny_peers(struct cfg_ctx *x, const struct cfg_key *k, void *base,
@@ -792,6 +834,9 @@ static const struct cfg_key turn_keys[] = {
 	  .size = sizeof(uint32_t), .min = 60, .max = 86400 },
 	{ .name = "limits", .parse = p_object,
 	  .off = offsetof(struct config_turn, limits), .arg = &limits_section },
+	{ .name = "nonce_lifetime_s", .parse = p_uint,
+	  .off = offsetof(struct config_turn, nonce_lifetime_s),
+	  .size = sizeof(uint32_t), .min = 5, .max = 3600 },
 	{ .name = "allow_peers", .parse = p_allow_peers },
 	{ .name = "deny_peers", .parse = p_deny_peers },
 	{ .name = "tls", .parse = p_object,
@@ -978,6 +1023,7 @@ void config_defaults(struct config *c)
 	c->turn.port_max = 65535;
 	c->turn.max_lifetime_s = 3600;
 	c->turn.default_lifetime_s = 600;
+	c->turn.nonce_lifetime_s = 600;
 	c->turn.limits.allocations_total = 10000;
 	c->turn.limits.allocations_per_user = 16;
 	c->turn.limits.permissions_per_allocation = 32;

@@ -59,6 +59,7 @@ struct config_turn {
 	size_t nstatic_users;
 	uint32_t max_lifetime_s;             /* allocation cap, default 3600 */
 	uint32_t default_lifetime_s;         /* default 600 */
+	uint32_t nonce_lifetime_s;           /* default 600, 5..3600 */
 	struct config_turn_limits limits;
 	/* "allow_peers"/"deny_peers": CIDR lists; own addresses are added
 	 * by the gateway at start. */

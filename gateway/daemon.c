@@ -123,7 +123,7 @@ static void turn_config_from(const struct config *cfg, const struct peer_policy 
 	memset(tc, 0, sizeof(*tc));
 	snprintf(tc->realm, sizeof(tc->realm), "%s", cfg->realm);
 	memcpy(tc->auth.secret, secret, TURN_SECRET_LEN);
-	tc->auth.nonce_lifetime_s = 600;
+	tc->auth.nonce_lifetime_s = cfg->turn.nonce_lifetime_s;
 	tc->auth.static_users = cfg->turn.static_users;
 	tc->auth.nstatic = cfg->turn.nstatic_users;
 	tc->peers = peers;
@@ -204,12 +204,17 @@ int daemon_run(const struct config *cfg)
 		goto out;
 	}
 	relay_io_set_server(d.io, d.turn);
-	for (i = 0; i < cfg->turn.nlisten; i++)
-		log_info("turn: listening on %s/%s",
-		    config_format_addr((const struct sockaddr *)&cfg->turn.listen[i].addr,
-		    name, sizeof(name)),
+	for (i = 0; i < cfg->turn.nlisten; i++) {
+		config_format_addr((const struct sockaddr *)&cfg->turn.listen[i].addr,
+		    name, sizeof(name));
+		log_info("turn: listening on %s/%s", name,
 		    cfg->turn.listen[i].transport == CONFIG_UDP ? "udp" :
 		    cfg->turn.listen[i].transport == CONFIG_TCP ? "tcp" : "tls");
+		/* config_validate() refuses plain TCP off loopback. */
+		if (cfg->turn.listen[i].transport == CONFIG_TCP)
+			log_warn("turn: %s/tcp is plain TCP; it is allowed on loopback "
+			    "only, use \"tls\" for anything else", name);
+	}
 	log_info("turn: relay %s ports %u-%u, realm \"%s\"",
 	    config_format_addr((const struct sockaddr *)&cfg->turn.relay_ip, name, sizeof(name)),
 	    cfg->turn.port_min, cfg->turn.port_max, cfg->realm);

@@ -489,6 +489,25 @@ static void cleanup(void)
 		fprintf(stderr, "could not remove %s\n", tmpdir);
 }
 
+/* allow_peers may open private ranges, never the host or metadata. */
+static void test_peer_lists(void)
+{
+	expect_ok("{\"turn\": {\"allow_peers\": [\"10.1.0.0/16\", \"fd00::/8\"], "
+	    "\"nonce_lifetime_s\": 5}}");
+	CHECK_EQ_INT(cfg.turn.peers.nallow, 2);
+	CHECK_EQ_INT(cfg.turn.nonce_lifetime_s, 5);
+	expect_error("{\"turn\": {\"allow_peers\": [\"10.0.0.0/8\", \"127.0.0.0/16\"]}}",
+	    "turn.allow_peers[1]: overlaps 127.0.0.0/8");
+	expect_error("{\"turn\": {\"allow_peers\": [\"0.0.0.0/0\"]}}",
+	    "turn.allow_peers[0]: overlaps 0.0.0.0/8");
+	expect_error("{\"turn\": {\"allow_peers\": [\"169.254.169.254/32\"]}}",
+	    "overlaps 169.254.0.0/16");
+	expect_error("{\"turn\": {\"allow_peers\": [\"::/0\"]}}", "turn.allow_peers[0]: overlaps");
+	expect_error("{\"turn\": {\"nonce_lifetime_s\": 1}}", "turn.nonce_lifetime_s");
+	expect_error("{\"turn\": {\"static_users\": {\"gh1.x\": \"pw\"}}}",
+	    "turn.static_users.gh1.x: names starting with \"gh1.\" are reserved");
+}
+
 int main(void)
 {
 	const char *base = getenv("TMPDIR");
@@ -505,6 +524,7 @@ int main(void)
 	test_errors();
 	test_rules();
 	test_hostport();
+	test_peer_lists();
 	cleanup();
 	return check_done("test_config");
 }

@@ -188,6 +188,8 @@ struct areq {
 	const uint8_t *data;
 	size_t data_len;
 	uint16_t extra_attr;         /* 0: none */
+	int even_port;               /* 0 none, 1 EVEN-PORT, 2 with R */
+	const uint8_t *token;        /* RESERVATION-TOKEN, 8 bytes */
 };
 
 /* Sends an authenticated request and returns the answer's code. */
@@ -213,6 +215,12 @@ static int send_req(const struct turn_client *c, const struct areq *q, uint64_t 
 		    (const struct sockaddr *)q->peers[i], true);
 	if (q->extra_attr)
 		stun_build_u32(&b, q->extra_attr, 0);
+	if (q->even_port) {
+		uint8_t ep = q->even_port == 2 ? 0x80 : 0;
+		stun_build_attr(&b, STUN_A_EVEN_PORT, &ep, 1);
+	}
+	if (q->token)
+		stun_build_attr(&b, STUN_A_RESERVATION_TOKEN, q->token, 8);
 	stun_build_attr(&b, STUN_A_USERNAME, q->user, strlen(q->user));
 	stun_build_attr(&b, STUN_A_REALM, REALM, strlen(REALM));
 	stun_build_attr(&b, STUN_A_NONCE, nonce, strlen(nonce));
@@ -545,6 +553,51 @@ static void test_unknown_attribute(void)
 	turn_server_free(F.s);
 }
 
+/* EVEN-PORT with R holds port + 1 for the same user's RESERVATION-TOKEN. */
+static void test_reservation(void)
+{
+	struct turn_client c1 = client_udp(9101), c2 = client_udp(9102), c3 = client_udp(9103);
+	struct areq q = { .method = TURN_ALLOCATE, .user = "alice",
+	    .pass = "wonderland", .transport = true, .even_port = 2 };
+	struct stun_msg m;
+	struct sockaddr_storage relayed;
+	const struct stun_attr *tok, *ra;
+	uint8_t token[8];
+	uint16_t port;
+
+	setup(4);
+	F.next_port = 50001; /* odd: the relay must skip to an even one */
+	CHECK_EQ_INT(send_req(&c1, &q, 70000, &m), 0);
+	ra = stun_attr_find(&m, STUN_A_XOR_RELAYED_ADDRESS);
+	tok = stun_attr_find(&m, STUN_A_RESERVATION_TOKEN);
+	CHECK(ra != NULL && stun_attr_addr(&m, ra, true, &relayed) == STUN_OK);
+	port = ntohs(((struct sockaddr_in *)&relayed)->sin_port);
+	CHECK_EQ_INT(port % 2, 0);
+	CHECK(tok != NULL && tok->len == 8);
+	if (tok == NULL || tok->len != 8)
+		return;
+	memcpy(token, tok->value, 8);
+	/* Another user cannot claim it. */
+	q.even_port = 0;
+	q.token = token;
+	q.user = "bob";
+	q.pass = "builder";
+	CHECK_EQ_INT(send_req(&c2, &q, 70000, &m), 508);
+	/* A token with EVEN-PORT is malformed. */
+	q.user = "alice";
+	q.pass = "wonderland";
+	q.even_port = 1;
+	CHECK_EQ_INT(send_req(&c2, &q, 70000, &m), 400);
+	q.even_port = 0;
+	CHECK_EQ_INT(send_req(&c2, &q, 70000, &m), 0);
+	ra = stun_attr_find(&m, STUN_A_XOR_RELAYED_ADDRESS);
+	CHECK(ra != NULL && stun_attr_addr(&m, ra, true, &relayed) == STUN_OK);
+	CHECK_EQ_INT(ntohs(((struct sockaddr_in *)&relayed)->sin_port), port + 1);
+	/* Claimed once only. */
+	CHECK_EQ_INT(send_req(&c3, &q, 70000, &m), 508);
+	turn_server_free(F.s);
+}
+
 /* Every prefix of an authenticated Allocate is dropped or refused and
  * never creates an allocation. */
 static void test_prefixes(void)
@@ -582,6 +635,7 @@ int main(void)
 	test_quota_and_lifetime();
 	test_auth_failures_block();
 	test_unknown_attribute();
+	test_reservation();
 	test_prefixes();
 	return check_done("test_server");
 }
