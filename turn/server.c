@@ -26,6 +26,7 @@
 #define TRANSPORT_UDP 17 /* RFC 8656 §18.9: REQUESTED-TRANSPORT protocol */
 #define FAMILY_IPV4 0x01
 #define FAMILY_IPV6 0x02
+#define REFLECTION_FACTOR 4
 
 /* A port held by EVEN-PORT with R for the same user's next Allocate. */
 struct reservation {
@@ -111,6 +112,11 @@ static void reply_send(struct req *r)
 		stun_build_fingerprint(&r->b);
 	if (stun_build_finish(&r->b, &len) != STUN_OK)
 		return;
+	/* Anyone can send an unauthenticated request from a forged address:
+	 * never answer one with more than REFLECTION_FACTOR times its size,
+	 * so the relay is no amplifier for reflection attacks. */
+	if (!r->authed && len > REFLECTION_FACTOR * r->m->len)
+		return;
 	r->s->ops.send_client(r->s->ops.ctx, r->c, r->out, len);
 }
 
@@ -132,7 +138,9 @@ static void reply_challenge(struct req *r, int code)
 	    r->now_ms, nonce, sizeof(nonce)) != TURN_AUTH_OK)
 		return;
 	reply_start(r, STUN_ERROR);
-	stun_build_error(&r->b, code, reason_for(code));
+	/* No reason phrase: the challenge must stay within
+	 * REFLECTION_FACTOR of the smallest real Allocate (28 bytes). */
+	stun_build_error(&r->b, code, "");
 	stun_build_attr(&r->b, STUN_A_REALM, r->s->cfg.realm, strlen(r->s->cfg.realm));
 	stun_build_attr(&r->b, STUN_A_NONCE, nonce, strlen(nonce));
 	stun_build_attr(&r->b, STUN_A_PASSWORD_ALGORITHMS, password_algorithms,
@@ -143,7 +151,8 @@ static void reply_challenge(struct req *r, int code)
 /* Walks every attribute of a validated message, including repeated ones
  * that stun_parse() keeps only once (CreatePermission may carry several
  * XOR-PEER-ADDRESS). Stops at MESSAGE-INTEGRITY: nothing after it is
- * covered. Returns the number found, up to max. */
+ * covered. Fills up to max and returns how many there are in all, which
+ * may be more than max. */
 static size_t attrs_all(const struct stun_msg *m, uint16_t type,
     struct stun_attr *out, size_t max)
 {
@@ -152,19 +161,18 @@ static size_t attrs_all(const struct stun_msg *m, uint16_t type,
 	size_t n = 0, offset;
 	const uint8_t *v;
 
-	while (rd.left > 0 && n < max) {
+	while (rd.left > 0) {
 		offset = m->len - rd.left;
 		if (rd_u16(&rd, &t) || rd_u16(&rd, &len) || rd_bytes(&rd, len, &v) ||
 		    rd_skip(&rd, pad4(len) - len))
 			break;
 		if (t == STUN_A_MESSAGE_INTEGRITY || t == STUN_A_MESSAGE_INTEGRITY_SHA256)
 			break;
-		if (t == type) {
-			out[n].type = t;
-			out[n].len = len;
-			out[n].value = v;
-			out[n].offset = offset;
-			n++;
+		if (t == type && n++ < max) {
+			out[n - 1].type = t;
+			out[n - 1].len = len;
+			out[n - 1].value = v;
+			out[n - 1].offset = offset;
 		}
 	}
 	return n;
@@ -174,6 +182,8 @@ static bool value_equals(const struct stun_attr *a, const void *v, size_t len)
 {
 	return a->len == len && CRYPTO_memcmp(a->value, v, len) == 0;
 }
+
+static void event(struct req *r, enum turn_event ev, const struct sockaddr *peer);
 
 /* RFC 8489 §9.2.4 in its order. Returns 0 when authenticated; otherwise
  * the answer (or the silence) has been taken care of. */
@@ -201,8 +211,10 @@ static int authenticate(struct req *r)
 	}
 	/* A source that keeps failing gets no answer at all for a while: no
 	 * oracle for guessing, and nothing to reflect. */
-	if (srclimit_blocked(s->failures, src, r->now_ms))
+	if (srclimit_blocked(s->failures, src, r->now_ms)) {
+		event(r, TURN_EV_SOURCE_BLOCKED, NULL);
 		return -1;
+	}
 	/* Downgrade protection: our nonce announces password algorithms, so
 	 * a client that names one must echo our list unchanged (§9.2.4). */
 	alg = stun_attr_find(m, STUN_A_PASSWORD_ALGORITHM);
@@ -223,7 +235,9 @@ static int authenticate(struct req *r)
 	if (!value_equals(realm, s->cfg.realm, strlen(s->cfg.realm)) ||
 	    turn_auth_lookup(&s->cfg.auth, user->value, user->len,
 	    r->now_ms / 1000, &r->id, password, sizeof(password)) != TURN_AUTH_OK) {
+		memset(&r->id, 0, sizeof(r->id));
 		srclimit_fail(s->failures, src, r->now_ms);
+		event(r, TURN_EV_AUTH_FAILED, NULL);
 		reply_challenge(r, 401);
 		return -1;
 	}
@@ -242,6 +256,16 @@ static int authenticate(struct req *r)
 	    STUN_A_MESSAGE_INTEGRITY;
 	if (stun_check_integrity(m, mi_type, r->key, r->key_len) != STUN_OK) {
 		srclimit_fail(s->failures, src, r->now_ms);
+		event(r, TURN_EV_AUTH_FAILED, NULL);
+		reply_challenge(r, 401);
+		return -1;
+	}
+	/* Genuine credentials of a call that has ended: refused like any
+	 * other bad credential, but not counted against the source (the
+	 * client did nothing wrong by trying). */
+	if (r->id.kind == TURN_ID_CALL && s->ops.credential_ok != NULL &&
+	    !s->ops.credential_ok(s->ops.ctx, &r->id)) {
+		event(r, TURN_EV_AUTH_FAILED, NULL);
 		reply_challenge(r, 401);
 		return -1;
 	}
@@ -263,6 +287,13 @@ static int authenticate(struct req *r)
 		return -1;
 	}
 	return 0;
+}
+
+static void event(struct req *r, enum turn_event ev, const struct sockaddr *peer)
+{
+	if (r->s->ops.on_event != NULL)
+		r->s->ops.on_event(r->s->ops.ctx, ev, r->c,
+		    r->id.kind != 0 ? &r->id : NULL, peer);
 }
 
 static uint32_t desired_lifetime_s(const struct turn_server *s, const struct stun_msg *m)
@@ -590,8 +621,10 @@ static int peer_from_attr(struct req *r, const struct stun_attr *at,
 	if (stun_attr_addr(r->m, at, true, peer) != STUN_OK)
 		return 400;
 	admit = peer_admit(r->s, r->alloc, (const struct sockaddr *)peer);
-	if (admit < 0)
+	if (admit < 0) {
+		event(r, TURN_EV_PEER_REFUSED, (const struct sockaddr *)peer);
 		return 403;
+	}
 	if (peer->ss_family != r->alloc->relayed.ss_family)
 		return 443;
 	return admit;
@@ -610,7 +643,9 @@ static void on_create_permission(struct req *r)
 		return;
 	}
 	n = attrs_all(r->m, STUN_A_XOR_PEER_ADDRESS, attrs, MAX_PEERS_PER_REQUEST);
-	if (n == 0) {
+	/* All or nothing needs every peer judged: more than we judge in one
+	 * request is refused whole. */
+	if (n == 0 || n > MAX_PEERS_PER_REQUEST) {
 		reply_error(r, 400);
 		return;
 	}

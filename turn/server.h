@@ -51,6 +51,13 @@ struct turn_relay_req {
 	uint16_t port;       /* non-zero: exactly this port, reserved earlier */
 };
 
+/* Security-relevant refusals, for logs, audit and alerts. */
+enum turn_event {
+	TURN_EV_AUTH_FAILED = 1,    /* unknown user, wrong key, revoked credentials */
+	TURN_EV_SOURCE_BLOCKED = 2, /* a request ignored: too many failures */
+	TURN_EV_PEER_REFUSED = 3,   /* a peer address refused (403) */
+};
+
 struct turn_server_ops {
 	void *ctx;
 	/* Sends one message to a client. The server pads ChannelData for
@@ -79,6 +86,14 @@ struct turn_server_ops {
 	 * Must be cheap: it runs on the packet path. */
 	bool (*permit_peer)(void *ctx, const struct turn_alloc *from,
 	    const struct sockaddr *peer);
+	/* Optional: may these call credentials (verified, unexpired) still
+	 * be used? False once their call has ended, so credentials die with
+	 * the call rather than with their expiry. Not asked for static users. */
+	bool (*credential_ok)(void *ctx, const struct turn_identity *id);
+	/* Optional: a refusal happened. peer is the refused address for
+	 * TURN_EV_PEER_REFUSED, else NULL; id is NULL before authentication. */
+	void (*on_event)(void *ctx, enum turn_event ev, const struct turn_client *c,
+	    const struct turn_identity *id, const struct sockaddr *peer);
 	/* Optional: told when an allocation is created and removed
 	 * (reason: "expired", "refresh", "connection closed", "shutdown"). */
 	void (*on_alloc)(void *ctx, const struct turn_alloc *a, bool created,

@@ -20,7 +20,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gh  # noqa: E402
-import turnclient as tc  # noqa: E402
 from turnclient import TurnClient  # noqa: E402
 
 ARGS = gh.main_args()

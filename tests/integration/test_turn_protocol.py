@@ -205,6 +205,10 @@ def test_401_reflection_bound():
         assert sum(sizes) <= 4 * len(req), \
             "answers of %s bytes to a 20-byte Allocate (bound %d): %r" % (
                 sizes, 4 * len(req), [Message.parse(d) for d in got])
+        # The smallest real Allocate still gets its challenge, within bound.
+        assert len(got28) == 1 and len(got28[0]) <= 4 * len(req28), \
+            "28-byte Allocate answered with %s bytes (bound %d)" % ([len(d) for d in got28], 4 * len(req28))
+        assert Message.parse(got28[0]).code == 401, "28-byte Allocate: %r" % Message.parse(got28[0])
     finally:
         s.close()
 
@@ -381,6 +385,9 @@ def test_refresh_other_5tuple():
     a = allocated()
     b = new_client()
     try:
+        # A bare 20-byte Refresh is too small to be challenged (reflection
+        # bound), so learn the nonce the way real clients do: Allocate.
+        expect(b.challenge(), 401, "challenge for a nonce")
         expect(b.refresh(), 437, "Refresh from a 5-tuple without allocation")
         expect(b.create_permission([a.relayed]), 437, "CreatePermission from a 5-tuple without allocation")
         expect(a.refresh(), 200, "Refresh of the real allocation")
@@ -425,8 +432,8 @@ def test_channel_bind_rules():
     b = allocated()
     c = allocated()
     try:
-        expect(a.channel_bind(0x3FFF, b.relayed), 400, "ChannelBind 0x3FFF")
-        expect(a.channel_bind(0x5000, b.relayed), 400, "ChannelBind 0x5000")
+        for ch in (0x0000, 0x3FFF, 0x8000, 0xFFFF):
+            expect(a.channel_bind(ch, b.relayed), 400, "ChannelBind 0x%04x" % ch)
         expect(a.channel_bind(0x4000, b.relayed), 200, "ChannelBind 0x4000 to B")
         expect(a.channel_bind(0x4000, c.relayed), 400, "ChannelBind 0x4000 (bound to B) to C")
         expect(a.channel_bind(0x4001, b.relayed), 400, "ChannelBind 0x4001 to B (bound to 0x4000)")
@@ -436,16 +443,57 @@ def test_channel_bind_rules():
         close_all(a, b, c)
 
 
+def test_channel_number_range():
+    """Channel numbers: RFC 8656 narrowed them to 0x4000-0x4FFF, but RFC
+    5766 clients (coturn's own uclient among them) use 0x4000-0x7FFF, so
+    Gatehouse accepts the older range (docs/turn.md); everything outside
+    it gets 400."""
+    a = allocated()
+    peers = []
+    try:
+        wrong = []
+        for ch, want in ((0x5000, 200), (0x7FFF, 200), (0x8000, 400), (0xFFFF, 400)):
+            peers.append(allocated())  # a peer of its own: no same-peer conflict
+            r = a.channel_bind(ch, peers[-1].relayed)
+            if r is None or r.code != want:
+                wrong.append("ChannelBind 0x%04x -> %s (expected %d)" % (
+                    ch, "no answer" if r is None else r, want))
+        assert not wrong, "channel range:\n  " + "\n  ".join(wrong)
+        # And a bound 0x7FFF channel carries data.
+        expect(peers[1].create_permission([a.relayed]), 200, "peer permission back")
+        a.send_channel(0x7FFF, b"old-range")
+        got = peers[1].recv_data(2.0)
+        assert got == ("data", a.relayed, b"old-range"), "data over channel 0x7FFF: %r" % (got,)
+    finally:
+        close_all(a, *peers)
+
+
 # -------------------------------------------------------------- quotas
 
-def test_allocation_quota_per_user():
+def test_static_users_not_bound_by_per_user_quota():
+    """allocations_per_user bounds call participants (486; unit-tested in
+    test_server.c, since minting call credentials needs AES-GCM); static
+    users are the operator's load tools and only allocations_total bounds
+    them."""
     cfg = {"turn": {"limits": {"allocations_per_user": 2}}}
     with gh.Gatehouse(ARGS.gatehouse, config=cfg) as g:
         cs = [new_client(g=g) for _ in range(3)]
         try:
-            expect(cs[0].allocate(), 200, "allocation 1 of 2")
-            expect(cs[1].allocate(), 200, "allocation 2 of 2")
-            expect(cs[2].allocate(), 486, "allocation 3 of 2")
+            expect(cs[0].allocate(), 200, "static allocation 1")
+            expect(cs[1].allocate(), 200, "static allocation 2")
+            expect(cs[2].allocate(), 200, "static allocation 3 (not bound per user)")
+        finally:
+            close_all(*cs)
+
+
+def test_allocation_total_limit():
+    cfg = {"turn": {"limits": {"allocations_total": 2}}}
+    with gh.Gatehouse(ARGS.gatehouse, config=cfg) as g:
+        cs = [new_client(g=g) for _ in range(3)]
+        try:
+            expect(cs[0].allocate(), 200, "allocation 1 of 2 in total")
+            expect(cs[1].allocate(), 200, "allocation 2 of 2 in total")
+            expect(cs[2].allocate(), (486, 508), "allocation 3 of 2 in total")
             expect(cs[0].refresh(0), 200, "delete allocation 1")
             expect(cs[2].allocate(), 200, "allocation after one was deleted")
         finally:
@@ -820,6 +868,7 @@ def main():
                 test_refresh_wrong_user,
                 test_unknown_attributes,
                 test_channel_bind_rules,
+                test_channel_number_range,
                 test_malformed_udp_headers,
                 test_udp_huge_garbage,
                 test_allocate_with_100_attributes,
@@ -832,7 +881,8 @@ def main():
                 test_stalled_connections_closed,
                 test_plain_stun_on_tls_port,
                 test_tcp_close_removes_allocation,
-                test_allocation_quota_per_user,
+                test_static_users_not_bound_by_per_user_quota,
+                test_allocation_total_limit,
                 test_port_range_exhausted,
                 test_auth_failure_rate_limit,
             ])
