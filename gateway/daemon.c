@@ -1,88 +1,276 @@
-/* `gatehouse run` (see daemon.h). */
+/* `gatehouse run` (see daemon.h): configuration, secrets, TLS, identity,
+ * policy, the registry, the TURN server and its sockets, the signaling
+ * hub and its WebSocket listener, all on one event loop.
+ *
+ * This file is also where the two halves meet: the TURN server's permit
+ * hook and the hub's "is this a relay address of this call" are both
+ * answered here from the registry, so turn/ and signaling/ never call
+ * each other. */
 #include "gateway/daemon.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 
 #include "gateway/log.h"
+#include "gateway/loop.h"
+#include "gateway/registry.h"
 #include "gateway/relay_io.h"
 #include "gateway/secret.h"
 #include "gateway/tls.h"
+#include "policy/policy.h"
+#include "signaling/hub.h"
+#include "signaling/identity.h"
+#include "signaling/userdb.h"
+#include "signaling/ws_server.h"
 #include "turn/server.h"
+
+#define POLICY_MAX_BYTES (1024 * 1024)
 
 struct daemon {
 	const struct config *cfg;
+	struct loop *loop;
 	struct relay_io *io;
 	struct turn_server *turn;
+	struct turn_auth auth;       /* for minting call credentials */
 	struct peer_policy peers;
+	struct registry *registry;
+	struct userdb *users;
+	struct identity *identity;
+	struct policy *policy;
+	struct hub *hub;
+	struct ws_server *ws;
+	char cert_file[PATH_MAX + 32], key_file[PATH_MAX + 32];
 };
 
-static void ops_send_client(void *ctx, const struct turn_client *c,
+/* --- TURN ops ----------------------------------------------------------- */
+
+static void turn_send_client(void *ctx, const struct turn_client *c,
     const uint8_t *buf, size_t len)
 {
 	relay_io_send_client(((struct daemon *)ctx)->io, c, buf, len);
 }
 
-static int ops_relay_open(void *ctx, struct turn_alloc *owner,
-    const struct turn_relay_req *req, struct sockaddr_storage *relayed,
-    void **handle)
+static int turn_relay_open(void *ctx, struct turn_alloc *owner,
+    const struct turn_relay_req *req, struct sockaddr_storage *relayed, void **handle)
 {
-	return relay_io_relay_open(((struct daemon *)ctx)->io, owner, req, relayed,
-	    handle);
+	return relay_io_relay_open(((struct daemon *)ctx)->io, owner, req, relayed, handle);
 }
 
-static void ops_relay_unreserve(void *ctx, uint16_t port)
-{
-	relay_io_relay_unreserve(((struct daemon *)ctx)->io, port);
-}
-
-static void ops_relay_close(void *ctx, void *handle)
+static void turn_relay_close(void *ctx, void *handle)
 {
 	relay_io_relay_close(((struct daemon *)ctx)->io, handle);
 }
 
-static void ops_relay_send(void *ctx, void *handle, const struct sockaddr *peer,
+static void turn_relay_unreserve(void *ctx, uint16_t port)
+{
+	relay_io_relay_unreserve(((struct daemon *)ctx)->io, port);
+}
+
+static void turn_relay_send(void *ctx, void *handle, const struct sockaddr *peer,
     const uint8_t *buf, size_t len)
 {
 	relay_io_relay_send(((struct daemon *)ctx)->io, handle, peer, buf, len);
 }
 
-/* The permit hook: an address the policy refuses is reachable only when
- * it is exactly the relayed address of another live allocation. Calls
- * will narrow this to the allocations of the same call. */
-static bool ops_permit_peer(void *ctx, const struct turn_alloc *from,
+/* The permit hook: an address the policy refuses is reachable only when it
+ * is exactly the relayed address of another allocation that `from` may
+ * reach. A call's allocation reaches the other participants' allocations
+ * of the same live call; a static user's (tools, benchmarks) reaches other
+ * static users' allocations. Nothing else. */
+static bool turn_permit_peer(void *ctx, const struct turn_alloc *from,
     const struct sockaddr *peer)
 {
-	struct turn_alloc *to = turn_server_find_relayed(((struct daemon *)ctx)->turn, peer);
+	struct daemon *d = ctx;
+	struct registry_alloc to;
 
-	return to != NULL && to != from;
+	if (registry_alloc_find(d->registry, peer, &to) != 0 ||
+	    sockaddr_equal(peer, (const struct sockaddr *)&from->advertised))
+		return false;
+	if (from->id.kind == TURN_ID_STATIC)
+		return to.call[0] == '\0';
+	return strcmp(to.call, from->id.call) == 0 &&
+	    strcmp(to.user, from->id.user) != 0 &&
+	    !registry_call_ended(d->registry, from->id.call, relay_io_now_ms() / 1000);
 }
 
-static void ops_on_alloc(void *ctx, const struct turn_alloc *a, bool created,
+static bool turn_credential_ok(void *ctx, const struct turn_identity *id)
+{
+	struct daemon *d = ctx;
+
+	return !registry_call_ended(d->registry, id->call, relay_io_now_ms() / 1000);
+}
+
+static void turn_on_alloc(void *ctx, const struct turn_alloc *a, bool created,
     const char *reason)
 {
+	struct daemon *d = ctx;
 	char user[TURN_ID_MAX * 4 + 4], relayed[INET6_ADDRSTRLEN + 8];
 	char client[INET6_ADDRSTRLEN + 8];
 
-	(void)ctx;
 	log_escape(user, sizeof(user), (const uint8_t *)a->id.user, strlen(a->id.user));
-	config_format_addr((const struct sockaddr *)&a->relayed, relayed, sizeof(relayed));
+	config_format_addr((const struct sockaddr *)&a->advertised, relayed, sizeof(relayed));
 	config_format_addr((const struct sockaddr *)&a->client.remote, client, sizeof(client));
-	if (created)
-		log_info("turn: allocation %s for user \"%s\" from %s (%s)", relayed,
-		    user, client, a->client.transport == TURN_TP_UDP ? "udp" :
+	if (created) {
+		if (registry_alloc_add(d->registry, (const struct sockaddr *)&a->advertised,
+		    a->id.user, a->id.call) != 0)
+			log_err("registry: out of memory for %s", relayed);
+		log_info("turn: allocation %s for user \"%s\"%s%s from %s (%s)", relayed,
+		    user, a->id.call[0] ? " in call " : "", a->id.call, client,
+		    a->client.transport == TURN_TP_UDP ? "udp" :
 		    a->client.transport == TURN_TP_TCP ? "tcp" : "tls");
-	else
-		log_info("turn: allocation %s of user \"%s\" removed (%s): "
-		    "%llu bytes/%llu packets to peers, %llu bytes/%llu packets from peers",
-		    relayed, user, reason, (unsigned long long)a->bytes_to_peer,
-		    (unsigned long long)a->pkts_to_peer,
-		    (unsigned long long)a->bytes_from_peer,
-		    (unsigned long long)a->pkts_from_peer);
+		return;
+	}
+	registry_alloc_del(d->registry, (const struct sockaddr *)&a->advertised);
+	log_info("turn: allocation %s of user \"%s\" removed (%s): "
+	    "%llu bytes/%llu packets to peers, %llu bytes/%llu packets from peers",
+	    relayed, user, reason, (unsigned long long)a->bytes_to_peer,
+	    (unsigned long long)a->pkts_to_peer, (unsigned long long)a->bytes_from_peer,
+	    (unsigned long long)a->pkts_from_peer);
+}
+
+static void turn_on_event(void *ctx, enum turn_event ev, const struct turn_client *c,
+    const struct turn_identity *id, const struct sockaddr *peer)
+{
+	char client[INET6_ADDRSTRLEN + 8], target[INET6_ADDRSTRLEN + 8];
+	char user[TURN_ID_MAX * 4 + 4] = "";
+
+	(void)ctx;
+	config_format_addr((const struct sockaddr *)&c->remote, client, sizeof(client));
+	if (id != NULL)
+		log_escape(user, sizeof(user), (const uint8_t *)id->user, strlen(id->user));
+	switch (ev) {
+	case TURN_EV_AUTH_FAILED:
+		log_info("turn: authentication failed from %s%s%s", client,
+		    id != NULL ? " for user " : "", user);
+		break;
+	case TURN_EV_SOURCE_BLOCKED:
+		log_debug("turn: ignoring %s: too many authentication failures", client);
+		break;
+	case TURN_EV_PEER_REFUSED:
+		log_info("turn: peer %s refused for user \"%s\" from %s",
+		    config_format_addr(peer, target, sizeof(target)), user, client);
+		break;
+	}
+}
+
+/* --- hub ops ------------------------------------------------------------ */
+
+static void hub_send(void *ctx, uint64_t session, const char *text, size_t len)
+{
+	ws_server_send(((struct daemon *)ctx)->ws, session, text, len);
+}
+
+static void hub_close(void *ctx, uint64_t session, const char *why)
+{
+	ws_server_close(((struct daemon *)ctx)->ws, session, why);
+}
+
+static int hub_mint(void *ctx, const char *user, const char *call, uint64_t expires_s,
+    char *username, size_t ucap, char *password, size_t pcap)
+{
+	return turn_cred_mint(&((struct daemon *)ctx)->auth, user, call, expires_s,
+	    username, ucap, password, pcap) == TURN_AUTH_OK ? 0 : -1;
+}
+
+static bool hub_relay_of(void *ctx, const char *user, const char *call,
+    const struct sockaddr *addr)
+{
+	struct registry_alloc owner;
+
+	return registry_alloc_find(((struct daemon *)ctx)->registry, addr, &owner) == 0 &&
+	    strcmp(owner.user, user) == 0 && strcmp(owner.call, call) == 0;
+}
+
+/* A call is over: its credentials are revoked and its allocations go now,
+ * not when their lifetime runs out. */
+static void hub_call_ended(void *ctx, const char *call, uint64_t expires_s)
+{
+	struct daemon *d = ctx;
+	size_t n;
+
+	if (registry_call_end(d->registry, call, expires_s) != 0)
+		log_err("registry: cannot record the end of call %s", call);
+	n = turn_server_remove_call(d->turn, call);
+	if (n > 0)
+		log_info("turn: %zu allocations of call %s removed", n, call);
+}
+
+static void hub_note(void *ctx, const char *event, const char *detail)
+{
+	(void)ctx;
+	log_info("signaling: %s: %s", event, detail);
+}
+
+/* --- loop callbacks ----------------------------------------------------- */
+
+static void on_relay_readable(void *arg)
+{
+	relay_io_dispatch(((struct daemon *)arg)->io);
+}
+
+static void on_tick(void *arg)
+{
+	struct daemon *d = arg;
+
+	relay_io_tick(d->io);
+	hub_tick(d->hub, relay_io_now_ms());
+}
+
+/* --- set-up ------------------------------------------------------------- */
+
+static struct policy *policy_load(const char *path, char *err, size_t errlen)
+{
+	char *text = NULL, perr[400];
+	struct policy *p = NULL;
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: cannot open", path);
+		return NULL;
+	}
+	text = malloc(POLICY_MAX_BYTES + 1);
+	if (text == NULL) {
+		fclose(f);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	n = fread(text, 1, POLICY_MAX_BYTES + 1, f);
+	fclose(f);
+	if (n > POLICY_MAX_BYTES)
+		snprintf(err, errlen, "%s: larger than %d bytes", path, POLICY_MAX_BYTES);
+	else if ((p = policy_parse(text, n, perr, sizeof(perr))) == NULL)
+		snprintf(err, errlen, "%s: %s", path, perr);
+	free(text);
+	return p;
+}
+
+/* SIGHUP: a new policy replaces the old only once it has been parsed and
+ * checked; on any error the running policy stays. */
+static void on_hup(void *arg)
+{
+	struct daemon *d = arg;
+	struct policy *p;
+	char err[512];
+
+	if (d->cfg->policy_file[0] == '\0')
+		return;
+	p = policy_load(d->cfg->policy_file, err, sizeof(err));
+	if (p == NULL) {
+		log_err("policy reload refused, keeping the running policy: %s", err);
+		return;
+	}
+	hub_set_policy(d->hub, p);
+	policy_free(d->policy);
+	d->policy = p;
+	log_info("policy reloaded from %s", d->cfg->policy_file);
 }
 
 static bool needs_tls(const struct config *cfg)
@@ -93,6 +281,14 @@ static bool needs_tls(const struct config *cfg)
 		if (cfg->turn.listen[i].transport == CONFIG_TLS)
 			return true;
 	return false;
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	return ss->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
 /* Every address the gateway itself answers on is refused as a peer, so
@@ -116,16 +312,13 @@ static int add_own_addresses(struct daemon *d)
 }
 
 static void turn_config_from(const struct config *cfg, const struct peer_policy *peers,
-    const uint8_t *secret, struct turn_server_config *tc)
+    const struct turn_auth *auth, struct turn_server_config *tc)
 {
 	const struct config_turn_limits *lim = &cfg->turn.limits;
 
 	memset(tc, 0, sizeof(*tc));
 	snprintf(tc->realm, sizeof(tc->realm), "%s", cfg->realm);
-	memcpy(tc->auth.secret, secret, TURN_SECRET_LEN);
-	tc->auth.nonce_lifetime_s = cfg->turn.nonce_lifetime_s;
-	tc->auth.static_users = cfg->turn.static_users;
-	tc->auth.nstatic = cfg->turn.nstatic_users;
+	tc->auth = *auth;
 	tc->peers = peers;
 	tc->relay_family = cfg->turn.relay_ip.ss_family;
 	tc->has_external = cfg->turn.has_external_ip;
@@ -140,70 +333,172 @@ static void turn_config_from(const struct config *cfg, const struct peer_policy 
 	tc->auth_failures_per_source = lim->auth_failures_per_source;
 }
 
-int daemon_run(const struct config *cfg)
+/* The TURN URLs handed to call participants: UDP first (some clients use
+ * only the first), then TCP and TLS, on the address clients reach. */
+static void ice_urls(const struct config *cfg, struct hub_ice_servers *ice)
 {
-	struct daemon d;
-	struct turn_server_config tc;
-	struct turn_server_ops ops;
-	uint8_t secret[TURN_SECRET_LEN];
-	SSL_CTX *tls = NULL;
-	char err[512], name[INET6_ADDRSTRLEN + 8];
-	sigset_t mask;
-	size_t i;
-	int rc = 1;
+	char host[INET6_ADDRSTRLEN + 2], ip[INET6_ADDRSTRLEN];
+	static const struct {
+		enum config_transport t;
+		const char *scheme, *transport;
+	} order[] = {
+		{ CONFIG_UDP, "turn", "udp" },
+		{ CONFIG_TCP, "turn", "tcp" },
+		{ CONFIG_TLS, "turns", "tcp" },
+	};
+	const struct sockaddr_storage *a;
+	size_t i, j;
+	uint16_t port;
 
-	memset(&d, 0, sizeof(d));
-	memset(&tc, 0, sizeof(tc));
-	d.cfg = cfg;
-	log_set_level(cfg->log.level);
-	/* Signals are read from a signalfd in the loop, so they must not be
-	 * delivered the usual way; a peer closing a socket must not kill us. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (state_dir_ensure(cfg->state_dir, err, sizeof(err)) != 0 ||
-	    secret_load_or_create(cfg->state_dir, secret, sizeof(secret), err,
-	    sizeof(err)) != 0) {
-		log_err("%s", err);
-		goto out;
-	}
-	if (needs_tls(cfg)) {
-		tls = tls_server_ctx_new(cfg->turn.has_tls ? &cfg->turn.tls : &cfg->tls,
-		    cfg->state_dir, err, sizeof(err));
-		if (tls == NULL) {
-			log_err("%s", err);
-			goto out;
+	ice->nurls = 0;
+	for (j = 0; j < sizeof(order) / sizeof(order[0]); j++) {
+		for (i = 0; i < cfg->turn.nlisten && ice->nurls < HUB_MAX_ICE_URLS; i++) {
+			if (cfg->turn.listen[i].transport != order[j].t)
+				continue;
+			a = &cfg->turn.listen[i].addr;
+			port = ntohs(a->ss_family == AF_INET6 ?
+			    ((const struct sockaddr_in6 *)a)->sin6_port :
+			    ((const struct sockaddr_in *)a)->sin_port);
+			if (cfg->turn.has_external_ip)
+				a = &cfg->turn.external_ip;
+			if (a->ss_family == AF_INET6) {
+				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr,
+				    ip, sizeof(ip));
+				snprintf(host, sizeof(host), "[%s]", ip);
+			} else {
+				inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr,
+				    host, sizeof(host));
+			}
+			snprintf(ice->urls[ice->nurls++], sizeof(ice->urls[0]),
+			    "%s:%s:%u?transport=%s", order[j].scheme, host, port,
+			    order[j].transport);
 		}
 	}
-	d.peers = cfg->turn.peers;
-	if (add_own_addresses(&d) != 0) {
-		log_err("too many gateway addresses for the peer policy");
-		goto out;
+}
+
+static bool has_local_backend(const struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->identity.nbackends; i++)
+		if (cfg->identity.backends[i].type == CONFIG_BACKEND_LOCAL)
+			return true;
+	return false;
+}
+
+/* The certificate for TLS listeners: configured, or the self-signed one
+ * tls_server_ctx_new() made in state_dir. */
+static void cert_paths(struct daemon *d, const struct config_tls *tls)
+{
+	if (tls->cert[0] != '\0') {
+		snprintf(d->cert_file, sizeof(d->cert_file), "%s", tls->cert);
+		snprintf(d->key_file, sizeof(d->key_file), "%s", tls->key);
+	} else {
+		snprintf(d->cert_file, sizeof(d->cert_file), "%s/tls-cert.pem", d->cfg->state_dir);
+		snprintf(d->key_file, sizeof(d->key_file), "%s/tls-key.pem", d->cfg->state_dir);
 	}
-	d.io = relay_io_new(&cfg->turn, tls, err, sizeof(err));
-	if (d.io == NULL) {
-		log_err("%s", err);
-		goto out;
+}
+
+static int start_signaling(struct daemon *d, char *err, size_t errlen)
+{
+	const struct config *cfg = d->cfg;
+	struct ws_server_config wc;
+	struct hub_config hc;
+	struct hub_ops ho;
+	SSL_CTX *probe;
+	size_t i;
+
+	memset(&wc, 0, sizeof(wc));
+	wc.listen = cfg->signaling.listen;
+	for (i = 0; i < cfg->signaling.norigins && i < WS_MAX_ORIGINS; i++)
+		wc.origins[wc.norigins++] = cfg->signaling.allowed_origins[i];
+	/* TLS on every listener off loopback (config_validate() made sure a
+	 * certificate is configured for it). */
+	if (!is_loopback(&cfg->signaling.listen)) {
+		const struct config_tls *t = cfg->signaling.has_tls ? &cfg->signaling.tls : &cfg->tls;
+		probe = tls_server_ctx_new(t, cfg->state_dir, err, errlen);
+		if (probe == NULL)
+			return -1;
+		SSL_CTX_free(probe);
+		cert_paths(d, t);
+		wc.cert_file = d->cert_file;
+		wc.key_file = d->key_file;
 	}
-	turn_config_from(cfg, &d.peers, secret, &tc);
+	d->ws = ws_server_new(loop_lws(d->loop), &wc, err, errlen);
+	if (d->ws == NULL)
+		return -1;
+	memset(&hc, 0, sizeof(hc));
+	hc.identity = d->identity;
+	hc.users = d->users;
+	hc.policy = d->policy;
+	ice_urls(cfg, &hc.ice);
+	memset(&ho, 0, sizeof(ho));
+	ho.ctx = d;
+	ho.send = hub_send;
+	ho.close = hub_close;
+	ho.mint = hub_mint;
+	ho.relay_of = hub_relay_of;
+	ho.call_ended = hub_call_ended;
+	ho.note = hub_note;
+	d->hub = hub_new(&hc, &ho);
+	if (d->hub == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	ws_server_set_hub(d->ws, d->hub);
+	return 0;
+}
+
+static int start_turn(struct daemon *d, const uint8_t *secret, char *err, size_t errlen)
+{
+	const struct config *cfg = d->cfg;
+	struct turn_server_config tc;
+	struct turn_server_ops ops;
+	SSL_CTX *tls = NULL;
+	char name[INET6_ADDRSTRLEN + 8];
+	size_t i;
+
+	if (needs_tls(cfg)) {
+		tls = tls_server_ctx_new(cfg->turn.has_tls ? &cfg->turn.tls : &cfg->tls,
+		    cfg->state_dir, err, errlen);
+		if (tls == NULL)
+			return -1;
+	}
+	d->peers = cfg->turn.peers;
+	if (add_own_addresses(d) != 0) {
+		snprintf(err, errlen, "too many gateway addresses for the peer policy");
+		SSL_CTX_free(tls);
+		return -1;
+	}
+	/* relay_io keeps a reference to the context for its connections. */
+	d->io = relay_io_new(&cfg->turn, tls, err, errlen);
+	if (tls != NULL)
+		SSL_CTX_free(tls);
+	if (d->io == NULL)
+		return -1;
+	memcpy(d->auth.secret, secret, TURN_SECRET_LEN);
+	d->auth.nonce_lifetime_s = cfg->turn.nonce_lifetime_s;
+	d->auth.static_users = cfg->turn.static_users;
+	d->auth.nstatic = cfg->turn.nstatic_users;
+	turn_config_from(cfg, &d->peers, &d->auth, &tc);
 	memset(&ops, 0, sizeof(ops));
-	ops.ctx = &d;
-	ops.send_client = ops_send_client;
-	ops.relay_open = ops_relay_open;
-	ops.relay_close = ops_relay_close;
-	ops.relay_unreserve = ops_relay_unreserve;
-	ops.relay_send = ops_relay_send;
-	ops.permit_peer = ops_permit_peer;
-	ops.on_alloc = ops_on_alloc;
-	d.turn = turn_server_new(&tc, &ops);
-	if (d.turn == NULL) {
-		log_err("out of memory");
-		goto out;
+	ops.ctx = d;
+	ops.send_client = turn_send_client;
+	ops.relay_open = turn_relay_open;
+	ops.relay_close = turn_relay_close;
+	ops.relay_unreserve = turn_relay_unreserve;
+	ops.relay_send = turn_relay_send;
+	ops.permit_peer = turn_permit_peer;
+	ops.credential_ok = turn_credential_ok;
+	ops.on_event = turn_on_event;
+	ops.on_alloc = turn_on_alloc;
+	d->turn = turn_server_new(&tc, &ops);
+	OPENSSL_cleanse(&tc.auth, sizeof(tc.auth));
+	if (d->turn == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
-	relay_io_set_server(d.io, d.turn);
+	relay_io_set_server(d->io, d->turn);
 	for (i = 0; i < cfg->turn.nlisten; i++) {
 		config_format_addr((const struct sockaddr *)&cfg->turn.listen[i].addr,
 		    name, sizeof(name));
@@ -215,21 +510,85 @@ int daemon_run(const struct config *cfg)
 			log_warn("turn: %s/tcp is plain TCP; it is allowed on loopback "
 			    "only, use \"tls\" for anything else", name);
 	}
+	return 0;
+}
+
+static void shutdown_all(struct daemon *d)
+{
+	/* Destroying the loop closes every WebSocket session through the
+	 * hub (ending calls, which removes allocations), so it goes first;
+	 * the TURN server then closes its relays through the I/O layer. */
+	loop_free(d->loop);
+	hub_free(d->hub);
+	ws_server_free(d->ws);
+	turn_server_free(d->turn);
+	if (d->io != NULL) {
+		relay_io_set_server(d->io, NULL);
+		relay_io_free(d->io);
+	}
+	policy_free(d->policy);
+	identity_free(d->identity);
+	userdb_close(d->users);
+	registry_free(d->registry);
+	OPENSSL_cleanse(&d->auth, sizeof(d->auth));
+}
+
+int daemon_run(const struct config *cfg)
+{
+	struct daemon d;
+	uint8_t secret[TURN_SECRET_LEN];
+	char err[512], name[INET6_ADDRSTRLEN + 8];
+	int rc = 1;
+
+	memset(&d, 0, sizeof(d));
+	d.cfg = cfg;
+	log_set_level(cfg->log.level);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (state_dir_ensure(cfg->state_dir, err, sizeof(err)) != 0 ||
+	    secret_load_or_create(cfg->state_dir, secret, sizeof(secret), err,
+	    sizeof(err)) != 0)
+		goto fail;
+	d.registry = registry_memory_new();
+	d.loop = loop_new(err, sizeof(err));
+	if (d.registry == NULL || d.loop == NULL) {
+		if (d.registry == NULL)
+			snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if (has_local_backend(cfg) &&
+	    (d.users = userdb_open(cfg->state_dir, err, sizeof(err))) == NULL)
+		goto fail;
+	if ((d.identity = identity_new(&cfg->identity, d.users, err, sizeof(err))) == NULL)
+		goto fail;
+	if (cfg->policy_file[0] != '\0') {
+		if ((d.policy = policy_load(cfg->policy_file, err, sizeof(err))) == NULL)
+			goto fail;
+	} else {
+		log_warn("no policy file configured: every call is denied");
+	}
+	if (start_turn(&d, secret, err, sizeof(err)) != 0 ||
+	    start_signaling(&d, err, sizeof(err)) != 0)
+		goto fail;
+	if (loop_add_fd(d.loop, relay_io_fd(d.io), on_relay_readable, &d) != 0 ||
+	    loop_add_timer(d.loop, 1000, on_tick, &d) != 0) {
+		snprintf(err, sizeof(err), "cannot join the relay to the event loop");
+		goto fail;
+	}
+	loop_on_hup(d.loop, on_hup, &d);
+	config_format_addr((const struct sockaddr *)&cfg->signaling.listen, name, sizeof(name));
+	log_info("signaling: listening on %s (demo page at %s://%s/)", name,
+	    is_loopback(&cfg->signaling.listen) ? "http" : "https", name);
 	log_info("turn: relay %s ports %u-%u, realm \"%s\"",
 	    config_format_addr((const struct sockaddr *)&cfg->turn.relay_ip, name, sizeof(name)),
 	    cfg->turn.port_min, cfg->turn.port_max, cfg->realm);
 	log_info("gatehouse %s ready", GH_VERSION);
-	rc = relay_io_run(d.io) == 0 ? 0 : 1;
+	rc = loop_run(d.loop) == 0 ? 0 : 1;
+	goto out;
+fail:
+	log_err("%s", err);
 out:
-	/* The server closes its relays through the I/O layer, so it goes
-	 * first; the I/O layer then no longer reports to it. */
-	turn_server_free(d.turn);
-	if (d.io != NULL) {
-		relay_io_set_server(d.io, NULL);
-		relay_io_free(d.io);
-	}
-	SSL_CTX_free(tls);
+	shutdown_all(&d);
 	OPENSSL_cleanse(secret, sizeof(secret));
-	OPENSSL_cleanse(&tc.auth, sizeof(tc.auth));
 	return rc;
 }

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gateway/cli_policy.h"
+#include "gateway/cli_user.h"
 #include "gateway/config.h"
 #include "gateway/daemon.h"
 #include "gateway/log.h"
@@ -17,6 +19,11 @@ static const char usage_text[] =
     "  run [-c FILE]            start the gateway (embedded loopback defaults\n"
     "                           when no file is given)\n"
     "  check-config -c FILE     validate a configuration file\n"
+    "  user add|del|list|passwd|unlock|disable|enable|totp-reset ...\n"
+    "                           manage local users (gatehouse user help)\n"
+    "  policy check FILE        validate a policy file and print its rules\n"
+    "  policy explain FROM TO MEDIA [-c FILE | --policy FILE]\n"
+    "                           say which rule decides a call\n"
     "  help                     show this text\n"
     "  --version                print the version\n";
 
@@ -100,6 +107,10 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 2, argv + 2);
 	if (strcmp(argv[1], "check-config") == 0)
 		return cmd_check_config(argc - 2, argv + 2);
+	if (strcmp(argv[1], "user") == 0)
+		return cli_user(argc - 2, argv + 2);
+	if (strcmp(argv[1], "policy") == 0)
+		return cli_policy(argc - 2, argv + 2);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)
 		return usage(stdout, 0);

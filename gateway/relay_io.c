@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,14 +30,12 @@
 #define UDP_BATCH 32
 #define RELAY_READS_PER_EVENT 64
 #define CONN_BUCKETS 1024
-#define TICK_MS 1000
 
 enum handle_kind {
 	H_UDP_LISTENER,
 	H_TCP_LISTENER,
 	H_CONN,
 	H_RELAY,
-	H_SIGNAL,
 };
 
 struct io_handle {
@@ -84,7 +81,6 @@ struct relay_io {
 	SSL_CTX *tls;                   /* borrowed */
 	struct listener listeners[CONFIG_MAX_LISTEN];
 	size_t nlisteners;
-	struct io_handle sig;
 	struct sockaddr_storage relay_ip;
 	uint16_t port_min, port_max;
 	uint8_t *ports_used;            /* owned: one byte per port of the range */
@@ -204,14 +200,12 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
     char *err, size_t errlen)
 {
 	struct relay_io *io = calloc(1, sizeof(*io));
-	sigset_t mask;
 	size_t i;
 
 	if (io == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	io->sig.fd = -1;
 	io->tls = tls;
 	io->relay_ip = cfg->relay_ip;
 	io->port_min = cfg->port_min;
@@ -231,15 +225,7 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 		if (bind_listener(io, &cfg->listen[i], err, errlen) != 0)
 			goto fail;
 	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	io->sig.kind = H_SIGNAL;
-	io->sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (io->sig.fd < 0 || epoll_add(io, &io->sig, EPOLLIN) != 0) {
-		snprintf(err, errlen, "cannot watch signals: %s", strerror(errno));
-		goto fail;
-	}
+	io->now_ms = relay_io_now_ms();
 	return io;
 fail:
 	relay_io_free(io);
@@ -259,8 +245,6 @@ void relay_io_free(struct relay_io *io)
 	reap_dead(io);
 	for (i = 0; i < io->nlisteners; i++)
 		close(io->listeners[i].h.fd);
-	if (io->sig.fd >= 0)
-		close(io->sig.fd);
 	if (io->epfd >= 0)
 		close(io->epfd);
 	free(io->ports_used);
@@ -729,56 +713,47 @@ static void relay_readable(struct relay_io *io, struct relay *r)
 
 /* --- the loop ---------------------------------------------------------- */
 
-int relay_io_run(struct relay_io *io)
+int relay_io_fd(const struct relay_io *io)
+{
+	return io->epfd;
+}
+
+void relay_io_dispatch(struct relay_io *io)
 {
 	struct epoll_event evs[EPOLL_BATCH];
-	struct signalfd_siginfo si;
-	uint64_t next_tick;
-	int n, i, timeout;
+	int n, i;
 
+	n = epoll_wait(io->epfd, evs, EPOLL_BATCH, 0);
+	if (n <= 0)
+		return;
 	io->now_ms = relay_io_now_ms();
-	next_tick = io->now_ms + TICK_MS;
-	for (;;) {
-		timeout = next_tick > io->now_ms ? (int)(next_tick - io->now_ms) : 0;
-		n = epoll_wait(io->epfd, evs, EPOLL_BATCH, timeout);
-		if (n < 0 && errno != EINTR) {
-			log_err("turn: epoll_wait: %s", strerror(errno));
-			return -1;
-		}
-		io->now_ms = relay_io_now_ms();
-		for (i = 0; i < n; i++) {
-			struct io_handle *h = evs[i].data.ptr;
-			if (h->dead)
-				continue;
-			switch (h->kind) {
-			case H_UDP_LISTENER:
-				udp_readable(io, (struct listener *)h);
-				break;
-			case H_TCP_LISTENER:
-				accept_conns(io, (struct listener *)h);
-				break;
-			case H_CONN:
-				conn_event(io, (struct conn *)h, evs[i].events);
-				break;
-			case H_RELAY:
-				relay_readable(io, (struct relay *)h);
-				break;
-			case H_SIGNAL:
-				if (read(h->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-					log_info("received %s, stopping",
-					    si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-					reap_dead(io);
-					return 0;
-				}
-				break;
-			}
-		}
-		reap_dead(io);
-		if (io->now_ms >= next_tick) {
-			turn_server_tick(io->server, io->now_ms);
-			conns_expire(io);
-			reap_dead(io);
-			next_tick = io->now_ms + TICK_MS;
+	for (i = 0; i < n; i++) {
+		struct io_handle *h = evs[i].data.ptr;
+		if (h->dead)
+			continue;
+		switch (h->kind) {
+		case H_UDP_LISTENER:
+			udp_readable(io, (struct listener *)h);
+			break;
+		case H_TCP_LISTENER:
+			accept_conns(io, (struct listener *)h);
+			break;
+		case H_CONN:
+			conn_event(io, (struct conn *)h, evs[i].events);
+			break;
+		case H_RELAY:
+			relay_readable(io, (struct relay *)h);
+			break;
 		}
 	}
+	reap_dead(io);
+}
+
+void relay_io_tick(struct relay_io *io)
+{
+	io->now_ms = relay_io_now_ms();
+	if (io->server != NULL)
+		turn_server_tick(io->server, io->now_ms);
+	conns_expire(io);
+	reap_dead(io);
 }

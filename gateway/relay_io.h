@@ -45,9 +45,13 @@ void relay_io_relay_close(struct relay_io *io, void *handle);
 void relay_io_relay_send(struct relay_io *io, void *handle,
     const struct sockaddr *peer, const uint8_t *buf, size_t len);
 
-/* Runs until SIGINT or SIGTERM arrives (the caller has blocked them; they
- * are read from a signalfd). Returns 0, or -1 on a fatal epoll error. */
-int relay_io_run(struct relay_io *io);
+/* The epoll descriptor to watch for readability; when it is readable,
+ * relay_io_dispatch() handles one batch of events without blocking. */
+int relay_io_fd(const struct relay_io *io);
+void relay_io_dispatch(struct relay_io *io);
+/* Expiry of allocations, permissions, channels and idle connections;
+ * about once a second. */
+void relay_io_tick(struct relay_io *io);
 
 /* Wall-clock milliseconds: nonces and credentials carry UNIX times that
  * other relay nodes must understand. */

@@ -1,0 +1,21 @@
+# Turns the demo page's files into a C table, so `gatehouse run` serves
+# them with no files installed next to it.
+#   cmake -DOUT=file.c -DFILES="a;b" -DNAMES="/;/x.js" -DTYPES="text/html;..." -P embed.cmake
+set(body "/* Generated from web/ by cmake/embed.cmake; do not edit. */\n#include \"signaling/web_assets.h\"\n\n")
+set(table "")
+list(LENGTH FILES n)
+math(EXPR last "${n} - 1")
+foreach(i RANGE ${last})
+  list(GET FILES ${i} f)
+  list(GET NAMES ${i} name)
+  list(GET TYPES ${i} type)
+  file(READ ${f} hex HEX)
+  string(LENGTH "${hex}" hexlen)
+  math(EXPR len "${hexlen} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const unsigned char asset_${i}[] = { ${bytes} 0 };\n")
+  string(APPEND table "\t{ \"${name}\", \"${type}; charset=utf-8\", asset_${i}, ${len} },\n")
+endforeach()
+string(APPEND body "\nconst struct web_asset web_assets[] = {\n${table}\t{ 0, 0, 0, 0 },\n};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(RENAME ${OUT}.tmp ${OUT})

@@ -1,0 +1,511 @@
+/* "gatehouse user ...": local users in state_dir/users.db. */
+#include "gateway/cli_user.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "gateway/config.h"
+#include "gateway/log.h"
+#include "gateway/secret.h"
+#include "signaling/password.h"
+#include "signaling/totp.h"
+#include "signaling/userdb.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+#define TOTP_ISSUER "Gatehouse"
+/* One byte more than the longest password, to see a longer one, and
+ * the NUL. */
+#define PW_CAP (PASSWORD_MAX_LEN + 2)
+#define B32_CAP 64
+#define URI_CAP 512
+
+static const char usage_text[] =
+    "usage: gatehouse user <command> [options] [-c FILE]\n"
+    "\n"
+    "commands:\n"
+    "  add NAME [--group G]... [--password-stdin] [--totp]\n"
+    "                           add a local user; --totp prints the otpauth://\n"
+    "                           URI and the base32 secret for an authenticator\n"
+    "  del NAME                 remove a user\n"
+    "  list                     one line per user\n"
+    "  passwd NAME [--password-stdin]\n"
+    "                           set a new password\n"
+    "  unlock NAME              end a lockout after failed logins\n"
+    "  disable NAME | enable NAME\n"
+    "  totp-reset NAME          new TOTP secret (prints the new URI)\n"
+    "\n"
+    "Without --password-stdin the password is asked twice on the terminal.\n"
+    "-c FILE names the configuration whose state_dir holds users.db\n"
+    "(default ./gatehouse-data).\n";
+
+enum {
+	OPT_GROUP = 1 << 0,
+	OPT_STDIN = 1 << 1,
+	OPT_TOTP = 1 << 2,
+};
+
+struct opts {
+	const char *name;
+	const char *config;
+	const char *groups[IDENTITY_MAX_GROUPS];
+	size_t ngroups;
+	bool password_stdin;
+	bool totp;
+	char shown[IDENTITY_NAME_MAX * 4 + 4]; /* name, escaped for messages */
+};
+
+struct command {
+	const char *word;
+	unsigned allowed; /* OPT_* */
+	bool needs_name;
+	int (*run)(struct userdb *db, const struct opts *o);
+};
+
+static int usage(FILE *out, int code)
+{
+	fputs(usage_text, out);
+	return code;
+}
+
+/* ---- reading the password ---- */
+
+/* The signal that interrupted a prompt, so that it can be delivered once
+ * the terminal echoes again (OpenBSD readpassphrase(3) does the same). */
+static volatile sig_atomic_t caught_signal;
+
+static void on_signal(int sig)
+{
+	caught_signal = sig;
+}
+
+static const int prompt_signals[] = { SIGINT, SIGHUP, SIGQUIT, SIGTERM };
+#define NSIGNALS (sizeof(prompt_signals) / sizeof(prompt_signals[0]))
+
+/* Reads up to '\n' (or the end) one byte at a time, so that nothing after
+ * the line is consumed and no copy is left in a stdio buffer. Strips the
+ * '\n' and a '\r' before it. Returns the length, or -1 with a message. */
+static int read_line(int fd, char *buf, size_t cap, const char *from)
+{
+	size_t n = 0;
+	ssize_t r;
+	char c;
+
+	for (;;) {
+		r = read(fd, &c, 1);
+		if (r < 0 && errno == EINTR && caught_signal == 0)
+			continue;
+		if (r < 0) {
+			if (caught_signal == 0)
+				fprintf(stderr, "gatehouse: reading the password from %s: %s\n",
+				    from, strerror(errno));
+			return -1;
+		}
+		if (r == 0 || c == '\n')
+			break;
+		if (c == '\0') {
+			fprintf(stderr, "gatehouse: the password from %s contains a NUL byte\n",
+			    from);
+			return -1;
+		}
+		if (n + 1 >= cap) {
+			fprintf(stderr, "gatehouse: the password from %s is longer than %d "
+			    "bytes\n", from, PASSWORD_MAX_LEN);
+			return -1;
+		}
+		buf[n++] = c;
+	}
+	if (r == 0 && n == 0) {
+		fprintf(stderr, "gatehouse: no password on %s\n", from);
+		return -1;
+	}
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+/* Asks on the terminal with echo off. Returns the length, -1 after a
+ * message, or -2 when there is no terminal. */
+static int read_tty(int fd, const char *prompt, char *buf, size_t cap)
+{
+	struct sigaction sa, old_sa[NSIGNALS];
+	struct termios old_t, t;
+	ssize_t w;
+	size_t i;
+	int n, sig;
+
+	if (tcgetattr(fd, &old_t) < 0)
+		return -2;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: the read must return so the terminal is restored. */
+	caught_signal = 0;
+	for (i = 0; i < NSIGNALS; i++)
+		sigaction(prompt_signals[i], &sa, &old_sa[i]);
+	t = old_t;
+	t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK);
+	t.c_lflag |= ECHONL; /* the Enter key still shows as a new line */
+	if (tcsetattr(fd, TCSAFLUSH, &t) < 0) {
+		fprintf(stderr, "gatehouse: cannot turn off echo on the terminal: %s\n",
+		    strerror(errno));
+		n = -1;
+		goto out;
+	}
+	do
+		w = write(fd, prompt, strlen(prompt));
+	while (w < 0 && errno == EINTR && caught_signal == 0);
+	n = read_line(fd, buf, cap, "the terminal");
+	tcsetattr(fd, TCSAFLUSH, &old_t);
+out:
+	for (i = 0; i < NSIGNALS; i++)
+		sigaction(prompt_signals[i], &old_sa[i], NULL);
+	sig = caught_signal;
+	if (sig != 0) {
+		OPENSSL_cleanse(buf, cap);
+		raise(sig);
+		n = -1;
+	}
+	return n;
+}
+
+/* Fills pw (PW_CAP bytes) from stdin or, asking twice, from the
+ * terminal, and checks its length. 0, or an exit code after a message. */
+static int password_get(const struct opts *o, char *pw)
+{
+	char again[PW_CAP], prompt[sizeof(o->shown) + 32];
+	int fd, n, m, rc = EXIT_USAGE;
+	size_t len;
+
+	if (o->password_stdin) {
+		n = read_line(STDIN_FILENO, pw, PW_CAP, "stdin");
+	} else {
+		fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "gatehouse: no terminal to ask for the password on; "
+			    "use --password-stdin\n");
+			return EXIT_USAGE;
+		}
+		snprintf(prompt, sizeof(prompt), "Password for %s: ", o->shown);
+		n = read_tty(fd, prompt, pw, PW_CAP);
+		if (n >= 0) {
+			m = read_tty(fd, "Repeat password: ", again, sizeof(again));
+			if (m < 0) {
+				n = m;
+			} else if (m != n || CRYPTO_memcmp(pw, again, (size_t)n) != 0) {
+				fprintf(stderr, "gatehouse: the passwords do not match\n");
+				n = -1;
+			}
+		}
+		close(fd);
+		if (n == -2)
+			fprintf(stderr, "gatehouse: /dev/tty is not a terminal; "
+			    "use --password-stdin\n");
+	}
+	if (n < 0)
+		goto out;
+	len = (size_t)n;
+	if (len < PASSWORD_MIN_LEN || len > PASSWORD_MAX_LEN) {
+		fprintf(stderr, "gatehouse: a password must have %d to %d bytes\n",
+		    PASSWORD_MIN_LEN, PASSWORD_MAX_LEN);
+		goto out;
+	}
+	rc = 0;
+out:
+	OPENSSL_cleanse(again, sizeof(again));
+	if (rc != 0)
+		OPENSSL_cleanse(pw, PW_CAP);
+	return rc;
+}
+
+/* ---- results ---- */
+
+/* Turns a userdb refusal into a message and an exit code. */
+static int report(int rc, const struct opts *o, const char *doing)
+{
+	switch (rc) {
+	case USERDB_OK:
+		return 0;
+	case USERDB_NOTFOUND:
+		fprintf(stderr, "gatehouse: user \"%s\" does not exist\n", o->shown);
+		return EXIT_USAGE;
+	case USERDB_EXISTS:
+		fprintf(stderr, "gatehouse: user \"%s\" already exists\n", o->shown);
+		return EXIT_USAGE;
+	case USERDB_INVALID:
+		fprintf(stderr, "gatehouse: invalid %s name (user \"%s\"): names have 1 to "
+		    "63 of A-Z a-z 0-9 . _ @ - and do not start with - or .\n",
+		    o->ngroups > 0 ? "user or group" : "user", o->shown);
+		return EXIT_USAGE;
+	default:
+		fprintf(stderr, "gatehouse: cannot %s user \"%s\": database error\n", doing,
+		    o->shown);
+		return EXIT_RUNTIME;
+	}
+}
+
+/* The URI and the secret, for the authenticator app. */
+static int print_totp(const struct opts *o, char *b32)
+{
+	char uri[URI_CAP];
+	int rc = 0;
+
+	if (totp_uri(TOTP_ISSUER, o->name, b32, uri, sizeof(uri)) < 0) {
+		fprintf(stderr, "gatehouse: cannot build the otpauth URI\n");
+		rc = EXIT_RUNTIME;
+	} else {
+		printf("%s\nsecret: %s\n", uri, b32);
+		fflush(stdout);
+	}
+	OPENSSL_cleanse(uri, sizeof(uri));
+	OPENSSL_cleanse(b32, B32_CAP);
+	return rc;
+}
+
+/* ---- the commands ---- */
+
+static int cmd_add(struct userdb *db, const struct opts *o)
+{
+	char pw[PW_CAP], b32[B32_CAP];
+	int rc;
+
+	/* Say so before asking for a password that would go nowhere. */
+	if (userdb_get(db, o->name, NULL) == USERDB_OK)
+		return report(USERDB_EXISTS, o, "add");
+	if ((rc = password_get(o, pw)) != 0)
+		return rc;
+	rc = userdb_add(db, o->name, pw, o->groups, o->ngroups, o->totp, b32, sizeof(b32));
+	OPENSSL_cleanse(pw, sizeof(pw));
+	if (rc != USERDB_OK)
+		return report(rc, o, "add");
+	return o->totp ? print_totp(o, b32) : 0;
+}
+
+static int cmd_del(struct userdb *db, const struct opts *o)
+{
+	return report(userdb_del(db, o->name), o, "delete");
+}
+
+static int cmd_passwd(struct userdb *db, const struct opts *o)
+{
+	char pw[PW_CAP];
+	int rc;
+
+	rc = userdb_get(db, o->name, NULL);
+	if (rc != USERDB_OK)
+		return report(rc, o, "change the password of");
+	if ((rc = password_get(o, pw)) != 0)
+		return rc;
+	rc = userdb_passwd(db, o->name, pw);
+	OPENSSL_cleanse(pw, sizeof(pw));
+	return report(rc, o, "change the password of");
+}
+
+static int cmd_unlock(struct userdb *db, const struct opts *o)
+{
+	return report(userdb_unlock(db, o->name), o, "unlock");
+}
+
+static int cmd_disable(struct userdb *db, const struct opts *o)
+{
+	return report(userdb_set_disabled(db, o->name, true), o, "disable");
+}
+
+static int cmd_enable(struct userdb *db, const struct opts *o)
+{
+	return report(userdb_set_disabled(db, o->name, false), o, "enable");
+}
+
+static int cmd_totp_reset(struct userdb *db, const struct opts *o)
+{
+	char b32[B32_CAP];
+	int rc;
+
+	rc = userdb_totp_reset(db, o->name, b32, sizeof(b32));
+	if (rc != USERDB_OK)
+		return report(rc, o, "reset TOTP of");
+	return print_totp(o, b32);
+}
+
+static int list_one(void *ctx, const struct userdb_entry *e)
+{
+	const time_t *now = ctx;
+	char until[32] = "-";
+	struct tm tm;
+	time_t t;
+	size_t i;
+
+	/* Names and groups were checked on the way in: printable, no
+	 * spaces, so one line per user splits cleanly. */
+	printf("%s groups=", e->name);
+	for (i = 0; i < e->ngroups; i++)
+		printf("%s%s", i > 0 ? "," : "", e->groups[i]);
+	if (e->ngroups == 0)
+		printf("-");
+	if (e->locked_until_s > (uint64_t)*now) {
+		t = (time_t)e->locked_until_s;
+		if (gmtime_r(&t, &tm) != NULL)
+			strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	printf(" totp=%s disabled=%s locked-until=%s\n", e->has_totp ? "yes" : "no",
+	    e->disabled ? "yes" : "no", until);
+	return 0;
+}
+
+static int cmd_list(struct userdb *db, const struct opts *o)
+{
+	time_t now = time(NULL);
+	int rc;
+
+	(void)o;
+	rc = userdb_list(db, list_one, &now);
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "gatehouse: writing the list: %s\n", strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	if (rc != USERDB_OK) {
+		fprintf(stderr, "gatehouse: cannot list users: database error\n");
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+static const struct command commands[] = {
+	{ "add", OPT_GROUP | OPT_STDIN | OPT_TOTP, true, cmd_add },
+	{ "del", 0, true, cmd_del },
+	{ "list", 0, false, cmd_list },
+	{ "passwd", OPT_STDIN, true, cmd_passwd },
+	{ "unlock", 0, true, cmd_unlock },
+	{ "disable", 0, true, cmd_disable },
+	{ "enable", 0, true, cmd_enable },
+	{ "totp-reset", 0, true, cmd_totp_reset },
+};
+
+/* ---- arguments ---- */
+
+static int bad_arg(const char *what, const char *arg)
+{
+	char shown[256];
+
+	fprintf(stderr, "gatehouse: %s '%s'\n", what,
+	    log_escape(shown, sizeof(shown), (const uint8_t *)arg, strlen(arg)));
+	return -1;
+}
+
+/* Options may come before or after the name. "--group G" and
+ * "--group=G" alike, and "-c FILE", "--config FILE", "--config=FILE" as
+ * for "gatehouse run". */
+static int parse(const struct command *c, int argc, char **argv, struct opts *o)
+{
+	const char *group;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		group = NULL;
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc) {
+			o->config = argv[++i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			o->config = argv[i] + 9;
+		} else if ((c->allowed & OPT_GROUP) && strcmp(argv[i], "--group") == 0 &&
+		    i + 1 < argc) {
+			group = argv[++i];
+		} else if ((c->allowed & OPT_GROUP) && strncmp(argv[i], "--group=", 8) == 0) {
+			group = argv[i] + 8;
+		} else if ((c->allowed & OPT_STDIN) && strcmp(argv[i], "--password-stdin") == 0) {
+			o->password_stdin = true;
+		} else if ((c->allowed & OPT_TOTP) && strcmp(argv[i], "--totp") == 0) {
+			o->totp = true;
+		} else if (argv[i][0] == '-') {
+			return bad_arg("unexpected option", argv[i]);
+		} else if (c->needs_name && o->name == NULL) {
+			o->name = argv[i];
+		} else {
+			return bad_arg("unexpected argument", argv[i]);
+		}
+		if (group != NULL) {
+			if (o->ngroups >= IDENTITY_MAX_GROUPS) {
+				fprintf(stderr, "gatehouse: at most %d groups\n", IDENTITY_MAX_GROUPS);
+				return -1;
+			}
+			o->groups[o->ngroups++] = group;
+		}
+	}
+	if (c->needs_name && o->name == NULL) {
+		fprintf(stderr, "gatehouse: user %s: a user name is needed\n", c->word);
+		return -1;
+	}
+	if (o->name != NULL)
+		log_escape(o->shown, sizeof(o->shown), (const uint8_t *)o->name,
+		    strlen(o->name));
+	return 0;
+}
+
+/* The configuration is read only for state_dir; without -c, the
+ * embedded default (./gatehouse-data), as for "gatehouse run". */
+static int state_dir_of(const char *path, struct config *cfg)
+{
+	char err[512];
+
+	if (path == NULL) {
+		config_defaults(cfg);
+		return 0;
+	}
+	if (config_load(path, cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "gatehouse: %s: %s\n", path, err);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_user(int argc, char **argv)
+{
+	static struct config cfg; /* large (paths); one per process */
+	const struct command *c = NULL;
+	struct opts o;
+	struct userdb *db;
+	char err[512];
+	size_t i;
+	int rc;
+
+	if (argc < 1)
+		return usage(stderr, EXIT_USAGE);
+	if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||
+	    strcmp(argv[0], "-h") == 0)
+		return usage(stdout, 0);
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[0], commands[i].word) == 0)
+			c = &commands[i];
+	if (c == NULL) {
+		bad_arg("unknown user command", argv[0]);
+		return usage(stderr, EXIT_USAGE);
+	}
+	memset(&o, 0, sizeof(o));
+	if (parse(c, argc, argv, &o) < 0)
+		return usage(stderr, EXIT_USAGE);
+	if (state_dir_of(o.config, &cfg) < 0)
+		return EXIT_USAGE;
+	if (state_dir_ensure(cfg.state_dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "gatehouse: %s\n", err);
+		return EXIT_RUNTIME;
+	}
+	db = userdb_open(cfg.state_dir, err, sizeof(err));
+	if (db == NULL) {
+		fprintf(stderr, "gatehouse: %s\n", err);
+		return EXIT_RUNTIME;
+	}
+	rc = c->run(db, &o);
+	userdb_close(db);
+	return rc;
+}

@@ -1,0 +1,214 @@
+/* The in-memory registry: two chained hash tables (relayed address ->
+ * allocation owner, ended call id -> revocation expiry). */
+#include "gateway/registry.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REGISTRY_BUCKETS 4096
+
+struct alloc_entry {
+	struct sockaddr_storage relayed;
+	struct registry_alloc owner;
+	struct alloc_entry *next;
+};
+
+struct ended_entry {
+	char call[REGISTRY_ID_MAX];
+	uint64_t until_s;
+	struct ended_entry *next;
+};
+
+struct registry {
+	struct alloc_entry *allocs[REGISTRY_BUCKETS];
+	struct ended_entry *ended[REGISTRY_BUCKETS];
+	size_t nallocs, nended;
+	uint64_t last_sweep_s;
+};
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n--) {
+		h ^= *b++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Address key bytes: family-specific IP and port, so v4 and v6 never
+ * collide into equality. */
+static size_t addr_key(const struct sockaddr *sa, uint8_t key[19])
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+		key[0] = 4;
+		memcpy(key + 1, &s->sin_addr, 4);
+		memcpy(key + 5, &s->sin_port, 2);
+		return 7;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+		key[0] = 6;
+		memcpy(key + 1, &s->sin6_addr, 16);
+		memcpy(key + 17, &s->sin6_port, 2);
+		return 19;
+	}
+	return 0;
+}
+
+static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+	uint8_t ka[19], kb[19];
+	size_t la = addr_key(a, ka), lb = addr_key(b, kb);
+
+	return la != 0 && la == lb && memcmp(ka, kb, la) == 0;
+}
+
+static size_t addr_bucket(const struct sockaddr *sa)
+{
+	uint8_t key[19];
+	size_t n = addr_key(sa, key);
+
+	return fnv(0xcbf29ce484222325ULL, key, n) % REGISTRY_BUCKETS;
+}
+
+static size_t call_bucket(const char *call)
+{
+	return fnv(0xcbf29ce484222325ULL, call, strlen(call)) % REGISTRY_BUCKETS;
+}
+
+struct registry *registry_memory_new(void)
+{
+	return calloc(1, sizeof(struct registry));
+}
+
+void registry_free(struct registry *r)
+{
+	struct alloc_entry *a, *an;
+	struct ended_entry *e, *en;
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < REGISTRY_BUCKETS; i++) {
+		for (a = r->allocs[i]; a != NULL; a = an) {
+			an = a->next;
+			free(a);
+		}
+		for (e = r->ended[i]; e != NULL; e = en) {
+			en = e->next;
+			free(e);
+		}
+	}
+	free(r);
+}
+
+int registry_alloc_add(struct registry *r, const struct sockaddr *relayed,
+    const char *user, const char *call)
+{
+	struct alloc_entry *a;
+	size_t b = addr_bucket(relayed);
+
+	registry_alloc_del(r, relayed);
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return -1;
+	memcpy(&a->relayed, relayed, relayed->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	snprintf(a->owner.user, sizeof(a->owner.user), "%s", user);
+	snprintf(a->owner.call, sizeof(a->owner.call), "%s", call);
+	a->next = r->allocs[b];
+	r->allocs[b] = a;
+	r->nallocs++;
+	return 0;
+}
+
+void registry_alloc_del(struct registry *r, const struct sockaddr *relayed)
+{
+	struct alloc_entry **pp = &r->allocs[addr_bucket(relayed)], *a;
+
+	for (; (a = *pp) != NULL; pp = &a->next) {
+		if (same_addr((const struct sockaddr *)&a->relayed, relayed)) {
+			*pp = a->next;
+			free(a);
+			r->nallocs--;
+			return;
+		}
+	}
+}
+
+int registry_alloc_find(const struct registry *r, const struct sockaddr *relayed,
+    struct registry_alloc *out)
+{
+	const struct alloc_entry *a;
+
+	for (a = r->allocs[addr_bucket(relayed)]; a != NULL; a = a->next) {
+		if (same_addr((const struct sockaddr *)&a->relayed, relayed)) {
+			*out = a->owner;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Forgets revocations whose credentials have expired anyway; at most
+ * once a minute, so the cost is spread thin. */
+static void sweep_ended(struct registry *r, uint64_t now_s)
+{
+	struct ended_entry **pp, *e;
+	size_t i;
+
+	if (now_s < r->last_sweep_s + 60)
+		return;
+	r->last_sweep_s = now_s;
+	for (i = 0; i < REGISTRY_BUCKETS; i++) {
+		for (pp = &r->ended[i]; (e = *pp) != NULL;) {
+			if (e->until_s < now_s) {
+				*pp = e->next;
+				free(e);
+				r->nended--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+}
+
+int registry_call_end(struct registry *r, const char *call, uint64_t until_s)
+{
+	struct ended_entry *e;
+	size_t b = call_bucket(call);
+
+	for (e = r->ended[b]; e != NULL; e = e->next)
+		if (strcmp(e->call, call) == 0)
+			return 0;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return -1;
+	snprintf(e->call, sizeof(e->call), "%s", call);
+	e->until_s = until_s;
+	e->next = r->ended[b];
+	r->ended[b] = e;
+	r->nended++;
+	return 0;
+}
+
+bool registry_call_ended(struct registry *r, const char *call, uint64_t now_s)
+{
+	const struct ended_entry *e;
+
+	sweep_ended(r, now_s);
+	for (e = r->ended[call_bucket(call)]; e != NULL; e = e->next)
+		if (strcmp(e->call, call) == 0)
+			return true;
+	return false;
+}
+
+size_t registry_alloc_count(const struct registry *r)
+{
+	return r->nallocs;
+}

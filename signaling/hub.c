@@ -1,0 +1,1028 @@
+/* The signaling protocol engine (see hub.h).
+ *
+ * Sessions are indexed by id and by user name (a user may be logged in
+ * from several places; an incoming call rings them all). Calls are
+ * indexed by id. Every message is parsed with limits, rate-limited per
+ * session and dispatched by a table; anything malformed or out of order
+ * gets bad_request and a strike, and enough strikes close the session. */
+#include "signaling/hub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "signaling/message.h"
+#include "signaling/sdp_filter.h"
+
+#define BUCKETS 1024
+#define NAME_MAX_LEN (IDENTITY_NAME_MAX - 1)
+#define PASSWORD_MAX_LEN 1024
+#define TOKEN_MAX_LEN 8192
+#define SDP_MID_MAX 32
+
+struct session {
+	uint64_t id;
+	bool authed;
+	struct identity_user who;
+	unsigned login_attempts;
+	unsigned strikes;
+	uint64_t tokens_milli;    /* rate limit bucket, in thousandths of a message */
+	uint64_t tokens_ms;
+	struct session *next_id;  /* chain of the id index */
+	struct session *next_user;/* sessions of the same user */
+};
+
+struct user_entry {
+	char name[IDENTITY_NAME_MAX];
+	struct session *sessions;
+	size_t ncalls;            /* calls this user is in */
+	struct user_entry *next;
+};
+
+enum call_state { CALL_RINGING, CALL_ACCEPTED };
+
+struct call {
+	char id[HUB_CALL_ID_LEN + 1];
+	char caller[IDENTITY_NAME_MAX];
+	char callee[IDENTITY_NAME_MAX];
+	uint64_t caller_sid;
+	uint64_t callee_sid;      /* 0 while ringing */
+	unsigned media;
+	bool record;
+	char rule[POLICY_NAME_MAX];
+	enum call_state state;
+	uint64_t ring_deadline_ms;
+	uint64_t expires_s;       /* credentials minted for it expire then */
+	struct call *next;
+};
+
+struct hub {
+	struct hub_config cfg;
+	struct hub_ops ops;
+	struct session *sessions[BUCKETS];
+	struct user_entry *users[BUCKETS];
+	struct call *calls[BUCKETS];
+	size_t nsessions, ncalls;
+};
+
+/* One incoming message being handled. */
+struct msg_ctx {
+	struct hub *h;
+	struct session *s;
+	json_t *msg;
+	json_t *id;               /* borrowed: echoed in the reply */
+	uint64_t now_ms;
+};
+
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (*s) {
+		h ^= (uint8_t)*s++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static void note(struct hub *h, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void note(struct hub *h, const char *event, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+
+	if (h->ops.note == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	h->ops.note(h->ops.ctx, event, detail);
+}
+
+/* --- indexes ----------------------------------------------------------- */
+
+static struct session *session_find(struct hub *h, uint64_t id)
+{
+	struct session *s;
+
+	for (s = h->sessions[id % BUCKETS]; s != NULL; s = s->next_id)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static struct user_entry *user_find(struct hub *h, const char *name, bool create)
+{
+	size_t b = str_hash(name) % BUCKETS;
+	struct user_entry *u;
+
+	for (u = h->users[b]; u != NULL; u = u->next)
+		if (strcmp(u->name, name) == 0)
+			return u;
+	if (!create)
+		return NULL;
+	u = calloc(1, sizeof(*u));
+	if (u == NULL)
+		return NULL;
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	u->next = h->users[b];
+	h->users[b] = u;
+	return u;
+}
+
+/* Drops a user entry nobody needs any more. */
+static void user_gc(struct hub *h, struct user_entry *u)
+{
+	struct user_entry **pp = &h->users[str_hash(u->name) % BUCKETS];
+
+	if (u->sessions != NULL || u->ncalls > 0)
+		return;
+	while (*pp != u)
+		pp = &(*pp)->next;
+	*pp = u->next;
+	free(u);
+}
+
+static struct call *call_find(struct hub *h, const char *id)
+{
+	struct call *c;
+
+	for (c = h->calls[str_hash(id) % BUCKETS]; c != NULL; c = c->next)
+		if (strcmp(c->id, id) == 0)
+			return c;
+	return NULL;
+}
+
+/* --- sending ----------------------------------------------------------- */
+
+static void send_json(struct hub *h, uint64_t sid, json_t *msg)
+{
+	size_t len;
+	char *text;
+
+	if (msg == NULL)
+		return;
+	text = message_dump(msg, &len);
+	json_decref(msg);
+	if (text == NULL)
+		return;
+	h->ops.send(h->ops.ctx, sid, text, len);
+	free(text);
+}
+
+/* Sends to every session of a user. */
+static void send_user(struct hub *h, const char *user, json_t *msg)
+{
+	struct user_entry *u = user_find(h, user, false);
+	struct session *s;
+
+	if (u != NULL)
+		for (s = u->sessions; s != NULL; s = s->next_user)
+			send_json(h, s->id, json_incref(msg));
+	json_decref(msg);
+}
+
+static void reply(struct msg_ctx *m, json_t *msg)
+{
+	if (msg != NULL && m->id != NULL)
+		json_object_set(msg, "id", m->id);
+	send_json(m->h, m->s->id, msg);
+}
+
+static void reply_error(struct msg_ctx *m, const char *code, const char *text)
+{
+	reply(m, json_pack("{s:s, s:s, s:s}", "type", "error", "code", code,
+	    "message", text));
+}
+
+/* A malformed or out-of-order message: answered, counted, and after
+ * HUB_MAX_STRIKES the session is closed. */
+static void strike(struct hub *h, struct session *s, json_t *id, const char *why)
+{
+	json_t *msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code",
+	    "bad_request", "message", why);
+
+	if (msg != NULL && id != NULL)
+		json_object_set(msg, "id", id);
+	send_json(h, s->id, msg);
+	if (++s->strikes >= HUB_MAX_STRIKES) {
+		note(h, "session.abuse", "session %llu closed after %u bad requests",
+		    (unsigned long long)s->id, s->strikes);
+		h->ops.close(h->ops.ctx, s->id, "too many bad requests");
+	}
+}
+
+static void bad_request(struct msg_ctx *m, const char *why)
+{
+	strike(m->h, m->s, m->id, why);
+}
+
+static json_t *media_json(unsigned media)
+{
+	json_t *a = json_array();
+	unsigned bit;
+
+	for (bit = 1; bit <= POLICY_DATA; bit <<= 1)
+		if (media & bit)
+			json_array_append_new(a, json_string(policy_media_name(bit)));
+	return a;
+}
+
+/* --- names and subjects ------------------------------------------------ */
+
+static bool name_ok(const char *s)
+{
+	size_t i, n;
+
+	if (s == NULL || (n = strlen(s)) == 0 || n > NAME_MAX_LEN || s[0] == '-' || s[0] == '.')
+		return false;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* A policy subject over an identity's groups (pointers into who). */
+struct subject {
+	struct policy_subject ps;
+	const char *groups[IDENTITY_MAX_GROUPS];
+};
+
+static void subject_from(struct subject *sub, const struct identity_user *who)
+{
+	size_t i;
+
+	for (i = 0; i < who->ngroups && i < IDENTITY_MAX_GROUPS; i++)
+		sub->groups[i] = who->groups[i];
+	sub->ps.user = who->name;
+	sub->ps.groups = sub->groups;
+	sub->ps.ngroups = i;
+}
+
+/* Who a user is for the policy: the identity of a live session (token
+ * groups included), else the local user database's groups. */
+static void identity_of(struct hub *h, const char *user, struct identity_user *out)
+{
+	struct user_entry *u = user_find(h, user, false);
+
+	memset(out, 0, sizeof(*out));
+	if (u != NULL && u->sessions != NULL) {
+		*out = u->sessions->who;
+		return;
+	}
+	snprintf(out->name, sizeof(out->name), "%s", user);
+	if (h->cfg.identity != NULL)
+		(void)identity_user_groups(h->cfg.identity, user, out);
+}
+
+static unsigned allowed_media(struct hub *h, const struct identity_user *from,
+    const char *to)
+{
+	struct identity_user callee;
+	struct subject a, b;
+
+	if (h->cfg.policy == NULL)
+		return 0;
+	identity_of(h, to, &callee);
+	subject_from(&a, from);
+	subject_from(&b, &callee);
+	return policy_allowed_media(h->cfg.policy, &a.ps, &b.ps);
+}
+
+/* --- calls ------------------------------------------------------------- */
+
+static json_t *ice_servers_json(struct hub *h, const char *user, const char *call,
+    uint64_t expires_s)
+{
+	char username[512], password[128];
+	json_t *urls, *servers;
+	size_t i;
+
+	if (h->ops.mint(h->ops.ctx, user, call, expires_s, username, sizeof(username),
+	    password, sizeof(password)) != 0)
+		return NULL;
+	urls = json_array();
+	for (i = 0; i < h->cfg.ice.nurls; i++)
+		json_array_append_new(urls, json_string(h->cfg.ice.urls[i]));
+	servers = json_pack("[{s:o, s:s, s:s}]", "urls", urls, "username", username,
+	    "credential", password);
+	OPENSSL_cleanse(password, sizeof(password));
+	return servers;
+}
+
+static void call_end(struct hub *h, struct call *c, const char *reason,
+    uint64_t except_sid)
+{
+	struct call **pp = &h->calls[str_hash(c->id) % BUCKETS];
+	struct user_entry *u;
+	json_t *msg;
+
+	msg = json_pack("{s:s, s:s, s:s}", "type", "hangup", "call", c->id,
+	    "reason", reason);
+	/* The caller's session, and the callee's (or, while ringing, every
+	 * session of the callee), except the one that ended it. */
+	if (c->caller_sid != except_sid && session_find(h, c->caller_sid) != NULL)
+		send_json(h, c->caller_sid, json_incref(msg));
+	if (c->state == CALL_ACCEPTED) {
+		if (c->callee_sid != except_sid && session_find(h, c->callee_sid) != NULL)
+			send_json(h, c->callee_sid, json_incref(msg));
+	} else if ((u = user_find(h, c->callee, false)) != NULL) {
+		struct session *s;
+		for (s = u->sessions; s != NULL; s = s->next_user)
+			if (s->id != except_sid)
+				send_json(h, s->id, json_incref(msg));
+	}
+	json_decref(msg);
+	note(h, "call.ended", "call %s %s -> %s ended: %s", c->id, c->caller, c->callee,
+	    reason);
+	h->ops.call_ended(h->ops.ctx, c->id, c->expires_s);
+	while (*pp != c)
+		pp = &(*pp)->next;
+	*pp = c->next;
+	h->ncalls--;
+	if ((u = user_find(h, c->caller, false)) != NULL) {
+		u->ncalls--;
+		user_gc(h, u);
+	}
+	if ((u = user_find(h, c->callee, false)) != NULL) {
+		u->ncalls--;
+		user_gc(h, u);
+	}
+	free(c);
+}
+
+static int new_call_id(char out[HUB_CALL_ID_LEN + 1])
+{
+	static const char b64url[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	uint8_t raw[16];
+	size_t i, bit = 0;
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return -1;
+	/* 22 characters of 6 bits carry the 128 random bits (the last
+	 * character's low bits are zero). */
+	for (i = 0; i < HUB_CALL_ID_LEN; i++, bit += 6) {
+		size_t byte = bit / 8, shift = bit % 8;
+		unsigned v = (unsigned)raw[byte] << 8;
+		if (byte + 1 < sizeof(raw))
+			v |= raw[byte + 1];
+		out[i] = b64url[(v >> (10 - shift)) & 0x3f];
+	}
+	out[HUB_CALL_ID_LEN] = '\0';
+	return 0;
+}
+
+/* The call a message names, if this session may act on it. */
+static struct call *call_of_message(struct msg_ctx *m)
+{
+	const char *id = message_str(m->msg, "call", HUB_CALL_ID_LEN);
+	struct call *c;
+
+	if (id == NULL || (c = call_find(m->h, id)) == NULL)
+		return NULL;
+	if (strcmp(m->s->who.name, c->caller) != 0 && strcmp(m->s->who.name, c->callee) != 0)
+		return NULL; /* not yours: indistinguishable from unknown */
+	return c;
+}
+
+/* --- handlers ---------------------------------------------------------- */
+
+static void on_ping(struct msg_ctx *m)
+{
+	reply(m, json_pack("{s:s}", "type", "pong"));
+}
+
+static void on_login(struct msg_ctx *m)
+{
+	struct hub *h = m->h;
+	const char *user = message_str(m->msg, "user", NAME_MAX_LEN);
+	const char *password = message_str(m->msg, "password", PASSWORD_MAX_LEN);
+	const char *totp = message_str(m->msg, "totp", 16);
+	const char *token = message_str(m->msg, "token", TOKEN_MAX_LEN);
+	uint64_t now_s = m->now_ms / 1000;
+	struct identity_user who;
+	struct user_entry *u;
+	const char *why = "bad request";
+	int rc;
+
+	if (m->s->authed) {
+		bad_request(m, "already logged in");
+		return;
+	}
+	if ((token == NULL) == (user == NULL || password == NULL)) {
+		bad_request(m, "login needs user and password, or token");
+		return;
+	}
+	if (++m->s->login_attempts > HUB_MAX_LOGIN_ATTEMPTS) {
+		reply_error(m, "auth_failed", "authentication failed");
+		h->ops.close(h->ops.ctx, m->s->id, "too many login attempts");
+		return;
+	}
+	memset(&who, 0, sizeof(who));
+	if (h->cfg.identity == NULL)
+		rc = IDENTITY_FAILED;
+	else if (token != NULL)
+		rc = identity_login_token(h->cfg.identity, token, strlen(token), now_s,
+		    &who, &why);
+	else
+		rc = identity_login_password(h->cfg.identity, user, password, totp,
+		    now_s, &who, &why);
+	if (rc != IDENTITY_OK) {
+		note(h, "login.failed", "session %llu: %s",
+		    (unsigned long long)m->s->id, why);
+		/* One answer for every reason: nothing to learn about users. */
+		reply_error(m, "auth_failed", "authentication failed");
+		return;
+	}
+	u = user_find(h, who.name, true);
+	if (u == NULL) {
+		reply_error(m, "auth_failed", "authentication failed");
+		return;
+	}
+	m->s->authed = true;
+	m->s->who = who;
+	m->s->next_user = u->sessions;
+	u->sessions = m->s;
+	note(h, "login.ok", "session %llu: user %s%s", (unsigned long long)m->s->id,
+	    who.name, who.mfa ? " (mfa)" : "");
+	reply(m, json_pack("{s:s, s:s}", "type", "login.ok", "user", who.name));
+}
+
+/* Contacts: every user we know of (local users, the policy's names,
+ * who is online) that this user may call, with the media allowed. */
+struct name_set {
+	char (*names)[IDENTITY_NAME_MAX];
+	size_t n, cap;
+};
+
+static void name_set_add(void *ctx, const char *name)
+{
+	struct name_set *set = ctx;
+	void *grown;
+
+	if (!name_ok(name))
+		return;
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 64;
+		grown = realloc(set->names, cap * sizeof(*set->names));
+		if (grown == NULL)
+			return;
+		set->names = grown;
+		set->cap = cap;
+	}
+	snprintf(set->names[set->n++], IDENTITY_NAME_MAX, "%s", name);
+}
+
+static int userdb_name(void *ctx, const struct userdb_entry *e)
+{
+	if (!e->disabled)
+		name_set_add(ctx, e->name);
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void on_contacts(struct msg_ctx *m)
+{
+	struct hub *h = m->h;
+	struct name_set set = { NULL, 0, 0 };
+	struct user_entry *u;
+	json_t *list = json_array();
+	unsigned media;
+	size_t i;
+
+	if (h->cfg.users != NULL)
+		(void)userdb_list(h->cfg.users, userdb_name, &set);
+	if (h->cfg.policy != NULL)
+		policy_each_user(h->cfg.policy, name_set_add, &set);
+	for (i = 0; i < BUCKETS; i++)
+		for (u = h->users[i]; u != NULL; u = u->next)
+			if (u->sessions != NULL)
+				name_set_add(&set, u->name);
+	if (set.n > 0)
+		qsort(set.names, set.n, sizeof(*set.names), name_cmp);
+	for (i = 0; i < set.n; i++) {
+		if ((i > 0 && strcmp(set.names[i], set.names[i - 1]) == 0) ||
+		    strcmp(set.names[i], m->s->who.name) == 0)
+			continue;
+		media = allowed_media(h, &m->s->who, set.names[i]);
+		if (media == 0)
+			continue;
+		u = user_find(h, set.names[i], false);
+		json_array_append_new(list, json_pack("{s:s, s:b, s:o}", "user",
+		    set.names[i], "online", u != NULL && u->sessions != NULL,
+		    "media", media_json(media)));
+	}
+	free(set.names);
+	reply(m, json_pack("{s:s, s:o}", "type", "contacts.ok", "contacts", list));
+}
+
+/* Reads "media": a non-empty array of distinct known kinds. */
+static int media_of(json_t *msg, unsigned *out)
+{
+	json_t *arr = json_object_get(msg, "media"), *v;
+	unsigned bit;
+	size_t i;
+
+	*out = 0;
+	if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 4)
+		return -1;
+	json_array_foreach(arr, i, v) {
+		if (!json_is_string(v) || (bit = policy_media_parse(json_string_value(v))) == 0 ||
+		    (*out & bit))
+			return -1;
+		*out |= bit;
+	}
+	return 0;
+}
+
+static void on_call(struct msg_ctx *m)
+{
+	struct hub *h = m->h;
+	const char *to = message_str(m->msg, "to", NAME_MAX_LEN);
+	struct identity_user callee;
+	struct policy_decision d;
+	struct subject a, b;
+	struct user_entry *cu, *me;
+	struct call *c;
+	json_t *ice;
+	unsigned media;
+
+	if (!name_ok(to) || media_of(m->msg, &media) != 0) {
+		bad_request(m, "call needs \"to\" and a non-empty \"media\" list of "
+		    "audio, video, screen, data");
+		return;
+	}
+	if (strcmp(to, m->s->who.name) == 0) {
+		bad_request(m, "cannot call yourself");
+		return;
+	}
+	me = user_find(h, m->s->who.name, false);
+	if (me == NULL || me->ncalls >= HUB_MAX_CALLS_PER_USER) {
+		bad_request(m, "too many calls");
+		return;
+	}
+	identity_of(h, to, &callee);
+	subject_from(&a, &m->s->who);
+	subject_from(&b, &callee);
+	if (h->cfg.policy == NULL) {
+		memset(&d, 0, sizeof(d));
+		snprintf(d.rule, sizeof(d.rule), "default");
+	} else {
+		policy_decide(h->cfg.policy, &a.ps, &b.ps, media, &d);
+	}
+	note(h, "call.decided", "%s -> %s: %s by rule \"%s\"", m->s->who.name, to,
+	    d.allow ? "allow" : "deny", d.rule);
+	/* Policy before presence: whom you may not call, you do not learn
+	 * anything about. */
+	if (!d.allow) {
+		reply_error(m, "forbidden", "this call is not allowed");
+		return;
+	}
+	cu = user_find(h, to, false);
+	if (cu == NULL || cu->sessions == NULL) {
+		reply_error(m, "offline", "the user is not online");
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || new_call_id(c->id) != 0) {
+		free(c);
+		reply_error(m, "bad_request", "cannot create a call now");
+		return;
+	}
+	snprintf(c->caller, sizeof(c->caller), "%s", m->s->who.name);
+	snprintf(c->callee, sizeof(c->callee), "%s", to);
+	c->caller_sid = m->s->id;
+	c->media = media;
+	c->record = d.record;
+	snprintf(c->rule, sizeof(c->rule), "%s", d.rule);
+	c->state = CALL_RINGING;
+	c->ring_deadline_ms = m->now_ms + HUB_RING_TIMEOUT_MS;
+	c->expires_s = m->now_ms / 1000 + HUB_CALL_MAX_S;
+	ice = ice_servers_json(h, c->caller, c->id, c->expires_s);
+	if (ice == NULL) {
+		free(c);
+		reply_error(m, "bad_request", "cannot create a call now");
+		return;
+	}
+	c->next = h->calls[str_hash(c->id) % BUCKETS];
+	h->calls[str_hash(c->id) % BUCKETS] = c;
+	h->ncalls++;
+	me->ncalls++;
+	cu->ncalls++;
+	reply(m, json_pack("{s:s, s:s, s:o, s:s, s:o, s:b}", "type", "call.ok",
+	    "call", c->id, "ice_servers", ice, "ice_transport_policy", "relay",
+	    "media", media_json(media), "record", c->record));
+	send_user(h, to, json_pack("{s:s, s:s, s:s, s:o, s:b}", "type", "incoming",
+	    "call", c->id, "from", c->caller, "media", media_json(media),
+	    "record", c->record));
+}
+
+static void on_accept(struct msg_ctx *m)
+{
+	struct hub *h = m->h;
+	struct call *c = call_of_message(m);
+	struct user_entry *u;
+	struct session *s;
+	json_t *ice, *gone;
+
+	if (c == NULL || c->state != CALL_RINGING || strcmp(m->s->who.name, c->callee) != 0) {
+		bad_request(m, "no ringing call to accept");
+		return;
+	}
+	ice = ice_servers_json(h, c->callee, c->id, c->expires_s);
+	if (ice == NULL) {
+		reply_error(m, "bad_request", "cannot accept now");
+		return;
+	}
+	c->state = CALL_ACCEPTED;
+	c->callee_sid = m->s->id;
+	reply(m, json_pack("{s:s, s:s, s:o, s:s, s:o, s:b}", "type", "accept.ok",
+	    "call", c->id, "ice_servers", ice, "ice_transport_policy", "relay",
+	    "media", media_json(c->media), "record", c->record));
+	send_json(h, c->caller_sid, json_pack("{s:s, s:s}", "type", "accepted",
+	    "call", c->id));
+	/* The callee's other sessions stop ringing. */
+	gone = json_pack("{s:s, s:s, s:s}", "type", "hangup", "call", c->id,
+	    "reason", "answered_elsewhere");
+	if ((u = user_find(h, c->callee, false)) != NULL)
+		for (s = u->sessions; s != NULL; s = s->next_user)
+			if (s->id != m->s->id)
+				send_json(h, s->id, json_incref(gone));
+	json_decref(gone);
+	note(h, "call.accepted", "call %s %s -> %s", c->id, c->caller, c->callee);
+}
+
+static void on_reject(struct msg_ctx *m)
+{
+	struct call *c = call_of_message(m);
+
+	if (c == NULL || c->state != CALL_RINGING || strcmp(m->s->who.name, c->callee) != 0) {
+		bad_request(m, "no ringing call to reject");
+		return;
+	}
+	call_end(m->h, c, "rejected", m->s->id);
+	if (m->id != NULL)
+		reply(m, json_pack("{s:s}", "type", "reject.ok"));
+}
+
+static void on_hangup(struct msg_ctx *m)
+{
+	struct call *c = call_of_message(m);
+
+	if (c == NULL || (m->s->id != c->caller_sid && m->s->id != c->callee_sid)) {
+		bad_request(m, "no call to hang up");
+		return;
+	}
+	call_end(m->h, c, "hangup", m->s->id);
+	if (m->id != NULL)
+		reply(m, json_pack("{s:s}", "type", "hangup.ok"));
+}
+
+/* The other participant's session of an accepted call, or 0 when this
+ * session may not send media descriptions on it. */
+static uint64_t peer_session(struct msg_ctx *m, struct call **out)
+{
+	struct call *c = call_of_message(m);
+
+	*out = c;
+	if (c == NULL || c->state != CALL_ACCEPTED)
+		return 0;
+	if (m->s->id == c->caller_sid)
+		return c->callee_sid;
+	if (m->s->id == c->callee_sid)
+		return c->caller_sid;
+	return 0;
+}
+
+struct relay_check {
+	struct hub *h;
+	const char *user;
+	const char *call;
+};
+
+static bool relay_check(void *ctx, const struct sockaddr *addr)
+{
+	struct relay_check *rc = ctx;
+
+	return rc->h->ops.relay_of(rc->h->ops.ctx, rc->user, rc->call, addr);
+}
+
+static void on_sdp(struct msg_ctx *m)
+{
+	struct hub *h = m->h;
+	struct call *c;
+	uint64_t to = peer_session(m, &c);
+	json_t *sdp = json_object_get(m->msg, "sdp");
+	const char *kind, *text;
+	struct sdp_filter_stats st;
+	struct relay_check rc;
+	char *filtered = NULL;
+	size_t flen;
+
+	if (to == 0) {
+		bad_request(m, "no accepted call for this description");
+		return;
+	}
+	kind = json_is_object(sdp) ? message_str(sdp, "type", 8) : NULL;
+	text = json_is_object(sdp) ? message_str(sdp, "sdp", SDP_MAX_LEN) : NULL;
+	if (kind == NULL || text == NULL ||
+	    (strcmp(kind, "offer") != 0 && strcmp(kind, "answer") != 0)) {
+		bad_request(m, "sdp needs {\"type\": \"offer\"|\"answer\", \"sdp\": \"...\"}");
+		return;
+	}
+	rc.h = h;
+	rc.user = m->s->who.name;
+	rc.call = c->id;
+	if (sdp_filter(text, strlen(text), relay_check, &rc, &filtered, &flen, &st) != SDP_OK) {
+		bad_request(m, "not a valid session description");
+		return;
+	}
+	if (st.removed > 0)
+		note(h, "candidate.removed", "call %s: %u candidates from %s removed, %u kept",
+		    c->id, st.removed, m->s->who.name, st.kept);
+	send_json(h, to, json_pack("{s:s, s:s, s:{s:s, s:s%}}", "type", "sdp", "call",
+	    c->id, "sdp", "type", kind, "sdp", filtered, flen));
+	free(filtered);
+}
+
+static void on_candidate(struct msg_ctx *m)
+{
+	struct hub *h = m->h;
+	struct call *c;
+	uint64_t to = peer_session(m, &c);
+	json_t *cand = json_object_get(m->msg, "candidate"), *out, *idx;
+	const char *text, *mid = NULL;
+	struct relay_check rc;
+
+	if (to == 0) {
+		bad_request(m, "no accepted call for this candidate");
+		return;
+	}
+	text = json_is_object(cand) ? message_str(cand, "candidate", CANDIDATE_MAX_LEN) : NULL;
+	if (text == NULL) {
+		bad_request(m, "candidate needs {\"candidate\": \"...\"}");
+		return;
+	}
+	if (json_object_get(cand, "sdpMid") != NULL &&
+	    !json_is_null(json_object_get(cand, "sdpMid")) &&
+	    (mid = message_str(cand, "sdpMid", SDP_MID_MAX)) == NULL) {
+		bad_request(m, "bad sdpMid");
+		return;
+	}
+	idx = json_object_get(cand, "sdpMLineIndex");
+	if (idx != NULL && !json_is_null(idx) &&
+	    (!json_is_integer(idx) || json_integer_value(idx) < 0 ||
+	    json_integer_value(idx) > 255)) {
+		bad_request(m, "bad sdpMLineIndex");
+		return;
+	}
+	rc.h = h;
+	rc.user = m->s->who.name;
+	rc.call = c->id;
+	if (!sdp_candidate_allowed(text, strlen(text), relay_check, &rc)) {
+		note(h, "candidate.removed", "call %s: trickled candidate from %s removed",
+		    c->id, m->s->who.name);
+		return;
+	}
+	out = json_pack("{s:s}", "candidate", text);
+	if (mid != NULL)
+		json_object_set_new(out, "sdpMid", json_string(mid));
+	if (idx != NULL && json_is_integer(idx))
+		json_object_set(out, "sdpMLineIndex", idx);
+	send_json(h, to, json_pack("{s:s, s:s, s:o}", "type", "candidate", "call", c->id,
+	    "candidate", out));
+}
+
+typedef void (*msg_handler)(struct msg_ctx *m);
+
+static const struct {
+	const char *type;
+	bool needs_login;
+	msg_handler fn;
+} handlers[] = {
+	{ "ping", false, on_ping },
+	{ "login", false, on_login },
+	{ "contacts", true, on_contacts },
+	{ "call", true, on_call },
+	{ "accept", true, on_accept },
+	{ "reject", true, on_reject },
+	{ "hangup", true, on_hangup },
+	{ "sdp", true, on_sdp },
+	{ "candidate", true, on_candidate },
+};
+
+/* HUB_MSGS_PER_S sustained with a burst of twice as many. */
+static bool rate_ok(struct session *s, uint64_t now_ms)
+{
+	const uint64_t burst = 2 * HUB_MSGS_PER_S * 1000;
+	uint64_t elapsed = now_ms > s->tokens_ms ? now_ms - s->tokens_ms : 0;
+
+	if (elapsed > 10000)
+		elapsed = 10000;
+	s->tokens_milli += elapsed * HUB_MSGS_PER_S;
+	if (s->tokens_milli > burst)
+		s->tokens_milli = burst;
+	s->tokens_ms = now_ms;
+	if (s->tokens_milli < 1000)
+		return false;
+	s->tokens_milli -= 1000;
+	return true;
+}
+
+void hub_session_message(struct hub *h, uint64_t session, const char *text,
+    size_t len, uint64_t now_ms)
+{
+	struct msg_ctx m;
+	const char *type, *why;
+	json_t *id;
+	size_t i;
+
+	memset(&m, 0, sizeof(m));
+	m.h = h;
+	m.now_ms = now_ms;
+	m.s = session_find(h, session);
+	if (m.s == NULL)
+		return;
+	if (!rate_ok(m.s, now_ms)) {
+		strike(h, m.s, NULL, "too many messages");
+		return;
+	}
+	if (m.s->authed && m.s->who.expires_s != 0 && now_ms / 1000 > m.s->who.expires_s) {
+		h->ops.close(h->ops.ctx, session, "token expired");
+		return;
+	}
+	m.msg = message_parse(text, len, MESSAGE_MAX_LEN, &why);
+	if (m.msg == NULL) {
+		strike(h, m.s, NULL, why);
+		return;
+	}
+	id = json_object_get(m.msg, "id");
+	if (id != NULL && !json_is_integer(id) &&
+	    !(json_is_string(id) && json_string_length(id) <= 64)) {
+		strike(h, m.s, NULL, "\"id\" must be an integer or a short string");
+		goto out;
+	}
+	m.id = id;
+	type = message_str(m.msg, "type", 32);
+	for (i = 0; type != NULL && i < sizeof(handlers) / sizeof(handlers[0]); i++) {
+		if (strcmp(handlers[i].type, type) != 0)
+			continue;
+		if (handlers[i].needs_login && !m.s->authed)
+			bad_request(&m, "log in first");
+		else
+			handlers[i].fn(&m);
+		goto out;
+	}
+	bad_request(&m, "unknown message type");
+out:
+	json_decref(m.msg);
+}
+
+void hub_session_oversized(struct hub *h, uint64_t session, uint64_t now_ms)
+{
+	struct session *s = session_find(h, session);
+
+	(void)now_ms;
+	if (s != NULL)
+		strike(h, s, NULL, "message too large");
+}
+
+void hub_session_open(struct hub *h, uint64_t session, const struct sockaddr *from,
+    uint64_t now_ms)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	(void)from;
+	if (s == NULL) {
+		h->ops.close(h->ops.ctx, session, "out of memory");
+		return;
+	}
+	s->id = session;
+	s->tokens_milli = 2 * HUB_MSGS_PER_S * 1000;
+	s->tokens_ms = now_ms;
+	s->next_id = h->sessions[session % BUCKETS];
+	h->sessions[session % BUCKETS] = s;
+	h->nsessions++;
+}
+
+void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms)
+{
+	struct session **pp = &h->sessions[session % BUCKETS], *s, **up;
+	struct user_entry *u = NULL;
+	struct call *c, *next;
+	size_t i;
+	bool other_sessions;
+
+	(void)now_ms;
+	for (; (s = *pp) != NULL && s->id != session; pp = &s->next_id)
+		;
+	if (s == NULL)
+		return;
+	*pp = s->next_id;
+	h->nsessions--;
+	if (s->authed && (u = user_find(h, s->who.name, false)) != NULL) {
+		for (up = &u->sessions; *up != NULL && *up != s; up = &(*up)->next_user)
+			;
+		if (*up == s)
+			*up = s->next_user;
+	}
+	other_sessions = u != NULL && u->sessions != NULL;
+	/* Its calls end: those it placed or answered, and those ringing for
+	 * its user when no other session of the user is left to answer. */
+	for (i = 0; s->authed && i < BUCKETS; i++) {
+		for (c = h->calls[i]; c != NULL; c = next) {
+			next = c->next;
+			if (c->caller_sid == session ||
+			    (c->state == CALL_ACCEPTED && c->callee_sid == session) ||
+			    (c->state == CALL_RINGING && !other_sessions &&
+			    strcmp(c->callee, s->who.name) == 0))
+				call_end(h, c, "disconnected", session);
+		}
+	}
+	if (s->authed)
+		note(h, "logout", "session %llu: user %s", (unsigned long long)session,
+		    s->who.name);
+	if (u != NULL && (u = user_find(h, s->who.name, false)) != NULL)
+		user_gc(h, u);
+	OPENSSL_cleanse(&s->who, sizeof(s->who));
+	free(s);
+}
+
+void hub_tick(struct hub *h, uint64_t now_ms)
+{
+	struct call *c, *next;
+	size_t i;
+
+	for (i = 0; i < BUCKETS; i++) {
+		for (c = h->calls[i]; c != NULL; c = next) {
+			next = c->next;
+			if (c->state == CALL_RINGING && now_ms >= c->ring_deadline_ms)
+				call_end(h, c, "timeout", 0);
+		}
+	}
+}
+
+struct hub *hub_new(const struct hub_config *cfg, const struct hub_ops *ops)
+{
+	struct hub *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return NULL;
+	h->cfg = *cfg;
+	h->ops = *ops;
+	return h;
+}
+
+void hub_set_policy(struct hub *h, const struct policy *p)
+{
+	h->cfg.policy = p;
+}
+
+void hub_free(struct hub *h)
+{
+	struct session *s, *sn;
+	struct user_entry *u, *un;
+	struct call *c, *cn;
+	size_t i;
+
+	if (h == NULL)
+		return;
+	for (i = 0; i < BUCKETS; i++) {
+		for (s = h->sessions[i]; s != NULL; s = sn) {
+			sn = s->next_id;
+			free(s);
+		}
+		for (u = h->users[i]; u != NULL; u = un) {
+			un = u->next;
+			free(u);
+		}
+		for (c = h->calls[i]; c != NULL; c = cn) {
+			cn = c->next;
+			free(c);
+		}
+	}
+	free(h);
+}
+
+size_t hub_session_count(const struct hub *h)
+{
+	return h->nsessions;
+}
+
+size_t hub_call_count(const struct hub *h)
+{
+	return h->ncalls;
+}

@@ -1,0 +1,88 @@
+/* The signaling protocol engine (DESIGN.md, "Signaling protocol"),
+ * sans-I/O: sessions, login, contacts, calls and their state, SDP and
+ * candidate forwarding through the relay-only filter, hangup.
+ *
+ * The WebSocket adapter (ws_server.c) feeds it one complete text message
+ * at a time with the time; it answers through the ops table. It does not
+ * know the TURN relay: credentials, teardown and "is this address one of
+ * the call's relayed addresses" are asked through ops, which the gateway
+ * answers from the TURN code and the registry. */
+#ifndef GH_SIGNALING_HUB_H
+#define GH_SIGNALING_HUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "policy/policy.h"
+#include "signaling/identity.h"
+#include "signaling/userdb.h"
+
+#define HUB_CALL_ID_LEN 22            /* base64url of 16 random bytes */
+#define HUB_RING_TIMEOUT_MS (30 * 1000)
+#define HUB_CALL_MAX_S (12 * 3600)    /* credential lifetime cap */
+#define HUB_MAX_CALLS_PER_USER 4
+#define HUB_MSGS_PER_S 20             /* sustained, with a burst of twice that */
+#define HUB_MAX_STRIKES 5             /* bad requests before the close */
+#define HUB_MAX_LOGIN_ATTEMPTS 5      /* per connection */
+#define HUB_MAX_ICE_URLS 4
+
+struct hub_ice_servers {
+	char urls[HUB_MAX_ICE_URLS][128]; /* "turn:127.0.0.1:3478?transport=udp" */
+	size_t nurls;
+};
+
+struct hub_ops {
+	void *ctx;
+	/* Queues a text message for a session. */
+	void (*send)(void *ctx, uint64_t session, const char *text, size_t len);
+	/* Closes a session (after what was queued is sent). */
+	void (*close)(void *ctx, uint64_t session, const char *why);
+	/* Mints TURN credentials for user in call, valid until expires_s.
+	 * 0, or -1. */
+	int (*mint)(void *ctx, const char *user, const char *call, uint64_t expires_s,
+	    char *username, size_t ucap, char *password, size_t pcap);
+	/* Is addr a relayed address of user's allocation in call? */
+	bool (*relay_of)(void *ctx, const char *user, const char *call,
+	    const struct sockaddr *addr);
+	/* The call is over: revoke its credentials until expires_s and tear
+	 * its allocations down now. */
+	void (*call_ended)(void *ctx, const char *call, uint64_t expires_s);
+	/* Optional: one line for the log about something that happened. */
+	void (*note)(void *ctx, const char *event, const char *detail);
+};
+
+struct hub_config {
+	struct identity *identity;   /* borrowed */
+	struct userdb *users;        /* borrowed, may be NULL: for contacts */
+	const struct policy *policy; /* borrowed, may be NULL: deny all */
+	struct hub_ice_servers ice;
+};
+
+struct hub;
+
+/* Returns owned: free with hub_free(). NULL on ENOMEM. */
+struct hub *hub_new(const struct hub_config *cfg, const struct hub_ops *ops);
+void hub_free(struct hub *h);
+
+/* Replaces the policy (borrowed; the old one may be freed after). */
+void hub_set_policy(struct hub *h, const struct policy *p);
+
+/* A WebSocket session opened from this address. */
+void hub_session_open(struct hub *h, uint64_t session, const struct sockaddr *from,
+    uint64_t now_ms);
+/* One complete text message (not NUL-terminated). */
+void hub_session_message(struct hub *h, uint64_t session, const char *text,
+    size_t len, uint64_t now_ms);
+/* A message that was too large to take in: answered and counted. */
+void hub_session_oversized(struct hub *h, uint64_t session, uint64_t now_ms);
+/* The session is gone: its calls end ("disconnected"). */
+void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms);
+/* Ringing timeouts. Call about once a second. */
+void hub_tick(struct hub *h, uint64_t now_ms);
+
+size_t hub_session_count(const struct hub *h);
+size_t hub_call_count(const struct hub *h);
+
+#endif

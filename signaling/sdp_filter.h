@@ -1,0 +1,47 @@
+/* Forced relay in the SDP: every ICE candidate that is not a relay
+ * candidate on one of Gatehouse's relayed transport addresses is removed
+ * before an offer, answer or trickled candidate reaches the other side
+ * (host, srflx, prflx, another TURN server's relay, mDNS ".local" names,
+ * TCP candidates). Addresses that would leak a host IP outside candidate
+ * lines (c=, a=rtcp) are replaced by 0.0.0.0 / port 9 (RFC 8839 §4.2.1's
+ * "no default destination"). Pure: the caller says which relay addresses
+ * are Gatehouse's. */
+#ifndef GH_SIGNALING_SDP_FILTER_H
+#define GH_SIGNALING_SDP_FILTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define SDP_MAX_LEN (48 * 1024)   /* refused above this */
+#define SDP_MAX_LINES 2048
+#define CANDIDATE_MAX_LEN 512
+
+/* Is this (IP and port) a relayed address of Gatehouse's, and one that
+ * may appear in this call (the caller looks it up in the registry)? */
+typedef bool (*sdp_relay_check_fn)(void *ctx, const struct sockaddr *addr);
+
+struct sdp_filter_stats {
+	unsigned kept;      /* relay candidates kept */
+	unsigned removed;   /* candidates removed */
+};
+
+enum sdp_filter_rc {
+	SDP_OK = 0,
+	SDP_EINVAL = -1,    /* not an SDP we accept (too long, NUL bytes, no v=0 first, bad line) */
+	SDP_ENOMEM = -2,
+};
+
+/* Filters an SDP (CRLF or LF line ends; output uses CRLF). Returns
+ * SDP_OK and *out (owned: free()) NUL-terminated, or an error. */
+int sdp_filter(const char *sdp, size_t len, sdp_relay_check_fn check, void *ctx,
+    char **out, size_t *out_len, struct sdp_filter_stats *stats);
+
+/* One trickled candidate's "candidate" string (with or without the
+ * leading "a=" / "candidate:"): true when it is a relay candidate whose
+ * address and port pass check. An empty string (end of candidates) is
+ * kept. */
+bool sdp_candidate_allowed(const char *cand, size_t len, sdp_relay_check_fn check,
+    void *ctx);
+
+#endif

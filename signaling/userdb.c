@@ -1,0 +1,802 @@
+/* Local users in SQLite: argon2id hashes, TOTP secrets, groups, a
+ * disabled flag and progressive lockout.
+ *
+ * Every statement is prepared with its values bound, never built from
+ * strings. The file is created 0600 before SQLite opens it (SQLite gives
+ * its -wal and -shm files the mode of the database). TOTP secrets are
+ * stored as raw bytes, protected by that mode only; encrypting the
+ * database at rest comes with the recording key (DESIGN.md, "Coming
+ * next"). PRAGMA secure_delete makes SQLite overwrite what a delete or
+ * an update frees, so a removed user's hash and secret do not linger in
+ * free pages.
+ *
+ * A password check takes a quarter of a second of argon2, so it runs
+ * outside any transaction; the counters and the TOTP step that depend on
+ * it are then read again and written in one BEGIN IMMEDIATE transaction,
+ * so two logins at once can neither both use one code nor lose a
+ * failure. */
+#include "signaling/userdb.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <sqlite3.h>
+
+#include "gateway/log.h"
+#include "signaling/password.h"
+#include "signaling/totp.h"
+
+#define USERDB_SCHEMA_VERSION 1
+#define USERDB_BUSY_MS 2000
+#define USERDB_B32_MIN 33 /* base32 of the 20-byte secret and a NUL */
+#define USERDB_SECRET_MAX 64
+
+_Static_assert((USERDB_TOTP_SECRET_LEN * 8 + 4) / 5 < USERDB_B32_MIN, "USERDB_B32_MIN");
+
+struct userdb {
+	sqlite3 *db;
+	char path[PATH_MAX];
+};
+
+/* Everything about one user that a check needs. Wiped after use. */
+struct row {
+	struct userdb_entry e;
+	char pw_hash[256];
+	uint8_t secret[USERDB_SECRET_MAX];
+	size_t secret_len;
+	uint64_t last_step;
+};
+
+static const char schema_v1[] =
+    "CREATE TABLE users ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " pw_hash TEXT NOT NULL,"
+    " totp_secret BLOB,"
+    " totp_last_step INTEGER NOT NULL DEFAULT 0,"
+    " disabled INTEGER NOT NULL DEFAULT 0,"
+    " failures INTEGER NOT NULL DEFAULT 0,"
+    " locked_until INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE user_groups ("
+    " name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
+    " grp TEXT NOT NULL,"
+    " PRIMARY KEY (name, grp)"
+    ") STRICT, WITHOUT ROWID;"
+    "PRAGMA user_version = 1;";
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* SQLite's messages name tables and columns, never the values bound. */
+static int db_error(struct userdb *u, const char *what)
+{
+	log_err("%s: %s: %s", u->path, what, sqlite3_errmsg(u->db));
+	return USERDB_ERROR;
+}
+
+static int name_ok(const char *s)
+{
+	size_t i;
+	char c;
+
+	if (s == NULL || s[0] == '\0' || s[0] == '-' || s[0] == '.')
+		return 0;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i >= IDENTITY_NAME_MAX - 1)
+			return 0;
+		c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static int password_ok(const char *pw)
+{
+	size_t n;
+
+	if (pw == NULL)
+		return 0;
+	n = strnlen(pw, PASSWORD_MAX_LEN + 1);
+	return n >= PASSWORD_MIN_LEN && n <= PASSWORD_MAX_LEN;
+}
+
+/* SQLite integers are signed 64-bit; times beyond that do not occur,
+ * and clamping keeps "now + lock" from overflowing. */
+static int64_t to_db_time(uint64_t t)
+{
+	const uint64_t max = (uint64_t)INT64_MAX - USERDB_LOCK_MAX_S;
+
+	return (int64_t)(t < max ? t : max);
+}
+
+static uint64_t from_db_u64(int64_t v)
+{
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+/* After USERDB_LOCK_AFTER failures in a row, USERDB_LOCK_BASE_S, doubled
+ * for each failure after that, up to USERDB_LOCK_MAX_S. */
+static uint64_t lock_s(uint32_t failures)
+{
+	uint64_t s = USERDB_LOCK_BASE_S;
+	uint32_t i;
+
+	for (i = USERDB_LOCK_AFTER; i < failures && s < USERDB_LOCK_MAX_S; i++)
+		s *= 2;
+	return s < USERDB_LOCK_MAX_S ? s : USERDB_LOCK_MAX_S;
+}
+
+static int prepare(struct userdb *u, const char *sql, sqlite3_stmt **st)
+{
+	if (sqlite3_prepare_v2(u->db, sql, -1, st, NULL) != SQLITE_OK) {
+		*st = NULL;
+		return db_error(u, "prepare");
+	}
+	return USERDB_OK;
+}
+
+static int exec(struct userdb *u, const char *sql)
+{
+	if (sqlite3_exec(u->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(u, sql);
+	return USERDB_OK;
+}
+
+/* For userdb_open, whose caller reports the failure from err. */
+static int exec_quiet(struct userdb *u, const char *sql)
+{
+	return sqlite3_exec(u->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static void rollback(struct userdb *u)
+{
+	/* Fails harmlessly when the error already ended the transaction. */
+	(void)sqlite3_exec(u->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Runs a prepared UPDATE or DELETE of one user and finalizes it:
+ * USERDB_NOTFOUND when no row matched. */
+static int write_one(struct userdb *u, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(u, "write");
+	return sqlite3_changes(u->db) > 0 ? USERDB_OK : USERDB_NOTFOUND;
+}
+
+/* ---- opening ---- */
+
+/* Creates the file 0600 if missing, and refuses one that is not a plain
+ * file or that group or others may read or write. */
+static int file_prepare(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	/* O_NOFOLLOW so that a planted symbolic link cannot make us create
+	 * or use a file elsewhere; O_NONBLOCK so that a FIFO cannot hang us. */
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC,
+	    0600);
+	if (fd < 0 && errno == ELOOP)
+		return fail(err, errlen, "%s: is a symbolic link; refusing it", path);
+	if (fd < 0)
+		return fail(err, errlen, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		fail(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (!S_ISREG(st.st_mode))
+		return fail(err, errlen, "%s: not a regular file", path);
+	if (st.st_mode & 077)
+		return fail(err, errlen, "%s: readable or writable by group or others "
+		    "(chmod 600)", path);
+	return 0;
+}
+
+static int user_version(struct userdb *u, int *v)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(u->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* The schema version lives in the header's user_version: 0 is a new
+ * file. BEGIN IMMEDIATE so that two processes opening a new file at
+ * once do not both create the tables. */
+static int migrate(struct userdb *u, char *err, size_t errlen)
+{
+	int v = 0;
+
+	if (exec_quiet(u, "BEGIN IMMEDIATE") < 0)
+		return fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
+	if (user_version(u, &v) < 0 || (v == 0 && exec_quiet(u, schema_v1) < 0))
+		goto fail_db;
+	if (v > USERDB_SCHEMA_VERSION) {
+		rollback(u);
+		return fail(err, errlen, "%s: schema version %d is newer than this "
+		    "gatehouse knows (%d)", u->path, v, USERDB_SCHEMA_VERSION);
+	}
+	if (exec_quiet(u, "COMMIT") < 0)
+		goto fail_db;
+	return 0;
+
+fail_db:
+	fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
+	rollback(u);
+	return -1;
+}
+
+static int pragmas(struct userdb *u, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *mode;
+
+	sqlite3_busy_timeout(u->db, USERDB_BUSY_MS);
+	if (exec_quiet(u, "PRAGMA foreign_keys = ON") < 0 ||
+	    exec_quiet(u, "PRAGMA secure_delete = ON") < 0 ||
+	    sqlite3_prepare_v2(u->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
+		return fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
+	/* The pragma answers with the mode in effect, which stays the old
+	 * one where WAL is impossible (some network file systems): slower
+	 * there, but still correct. */
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		fail(err, errlen, "%s: journal_mode: %s", u->path, sqlite3_errmsg(u->db));
+		sqlite3_finalize(st);
+		return -1;
+	}
+	mode = sqlite3_column_text(st, 0);
+	if (mode == NULL || strcmp((const char *)mode, "wal") != 0)
+		log_warn("%s: cannot use WAL; journal mode is %s", u->path,
+		    mode != NULL ? (const char *)mode : "unknown");
+	sqlite3_finalize(st);
+	return 0;
+}
+
+struct userdb *userdb_open(const char *state_dir, char *err, size_t errlen)
+{
+	struct userdb *u;
+	int n;
+
+	if (state_dir == NULL || state_dir[0] == '\0') {
+		fail(err, errlen, "state_dir: empty");
+		return NULL;
+	}
+	u = calloc(1, sizeof(*u));
+	if (u == NULL) {
+		fail(err, errlen, "out of memory");
+		return NULL;
+	}
+	n = snprintf(u->path, sizeof(u->path), "%s/" USERDB_FILE, state_dir);
+	if (n < 0 || (size_t)n >= sizeof(u->path)) {
+		fail(err, errlen, "%s: path too long", state_dir);
+		goto fail;
+	}
+	if (file_prepare(u->path, err, errlen) < 0)
+		goto fail;
+	/* The file exists now, so no SQLITE_OPEN_CREATE: if it vanished in
+	 * between, SQLite must not make one with the umask's mode. */
+	if (sqlite3_open_v2(u->path, &u->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
+	    NULL) != SQLITE_OK) {
+		fail(err, errlen, "%s: %s", u->path,
+		    u->db != NULL ? sqlite3_errmsg(u->db) : "out of memory");
+		goto fail;
+	}
+	if (pragmas(u, err, errlen) < 0 || migrate(u, err, errlen) < 0)
+		goto fail;
+	return u;
+
+fail:
+	userdb_close(u);
+	return NULL;
+}
+
+void userdb_close(struct userdb *u)
+{
+	if (u == NULL)
+		return;
+	/* v2 closes once the last statement is finalized; none outlive a
+	 * call here, so this closes now. */
+	sqlite3_close_v2(u->db);
+	free(u);
+}
+
+/* ---- reading ---- */
+
+static int groups_load(struct userdb *u, struct userdb_entry *e)
+{
+	sqlite3_stmt *st;
+	const unsigned char *g;
+	int rc, n;
+
+	e->ngroups = 0;
+	if ((rc = prepare(u, "SELECT grp FROM user_groups WHERE name = ?1 ORDER BY grp",
+	    &st)) != USERDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		g = sqlite3_column_text(st, 0);
+		n = sqlite3_column_bytes(st, 0);
+		/* userdb_add never writes more, or longer ones; a file that
+		 * holds them was not written by us. */
+		if (g == NULL || n <= 0 || n >= IDENTITY_NAME_MAX ||
+		    e->ngroups >= IDENTITY_MAX_GROUPS) {
+			sqlite3_finalize(st);
+			log_err("%s: user_groups: unexpected row", u->path);
+			return USERDB_ERROR;
+		}
+		memcpy(e->groups[e->ngroups], g, (size_t)n + 1);
+		e->ngroups++;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? USERDB_OK : db_error(u, "read groups");
+}
+
+#define ROW_COLUMNS "name, pw_hash, totp_secret, totp_last_step, disabled, failures, " \
+	"locked_until"
+
+/* Fills r from the current row of st (selected with ROW_COLUMNS). */
+static int row_read(struct userdb *u, sqlite3_stmt *st, struct row *r)
+{
+	const unsigned char *s;
+	const void *b;
+	int n;
+	int64_t f;
+
+	memset(r, 0, sizeof(*r));
+	s = sqlite3_column_text(st, 0);
+	n = sqlite3_column_bytes(st, 0);
+	if (s == NULL || n <= 0 || n >= IDENTITY_NAME_MAX)
+		goto corrupt;
+	memcpy(r->e.name, s, (size_t)n + 1);
+	s = sqlite3_column_text(st, 1);
+	n = sqlite3_column_bytes(st, 1);
+	if (s == NULL || n <= 0 || (size_t)n >= sizeof(r->pw_hash))
+		goto corrupt;
+	memcpy(r->pw_hash, s, (size_t)n + 1);
+	if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+		b = sqlite3_column_blob(st, 2);
+		n = sqlite3_column_bytes(st, 2);
+		if (b == NULL || n <= 0 || (size_t)n > sizeof(r->secret))
+			goto corrupt;
+		memcpy(r->secret, b, (size_t)n);
+		r->secret_len = (size_t)n;
+		r->e.has_totp = true;
+	}
+	r->last_step = from_db_u64(sqlite3_column_int64(st, 3));
+	r->e.disabled = sqlite3_column_int64(st, 4) != 0;
+	f = sqlite3_column_int64(st, 5);
+	r->e.failures = f <= 0 ? 0 : f >= UINT32_MAX ? UINT32_MAX : (uint32_t)f;
+	r->e.locked_until_s = from_db_u64(sqlite3_column_int64(st, 6));
+	return USERDB_OK;
+
+corrupt:
+	log_err("%s: users: unexpected row", u->path);
+	OPENSSL_cleanse(r, sizeof(*r));
+	return USERDB_ERROR;
+}
+
+/* USERDB_OK, USERDB_NOTFOUND or USERDB_ERROR. */
+static int row_load(struct userdb *u, const char *name, struct row *r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prepare(u, "SELECT " ROW_COLUMNS " FROM users WHERE name = ?1", &st)) !=
+	    USERDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = row_read(u, st, r);
+	else if (rc == SQLITE_DONE)
+		rc = USERDB_NOTFOUND;
+	else
+		rc = db_error(u, "read user");
+	sqlite3_finalize(st);
+	if (rc == USERDB_OK)
+		rc = groups_load(u, &r->e);
+	return rc;
+}
+
+int userdb_get(struct userdb *u, const char *name, struct userdb_entry *out)
+{
+	struct row r;
+	int rc;
+
+	if (!name_ok(name))
+		return USERDB_NOTFOUND;
+	rc = row_load(u, name, &r);
+	if (rc == USERDB_OK && out != NULL)
+		*out = r.e;
+	OPENSSL_cleanse(&r, sizeof(r));
+	return rc;
+}
+
+int userdb_list(struct userdb *u, int (*fn)(void *ctx, const struct userdb_entry *e),
+    void *ctx)
+{
+	sqlite3_stmt *st;
+	struct row r;
+	int rc;
+
+	/* One read transaction: the list is a snapshot even while another
+	 * process writes. */
+	if ((rc = exec(u, "BEGIN")) != USERDB_OK)
+		return rc;
+	if ((rc = prepare(u, "SELECT " ROW_COLUMNS " FROM users ORDER BY name", &st)) !=
+	    USERDB_OK) {
+		rollback(u);
+		return rc;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = row_read(u, st, &r)) != USERDB_OK ||
+		    (rc = groups_load(u, &r.e)) != USERDB_OK)
+			break;
+		OPENSSL_cleanse(r.pw_hash, sizeof(r.pw_hash));
+		OPENSSL_cleanse(r.secret, sizeof(r.secret));
+		if (fn(ctx, &r.e) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	OPENSSL_cleanse(&r, sizeof(r));
+	if (rc == SQLITE_DONE)
+		rc = USERDB_OK;
+	else if (rc != USERDB_ERROR)
+		rc = db_error(u, "list users");
+	sqlite3_finalize(st);
+	rollback(u);
+	return rc;
+}
+
+/* ---- writing ---- */
+
+static int new_secret(uint8_t *secret, char *b32, size_t b32cap)
+{
+	if (RAND_bytes(secret, USERDB_TOTP_SECRET_LEN) != 1)
+		return USERDB_ERROR;
+	if (totp_base32_encode(secret, USERDB_TOTP_SECRET_LEN, b32, b32cap) < 0)
+		return USERDB_ERROR;
+	return USERDB_OK;
+}
+
+static int insert_groups(struct userdb *u, const char *name, const char *const *groups,
+    size_t ngroups)
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int rc = USERDB_OK;
+
+	if (ngroups == 0)
+		return USERDB_OK;
+	/* A group named twice is one membership. */
+	if ((rc = prepare(u, "INSERT OR IGNORE INTO user_groups (name, grp) VALUES (?1, ?2)",
+	    &st)) != USERDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	for (i = 0; i < ngroups && rc == USERDB_OK; i++) {
+		sqlite3_bind_text(st, 2, groups[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_error(u, "add group");
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int userdb_add(struct userdb *u, const char *name, const char *password,
+    const char *const *groups, size_t ngroups, bool want_totp,
+    char *totp_b32, size_t b32cap)
+{
+	char hash[PASSWORD_ENCODED_MAX], b32[USERDB_B32_MIN];
+	uint8_t secret[USERDB_TOTP_SECRET_LEN];
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	int rc;
+
+	if (!name_ok(name) || !password_ok(password) || ngroups > IDENTITY_MAX_GROUPS ||
+	    (ngroups > 0 && groups == NULL) ||
+	    (want_totp && (totp_b32 == NULL || b32cap < USERDB_B32_MIN)))
+		return USERDB_INVALID;
+	for (i = 0; i < ngroups; i++)
+		if (!name_ok(groups[i]))
+			return USERDB_INVALID;
+	if (want_totp && (rc = new_secret(secret, b32, sizeof(b32))) != USERDB_OK)
+		goto out;
+	if (password_hash(password, hash, sizeof(hash)) != PASSWORD_OK) {
+		rc = USERDB_ERROR;
+		log_err("%s: password hashing failed", u->path);
+		goto out;
+	}
+
+	if ((rc = exec(u, "BEGIN IMMEDIATE")) != USERDB_OK)
+		goto out;
+	if ((rc = prepare(u, "INSERT INTO users (name, pw_hash, totp_secret, created) "
+	    "VALUES (?1, ?2, ?3, ?4)", &st)) != USERDB_OK)
+		goto out_rollback;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	/* SQLITE_STATIC: SQLite reads our buffer rather than keeping a copy
+	 * that nobody would wipe. */
+	if (want_totp)
+		sqlite3_bind_blob(st, 3, secret, sizeof(secret), SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 3);
+	sqlite3_bind_int64(st, 4, to_db_time((uint64_t)time(NULL)));
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		rc = USERDB_EXISTS;
+		goto out_rollback;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_error(u, "add user");
+		goto out_rollback;
+	}
+	if ((rc = insert_groups(u, name, groups, ngroups)) != USERDB_OK)
+		goto out_rollback;
+	if ((rc = exec(u, "COMMIT")) != USERDB_OK)
+		goto out_rollback;
+	if (want_totp)
+		memcpy(totp_b32, b32, strlen(b32) + 1);
+	goto out;
+
+out_rollback:
+	rollback(u);
+out:
+	OPENSSL_cleanse(hash, sizeof(hash));
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(b32, sizeof(b32));
+	return rc;
+}
+
+int userdb_del(struct userdb *u, const char *name)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!name_ok(name))
+		return USERDB_INVALID;
+	/* user_groups rows go with it: ON DELETE CASCADE. */
+	if ((rc = prepare(u, "DELETE FROM users WHERE name = ?1", &st)) != USERDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return write_one(u, st);
+}
+
+int userdb_passwd(struct userdb *u, const char *name, const char *password)
+{
+	char hash[PASSWORD_ENCODED_MAX];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!name_ok(name) || !password_ok(password))
+		return USERDB_INVALID;
+	if (password_hash(password, hash, sizeof(hash)) != PASSWORD_OK) {
+		log_err("%s: password hashing failed", u->path);
+		return USERDB_ERROR;
+	}
+	if ((rc = prepare(u, "UPDATE users SET pw_hash = ?2 WHERE name = ?1", &st)) ==
+	    USERDB_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+		rc = write_one(u, st);
+	}
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return rc;
+}
+
+int userdb_totp_reset(struct userdb *u, const char *name, char *totp_b32, size_t b32cap)
+{
+	uint8_t secret[USERDB_TOTP_SECRET_LEN];
+	char b32[USERDB_B32_MIN];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!name_ok(name) || totp_b32 == NULL || b32cap < USERDB_B32_MIN)
+		return USERDB_INVALID;
+	if ((rc = new_secret(secret, b32, sizeof(b32))) != USERDB_OK)
+		goto out;
+	/* A new secret starts a new sequence of steps. */
+	if ((rc = prepare(u, "UPDATE users SET totp_secret = ?2, totp_last_step = 0 "
+	    "WHERE name = ?1", &st)) != USERDB_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, secret, sizeof(secret), SQLITE_STATIC);
+	if ((rc = write_one(u, st)) == USERDB_OK)
+		memcpy(totp_b32, b32, strlen(b32) + 1);
+out:
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(b32, sizeof(b32));
+	return rc;
+}
+
+int userdb_unlock(struct userdb *u, const char *name)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!name_ok(name))
+		return USERDB_INVALID;
+	if ((rc = prepare(u, "UPDATE users SET failures = 0, locked_until = 0 "
+	    "WHERE name = ?1", &st)) != USERDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return write_one(u, st);
+}
+
+int userdb_set_disabled(struct userdb *u, const char *name, bool disabled)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!name_ok(name))
+		return USERDB_INVALID;
+	if ((rc = prepare(u, "UPDATE users SET disabled = ?2 WHERE name = ?1", &st)) !=
+	    USERDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, disabled ? 1 : 0);
+	return write_one(u, st);
+}
+
+/* ---- verifying ---- */
+
+/* The second half of userdb_verify, in one write transaction: reads the
+ * user again (another login may have changed the counters or used the
+ * code while argon2 ran), checks the code when the password was right,
+ * and records the outcome. */
+static int settle(struct userdb *u, const char *name, bool pw_ok, const char *totp,
+    bool check_totp, uint64_t now_s, struct row *r)
+{
+	sqlite3_stmt *st;
+	uint64_t step;
+	uint32_t failures;
+	int64_t locked_until;
+	int rc, verdict;
+
+	if ((rc = exec(u, "BEGIN IMMEDIATE")) != USERDB_OK)
+		return rc;
+	if ((rc = row_load(u, name, r)) != USERDB_OK)
+		goto out_rollback;
+	if (r->e.disabled) {
+		rc = USERDB_DISABLED;
+		goto out_rollback;
+	}
+	if (r->e.locked_until_s > now_s) {
+		rc = USERDB_LOCKED;
+		goto out_rollback;
+	}
+
+	step = r->last_step;
+	if (!pw_ok)
+		verdict = USERDB_BADPASSWORD;
+	else if (!check_totp)
+		verdict = USERDB_OK;
+	/* The code is looked at only after the right password, so a wrong
+	 * password never uses up a step. */
+	else if (!r->e.has_totp || totp == NULL ||
+	    totp_check(r->secret, r->secret_len, totp, now_s, &step) != 0)
+		verdict = USERDB_BADCODE;
+	else
+		verdict = USERDB_OK;
+
+	if (verdict == USERDB_OK) {
+		failures = 0;
+		locked_until = 0;
+	} else {
+		/* A wrong code counts like a wrong password: otherwise the
+		 * six digits could be guessed without limit by whoever has the
+		 * password. */
+		failures = r->e.failures < UINT32_MAX ? r->e.failures + 1 : UINT32_MAX;
+		locked_until = failures >= USERDB_LOCK_AFTER ?
+		    to_db_time(now_s) + (int64_t)lock_s(failures) : 0;
+	}
+	if ((rc = prepare(u, "UPDATE users SET failures = ?2, locked_until = ?3, "
+	    "totp_last_step = ?4 WHERE name = ?1", &st)) != USERDB_OK)
+		goto out_rollback;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, failures);
+	sqlite3_bind_int64(st, 3, locked_until);
+	sqlite3_bind_int64(st, 4, to_db_time(step));
+	if ((rc = write_one(u, st)) != USERDB_OK || (rc = exec(u, "COMMIT")) != USERDB_OK)
+		goto out_rollback;
+	r->e.failures = failures;
+	r->e.locked_until_s = (uint64_t)locked_until;
+	return verdict;
+
+out_rollback:
+	rollback(u);
+	return rc;
+}
+
+int userdb_verify(struct userdb *u, const char *name, const char *password,
+    const char *totp, bool check_totp, uint64_t now_s, struct userdb_entry *out)
+{
+	struct row r;
+	int rc, pw;
+
+	memset(&r, 0, sizeof(r));
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (password == NULL)
+		password = "";
+	/* Every refusal that does not get as far as a real hash still spends
+	 * the time of one (password_dummy_verify), so that an unknown, a
+	 * disabled and a locked account all answer as slowly as a wrong
+	 * password. */
+	if (!name_ok(name)) {
+		password_dummy_verify(password);
+		return USERDB_NOTFOUND;
+	}
+	rc = row_load(u, name, &r);
+	if (rc != USERDB_OK) {
+		password_dummy_verify(password);
+		goto out;
+	}
+	if (r.e.disabled) {
+		password_dummy_verify(password);
+		rc = USERDB_DISABLED;
+		goto out;
+	}
+	/* While locked, the password is not even looked at: guesses made
+	 * during a lock learn nothing and do not extend it. */
+	if (r.e.locked_until_s > now_s) {
+		password_dummy_verify(password);
+		rc = USERDB_LOCKED;
+		goto out;
+	}
+	if (strnlen(password, PASSWORD_MAX_LEN + 1) > PASSWORD_MAX_LEN) {
+		password_dummy_verify("");
+		pw = PASSWORD_MISMATCH;
+	} else {
+		pw = password_verify(r.pw_hash, password);
+	}
+	if (pw == PASSWORD_ERROR) {
+		log_err("%s: password check failed (corrupt hash or out of memory)", u->path);
+		rc = USERDB_ERROR;
+		goto out;
+	}
+	rc = settle(u, name, pw == PASSWORD_OK, totp, check_totp, now_s, &r);
+	if (rc == USERDB_OK && out != NULL)
+		*out = r.e;
+out:
+	OPENSSL_cleanse(&r, sizeof(r));
+	return rc;
+}

@@ -1,0 +1,79 @@
+/* Local users in SQLite (state_dir/users.db, mode 0600): argon2id
+ * password hashes (libargon2), TOTP secrets (RFC 6238), groups, a
+ * disabled flag and progressive lockout after failures.
+ *
+ * The database is the only place these live; every write is one
+ * transaction, so a crash never leaves half a user. */
+#ifndef GH_SIGNALING_USERDB_H
+#define GH_SIGNALING_USERDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "signaling/identity.h"
+
+#define USERDB_FILE "users.db"
+#define USERDB_TOTP_SECRET_LEN 20          /* bytes, RFC 4226 recommends 160 bits */
+#define USERDB_LOCK_AFTER 5                /* failures before the first lockout */
+#define USERDB_LOCK_BASE_S 30              /* doubles with each further failure */
+#define USERDB_LOCK_MAX_S 3600
+
+enum userdb_rc {
+	USERDB_OK = 0,
+	USERDB_NOTFOUND = -1,
+	USERDB_EXISTS = -2,
+	USERDB_BADPASSWORD = -3,  /* wrong password */
+	USERDB_BADCODE = -4,      /* wrong, replayed or missing TOTP code */
+	USERDB_LOCKED = -5,       /* locked out (too many failures) */
+	USERDB_DISABLED = -6,
+	USERDB_INVALID = -7,      /* bad name, group or password shape */
+	USERDB_ERROR = -8,        /* database or crypto failure */
+};
+
+struct userdb;
+
+/* Opens (creating if missing, mode 0600, schema migrated) state_dir's
+ * users.db. Returns owned: free with userdb_close(). NULL with err. */
+struct userdb *userdb_open(const char *state_dir, char *err, size_t errlen);
+void userdb_close(struct userdb *db);
+
+/* Names: 1..63 of [A-Za-z0-9._@-], not starting with '-' or '.'.
+ * Groups likewise. Passwords: 8..1024 bytes. With want_totp, a fresh
+ * secret is made and its base32 form written to totp_b32 (at least 33
+ * bytes). */
+int userdb_add(struct userdb *db, const char *name, const char *password,
+    const char *const *groups, size_t ngroups, bool want_totp,
+    char *totp_b32, size_t b32cap);
+int userdb_del(struct userdb *db, const char *name);
+int userdb_passwd(struct userdb *db, const char *name, const char *password);
+/* Replaces the TOTP secret (re-enrolment); writes the new base32. */
+int userdb_totp_reset(struct userdb *db, const char *name, char *totp_b32, size_t b32cap);
+int userdb_unlock(struct userdb *db, const char *name);
+int userdb_set_disabled(struct userdb *db, const char *name, bool disabled);
+
+struct userdb_entry {
+	char name[IDENTITY_NAME_MAX];
+	char groups[IDENTITY_MAX_GROUPS][IDENTITY_NAME_MAX];
+	size_t ngroups;
+	bool has_totp;
+	bool disabled;
+	uint32_t failures;
+	uint64_t locked_until_s;
+};
+
+/* Calls fn for every user in name order; stops early when fn returns
+ * non-zero. */
+int userdb_list(struct userdb *db, int (*fn)(void *ctx, const struct userdb_entry *e),
+    void *ctx);
+int userdb_get(struct userdb *db, const char *name, struct userdb_entry *out);
+
+/* Checks a password (always running argon2, also for unknown users, so
+ * timing does not tell who exists) and, when check_totp, a TOTP code
+ * (6 digits, 30 s steps, +-1 step, each step's code accepted once).
+ * Counts failures and locks progressively; success resets the count.
+ * Returns USERDB_OK, or the specific refusal for the logs. */
+int userdb_verify(struct userdb *db, const char *name, const char *password,
+    const char *totp, bool check_totp, uint64_t now_s, struct userdb_entry *out);
+
+#endif

@@ -1,0 +1,551 @@
+/* The signaling listener (see ws_server.h).
+ *
+ * One libwebsockets protocol serves both the HTTP requests (the demo
+ * page) and the WebSocket sessions. Each session's per-connection data
+ * holds its reassembly buffer and its queue of outgoing messages; the hub
+ * knows sessions only by id. */
+#include "signaling/ws_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include "gateway/config.h"
+#include "gateway/log.h"
+#include "signaling/web_assets.h"
+
+#define SESSION_BUCKETS 4096
+#define IP_BUCKETS 1024
+#define HTTP_CHUNK 16384
+
+struct out_msg {
+	struct out_msg *next;
+	size_t len;
+	unsigned char buf[];       /* LWS_PRE bytes of headroom, then len */
+};
+
+/* Per-connection data, zeroed by libwebsockets for every connection. */
+struct conn {
+	struct ws_server *w;
+	struct lws *wsi;
+	uint64_t id;               /* 0 until the WebSocket is established */
+	char ip[INET6_ADDRSTRLEN];
+	uint8_t *in;               /* reassembly of a fragmented message */
+	size_t inlen;
+	bool oversized;            /* dropping the rest of a too-large message */
+	struct out_msg *head, *tail;
+	size_t queued;
+	bool closing;
+	struct conn *next;         /* session index chain */
+	/* HTTP: the asset being sent and how far. */
+	const struct web_asset *asset;
+	size_t sent;
+};
+
+struct ip_count {
+	char ip[INET6_ADDRSTRLEN];
+	unsigned n;
+	struct ip_count *next;
+};
+
+struct ws_server {
+	struct ws_server_config cfg;
+	struct lws_vhost *vhost;
+	struct hub *hub;                       /* borrowed */
+	struct conn *sessions[SESSION_BUCKETS];
+	struct ip_count *ips[IP_BUCKETS];
+	size_t nsessions;
+	uint64_t next_id;
+	char origins[WS_MAX_ORIGINS + 6][128]; /* configured, or the defaults */
+	size_t norigins;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static size_t ip_bucket(const char *ip)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (*ip) {
+		h ^= (uint8_t)*ip++;
+		h *= 0x100000001b3ULL;
+	}
+	return h % IP_BUCKETS;
+}
+
+/* Counts a connection from ip; false when it is one too many. */
+static bool ip_take(struct ws_server *w, const char *ip)
+{
+	struct ip_count *c;
+	size_t b = ip_bucket(ip);
+
+	for (c = w->ips[b]; c != NULL; c = c->next)
+		if (strcmp(c->ip, ip) == 0)
+			break;
+	if (c == NULL) {
+		c = calloc(1, sizeof(*c));
+		if (c == NULL)
+			return false;
+		snprintf(c->ip, sizeof(c->ip), "%s", ip);
+		c->next = w->ips[b];
+		w->ips[b] = c;
+	}
+	if (c->n >= WS_MAX_CONNS_PER_IP)
+		return false;
+	c->n++;
+	return true;
+}
+
+static void ip_release(struct ws_server *w, const char *ip)
+{
+	struct ip_count **pp = &w->ips[ip_bucket(ip)], *c;
+
+	for (; (c = *pp) != NULL; pp = &c->next) {
+		if (strcmp(c->ip, ip) != 0)
+			continue;
+		if (--c->n == 0) {
+			*pp = c->next;
+			free(c);
+		}
+		return;
+	}
+}
+
+static struct conn *session_find(struct ws_server *w, uint64_t id)
+{
+	struct conn *c;
+
+	for (c = w->sessions[id % SESSION_BUCKETS]; c != NULL; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void session_unlink(struct ws_server *w, struct conn *c)
+{
+	struct conn **pp = &w->sessions[c->id % SESSION_BUCKETS];
+
+	while (*pp != NULL && *pp != c)
+		pp = &(*pp)->next;
+	if (*pp == c)
+		*pp = c->next;
+}
+
+static void queue_free(struct conn *c)
+{
+	struct out_msg *m, *next;
+
+	for (m = c->head; m != NULL; m = next) {
+		next = m->next;
+		free(m);
+	}
+	c->head = c->tail = NULL;
+	c->queued = 0;
+}
+
+void ws_server_send(void *ctx, uint64_t session, const char *text, size_t len)
+{
+	struct ws_server *w = ctx;
+	struct conn *c = session_find(w, session);
+	struct out_msg *m;
+
+	if (c == NULL || c->closing)
+		return;
+	/* A reader that does not keep up is closed, not buffered forever. */
+	if (c->queued + len > WS_MAX_QUEUED) {
+		ws_server_close(w, session, "too slow");
+		return;
+	}
+	m = malloc(sizeof(*m) + LWS_PRE + len);
+	if (m == NULL) {
+		ws_server_close(w, session, "out of memory");
+		return;
+	}
+	m->next = NULL;
+	m->len = len;
+	memcpy(m->buf + LWS_PRE, text, len);
+	if (c->tail != NULL)
+		c->tail->next = m;
+	else
+		c->head = m;
+	c->tail = m;
+	c->queued += len;
+	lws_callback_on_writable(c->wsi);
+}
+
+void ws_server_close(void *ctx, uint64_t session, const char *why)
+{
+	struct ws_server *w = ctx;
+	struct conn *c = session_find(w, session);
+
+	if (c == NULL || c->closing)
+		return;
+	log_debug("signaling: closing session %llu from %s: %s",
+	    (unsigned long long)session, c->ip, why);
+	c->closing = true;
+	/* What is queued (the error that explains the close) goes first. */
+	lws_callback_on_writable(c->wsi);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 2);
+}
+
+/* --- the upgrade ------------------------------------------------------- */
+
+static bool origin_allowed(struct ws_server *w, const char *origin)
+{
+	size_t i;
+
+	for (i = 0; i < w->norigins; i++)
+		if (strcmp(w->origins[i], origin) == 0)
+			return true;
+	return false;
+}
+
+/* Returns 0 to let the upgrade proceed, >0 after answering it. */
+static int confirm_upgrade(struct ws_server *w, struct lws *wsi)
+{
+	char uri[64], origin[256];
+
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
+	    strcmp(uri, "/ws") != 0) {
+		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+		return 1;
+	}
+	/* Browsers always send Origin on a WebSocket upgrade; a page from
+	 * another site must not drive a user's session (cross-site
+	 * WebSocket hijacking). Clients that are not browsers send none and
+	 * have no ambient credentials to abuse. */
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0) {
+		if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0 ||
+		    !origin_allowed(w, origin)) {
+			char esc[300];
+			log_escape(esc, sizeof(esc), (const uint8_t *)origin, strnlen(origin, sizeof(origin)));
+			log_info("signaling: upgrade from origin \"%s\" refused", esc);
+			lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* --- HTTP: the demo page ----------------------------------------------- */
+
+static const char csp[] =
+    "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; "
+    "img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'";
+
+static int http_request(struct conn *c, struct lws *wsi, const char *path)
+{
+	unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
+	    *end = buf + sizeof(buf) - 1;
+	const struct web_asset *a;
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+		lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL);
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
+	for (a = web_assets; a->path != NULL; a++)
+		if (strcmp(a->path, path) == 0)
+			break;
+	if (a->path == NULL) {
+		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
+	if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, a->content_type,
+	    (lws_filepos_t)a->len, &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"content-security-policy:",
+	    (const unsigned char *)csp, (int)strlen(csp), &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+	    (const unsigned char *)"nosniff", 7, &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"referrer-policy:",
+	    (const unsigned char *)"no-referrer", 11, &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+	    (const unsigned char *)"no-store", 8, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	c->asset = a;
+	c->sent = 0;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int http_writeable(struct conn *c, struct lws *wsi)
+{
+	unsigned char buf[LWS_PRE + HTTP_CHUNK];
+	size_t n;
+	bool last;
+
+	if (c->asset == NULL)
+		return 0;
+	n = c->asset->len - c->sent;
+	if (n > HTTP_CHUNK)
+		n = HTTP_CHUNK;
+	last = c->sent + n == c->asset->len;
+	memcpy(buf + LWS_PRE, c->asset->data + c->sent, n);
+	if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL :
+	    LWS_WRITE_HTTP) != (int)n)
+		return -1;
+	c->sent += n;
+	if (!last) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	c->asset = NULL;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* --- WebSocket sessions ------------------------------------------------ */
+
+static int ws_established(struct ws_server *w, struct conn *c, struct lws *wsi)
+{
+	struct sockaddr_storage from;
+
+	c->w = w;
+	c->wsi = wsi;
+	if (lws_get_peer_simple(wsi, c->ip, sizeof(c->ip)) == NULL)
+		snprintf(c->ip, sizeof(c->ip), "?");
+	if (w->nsessions >= WS_MAX_CONNS || !ip_take(w, c->ip)) {
+		log_info("signaling: connection from %s refused: too many connections", c->ip);
+		c->ip[0] = '\0';
+		return -1;
+	}
+	c->id = ++w->next_id;
+	c->next = w->sessions[c->id % SESSION_BUCKETS];
+	w->sessions[c->id % SESSION_BUCKETS] = c;
+	w->nsessions++;
+	memset(&from, 0, sizeof(from));
+	if (inet_pton(AF_INET, c->ip, &((struct sockaddr_in *)&from)->sin_addr) == 1)
+		from.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, c->ip, &((struct sockaddr_in6 *)&from)->sin6_addr) == 1)
+		from.ss_family = AF_INET6;
+	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, WS_IDLE_TIMEOUT_S);
+	if (w->hub != NULL)
+		hub_session_open(w->hub, c->id, (const struct sockaddr *)&from, now_ms());
+	return 0;
+}
+
+static int ws_receive(struct ws_server *w, struct conn *c, struct lws *wsi,
+    const void *in, size_t len)
+{
+	size_t max = w->cfg.max_message ? w->cfg.max_message : WS_MAX_MESSAGE;
+	bool final = lws_is_final_fragment(wsi);
+	uint8_t *grown;
+
+	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, WS_IDLE_TIMEOUT_S);
+	if (c->closing)
+		return 0;
+	if (lws_frame_is_binary(wsi) || c->oversized || len > max - c->inlen) {
+		/* Drop the rest of this message, then answer once. */
+		c->oversized = true;
+		free(c->in);
+		c->in = NULL;
+		c->inlen = 0;
+		if (final) {
+			c->oversized = false;
+			if (w->hub != NULL)
+				hub_session_oversized(w->hub, c->id, now_ms());
+		}
+		return 0;
+	}
+	if (final && c->inlen == 0) {
+		if (w->hub != NULL)
+			hub_session_message(w->hub, c->id, in, len, now_ms());
+		return 0;
+	}
+	grown = realloc(c->in, c->inlen + len + 1);
+	if (grown == NULL)
+		return -1;
+	c->in = grown;
+	memcpy(c->in + c->inlen, in, len);
+	c->inlen += len;
+	if (final) {
+		if (w->hub != NULL)
+			hub_session_message(w->hub, c->id, (const char *)c->in, c->inlen, now_ms());
+		free(c->in);
+		c->in = NULL;
+		c->inlen = 0;
+	}
+	return 0;
+}
+
+static int ws_writeable(struct conn *c, struct lws *wsi)
+{
+	struct out_msg *m = c->head;
+
+	if (m == NULL) {
+		if (c->closing) {
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, NULL, 0);
+			return -1;
+		}
+		return 0;
+	}
+	if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
+		return -1;
+	c->head = m->next;
+	if (c->head == NULL)
+		c->tail = NULL;
+	c->queued -= m->len;
+	free(m);
+	if (c->head != NULL || c->closing)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static void ws_closed(struct ws_server *w, struct conn *c)
+{
+	if (c->id != 0) {
+		session_unlink(w, c);
+		w->nsessions--;
+		if (w->hub != NULL)
+			hub_session_closed(w->hub, c->id, now_ms());
+		c->id = 0;
+	}
+	if (c->ip[0] != '\0' && c->w != NULL)
+		ip_release(w, c->ip);
+	c->ip[0] = '\0';
+	queue_free(c);
+	free(c->in);
+	c->in = NULL;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	struct ws_server **pw = lws_protocol_vh_priv_get(lws_get_vhost(wsi),
+	    lws_get_protocol(wsi));
+	struct ws_server *w = pw != NULL ? *pw : NULL;
+	struct conn *c = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return http_request(c, wsi, in != NULL ? (const char *)in : "");
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return http_writeable(c, wsi);
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return w != NULL ? confirm_upgrade(w, wsi) : -1;
+	case LWS_CALLBACK_ESTABLISHED:
+		return w != NULL ? ws_established(w, c, wsi) : -1;
+	case LWS_CALLBACK_RECEIVE:
+		return ws_receive(w, c, wsi, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return ws_writeable(c, wsi);
+	case LWS_CALLBACK_CLOSED:
+		if (w != NULL && c != NULL)
+			ws_closed(w, c);
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static const struct lws_protocols protocols[] = {
+	{ "gatehouse", callback, sizeof(struct conn), 4096, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+/* The listener's own origins, when none are configured: a page served
+ * by this listener may use it. */
+static void default_origins(struct ws_server *w)
+{
+	char host[INET6_ADDRSTRLEN + 8];
+	const char *scheme = w->cfg.cert_file != NULL ? "https" : "http";
+	uint16_t port = ntohs(w->cfg.listen.ss_family == AF_INET6 ?
+	    ((struct sockaddr_in6 *)&w->cfg.listen)->sin6_port :
+	    ((struct sockaddr_in *)&w->cfg.listen)->sin_port);
+
+	config_format_addr((const struct sockaddr *)&w->cfg.listen, host, sizeof(host));
+	snprintf(w->origins[w->norigins++], sizeof(w->origins[0]), "%s://%s", scheme, host);
+	snprintf(w->origins[w->norigins++], sizeof(w->origins[0]), "%s://localhost:%u",
+	    scheme, port);
+}
+
+struct ws_server *ws_server_new(struct lws_context *ctx,
+    const struct ws_server_config *cfg, char *err, size_t errlen)
+{
+	struct lws_context_creation_info info;
+	struct ws_server *w = calloc(1, sizeof(*w));
+	char iface[INET6_ADDRSTRLEN];
+	void *priv;
+	size_t i;
+
+	if (w == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->cfg = *cfg;
+	for (i = 0; i < cfg->norigins && i < WS_MAX_ORIGINS; i++)
+		snprintf(w->origins[w->norigins++], sizeof(w->origins[0]), "%s", cfg->origins[i]);
+	if (w->norigins == 0)
+		default_origins(w);
+	if (cfg->listen.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&cfg->listen)->sin6_addr,
+		    iface, sizeof(iface));
+	else
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)&cfg->listen)->sin_addr,
+		    iface, sizeof(iface));
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = "signaling";
+	info.iface = iface;
+	info.port = ntohs(cfg->listen.ss_family == AF_INET6 ?
+	    ((const struct sockaddr_in6 *)&cfg->listen)->sin6_port :
+	    ((const struct sockaddr_in *)&cfg->listen)->sin_port);
+	info.protocols = protocols;
+	info.timeout_secs = WS_HANDSHAKE_TIMEOUT_S;
+	info.server_string = "gatehouse";
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+	    (cfg->listen.ss_family == AF_INET6 ? LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY |
+	    LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE : LWS_SERVER_OPTION_DISABLE_IPV6);
+	if (cfg->cert_file != NULL) {
+		info.ssl_cert_filepath = cfg->cert_file;
+		info.ssl_private_key_filepath = cfg->key_file;
+		info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20";
+		info.ssl_options_set = SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+		    SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION;
+	}
+	w->vhost = lws_create_vhost(ctx, &info);
+	if (w->vhost == NULL) {
+		snprintf(err, errlen, "cannot listen on %s:%d for signaling", iface, info.port);
+		free(w);
+		return NULL;
+	}
+	priv = lws_protocol_vh_priv_zalloc(w->vhost, &protocols[0], sizeof(void *));
+	if (priv == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(w);
+		return NULL;
+	}
+	/* The callback finds the server through the vhost's private data. */
+	*(struct ws_server **)priv = w;
+	return w;
+}
+
+void ws_server_set_hub(struct ws_server *w, struct hub *h)
+{
+	w->hub = h;
+}
+
+void ws_server_free(struct ws_server *w)
+{
+	struct ip_count *c, *next;
+	size_t i;
+
+	if (w == NULL)
+		return;
+	for (i = 0; i < IP_BUCKETS; i++) {
+		for (c = w->ips[i]; c != NULL; c = next) {
+			next = c->next;
+			free(c);
+		}
+	}
+	free(w);
+}

@@ -1,0 +1,556 @@
+/* Unit tests for signaling/userdb.c: users, groups, password and TOTP
+ * checks, replay refusal, progressive lockout, the file's mode and
+ * schema version, and persistence across reopening. */
+#include "signaling/userdb.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "signaling/password.h"
+#include "signaling/totp.h"
+#include "tests/unit/check.h"
+
+#define T0 1700000000ull
+
+static char tmpdir[256];
+static char dbpath[PATH_MAX];
+static char err[512];
+
+static mode_t mode_of(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 ? st.st_mode & 07777 : (mode_t)-1;
+}
+
+static struct userdb *open_db(void)
+{
+	struct userdb *db = userdb_open(tmpdir, err, sizeof(err));
+
+	if (db == NULL) {
+		fprintf(stderr, "userdb_open: %s\n", err);
+		exit(2);
+	}
+	return db;
+}
+
+/* The current code for a base32 secret at time t. */
+static void code_at(const char *b32, uint64_t t, char out[8])
+{
+	uint8_t secret[64];
+	int n = totp_base32_decode(b32, secret, sizeof(secret));
+
+	CHECK_EQ_INT(n, USERDB_TOTP_SECRET_LEN);
+	snprintf(out, 8, "%06u", (unsigned)totp_hotp(secret, (size_t)(n > 0 ? n : 0),
+	    t / TOTP_STEP_S));
+}
+
+static void test_open_mode(void)
+{
+	struct userdb *db;
+	char wal[PATH_MAX + 8];
+	mode_t old;
+
+	/* Whatever the umask, the database is the owner's only. */
+	old = umask(0);
+	db = userdb_open(tmpdir, err, sizeof(err));
+	umask(old);
+	CHECK(db != NULL);
+	CHECK_EQ_INT(mode_of(dbpath), 0600);
+	CHECK_EQ_INT(userdb_add(db, "walcheck", "password1", NULL, 0, false, NULL, 0),
+	    USERDB_OK);
+	/* SQLite gives its write-ahead log the database's mode. */
+	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+	CHECK_EQ_INT(mode_of(wal), 0600);
+	CHECK_EQ_INT(userdb_del(db, "walcheck"), USERDB_OK);
+	userdb_close(db);
+	userdb_close(NULL);
+}
+
+static void test_open_refusals(void)
+{
+	char link[PATH_MAX + 16], other[PATH_MAX + 16], sub[PATH_MAX];
+	sqlite3 *raw;
+	struct userdb *db;
+
+	/* Readable by group: refused, naming the file. */
+	CHECK_EQ_INT(chmod(dbpath, 0640), 0);
+	db = userdb_open(tmpdir, err, sizeof(err));
+	CHECK(db == NULL);
+	CHECK(strstr(err, dbpath) != NULL);
+	CHECK(strstr(err, "group") != NULL);
+	CHECK_EQ_INT(chmod(dbpath, 0604), 0);
+	CHECK(userdb_open(tmpdir, err, sizeof(err)) == NULL);
+	CHECK_EQ_INT(chmod(dbpath, 0600), 0);
+
+	/* A schema newer than ours is refused, not misread. */
+	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_exec(raw, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	db = userdb_open(tmpdir, err, sizeof(err));
+	CHECK(db == NULL);
+	CHECK(strstr(err, dbpath) != NULL);
+	CHECK(strstr(err, "schema version 2") != NULL);
+	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_exec(raw, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+
+	/* A symbolic link in place of the file. */
+	snprintf(sub, sizeof(sub), "%s/linked", tmpdir);
+	CHECK_EQ_INT(mkdir(sub, 0700), 0);
+	snprintf(link, sizeof(link), "%s/" USERDB_FILE, sub);
+	snprintf(other, sizeof(other), "%s/elsewhere.db", tmpdir);
+	CHECK_EQ_INT(symlink(other, link), 0);
+	db = userdb_open(sub, err, sizeof(err));
+	CHECK(db == NULL);
+	CHECK(strstr(err, "symbolic link") != NULL);
+	CHECK(access(other, F_OK) != 0);
+	unlink(link);
+	rmdir(sub);
+
+	/* A state folder that does not exist. */
+	snprintf(sub, sizeof(sub), "%s/missing", tmpdir);
+	CHECK(userdb_open(sub, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, sub) != NULL);
+}
+
+static void test_schema(void)
+{
+	sqlite3 *raw;
+	sqlite3_stmt *st;
+
+	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+	CHECK_EQ_INT(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
+	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+	CHECK(strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0);
+	sqlite3_finalize(st);
+	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "SELECT name, pw_hash, totp_secret, "
+	    "totp_last_step, disabled, failures, locked_until, created FROM users", -1, &st,
+	    NULL), SQLITE_OK);
+	sqlite3_finalize(st);
+	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "SELECT name, grp FROM user_groups", -1, &st,
+	    NULL), SQLITE_OK);
+	sqlite3_finalize(st);
+	sqlite3_close(raw);
+}
+
+struct collect {
+	char names[8][IDENTITY_NAME_MAX];
+	size_t n, stop_after;
+};
+
+static int collect_fn(void *ctx, const struct userdb_entry *e)
+{
+	struct collect *c = ctx;
+
+	if (c->n < 8)
+		snprintf(c->names[c->n], IDENTITY_NAME_MAX, "%s", e->name);
+	c->n++;
+	return c->stop_after != 0 && c->n >= c->stop_after;
+}
+
+static void test_add_get_list_del(struct userdb *db)
+{
+	const char *const groups[] = { "support", "sales", "sales" };
+	struct userdb_entry e;
+	struct collect c;
+	char b32[40];
+
+	CHECK_EQ_INT(userdb_add(db, "bob", "correct horse", groups, 3, false, NULL, 0),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_add(db, "alice", "battery staple", NULL, 0, true, b32,
+	    sizeof(b32)), USERDB_OK);
+	CHECK_EQ_INT(strlen(b32), 32);
+	CHECK_EQ_INT(userdb_add(db, "carol@example.com", "12345678", groups, 1, false,
+	    NULL, 0), USERDB_OK);
+	/* The same name again, whatever else differs. */
+	CHECK_EQ_INT(userdb_add(db, "bob", "other password", NULL, 0, true, b32,
+	    sizeof(b32)), USERDB_EXISTS);
+
+	CHECK_EQ_INT(userdb_get(db, "bob", &e), USERDB_OK);
+	CHECK(strcmp(e.name, "bob") == 0);
+	CHECK_EQ_INT(e.ngroups, 2);
+	CHECK(strcmp(e.groups[0], "sales") == 0);
+	CHECK(strcmp(e.groups[1], "support") == 0);
+	CHECK(!e.has_totp);
+	CHECK(!e.disabled);
+	CHECK_EQ_INT(e.failures, 0);
+	CHECK_EQ_INT(e.locked_until_s, 0);
+	CHECK_EQ_INT(userdb_get(db, "alice", &e), USERDB_OK);
+	CHECK(e.has_totp);
+	CHECK_EQ_INT(e.ngroups, 0);
+	CHECK_EQ_INT(userdb_get(db, "nobody", &e), USERDB_NOTFOUND);
+	CHECK_EQ_INT(userdb_get(db, "Bob", &e), USERDB_NOTFOUND);
+	CHECK_EQ_INT(userdb_get(db, "bad name", &e), USERDB_NOTFOUND);
+
+	memset(&c, 0, sizeof(c));
+	CHECK_EQ_INT(userdb_list(db, collect_fn, &c), USERDB_OK);
+	CHECK_EQ_INT(c.n, 3);
+	CHECK(strcmp(c.names[0], "alice") == 0);
+	CHECK(strcmp(c.names[1], "bob") == 0);
+	CHECK(strcmp(c.names[2], "carol@example.com") == 0);
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 2;
+	CHECK_EQ_INT(userdb_list(db, collect_fn, &c), USERDB_OK);
+	CHECK_EQ_INT(c.n, 2);
+
+	/* Deleting takes the groups along: the name comes back bare. */
+	CHECK_EQ_INT(userdb_del(db, "bob"), USERDB_OK);
+	CHECK_EQ_INT(userdb_del(db, "bob"), USERDB_NOTFOUND);
+	CHECK_EQ_INT(userdb_get(db, "bob", &e), USERDB_NOTFOUND);
+	CHECK_EQ_INT(userdb_add(db, "bob", "correct horse", NULL, 0, false, NULL, 0),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_get(db, "bob", &e), USERDB_OK);
+	CHECK_EQ_INT(e.ngroups, 0);
+	CHECK_EQ_INT(userdb_del(db, "-bob"), USERDB_INVALID);
+}
+
+static void test_invalid(struct userdb *db)
+{
+	static const char *const bad_names[] = {
+		"", "-alice", ".alice", "al ice", "al/ice", "al:ice", "al\nice", "al%ice",
+		"al\xc3\xa9", "a'b", "a\"b",
+		"a234567890123456789012345678901234567890123456789012345678901234", /* 64 */
+	};
+	const char *groups[IDENTITY_MAX_GROUPS + 1];
+	char longpw[PASSWORD_MAX_LEN + 2], b32[40], name[16];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		CHECK_EQ_INT(userdb_add(db, bad_names[i], "password1", NULL, 0, false, NULL, 0),
+		    USERDB_INVALID);
+		groups[0] = bad_names[i];
+		CHECK_EQ_INT(userdb_add(db, "dave", "password1", groups, 1, false, NULL, 0),
+		    USERDB_INVALID);
+	}
+	CHECK_EQ_INT(userdb_add(db, NULL, "password1", NULL, 0, false, NULL, 0),
+	    USERDB_INVALID);
+	/* 63 characters is the longest name. */
+	CHECK_EQ_INT(userdb_add(db,
+	    "a2345678901234567890123456789012345678901234567890123456789012_",
+	    "password1", NULL, 0, false, NULL, 0), USERDB_OK);
+	CHECK_EQ_INT(userdb_add(db, "x", "password1", NULL, 0, false, NULL, 0), USERDB_OK);
+
+	/* Passwords: 8..1024 bytes. */
+	CHECK_EQ_INT(userdb_add(db, "dave", "1234567", NULL, 0, false, NULL, 0),
+	    USERDB_INVALID);
+	CHECK_EQ_INT(userdb_add(db, "dave", "", NULL, 0, false, NULL, 0), USERDB_INVALID);
+	CHECK_EQ_INT(userdb_add(db, "dave", NULL, NULL, 0, false, NULL, 0), USERDB_INVALID);
+	memset(longpw, 'p', sizeof(longpw));
+	longpw[PASSWORD_MAX_LEN + 1] = '\0';
+	CHECK_EQ_INT(userdb_add(db, "dave", longpw, NULL, 0, false, NULL, 0), USERDB_INVALID);
+	longpw[PASSWORD_MAX_LEN] = '\0';
+	CHECK_EQ_INT(userdb_add(db, "dave", longpw, NULL, 0, false, NULL, 0), USERDB_OK);
+	CHECK_EQ_INT(userdb_verify(db, "dave", longpw, NULL, false, T0, NULL), USERDB_OK);
+
+	/* At most IDENTITY_MAX_GROUPS groups. */
+	for (i = 0; i < IDENTITY_MAX_GROUPS + 1; i++) {
+		snprintf(name, sizeof(name), "g%zu", i);
+		groups[i] = strdup(name);
+	}
+	CHECK_EQ_INT(userdb_add(db, "erin", "password1", groups, IDENTITY_MAX_GROUPS + 1,
+	    false, NULL, 0), USERDB_INVALID);
+	CHECK_EQ_INT(userdb_add(db, "erin", "password1", groups, IDENTITY_MAX_GROUPS,
+	    false, NULL, 0), USERDB_OK);
+	for (i = 0; i < IDENTITY_MAX_GROUPS + 1; i++)
+		free((char *)groups[i]);
+	CHECK_EQ_INT(userdb_add(db, "frank", "password1", NULL, 2, false, NULL, 0),
+	    USERDB_INVALID);
+
+	/* Room for the base32 secret. */
+	CHECK_EQ_INT(userdb_add(db, "frank", "password1", NULL, 0, true, b32, 32),
+	    USERDB_INVALID);
+	CHECK_EQ_INT(userdb_add(db, "frank", "password1", NULL, 0, true, NULL, 40),
+	    USERDB_INVALID);
+	CHECK_EQ_INT(userdb_totp_reset(db, "x", b32, 32), USERDB_INVALID);
+
+	/* Other writes check names and passwords the same way. */
+	CHECK_EQ_INT(userdb_passwd(db, "x", "short"), USERDB_INVALID);
+	CHECK_EQ_INT(userdb_passwd(db, "bad name", "password1"), USERDB_INVALID);
+	CHECK_EQ_INT(userdb_unlock(db, ""), USERDB_INVALID);
+	CHECK_EQ_INT(userdb_set_disabled(db, ".x", true), USERDB_INVALID);
+}
+
+static void test_verify(struct userdb *db)
+{
+	struct userdb_entry e;
+	const char *const groups[] = { "staff" };
+
+	CHECK_EQ_INT(userdb_add(db, "gina", "gina's password", groups, 1, false, NULL, 0),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_verify(db, "gina", "gina's password", NULL, false, T0, &e),
+	    USERDB_OK);
+	CHECK(strcmp(e.name, "gina") == 0);
+	CHECK_EQ_INT(e.ngroups, 1);
+	CHECK(strcmp(e.groups[0], "staff") == 0);
+	CHECK_EQ_INT(userdb_verify(db, "gina", "gina's passwort", NULL, false, T0, &e),
+	    USERDB_BADPASSWORD);
+	/* On a refusal out says nothing. */
+	CHECK(e.name[0] == '\0');
+	CHECK_EQ_INT(userdb_verify(db, "gina", "", NULL, false, T0, NULL),
+	    USERDB_BADPASSWORD);
+	CHECK_EQ_INT(userdb_verify(db, "gina", NULL, NULL, false, T0, NULL),
+	    USERDB_BADPASSWORD);
+	CHECK_EQ_INT(userdb_get(db, "gina", &e), USERDB_OK);
+	CHECK_EQ_INT(e.failures, 3);
+	/* Success resets the count. */
+	CHECK_EQ_INT(userdb_verify(db, "gina", "gina's password", NULL, false, T0, NULL),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_get(db, "gina", &e), USERDB_OK);
+	CHECK_EQ_INT(e.failures, 0);
+
+	CHECK_EQ_INT(userdb_verify(db, "nobody", "gina's password", NULL, false, T0, &e),
+	    USERDB_NOTFOUND);
+	CHECK_EQ_INT(userdb_verify(db, "no body", "gina's password", NULL, false, T0, &e),
+	    USERDB_NOTFOUND);
+	CHECK_EQ_INT(userdb_verify(db, NULL, "gina's password", NULL, false, T0, &e),
+	    USERDB_NOTFOUND);
+	/* Asking for a code from a user without TOTP. */
+	CHECK_EQ_INT(userdb_verify(db, "gina", "gina's password", "123456", true, T0, NULL),
+	    USERDB_BADCODE);
+}
+
+static void test_totp(struct userdb *db)
+{
+	struct userdb_entry e;
+	char b32[40], old_b32[40], code[8], next[8], prev[8], wrong[8];
+
+	CHECK_EQ_INT(userdb_add(db, "hank", "hank's password", NULL, 0, true, b32,
+	    sizeof(b32)), USERDB_OK);
+	code_at(b32, T0, code);
+	code_at(b32, T0 + TOTP_STEP_S, next);
+	code_at(b32, T0 - TOTP_STEP_S, prev);
+
+	/* A wrong password with the right code: refused, and the code is not
+	 * used up by it. */
+	CHECK_EQ_INT(userdb_verify(db, "hank", "wrong password", code, true, T0, NULL),
+	    USERDB_BADPASSWORD);
+	/* Wrong (one digit off), missing, empty. */
+	snprintf(wrong, sizeof(wrong), "%c%s", code[0] == '9' ? '0' : code[0] + 1, code + 1);
+	CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", wrong, true, T0, NULL),
+	    USERDB_BADCODE);
+	CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", NULL, true, T0, NULL),
+	    USERDB_BADCODE);
+	CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", "", true, T0, NULL),
+	    USERDB_BADCODE);
+	CHECK_EQ_INT(userdb_get(db, "hank", &e), USERDB_OK);
+	CHECK_EQ_INT(e.failures, 4);
+	CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", code, true, T0, &e),
+	    USERDB_OK);
+	CHECK(e.has_totp);
+	CHECK_EQ_INT(e.failures, 0);
+	/* Replayed: in the same step, and in the next, where it is still in
+	 * the window. */
+	CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", code, true, T0, NULL),
+	    USERDB_BADCODE);
+	CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", code, true,
+	    T0 + TOTP_STEP_S, NULL), USERDB_BADCODE);
+	/* An older step after a newer one. */
+	CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", prev, true, T0, NULL),
+	    USERDB_BADCODE);
+	CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", next, true, T0, NULL),
+	    USERDB_OK);
+	/* Without check_totp, the code is not looked at. */
+	CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", "garbage", false, T0, NULL),
+	    USERDB_OK);
+
+	/* The step used persists across reopening, like everything else. */
+	userdb_close(db);
+	db = open_db();
+	CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", next, true, T0, NULL),
+	    USERDB_BADCODE);
+
+	/* Re-enrolment: a new secret, and the old one's codes stop working;
+	 * the step count starts again. */
+	snprintf(old_b32, sizeof(old_b32), "%s", b32);
+	CHECK_EQ_INT(userdb_totp_reset(db, "hank", b32, sizeof(b32)), USERDB_OK);
+	CHECK(strcmp(b32, old_b32) != 0);
+	code_at(old_b32, T0 + 5 * TOTP_STEP_S, code);
+	code_at(b32, T0 + 5 * TOTP_STEP_S, next);
+	if (strcmp(code, next) != 0)
+		CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", code, true,
+		    T0 + 5 * TOTP_STEP_S, NULL), USERDB_BADCODE);
+	code_at(b32, T0, code);
+	CHECK_EQ_INT(userdb_verify(db, "hank", "hank's password", code, true, T0, NULL),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_totp_reset(db, "nobody", b32, sizeof(b32)), USERDB_NOTFOUND);
+	/* A user without TOTP can be enrolled. */
+	CHECK_EQ_INT(userdb_totp_reset(db, "gina", b32, sizeof(b32)), USERDB_OK);
+	CHECK_EQ_INT(userdb_get(db, "gina", &e), USERDB_OK);
+	CHECK(e.has_totp);
+	userdb_close(db);
+}
+
+static void test_lockout(struct userdb *db)
+{
+	struct userdb_entry e;
+	uint64_t t = T0, expect;
+	int i;
+
+	CHECK_EQ_INT(userdb_add(db, "ivan", "ivan's password", NULL, 0, false, NULL, 0),
+	    USERDB_OK);
+	for (i = 1; i < USERDB_LOCK_AFTER; i++) {
+		CHECK_EQ_INT(userdb_verify(db, "ivan", "guess", NULL, false, t, NULL),
+		    USERDB_BADPASSWORD);
+		CHECK_EQ_INT(userdb_get(db, "ivan", &e), USERDB_OK);
+		CHECK_EQ_INT(e.failures, i);
+		CHECK_EQ_INT(e.locked_until_s, 0);
+	}
+	/* The fifth failure locks for USERDB_LOCK_BASE_S. */
+	CHECK_EQ_INT(userdb_verify(db, "ivan", "guess", NULL, false, t, NULL),
+	    USERDB_BADPASSWORD);
+	CHECK_EQ_INT(userdb_get(db, "ivan", &e), USERDB_OK);
+	CHECK_EQ_INT(e.failures, USERDB_LOCK_AFTER);
+	CHECK_EQ_INT(e.locked_until_s, t + USERDB_LOCK_BASE_S);
+	/* While locked even the right password is refused, and attempts
+	 * neither count nor extend the lock. */
+	CHECK_EQ_INT(userdb_verify(db, "ivan", "ivan's password", NULL, false, t + 1, NULL),
+	    USERDB_LOCKED);
+	CHECK_EQ_INT(userdb_verify(db, "ivan", "guess", NULL, false,
+	    t + USERDB_LOCK_BASE_S - 1, NULL), USERDB_LOCKED);
+	CHECK_EQ_INT(userdb_get(db, "ivan", &e), USERDB_OK);
+	CHECK_EQ_INT(e.failures, USERDB_LOCK_AFTER);
+	CHECK_EQ_INT(e.locked_until_s, t + USERDB_LOCK_BASE_S);
+
+	/* After the period, each further failure doubles the lock, up to
+	 * the cap. */
+	expect = USERDB_LOCK_BASE_S;
+	for (i = 0; i < 10; i++) {
+		t = e.locked_until_s;
+		CHECK_EQ_INT(userdb_verify(db, "ivan", "guess", NULL, false, t, NULL),
+		    USERDB_BADPASSWORD);
+		expect = expect * 2 < USERDB_LOCK_MAX_S ? expect * 2 : USERDB_LOCK_MAX_S;
+		CHECK_EQ_INT(userdb_get(db, "ivan", &e), USERDB_OK);
+		CHECK_EQ_INT(e.failures, USERDB_LOCK_AFTER + i + 1);
+		CHECK_EQ_INT(e.locked_until_s, t + expect);
+		CHECK_EQ_INT(userdb_verify(db, "ivan", "ivan's password", NULL, false,
+		    t + expect - 1, NULL), USERDB_LOCKED);
+	}
+	CHECK_EQ_INT(expect, USERDB_LOCK_MAX_S);
+	/* Once it expires, the right password works and resets it all. */
+	t = e.locked_until_s;
+	CHECK_EQ_INT(userdb_verify(db, "ivan", "ivan's password", NULL, false, t, &e),
+	    USERDB_OK);
+	CHECK_EQ_INT(e.failures, 0);
+	CHECK_EQ_INT(e.locked_until_s, 0);
+
+	/* An admin's unlock ends a lock at once. */
+	for (i = 0; i < USERDB_LOCK_AFTER; i++)
+		userdb_verify(db, "ivan", "guess", NULL, false, t, NULL);
+	CHECK_EQ_INT(userdb_verify(db, "ivan", "ivan's password", NULL, false, t, NULL),
+	    USERDB_LOCKED);
+	CHECK_EQ_INT(userdb_unlock(db, "ivan"), USERDB_OK);
+	CHECK_EQ_INT(userdb_get(db, "ivan", &e), USERDB_OK);
+	CHECK_EQ_INT(e.failures, 0);
+	CHECK_EQ_INT(e.locked_until_s, 0);
+	CHECK_EQ_INT(userdb_verify(db, "ivan", "ivan's password", NULL, false, t, NULL),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_unlock(db, "nobody"), USERDB_NOTFOUND);
+
+	/* Wrong codes count like wrong passwords. */
+	CHECK_EQ_INT(userdb_totp_reset(db, "ivan", (char[40]){ 0 }, 40), USERDB_OK);
+	for (i = 0; i < USERDB_LOCK_AFTER; i++)
+		CHECK_EQ_INT(userdb_verify(db, "ivan", "ivan's password", "xxxxxx", true, t,
+		    NULL), USERDB_BADCODE);
+	CHECK_EQ_INT(userdb_verify(db, "ivan", "ivan's password", NULL, false, t, NULL),
+	    USERDB_LOCKED);
+	CHECK_EQ_INT(userdb_unlock(db, "ivan"), USERDB_OK);
+}
+
+static void test_disable_passwd(struct userdb *db)
+{
+	struct userdb_entry e;
+
+	CHECK_EQ_INT(userdb_add(db, "judy", "judy's password", NULL, 0, false, NULL, 0),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_set_disabled(db, "judy", true), USERDB_OK);
+	CHECK_EQ_INT(userdb_get(db, "judy", &e), USERDB_OK);
+	CHECK(e.disabled);
+	CHECK_EQ_INT(userdb_verify(db, "judy", "judy's password", NULL, false, T0, NULL),
+	    USERDB_DISABLED);
+	/* A disabled account does not count failures either. */
+	CHECK_EQ_INT(userdb_verify(db, "judy", "guess", NULL, false, T0, NULL),
+	    USERDB_DISABLED);
+	CHECK_EQ_INT(userdb_get(db, "judy", &e), USERDB_OK);
+	CHECK_EQ_INT(e.failures, 0);
+	CHECK_EQ_INT(userdb_set_disabled(db, "judy", false), USERDB_OK);
+	CHECK_EQ_INT(userdb_verify(db, "judy", "judy's password", NULL, false, T0, NULL),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_set_disabled(db, "nobody", true), USERDB_NOTFOUND);
+
+	CHECK_EQ_INT(userdb_passwd(db, "judy", "a new password"), USERDB_OK);
+	CHECK_EQ_INT(userdb_verify(db, "judy", "judy's password", NULL, false, T0, NULL),
+	    USERDB_BADPASSWORD);
+	CHECK_EQ_INT(userdb_verify(db, "judy", "a new password", NULL, false, T0, NULL),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_passwd(db, "nobody", "a new password"), USERDB_NOTFOUND);
+}
+
+static void test_reopen(void)
+{
+	struct userdb *db = open_db();
+	struct userdb_entry e;
+	struct collect c;
+
+	CHECK_EQ_INT(userdb_verify(db, "judy", "a new password", NULL, false, T0, NULL),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_get(db, "carol@example.com", &e), USERDB_OK);
+	CHECK_EQ_INT(e.ngroups, 1);
+	CHECK(strcmp(e.groups[0], "support") == 0);
+	memset(&c, 0, sizeof(c));
+	CHECK_EQ_INT(userdb_list(db, collect_fn, &c), USERDB_OK);
+	CHECK(c.n >= 8);
+	CHECK_EQ_INT(mode_of(dbpath), 0600);
+	userdb_close(db);
+}
+
+static void cleanup(void)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", tmpdir);
+}
+
+int main(void)
+{
+	struct userdb *db;
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/gh-test-userdb-XXXXXX");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+	snprintf(dbpath, sizeof(dbpath), "%s/" USERDB_FILE, tmpdir);
+	/* libargon2's smallest cost: the tests check logic, not strength. */
+	password_set_cost_for_tests(8, 1);
+
+	test_open_mode();
+	test_open_refusals();
+	test_schema();
+	db = open_db();
+	test_add_get_list_del(db);
+	test_invalid(db);
+	test_verify(db);
+	test_totp(db); /* closes db */
+	db = open_db();
+	test_lockout(db);
+	test_disable_passwd(db);
+	userdb_close(db);
+	test_reopen();
+	cleanup();
+	return check_done("test_userdb");
+}
