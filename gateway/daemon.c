@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 
 #include "gateway/log.h"
+#include "gateway/login_worker.h"
 #include "gateway/loop.h"
 #include "gateway/registry.h"
 #include "gateway/relay_io.h"
@@ -46,6 +47,7 @@ struct daemon {
 	struct policy *policy;
 	struct hub *hub;
 	struct ws_server *ws;
+	struct login_worker *logins;
 	char cert_file[PATH_MAX + 32], key_file[PATH_MAX + 32];
 };
 
@@ -170,6 +172,25 @@ static void hub_send(void *ctx, uint64_t session, const char *text, size_t len)
 static void hub_close(void *ctx, uint64_t session, const char *why)
 {
 	ws_server_close(((struct daemon *)ctx)->ws, session, why);
+}
+
+static int hub_login(void *ctx, uint64_t session, const char *user,
+    const char *password, const char *totp, const char *token, uint64_t now_s)
+{
+	return login_worker_submit(((struct daemon *)ctx)->logins, session, user,
+	    password, totp, token, now_s);
+}
+
+static void login_done(void *ctx, const struct login_result *r)
+{
+	hub_login_done(((struct daemon *)ctx)->hub, r->session, r->rc, &r->who, r->why);
+}
+
+static void on_logins_ready(void *arg)
+{
+	struct daemon *d = arg;
+
+	login_worker_drain(d->logins, login_done, d);
 }
 
 static int hub_mint(void *ctx, const char *user, const char *call, uint64_t expires_s,
@@ -435,6 +456,7 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 	memset(&ho, 0, sizeof(ho));
 	ho.ctx = d;
 	ho.send = hub_send;
+	ho.login = hub_login;
 	ho.close = hub_close;
 	ho.mint = hub_mint;
 	ho.relay_of = hub_relay_of;
@@ -519,6 +541,7 @@ static void shutdown_all(struct daemon *d)
 	 * hub (ending calls, which removes allocations), so it goes first;
 	 * the TURN server then closes its relays through the I/O layer. */
 	loop_free(d->loop);
+	login_worker_free(d->logins);
 	hub_free(d->hub);
 	ws_server_free(d->ws);
 	turn_server_free(d->turn);
@@ -559,7 +582,8 @@ int daemon_run(const struct config *cfg)
 	if (has_local_backend(cfg) &&
 	    (d.users = userdb_open(cfg->state_dir, err, sizeof(err))) == NULL)
 		goto fail;
-	if ((d.identity = identity_new(&cfg->identity, d.users, err, sizeof(err))) == NULL)
+	if ((d.identity = identity_new(&cfg->identity, d.users, err, sizeof(err))) == NULL ||
+	    (d.logins = login_worker_new(cfg, err, sizeof(err))) == NULL)
 		goto fail;
 	if (cfg->policy_file[0] != '\0') {
 		if ((d.policy = policy_load(cfg->policy_file, err, sizeof(err))) == NULL)
@@ -571,6 +595,7 @@ int daemon_run(const struct config *cfg)
 	    start_signaling(&d, err, sizeof(err)) != 0)
 		goto fail;
 	if (loop_add_fd(d.loop, relay_io_fd(d.io), on_relay_readable, &d) != 0 ||
+	    loop_add_fd(d.loop, login_worker_fd(d.logins), on_logins_ready, &d) != 0 ||
 	    loop_add_timer(d.loop, 1000, on_tick, &d) != 0) {
 		snprintf(err, sizeof(err), "cannot join the relay to the event loop");
 		goto fail;

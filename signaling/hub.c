@@ -26,6 +26,8 @@
 struct session {
 	uint64_t id;
 	bool authed;
+	bool login_pending;
+	json_t *login_id;         /* the pending login's id, to echo */
 	struct identity_user who;
 	unsigned login_attempts;
 	unsigned strikes;
@@ -408,14 +410,9 @@ static void on_login(struct msg_ctx *m)
 	const char *password = message_str(m->msg, "password", PASSWORD_MAX_LEN);
 	const char *totp = message_str(m->msg, "totp", 16);
 	const char *token = message_str(m->msg, "token", TOKEN_MAX_LEN);
-	uint64_t now_s = m->now_ms / 1000;
-	struct identity_user who;
-	struct user_entry *u;
-	const char *why = "bad request";
-	int rc;
 
-	if (m->s->authed) {
-		bad_request(m, "already logged in");
+	if (m->s->authed || m->s->login_pending) {
+		bad_request(m, m->s->authed ? "already logged in" : "login in progress");
 		return;
 	}
 	if ((token == NULL) == (user == NULL || password == NULL)) {
@@ -427,34 +424,48 @@ static void on_login(struct msg_ctx *m)
 		h->ops.close(h->ops.ctx, m->s->id, "too many login attempts");
 		return;
 	}
-	memset(&who, 0, sizeof(who));
-	if (h->cfg.identity == NULL)
-		rc = IDENTITY_FAILED;
-	else if (token != NULL)
-		rc = identity_login_token(h->cfg.identity, token, strlen(token), now_s,
-		    &who, &why);
-	else
-		rc = identity_login_password(h->cfg.identity, user, password, totp,
-		    now_s, &who, &why);
-	if (rc != IDENTITY_OK) {
-		note(h, "login.failed", "session %llu: %s",
-		    (unsigned long long)m->s->id, why);
+	if (h->ops.login(h->ops.ctx, m->s->id, token != NULL ? NULL : user,
+	    token != NULL ? NULL : password, token != NULL ? NULL : totp, token,
+	    m->now_ms / 1000) != 0) {
+		reply_error(m, "bad_request", "server busy, try again");
+		return;
+	}
+	m->s->login_pending = true;
+	m->s->login_id = m->id != NULL ? json_incref(m->id) : NULL;
+}
+
+void hub_login_done(struct hub *h, uint64_t session, int rc,
+    const struct identity_user *who, const char *why)
+{
+	struct session *s = session_find(h, session);
+	struct user_entry *u = NULL;
+	json_t *msg;
+
+	if (s == NULL || !s->login_pending)
+		return;
+	s->login_pending = false;
+	if (rc == IDENTITY_OK)
+		u = user_find(h, who->name, true);
+	if (rc != IDENTITY_OK || u == NULL) {
+		note(h, "login.failed", "session %llu: %s", (unsigned long long)session,
+		    rc != IDENTITY_OK ? why : "out of memory");
 		/* One answer for every reason: nothing to learn about users. */
-		reply_error(m, "auth_failed", "authentication failed");
-		return;
+		msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code", "auth_failed",
+		    "message", "authentication failed");
+	} else {
+		s->authed = true;
+		s->who = *who;
+		s->next_user = u->sessions;
+		u->sessions = s;
+		note(h, "login.ok", "session %llu: user %s%s", (unsigned long long)session,
+		    who->name, who->mfa ? " (mfa)" : "");
+		msg = json_pack("{s:s, s:s}", "type", "login.ok", "user", who->name);
 	}
-	u = user_find(h, who.name, true);
-	if (u == NULL) {
-		reply_error(m, "auth_failed", "authentication failed");
-		return;
-	}
-	m->s->authed = true;
-	m->s->who = who;
-	m->s->next_user = u->sessions;
-	u->sessions = m->s;
-	note(h, "login.ok", "session %llu: user %s%s", (unsigned long long)m->s->id,
-	    who.name, who.mfa ? " (mfa)" : "");
-	reply(m, json_pack("{s:s, s:s}", "type", "login.ok", "user", who.name));
+	if (msg != NULL && s->login_id != NULL)
+		json_object_set(msg, "id", s->login_id);
+	json_decref(s->login_id);
+	s->login_id = NULL;
+	send_json(h, session, msg);
 }
 
 /* Contacts: every user we know of (local users, the policy's names,
@@ -957,6 +968,7 @@ void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms)
 		    s->who.name);
 	if (u != NULL && (u = user_find(h, s->who.name, false)) != NULL)
 		user_gc(h, u);
+	json_decref(s->login_id);
 	OPENSSL_cleanse(&s->who, sizeof(s->who));
 	free(s);
 }
@@ -1003,6 +1015,7 @@ void hub_free(struct hub *h)
 	for (i = 0; i < BUCKETS; i++) {
 		for (s = h->sessions[i]; s != NULL; s = sn) {
 			sn = s->next_id;
+			json_decref(s->login_id);
 			free(s);
 		}
 		for (u = h->users[i]; u != NULL; u = un) {

@@ -39,6 +39,12 @@ struct hub_ops {
 	void (*send)(void *ctx, uint64_t session, const char *text, size_t len);
 	/* Closes a session (after what was queued is sent). */
 	void (*close)(void *ctx, uint64_t session, const char *why);
+	/* Starts checking a login away from the loop (argon2id is slow on
+	 * purpose); the answer comes back through hub_login_done(). token is
+	 * NULL for a password login, totp may be NULL. 0, or -1 when too many
+	 * logins are waiting. */
+	int (*login)(void *ctx, uint64_t session, const char *user, const char *password,
+	    const char *totp, const char *token, uint64_t now_s);
 	/* Mints TURN credentials for user in call, valid until expires_s.
 	 * 0, or -1. */
 	int (*mint)(void *ctx, const char *user, const char *call, uint64_t expires_s,
@@ -54,7 +60,7 @@ struct hub_ops {
 };
 
 struct hub_config {
-	struct identity *identity;   /* borrowed */
+	struct identity *identity;   /* borrowed: groups of users for the policy */
 	struct userdb *users;        /* borrowed, may be NULL: for contacts */
 	const struct policy *policy; /* borrowed, may be NULL: deny all */
 	struct hub_ice_servers ice;
@@ -79,6 +85,10 @@ void hub_session_message(struct hub *h, uint64_t session, const char *text,
 void hub_session_oversized(struct hub *h, uint64_t session, uint64_t now_ms);
 /* The session is gone: its calls end ("disconnected"). */
 void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms);
+/* The outcome of a login started through ops->login; who and why are
+ * borrowed. A session that closed meanwhile is ignored. */
+void hub_login_done(struct hub *h, uint64_t session, int rc,
+    const struct identity_user *who, const char *why);
 /* Ringing timeouts. Call about once a second. */
 void hub_tick(struct hub *h, uint64_t now_ms);
 

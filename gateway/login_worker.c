@@ -1,0 +1,240 @@
+/* The login worker (see login_worker.h): a bounded job queue and a done
+ * queue under one mutex, a condition variable to wake the worker and an
+ * eventfd to wake the loop. */
+#include "gateway/login_worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "signaling/userdb.h"
+
+struct job {
+	struct job *next;
+	uint64_t session;
+	uint64_t now_s;
+	char *user, *password, *totp, *token; /* owned, wiped on free */
+	struct login_result result;
+};
+
+struct login_worker {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct job *todo_head, *todo_tail;
+	struct job *done_head, *done_tail;
+	size_t queued;
+	bool stop;
+	int efd;
+	struct userdb *users;      /* the worker's own connection */
+	struct identity *identity; /* over it */
+};
+
+static char *dup_secret(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+static void wipe_free(char *s)
+{
+	if (s != NULL) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+static void job_free(struct job *j)
+{
+	wipe_free(j->user);
+	wipe_free(j->password);
+	wipe_free(j->totp);
+	wipe_free(j->token);
+	free(j);
+}
+
+static void run_job(struct login_worker *w, struct job *j)
+{
+	struct login_result *r = &j->result;
+
+	r->session = j->session;
+	r->why = "bad request";
+	if (j->token != NULL)
+		r->rc = identity_login_token(w->identity, j->token, strlen(j->token),
+		    j->now_s, &r->who, &r->why);
+	else
+		r->rc = identity_login_password(w->identity, j->user, j->password,
+		    j->totp, j->now_s, &r->who, &r->why);
+}
+
+static void *worker_main(void *arg)
+{
+	struct login_worker *w = arg;
+	struct job *j;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->stop && w->todo_head == NULL)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->stop)
+			break;
+		j = w->todo_head;
+		w->todo_head = j->next;
+		if (w->todo_head == NULL)
+			w->todo_tail = NULL;
+		pthread_mutex_unlock(&w->mu);
+		run_job(w, j);
+		/* The secrets are not needed once checked. */
+		wipe_free(j->password);
+		wipe_free(j->totp);
+		wipe_free(j->token);
+		j->password = j->totp = j->token = NULL;
+		pthread_mutex_lock(&w->mu);
+		j->next = NULL;
+		if (w->done_tail != NULL)
+			w->done_tail->next = j;
+		else
+			w->done_head = j;
+		w->done_tail = j;
+		if (write(w->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			break;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+struct login_worker *login_worker_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct login_worker *w = calloc(1, sizeof(*w));
+	size_t i;
+	bool local = false;
+
+	if (w == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	for (i = 0; i < cfg->identity.nbackends; i++)
+		local |= cfg->identity.backends[i].type == CONFIG_BACKEND_LOCAL;
+	if (local && (w->users = userdb_open(cfg->state_dir, err, errlen)) == NULL)
+		goto fail;
+	if ((w->identity = identity_new(&cfg->identity, w->users, err, errlen)) == NULL)
+		goto fail;
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+		snprintf(err, errlen, "cannot start the login worker");
+		goto fail;
+	}
+	w->started = true;
+	return w;
+fail:
+	login_worker_free(w);
+	return NULL;
+}
+
+void login_worker_free(struct login_worker *w)
+{
+	struct job *j, *next;
+
+	if (w == NULL)
+		return;
+	if (w->started) {
+		pthread_mutex_lock(&w->mu);
+		w->stop = true;
+		pthread_cond_signal(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->thread, NULL);
+	}
+	for (j = w->todo_head; j != NULL; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+	for (j = w->done_head; j != NULL; j = next) {
+		next = j->next;
+		OPENSSL_cleanse(&j->result.who, sizeof(j->result.who));
+		job_free(j);
+	}
+	identity_free(w->identity);
+	userdb_close(w->users);
+	if (w->efd >= 0)
+		close(w->efd);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}
+
+int login_worker_submit(struct login_worker *w, uint64_t session, const char *user,
+    const char *password, const char *totp, const char *token, uint64_t now_s)
+{
+	struct job *j;
+	int rc = -1;
+
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return -1;
+	j->session = session;
+	j->now_s = now_s;
+	j->user = dup_secret(user);
+	j->password = dup_secret(password);
+	j->totp = dup_secret(totp);
+	j->token = dup_secret(token);
+	if ((user != NULL && j->user == NULL) || (password != NULL && j->password == NULL) ||
+	    (totp != NULL && j->totp == NULL) || (token != NULL && j->token == NULL)) {
+		job_free(j);
+		return -1;
+	}
+	pthread_mutex_lock(&w->mu);
+	if (w->queued < LOGIN_QUEUE_MAX) {
+		if (w->todo_tail != NULL)
+			w->todo_tail->next = j;
+		else
+			w->todo_head = j;
+		w->todo_tail = j;
+		w->queued++;
+		pthread_cond_signal(&w->cv);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (rc != 0)
+		job_free(j);
+	return rc;
+}
+
+int login_worker_fd(const struct login_worker *w)
+{
+	return w->efd;
+}
+
+void login_worker_drain(struct login_worker *w,
+    void (*done)(void *ctx, const struct login_result *r), void *ctx)
+{
+	struct job *list, *j, *next;
+	uint64_t n;
+
+	(void)!read(w->efd, &n, sizeof(n));
+	pthread_mutex_lock(&w->mu);
+	list = w->done_head;
+	w->done_head = w->done_tail = NULL;
+	for (j = list; j != NULL; j = j->next)
+		w->queued--;
+	pthread_mutex_unlock(&w->mu);
+	for (j = list; j != NULL; j = next) {
+		next = j->next;
+		done(ctx, &j->result);
+		OPENSSL_cleanse(&j->result.who, sizeof(j->result.who));
+		job_free(j);
+	}
+}
