@@ -776,6 +776,7 @@ static void on_candidate(struct msg_ctx *m)
 	uint64_t to = peer_session(m, &c);
 	json_t *cand = json_object_get(m->msg, "candidate"), *out, *idx;
 	const char *text, *mid = NULL;
+	char clean[CANDIDATE_MAX_LEN + 64];
 	struct relay_check rc;
 
 	if (to == 0) {
@@ -803,12 +804,13 @@ static void on_candidate(struct msg_ctx *m)
 	rc.h = h;
 	rc.user = m->s->who.name;
 	rc.call = c->id;
-	if (!sdp_candidate_allowed(text, strlen(text), relay_check, &rc)) {
+	if (sdp_candidate_filter(text, strlen(text), relay_check, &rc, clean,
+	    sizeof(clean)) != 0) {
 		note(h, "candidate.removed", "call %s: trickled candidate from %s removed",
 		    c->id, m->s->who.name);
 		return;
 	}
-	out = json_pack("{s:s}", "candidate", text);
+	out = json_pack("{s:s}", "candidate", clean);
 	if (mid != NULL)
 		json_object_set_new(out, "sdpMid", json_string(mid));
 	if (idx != NULL && json_is_integer(idx))

@@ -228,11 +228,18 @@ static int addr_parse(struct rd text, uint16_t port, union sockaddr_any *sa)
  *   foundation SP component-id SP transport SP priority SP
  *   connection-address SP port SP "typ" SP cand-type *(SP extension)
  * True only for a well-formed UDP relay candidate whose address passes
- * check. Extensions (raddr, rport, generation, ufrag, network-id,
- * network-cost, ...) are not parsed: none of them changes where an ICE
- * agent sends its checks. */
-static bool cand_allowed(struct rd v, sdp_relay_check_fn check, void *ctx)
+ * check; then the value is written to out with the related address
+ * (raddr/rport, RFC 8839 §5.1) replaced by the unspecified address and
+ * port 0: for a relay candidate it is the sender's own reflexive or host
+ * address, exactly what forced relay must not reveal. Other extensions
+ * (generation, ufrag, network-id, network-cost, ...) are copied as
+ * name/value pairs; none of them changes where an agent sends checks. */
+static bool cand_rewrite(struct rd v, sdp_relay_check_fn check, void *ctx,
+    struct wr *out)
 {
+	struct rd start = v, name, value;
+	size_t base_len;
+	const char *unspec;
 	struct rd foundation, component, transport, priority, addr, port;
 	struct rd typ, type;
 	uint64_t component_v, priority_v, port_v;
@@ -266,9 +273,25 @@ static bool cand_allowed(struct rd v, sdp_relay_check_fn check, void *ctx)
 	 * too: a spelling a browser would not read as a relay is not kept. */
 	if (!span_eq(typ, "typ") || !span_eq(type, "relay"))
 		return false;
-	if (addr_parse(addr, (uint16_t)port_v, &sa))
+	if (addr_parse(addr, (uint16_t)port_v, &sa) || !check(ctx, &sa.sa))
 		return false;
-	return check(ctx, &sa.sa);
+	unspec = sa.sa.sa_family == AF_INET6 ? "::" : "0.0.0.0";
+	base_len = start.left - v.left;
+	wr_bytes(out, start.p, base_len);
+	while (v.left > 0) {
+		if (rd_sp(&v) || rd_field(&v, &name) || rd_sp(&v) || rd_field(&v, &value))
+			return false;
+		wr_str(out, " ");
+		wr_span(out, name);
+		wr_str(out, " ");
+		if (span_eq(name, "raddr"))
+			wr_str(out, unspec);
+		else if (span_eq(name, "rport"))
+			wr_str(out, "0");
+		else
+			wr_span(out, value);
+	}
+	return !out->overflow;
 }
 
 /* ---- line handlers ---- */
@@ -295,11 +318,17 @@ static int on_candidate(struct filter *f, struct rd line, struct wr *w)
 {
 	struct rd v = line;
 
+	uint8_t buf[CANDIDATE_MAX_LEN + 64];
+	struct wr cand = wr_init(buf, sizeof(buf));
+
 	if (span_starts(v, "a=candidate:") &&
 	    rd_skip(&v, strlen("a=candidate:")) == 0 &&
-	    cand_allowed(v, f->check, f->ctx)) {
+	    cand_rewrite(v, f->check, f->ctx, &cand)) {
 		f->stats.kept++;
-		return on_keep(f, line, w);
+		wr_str(w, "a=candidate:");
+		wr_bytes(w, cand.p, cand.len);
+		wr_eol(w);
+		return SDP_OK;
 	}
 	f->stats.removed++;
 	return SDP_OK;
@@ -586,22 +615,39 @@ fail:
 	return rc;
 }
 
-bool sdp_candidate_allowed(const char *cand, size_t len, sdp_relay_check_fn check,
-    void *ctx)
+int sdp_candidate_filter(const char *cand, size_t len, sdp_relay_check_fn check,
+    void *ctx, char *out, size_t cap)
 {
+	struct wr w;
 	struct rd r;
 
+	if (out == NULL || cap == 0)
+		return -1;
+	out[0] = '\0';
 	/* An empty candidate string is how webrtc-pc signals
 	 * end-of-candidates (RFC 8838); it carries no address. */
 	if (len == 0)
-		return true;
+		return 0;
 	if (cand == NULL || len > CANDIDATE_MAX_LEN)
-		return false;
+		return -1;
 	r = rd_init((const uint8_t *)cand, len);
 	if (span_starts(r, "a="))
 		(void)rd_skip(&r, 2);
 	if (!span_starts(r, "candidate:"))
-		return false;
+		return -1;
 	(void)rd_skip(&r, strlen("candidate:"));
-	return cand_allowed(r, check, ctx);
+	w = wr_init((uint8_t *)out, cap - 1);
+	wr_str(&w, "candidate:");
+	if (!cand_rewrite(r, check, ctx, &w))
+		return -1;
+	out[w.len] = '\0';
+	return 0;
+}
+
+bool sdp_candidate_allowed(const char *cand, size_t len, sdp_relay_check_fn check,
+    void *ctx)
+{
+	char out[CANDIDATE_MAX_LEN + 64];
+
+	return sdp_candidate_filter(cand, len, check, ctx, out, sizeof(out)) == 0;
 }

@@ -37,10 +37,15 @@ enum sdp_filter_rc {
 int sdp_filter(const char *sdp, size_t len, sdp_relay_check_fn check, void *ctx,
     char **out, size_t *out_len, struct sdp_filter_stats *stats);
 
-/* One trickled candidate's "candidate" string (with or without the
- * leading "a=" / "candidate:"): true when it is a relay candidate whose
- * address and port pass check. An empty string (end of candidates) is
- * kept. */
+/* One trickled candidate's "candidate" string ("candidate:..." with or
+ * without a leading "a="): when it is a relay candidate whose address and
+ * port pass check, writes the string to forward into out (cap at least
+ * len + 64: "candidate:..." with raddr/rport replaced by 0.0.0.0 / :: and
+ * 0) and returns 0; otherwise -1. An empty string (end of candidates)
+ * gives 0 and an empty out. */
+int sdp_candidate_filter(const char *cand, size_t len, sdp_relay_check_fn check,
+    void *ctx, char *out, size_t cap);
+/* The same decision without the rewritten string. */
 bool sdp_candidate_allowed(const char *cand, size_t len, sdp_relay_check_fn check,
     void *ctx);
 

@@ -110,8 +110,10 @@ static const struct tline chrome_offer[] = {
 	{ DROP, "a=candidate:1741983520 1 udp 2122197247 2001:db8:85a3::8a2e:370:7334 54322 typ host generation 0 network-id 2 network-cost 10", NULL },
 	{ DROP, "a=candidate:4227802166 1 tcp 1518280447 192.168.1.23 9 typ host tcptype active generation 0 network-id 1 network-cost 10", NULL },
 	{ DROP, "a=candidate:842163049 1 udp 1686052607 203.0.113.7 54321 typ srflx raddr 192.168.1.23 rport 54321 generation 0 network-id 1 network-cost 10", NULL },
-	{ KEEP, "a=candidate:1219946431 1 udp 41885439 127.0.0.1 49170 typ relay raddr 203.0.113.7 rport 54321 generation 0 network-id 1 network-cost 10", NULL },
-	{ KEEP, "a=candidate:3019814095 1 udp 8331263 127.0.0.1 65535 typ relay raddr 203.0.113.7 rport 54333 generation 0 network-id 1 network-cost 10", NULL },
+	{ EDIT, "a=candidate:1219946431 1 udp 41885439 127.0.0.1 49170 typ relay raddr 203.0.113.7 rport 54321 generation 0 network-id 1 network-cost 10",
+	    "a=candidate:1219946431 1 udp 41885439 127.0.0.1 49170 typ relay raddr 0.0.0.0 rport 0 generation 0 network-id 1 network-cost 10" },
+	{ EDIT, "a=candidate:3019814095 1 udp 8331263 127.0.0.1 65535 typ relay raddr 203.0.113.7 rport 54333 generation 0 network-id 1 network-cost 10",
+	    "a=candidate:3019814095 1 udp 8331263 127.0.0.1 65535 typ relay raddr 0.0.0.0 rport 0 generation 0 network-id 1 network-cost 10" },
 	{ DROP, "a=candidate:1650893466 1 udp 41885183 127.0.0.1 3478 typ relay raddr 203.0.113.7 rport 54334 generation 0 network-id 1 network-cost 10", NULL },
 	{ DROP, "a=candidate:2351723937 1 udp 41819903 198.51.100.20 60112 typ relay raddr 203.0.113.7 rport 54321 generation 0 network-id 1 network-cost 10", NULL },
 	{ KEEP, "a=ice-ufrag:Xq3n", NULL },
@@ -146,7 +148,8 @@ static const struct tline chrome_offer[] = {
 	{ KEEP, "a=rtcp:9 IN IP4 0.0.0.0", NULL },
 	{ DROP, "a=candidate:3442447574 1 udp 2122260223 6b1c1a3e-4f2d-4c7e-9a51-0d3b7e2f9c11.local 54321 typ host generation 0 network-id 1 network-cost 10", NULL },
 	{ DROP, "a=candidate:842163049 1 udp 1686052607 203.0.113.7 54321 typ srflx raddr 192.168.1.23 rport 54321 generation 0 network-id 1 network-cost 10", NULL },
-	{ KEEP, "a=candidate:1219946431 1 udp 41885439 127.0.0.1 49170 typ relay raddr 203.0.113.7 rport 54321 generation 0 network-id 1 network-cost 10", NULL },
+	{ EDIT, "a=candidate:1219946431 1 udp 41885439 127.0.0.1 49170 typ relay raddr 203.0.113.7 rport 54321 generation 0 network-id 1 network-cost 10",
+	    "a=candidate:1219946431 1 udp 41885439 127.0.0.1 49170 typ relay raddr 0.0.0.0 rport 0 generation 0 network-id 1 network-cost 10" },
 	{ DROP, "a=candidate:2351723937 1 udp 41819903 198.51.100.20 60112 typ relay raddr 203.0.113.7 rport 54321 generation 0 network-id 1 network-cost 10", NULL },
 	{ KEEP, "a=ice-ufrag:Xq3n", NULL },
 	{ KEEP, "a=ice-pwd:O4f1W7XbYQm0dR1t6y2pHc8J", NULL },
@@ -179,7 +182,8 @@ static const struct tline chrome_offer[] = {
 	    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel" },
 	{ EDIT, "c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0" },
 	{ DROP, "a=candidate:2779014590 1 udp 2122260223 192.168.1.23 54321 typ host generation 0 network-id 1 network-cost 10", NULL },
-	{ KEEP, "a=candidate:1219946431 1 udp 41885439 127.0.0.1 49170 typ relay raddr 203.0.113.7 rport 54321 generation 0 network-id 1 network-cost 10", NULL },
+	{ EDIT, "a=candidate:1219946431 1 udp 41885439 127.0.0.1 49170 typ relay raddr 203.0.113.7 rport 54321 generation 0 network-id 1 network-cost 10",
+	    "a=candidate:1219946431 1 udp 41885439 127.0.0.1 49170 typ relay raddr 0.0.0.0 rport 0 generation 0 network-id 1 network-cost 10" },
 	{ KEEP, "a=ice-ufrag:Xq3n", NULL },
 	{ KEEP, "a=ice-pwd:O4f1W7XbYQm0dR1t6y2pHc8J", NULL },
 	{ KEEP, "a=ice-options:trickle", NULL },
@@ -218,7 +222,8 @@ static const struct tline aiortc_offer[] = {
 	{ DROP, "a=candidate:7e3a2c1b9d8f4e5a6b7c8d9e0f1a2b3c 1 udp 2130706431 192.168.1.23 45678 typ host", NULL },
 	{ DROP, "a=candidate:0f9e8d7c6b5a49382716a5b4c3d2e1f0 1 udp 2130706431 fe80::a00:27ff:fe4e:66a1 51234 typ host", NULL },
 	{ DROP, "a=candidate:5c4b3a2918f7e6d5c4b3a291807f6e5d 1 udp 1694498815 203.0.113.50 45678 typ srflx raddr 192.168.1.23 rport 45678", NULL },
-	{ KEEP, "a=candidate:c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6 1 udp 16777215 127.0.0.1 50000 typ relay raddr 203.0.113.50 rport 45679", NULL },
+	{ EDIT, "a=candidate:c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6 1 udp 16777215 127.0.0.1 50000 typ relay raddr 203.0.113.50 rport 45679",
+	    "a=candidate:c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6 1 udp 16777215 127.0.0.1 50000 typ relay raddr 0.0.0.0 rport 0" },
 	{ KEEP, "a=end-of-candidates", NULL },
 	{ KEEP, "a=ice-ufrag:Yh3k", NULL },
 	{ KEEP, "a=ice-pwd:Qe7XnB2k9sLw4Vr1TzPm8c", NULL },
@@ -232,7 +237,8 @@ static const struct tline aiortc_offer[] = {
 	{ KEEP, "a=max-message-size:65536", NULL },
 	{ DROP, "a=candidate:7e3a2c1b9d8f4e5a6b7c8d9e0f1a2b3c 1 udp 2130706431 192.168.1.23 45678 typ host", NULL },
 	{ DROP, "a=candidate:5c4b3a2918f7e6d5c4b3a291807f6e5d 1 udp 1694498815 203.0.113.50 45678 typ srflx raddr 192.168.1.23 rport 45678", NULL },
-	{ KEEP, "a=candidate:c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6 1 udp 16777215 127.0.0.1 50000 typ relay raddr 203.0.113.50 rport 45679", NULL },
+	{ EDIT, "a=candidate:c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6 1 udp 16777215 127.0.0.1 50000 typ relay raddr 203.0.113.50 rport 45679",
+	    "a=candidate:c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6 1 udp 16777215 127.0.0.1 50000 typ relay raddr 0.0.0.0 rport 0" },
 	{ KEEP, "a=end-of-candidates", NULL },
 	{ KEEP, "a=ice-ufrag:Yh3k", NULL },
 	{ KEEP, "a=ice-pwd:Qe7XnB2k9sLw4Vr1TzPm8c", NULL },
@@ -403,7 +409,9 @@ static void check_table(const char *name, const struct tline *t, size_t n,
 	for (i = 0; i < n; i++) {
 		if (!looks_like_candidate(t[i].in, strlen(t[i].in)))
 			continue;
-		if (t[i].want == KEEP)
+		/* A kept relay candidate is rewritten (raddr/rport), so it
+		 * counts as kept whether the table says KEEP or EDIT. */
+		if (t[i].want == KEEP || t[i].want == EDIT)
 			kept++;
 		else if (t[i].want == DROP)
 			removed++;
@@ -939,8 +947,32 @@ static void test_candidates(void)
 	}
 }
 
+/* A trickled relay candidate is forwarded without the sender's own
+ * address in raddr/rport. */
+static void test_trickle_rewrite(void)
+{
+	static const char in[] = "candidate:1219946431 1 udp 41885439 127.0.0.1 49170 "
+	    "typ relay raddr 203.0.113.7 rport 54321 generation 0 ufrag Xq3n";
+	static const char want[] = "candidate:1219946431 1 udp 41885439 127.0.0.1 49170 "
+	    "typ relay raddr 0.0.0.0 rport 0 generation 0 ufrag Xq3n";
+	char out[CANDIDATE_MAX_LEN + 64];
+
+	CHECK_EQ_INT(sdp_candidate_filter(in, strlen(in), check_relay, NULL, out,
+	    sizeof(out)), 0);
+	CHECK(strcmp(out, want) == 0);
+	CHECK(strstr(out, "203.0.113.7") == NULL);
+	/* An extension without a value is malformed: not forwarded. */
+	CHECK_EQ_INT(sdp_candidate_filter("candidate:1 1 udp 1 127.0.0.1 49170 typ relay raddr",
+	    52, check_relay, NULL, out, sizeof(out)), -1);
+	/* Too small an output buffer refuses rather than truncates. */
+	CHECK_EQ_INT(sdp_candidate_filter(in, strlen(in), check_relay, NULL, out, 20), -1);
+	CHECK_EQ_INT(sdp_candidate_filter("", 0, check_relay, NULL, out, sizeof(out)), 0);
+	CHECK(out[0] == '\0');
+}
+
 int main(void)
 {
+	test_trickle_rewrite();
 	test_offers();
 	test_check_arguments();
 	test_invalid();
