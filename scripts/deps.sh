@@ -5,8 +5,10 @@
 #   gh_install_deps test     — also the real peers the tests drive
 set -euo pipefail
 
-GH_BUILD_PKGS=(gcc make cmake pkg-config libjansson-dev libssl-dev)
-GH_TEST_PKGS=(coturn python3 python3-aiortc python3-aioice openssl iproute2)
+GH_BUILD_PKGS=(gcc make cmake pkg-config libjansson-dev libssl-dev libwebsockets-dev
+	libsqlite3-dev libargon2-dev)
+GH_TEST_PKGS=(coturn python3 python3-aiortc python3-aioice python3-aiohttp openssl iproute2
+	chromium nodejs)
 
 gh_install_deps() {
 	local want=("${GH_BUILD_PKGS[@]}") missing=() p
@@ -23,4 +25,12 @@ gh_install_deps() {
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
 	$sudo apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# npm comes with some nodejs builds and separately with Debian's.
+gh_install_npm() {
+	command -v npm >/dev/null 2>&1 && return 0
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends npm
 }

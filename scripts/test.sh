@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 gh_install_deps test
+gh_install_npm
 jobs=$(nproc)
 
 echo "== build (-Werror)"

@@ -1,0 +1,377 @@
+#!/usr/bin/python3
+"""A small asyncio client for Gatehouse's signaling WebSocket, and helpers
+around it (TOTP codes, local users through the CLI, policy files).
+
+    c = SigClient(ws_url(g))                 # or SigClient(url, origin=...)
+    await c.connect()
+    r = await c.request({"type": "ping"})    # adds an "id", returns the reply
+    await c.send({"type": "hangup", "call": cid})
+    m = await c.wait_for("incoming")         # next message of that type
+    await c.expect_nothing(1.0)              # nothing at all arrives in 1 s
+    await c.wait_closed(5)                   # True when the server closed it
+    await c.close()
+
+Every message sent and received is kept in c.transcript, and
+c.describe() renders it for assertion messages, so a failure says what
+was on the wire.
+
+Users: create_user(g, "alice", "pw", groups=["team"]) runs
+`gatehouse user add NAME --password-stdin --totp -c CONFIG` and returns a
+User whose next_totp() gives a code the daemon has not seen yet: the
+daemon accepts a step only when it is later than the last step it
+accepted for that user (RFC 6238 §5.2, ±1 step), so codes are handed out
+in increasing step order, waiting for the clock when needed.
+
+Standard library + aiohttp only. Traffic goes to 127.0.0.1 only.
+"""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import struct
+import subprocess
+import time
+
+import aiohttp
+
+TOTP_STEP_S = 30
+TOTP_DIGITS = 6
+DEFAULT_TIMEOUT = 5.0
+
+
+# ------------------------------------------------------------------ TOTP
+
+def hotp(secret_b32, counter, digits=TOTP_DIGITS):
+    """RFC 4226 HOTP with HMAC-SHA-1."""
+    s = secret_b32.strip().replace(" ", "").upper()
+    key = base64.b32decode(s + "=" * (-len(s) % 8))
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    off = mac[-1] & 0x0F
+    code = (struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % (10 ** digits)
+    return "%0*d" % (digits, code)
+
+
+def totp(secret_b32, t=None, step_offset=0):
+    """RFC 6238 TOTP (SHA-1, 6 digits, 30 s) at time t (default now)."""
+    if t is None:
+        t = time.time()
+    return hotp(secret_b32, int(t // TOTP_STEP_S) + step_offset)
+
+
+def current_step(t=None):
+    return int((time.time() if t is None else t) // TOTP_STEP_S)
+
+
+def wrong_totp(secret_b32):
+    """A 6-digit code that matches none of the steps now-2 .. now+2."""
+    now = current_step()
+    valid = {hotp(secret_b32, now + d) for d in range(-2, 3)}
+    c = int(hotp(secret_b32, now))
+    while True:
+        c = (c + 1) % 10 ** TOTP_DIGITS
+        code = "%06d" % c
+        if code not in valid:
+            return code
+
+
+# ------------------------------------------------------------------ users
+
+class User:
+    def __init__(self, name, password, secret=None, groups=()):
+        self.name = name
+        self.password = password
+        self.secret = secret
+        self.groups = list(groups)
+        self.last_step = -1
+
+    def next_totp(self):
+        """A code for a step later than any handed out before, within the
+        ±1 window. Waits when current-1..current+1 are all used up. Steps
+        about to leave the window (now-1 in the last 3 s of a step) are
+        not used."""
+        while True:
+            now = time.time()
+            cur = current_step(now)
+            left = TOTP_STEP_S - (now % TOTP_STEP_S)
+            cands = ([cur - 1] if left > 3 else []) + [cur, cur + 1]
+            for st in cands:
+                if st > self.last_step:
+                    self.last_step = st
+                    return hotp(self.secret, st)
+            time.sleep(min(left + 0.05, 1.0))
+
+    def __repr__(self):
+        return "User(%s)" % self.name
+
+
+def write_config(g):
+    """Writes g.config to g.config_path, as Gatehouse.start() will; lets
+    the CLI run before the daemon starts (same state_dir)."""
+    os.makedirs(os.path.dirname(g.config_path), exist_ok=True)
+    with open(g.config_path, "w") as f:
+        json.dump(g.config, f, indent=2)
+
+
+def create_user(g, name, password, groups=(), with_totp=True):
+    """`gatehouse user add` against g's config (written first if the
+    daemon has not started yet). Returns a User with the TOTP secret."""
+    if not os.path.exists(g.config_path):
+        write_config(g)
+    cmd = [g.binary, "user", "add", name, "--password-stdin"]
+    if with_totp:
+        cmd.append("--totp")
+    for gr in groups:
+        cmd += ["--group", gr]
+    cmd += ["-c", g.config_path]
+    p = subprocess.run(cmd, input=(password + "\n").encode(), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    out = p.stdout.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    if p.returncode != 0:
+        raise RuntimeError("user add %s failed (exit %d): %s%s" % (name, p.returncode, out, err))
+    secret = None
+    if with_totp:
+        for line in out.splitlines():
+            if line.startswith("secret: "):
+                secret = line[len("secret: "):].strip()
+        if not secret or "otpauth://" not in out:
+            raise RuntimeError("user add %s --totp printed no otpauth URI / secret: %r" % (name, out))
+    return User(name, password, secret, groups)
+
+
+def write_policy(path, rules, groups=None, default="deny"):
+    """Writes a policy file (DESIGN.md "Policy file"). rules: list of dicts
+    {"name", "from", "to", "media", "action"[, "record"]}; groups: dict
+    name -> [users]; every group a rule names must be declared."""
+    pol = {"default": default, "groups": dict(groups or {}), "rules": list(rules)}
+    with open(path, "w") as f:
+        json.dump(pol, f, indent=2)
+    return path
+
+
+# ------------------------------------------------------------- WebSocket
+
+def ws_url(g):
+    return "ws://127.0.0.1:%d/ws" % g.signaling_port
+
+
+def _short(obj, limit=300):
+    s = obj if isinstance(obj, str) else json.dumps(obj)
+    return s if len(s) <= limit else s[:limit] + "...(%d chars)" % len(s)
+
+
+class SigClient:
+    """One WebSocket connection to /ws. Received JSON objects queue up in
+    an inbox; wait_for()/request() take the first matching one out."""
+
+    def __init__(self, url, origin=None, name="client"):
+        self.url = url
+        self.origin = origin
+        self.name = name
+        self.session = None
+        self.ws = None
+        self.inbox = []
+        self.transcript = []       # ("->" | "<-" | "--", text)
+        self.closed = False
+        self.close_code = None
+        self._cond = None
+        self._reader = None
+        self._next_id = 1
+
+    # ---- connection
+    async def connect(self, timeout=DEFAULT_TIMEOUT):
+        self._cond = asyncio.Condition()
+        self.session = aiohttp.ClientSession()
+        try:
+            self.ws = await self.session.ws_connect(
+                self.url, origin=self.origin, autoping=True, max_msg_size=0,
+                timeout=timeout, receive_timeout=None)
+        except BaseException:
+            await self.session.close()
+            self.session = None
+            raise
+        self._reader = asyncio.ensure_future(self._read())
+        return self
+
+    async def _read(self):
+        try:
+            async for msg in self.ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self.transcript.append(("<-", msg.data))
+                    try:
+                        obj = json.loads(msg.data)
+                    except ValueError:
+                        obj = {"type": "<unparsable>", "raw": msg.data}
+                    async with self._cond:
+                        self.inbox.append(obj)
+                        self._cond.notify_all()
+                elif msg.type == aiohttp.WSMsgType.BINARY:
+                    self.transcript.append(("<-", "<binary %d bytes>" % len(msg.data)))
+                    async with self._cond:
+                        self.inbox.append({"type": "<binary>", "raw": msg.data})
+                        self._cond.notify_all()
+                else:
+                    break
+        except Exception as e:  # connection reset and the like
+            self.transcript.append(("--", "reader: %r" % e))
+        finally:
+            self.closed = True
+            self.close_code = self.ws.close_code if self.ws is not None else None
+            self.transcript.append(("--", "closed (code %s)" % self.close_code))
+            async with self._cond:
+                self._cond.notify_all()
+
+    async def close(self):
+        try:
+            if self.ws is not None and not self.ws.closed:
+                await asyncio.wait_for(self.ws.close(), 3)
+        except Exception:
+            pass
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, 3)
+            except Exception:
+                self._reader.cancel()
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def __aenter__(self):
+        return await self.connect()
+
+    async def __aexit__(self, *exc):
+        await self.close()
+        return False
+
+    # ---- sending
+    def new_id(self):
+        i = self._next_id
+        self._next_id += 1
+        return i
+
+    async def send_raw(self, text):
+        self.transcript.append(("->", _short(text)))
+        await self.ws.send_str(text)
+
+    async def send(self, obj):
+        await self.send_raw(json.dumps(obj))
+
+    async def request(self, obj, timeout=DEFAULT_TIMEOUT):
+        """Sends obj with an "id" (added when absent) and returns the
+        message that echoes it."""
+        obj = dict(obj)
+        if "id" not in obj:
+            obj["id"] = self.new_id()
+        rid = obj["id"]
+        await self.send(obj)
+        return await self.wait(lambda m: m.get("id") == rid, timeout,
+                               "reply to %s id %r" % (obj.get("type"), rid))
+
+    # ---- receiving
+    async def wait(self, pred, timeout=DEFAULT_TIMEOUT, what="message"):
+        """Removes and returns the first inbox message matching pred;
+        raises AssertionError on timeout or when the connection closes
+        first."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with self._cond:
+            while True:
+                for i, m in enumerate(self.inbox):
+                    if pred(m):
+                        return self.inbox.pop(i)
+                if self.closed:
+                    raise AssertionError("%s: connection closed while waiting for %s\n%s"
+                                         % (self.name, what, self.describe()))
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise AssertionError("%s: no %s within %.1f s\n%s"
+                                         % (self.name, what, timeout, self.describe()))
+                try:
+                    await asyncio.wait_for(self._cond.wait(), left)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def wait_for(self, mtype, timeout=DEFAULT_TIMEOUT, **match):
+        """Next message with this "type" (and the given field values)."""
+        def pred(m):
+            return m.get("type") == mtype and all(m.get(k) == v for k, v in match.items())
+        return await self.wait(pred, timeout, "%r message%s" % (
+            mtype, (" with %r" % match) if match else ""))
+
+    async def expect_nothing(self, timeout=1.0, pred=None):
+        """Asserts that no message (matching pred, if given) is in the
+        inbox or arrives within timeout."""
+        pred = pred or (lambda m: True)
+        await asyncio.sleep(timeout)
+        got = [m for m in self.inbox if pred(m)]
+        assert not got, "%s: expected nothing, received %s\n%s" % (
+            self.name, _short(got, 800), self.describe())
+
+    async def wait_closed(self, timeout=DEFAULT_TIMEOUT):
+        """True when the server closed the connection within timeout."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return self.closed
+
+    def drain(self):
+        """Takes everything queued so far."""
+        out, self.inbox = self.inbox, []
+        return out
+
+    # ---- protocol helpers
+    async def ping(self, timeout=DEFAULT_TIMEOUT):
+        r = await self.request({"type": "ping"}, timeout)
+        assert r.get("type") == "pong", "%s: ping answered with %s\n%s" % (
+            self.name, _short(r), self.describe())
+        return r
+
+    async def login(self, user=None, password=None, totp=None, token=None,
+                    timeout=DEFAULT_TIMEOUT, extra=None):
+        """Sends a login with the given fields (None ones left out) and
+        returns the reply."""
+        msg = {"type": "login"}
+        for k, v in (("user", user), ("password", password), ("totp", totp), ("token", token)):
+            if v is not None:
+                msg[k] = v
+        msg.update(extra or {})
+        return await self.request(msg, timeout)
+
+    async def login_user(self, u, timeout=DEFAULT_TIMEOUT):
+        """Logs a User in with a fresh TOTP code; asserts login.ok."""
+        r = await self.login(u.name, u.password, u.next_totp(), timeout=timeout)
+        assert r.get("type") == "login.ok" and r.get("user") == u.name, \
+            "%s: login of %s failed: %s\n%s" % (self.name, u.name, _short(r), self.describe())
+        return r
+
+    def describe(self, last=25):
+        lines = ["  transcript of %s (last %d):" % (self.name, last)]
+        for d, t in self.transcript[-last:]:
+            lines.append("    %s %s" % (d, _short(t)))
+        return "\n".join(lines)
+
+
+async def connect(g, name="client", origin=None):
+    return await SigClient(ws_url(g), origin=origin, name=name).connect()
+
+
+async def logged_in(g, user, name=None):
+    c = await connect(g, name or user.name)
+    try:
+        await c.login_user(user)
+    except BaseException:
+        await c.close()
+        raise
+    return c
+
+
+async def fresh_ping(g, timeout=DEFAULT_TIMEOUT):
+    """A new connection answers ping with pong: the daemon still serves."""
+    c = await connect(g, "probe")
+    try:
+        await c.ping(timeout)
+    finally:
+        await c.close()
