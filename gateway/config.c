@@ -636,28 +636,50 @@ static bool cidr_overlaps(const struct peer_cidr *a, const struct peer_cidr *b)
  * private media server is a legitimate exception; these never are. */
 static const char *const never_allowed[] = {
 	"0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4",
-	"255.255.255.255/32", "::/128", "::1/128", "fe80::/10", "ff00::/8",
+	"255.255.255.255/32", "::1/128", "fe80::/10", "ff00::/8",
 };
+
+/* Nor, for an entry written in IPv6, the spaces that embed an IPv4
+ * address (mapped, compatible, NAT64, 6to4, Teredo): an allow there would
+ * open an IPv4 range by another spelling, which an IPv4 entry should
+ * name. (IPv4 entries are stored IPv4-mapped, hence the split.) */
+static const char *const never_allowed_v6[] = {
+	"::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96",
+	"64:ff9b:1::/48", "2002::/16", "2001::/32",
+};
+
+static const char *allow_overlap(const struct peer_cidr *c, bool v6)
+{
+	struct peer_cidr never;
+	size_t j;
+
+	for (j = 0; j < sizeof(never_allowed) / sizeof(never_allowed[0]); j++)
+		if (peer_cidr_parse(never_allowed[j], &never) == 0 && cidr_overlaps(c, &never))
+			return never_allowed[j];
+	for (j = 0; v6 && j < sizeof(never_allowed_v6) / sizeof(never_allowed_v6[0]); j++)
+		if (peer_cidr_parse(never_allowed_v6[j], &never) == 0 &&
+		    cidr_overlaps(c, &never))
+			return never_allowed_v6[j];
+	return NULL;
+}
 
 static int p_allow_peers(struct cfg_ctx *x, const struct cfg_key *k, void *base,
     json_t *v, const char *path)
 {
 	struct config_turn *t = base;
-	struct peer_cidr never;
 	char sub[CFG_PATH_MAX];
-	size_t i, j;
+	const char *hit;
+	size_t i;
 
 	(void)k;
 	if (cidr_list(x, v, path, t->peers.allow, &t->peers.nallow) < 0)
 		return -1;
 	for (i = 0; i < t->peers.nallow; i++) {
-		for (j = 0; j < sizeof(never_allowed) / sizeof(never_allowed[0]); j++) {
-			if (peer_cidr_parse(never_allowed[j], &never) == 0 &&
-			    cidr_overlaps(&t->peers.allow[i], &never)) {
-				path_index(sub, path, i);
-				return fail(x, sub, "overlaps %s, which the relay never "
-				    "reaches", never_allowed[j]);
-			}
+		hit = allow_overlap(&t->peers.allow[i],
+		    strchr(json_string_value(json_array_get(v, i)), ':') != NULL);
+		if (hit != NULL) {
+			path_index(sub, path, i);
+			return fail(x, sub, "overlaps %s, which the relay never reaches", hit);
 		}
 	}
 	return 0;

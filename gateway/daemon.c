@@ -492,10 +492,8 @@ static int start_turn(struct daemon *d, const uint8_t *secret, char *err, size_t
 		SSL_CTX_free(tls);
 		return -1;
 	}
-	/* relay_io keeps a reference to the context for its connections. */
 	d->io = relay_io_new(&cfg->turn, tls, err, errlen);
-	if (tls != NULL)
-		SSL_CTX_free(tls);
+	SSL_CTX_free(tls); /* relay_io holds its own reference */
 	if (d->io == NULL)
 		return -1;
 	memcpy(d->auth.secret, secret, TURN_SECRET_LEN);
@@ -607,6 +605,12 @@ int daemon_run(const struct config *cfg)
 	log_info("turn: relay %s ports %u-%u, realm \"%s\"",
 	    config_format_addr((const struct sockaddr *)&cfg->turn.relay_ip, name, sizeof(name)),
 	    cfg->turn.port_min, cfg->turn.port_max, cfg->realm);
+	/* The challenge (no reason phrase, 45-byte nonce, the algorithms)
+	 * fits four times the smallest Allocate only with a realm of at most
+	 * 16 bytes; beyond, such clients get no answer (docs/turn.md). */
+	if (strlen(cfg->realm) > 16)
+		log_warn("realm \"%s\" is longer than 16 bytes: clients whose first "
+		    "Allocate is minimal (28 bytes) will not be answered", cfg->realm);
 	log_info("gatehouse %s ready", GH_VERSION);
 	rc = loop_run(d.loop) == 0 ? 0 : 1;
 	goto out;

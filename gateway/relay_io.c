@@ -78,7 +78,7 @@ struct relay {
 struct relay_io {
 	int epfd;
 	struct turn_server *server;     /* borrowed */
-	SSL_CTX *tls;                   /* borrowed */
+	SSL_CTX *tls;                   /* owned reference */
 	struct listener listeners[CONFIG_MAX_LISTEN];
 	size_t nlisteners;
 	struct sockaddr_storage relay_ip;
@@ -206,7 +206,9 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	io->tls = tls;
+	/* Connections use the context for as long as they live. */
+	if (tls != NULL && SSL_CTX_up_ref(tls) == 1)
+		io->tls = tls;
 	io->relay_ip = cfg->relay_ip;
 	io->port_min = cfg->port_min;
 	io->port_max = cfg->port_max;
@@ -218,7 +220,7 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 		goto fail;
 	}
 	for (i = 0; i < cfg->nlisten; i++) {
-		if (cfg->listen[i].transport == CONFIG_TLS && tls == NULL) {
+		if (cfg->listen[i].transport == CONFIG_TLS && io->tls == NULL) {
 			snprintf(err, errlen, "a TLS listener needs a certificate");
 			goto fail;
 		}
@@ -247,6 +249,7 @@ void relay_io_free(struct relay_io *io)
 		close(io->listeners[i].h.fd);
 	if (io->epfd >= 0)
 		close(io->epfd);
+	SSL_CTX_free(io->tls);
 	free(io->ports_used);
 	free(io);
 }

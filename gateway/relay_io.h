@@ -24,8 +24,8 @@
 struct relay_io;
 
 /* Binds every TURN listener of cfg and prepares the relay port range.
- * tls is borrowed (may be NULL when no TLS listener is configured) and
- * must outlive the relay_io. Returns owned: free with relay_io_free().
+ * tls (may be NULL when no TLS listener is configured) is shared: the
+ * relay_io takes its own reference. Returns owned: free with relay_io_free().
  * NULL with err on failure (the message names the address). */
 struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
     char *err, size_t errlen);

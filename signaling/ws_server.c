@@ -60,7 +60,7 @@ struct ws_server {
 	struct ip_count *ips[IP_BUCKETS];
 	size_t nsessions;
 	uint64_t next_id;
-	char origins[WS_MAX_ORIGINS + 6][128]; /* configured, or the defaults */
+	char origins[WS_MAX_ORIGINS + 2][256]; /* configured, or the defaults */
 	size_t norigins;
 };
 

@@ -37,7 +37,7 @@ struct turn_perm {
 };
 
 struct turn_channel {
-	uint16_t number;                /* 0x4000-0x4FFF; 0 = free slot */
+	uint16_t number;                /* TURN_CHANNEL_MIN-MAX; 0 = free slot */
 	struct sockaddr_storage peer;
 	uint64_t expires_ms;
 };

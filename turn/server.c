@@ -196,7 +196,6 @@ static int authenticate(struct req *r)
 	char password[TURN_PASSWORD_MAX];
 	uint16_t alg_num = STUN_PWALG_MD5;
 	uint16_t mi_type;
-	int rc;
 
 	if (m->mi_idx < 0 && m->mi256_idx < 0) {
 		reply_challenge(r, 401);
@@ -207,6 +206,16 @@ static int authenticate(struct req *r)
 	nonce = stun_attr_find(m, STUN_A_NONCE);
 	if (user == NULL || realm == NULL || nonce == NULL) {
 		reply_error(r, 400);
+		return -1;
+	}
+	/* The nonce first, before anything is counted against the source
+	 * (RFC 8489 §9.2.4 checks it last): a valid nonce proves the client
+	 * received our answer at that address, so someone forging another's
+	 * address cannot get it blocked with failures. Stale, or minted for
+	 * another address: the client retries with the fresh one (438). */
+	if (turn_nonce_check(&s->cfg.auth, src, r->now_ms, nonce->value,
+	    nonce->len) != TURN_AUTH_OK) {
+		reply_challenge(r, 438);
 		return -1;
 	}
 	/* A source that keeps failing gets no answer at all for a while: no
@@ -267,13 +276,6 @@ static int authenticate(struct req *r)
 	    !s->ops.credential_ok(s->ops.ctx, &r->id)) {
 		event(r, TURN_EV_AUTH_FAILED, NULL);
 		reply_challenge(r, 401);
-		return -1;
-	}
-	rc = turn_nonce_check(&s->cfg.auth, src, r->now_ms, nonce->value, nonce->len);
-	if (rc != TURN_AUTH_OK) {
-		/* Stale, or minted for another address: either way the client
-		 * should retry with the fresh one (§9.2.4: 438). */
-		reply_challenge(r, 438);
 		return -1;
 	}
 	r->authed = true;

@@ -503,6 +503,11 @@ static void test_peer_lists(void)
 	expect_error("{\"turn\": {\"allow_peers\": [\"169.254.169.254/32\"]}}",
 	    "overlaps 169.254.0.0/16");
 	expect_error("{\"turn\": {\"allow_peers\": [\"::/0\"]}}", "turn.allow_peers[0]: overlaps");
+	/* Loopback by another spelling is refused too. */
+	expect_error("{\"turn\": {\"allow_peers\": [\"64:ff9b::7f00:0/120\"]}}",
+	    "overlaps 64:ff9b::/96");
+	expect_error("{\"turn\": {\"allow_peers\": [\"2002:7f00::/24\"]}}", "overlaps 2002::/16");
+	expect_error("{\"turn\": {\"allow_peers\": [\"::7f00:0/104\"]}}", "overlaps ::/96");
 	expect_error("{\"turn\": {\"nonce_lifetime_s\": 1}}", "turn.nonce_lifetime_s");
 	expect_error("{\"turn\": {\"static_users\": {\"gh1.x\": \"pw\"}}}",
 	    "turn.static_users.gh1.x: names starting with \"gh1.\" are reserved");
