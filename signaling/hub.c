@@ -607,6 +607,12 @@ static void on_call(struct msg_ctx *m)
 		reply_error(m, "offline", "the user is not online");
 		return;
 	}
+	/* The cap holds for calls received too, or many callers could fill
+	 * one user's slots. */
+	if (cu->ncalls >= HUB_MAX_CALLS_PER_USER) {
+		bad_request(m, "the user is busy");
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL || new_call_id(c->id) != 0) {
 		free(c);
@@ -1000,9 +1006,33 @@ struct hub *hub_new(const struct hub_config *cfg, const struct hub_ops *ops)
 	return h;
 }
 
+/* Zero trust: a decision is never final. After a policy change every
+ * call is decided again, and one that is no longer allowed ends now. */
 void hub_set_policy(struct hub *h, const struct policy *p)
 {
+	struct identity_user caller, callee;
+	struct policy_decision d;
+	struct subject a, b;
+	struct call *c, *next;
+	size_t i;
+
 	h->cfg.policy = p;
+	for (i = 0; i < BUCKETS; i++) {
+		for (c = h->calls[i]; c != NULL; c = next) {
+			next = c->next;
+			identity_of(h, c->caller, &caller);
+			identity_of(h, c->callee, &callee);
+			subject_from(&a, &caller);
+			subject_from(&b, &callee);
+			if (p != NULL)
+				policy_decide(p, &a.ps, &b.ps, c->media, &d);
+			if (p == NULL || !d.allow) {
+				note(h, "call.decided", "%s -> %s: deny by rule \"%s\" after a policy change",
+				    c->caller, c->callee, p != NULL ? d.rule : "default");
+				call_end(h, c, "policy", 0);
+			}
+		}
+	}
 }
 
 void hub_free(struct hub *h)

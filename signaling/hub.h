@@ -72,7 +72,9 @@ struct hub;
 struct hub *hub_new(const struct hub_config *cfg, const struct hub_ops *ops);
 void hub_free(struct hub *h);
 
-/* Replaces the policy (borrowed; the old one may be freed after). */
+/* Replaces the policy (borrowed; the old one may be freed after) and
+ * decides every live call again: one that is no longer allowed ends at
+ * once, both sides getting hangup with reason "policy". */
 void hub_set_policy(struct hub *h, const struct policy *p);
 
 /* A WebSocket session opened from this address. */

@@ -2303,6 +2303,63 @@ static void test_set_policy(void)
 	policy_free(audio_only);
 }
 
+/* A policy change decides live calls again: the audio+video call that the
+ * audio-only policy no longer allows ends at once with reason "policy" on
+ * both sides (and its relay allocations go through call_ended), while an
+ * audio call that is still allowed goes on. */
+static void test_set_policy_ends_calls(void)
+{
+	char err[256], call[HUB_CALL_ID_LEN + 1], audio_call[HUB_CALL_ID_LEN + 1];
+	struct policy *audio_only = policy_parse(POLICY_AUDIO_ONLY, strlen(POLICY_AUDIO_ONLY),
+	    err, sizeof(err));
+	json_t *m;
+
+	CHECK(audio_only != NULL);
+	setup();
+	accepted_call(call);
+	ONLINE(CAROL, "carol");
+	CALL(CAROL, "alice", "[\"audio\"]", audio_call);
+	EXPECT(ALICE, "incoming");
+	CHECK_EQ_INT(hub_call_count(F.h), 2);
+	hub_set_policy(F.h, audio_only);
+	m = EXPECT(ALICE, "hangup");
+	CHECK_STR(jstr(m, "call"), call);
+	CHECK_STR(jstr(m, "reason"), "policy");
+	m = EXPECT(BOB, "hangup");
+	CHECK_STR(jstr(m, "reason"), "policy");
+	CHECK_EQ_INT(F.nended, 1);
+	CHECK_STR(F.ended[0], call);
+	CHECK_EQ_INT(hub_call_count(F.h), 1);
+	EXPECT_NONE(CAROL);
+	/* No policy at all: everything ends. */
+	hub_set_policy(F.h, NULL);
+	m = EXPECT(CAROL, "hangup");
+	CHECK_STR(jstr(m, "reason"), "policy");
+	CHECK_EQ_INT(hub_call_count(F.h), 0);
+	teardown();
+	policy_free(audio_only);
+}
+
+/* The per-user call cap holds for the callee too. */
+static void test_callee_busy(void)
+{
+	char calls[HUB_MAX_CALLS_PER_USER][HUB_CALL_ID_LEN + 1];
+	size_t i;
+
+	setup();
+	ONLINE(ALICE, "alice");
+	ONLINE(BOB, "bob");
+	ONLINE(CAROL, "carol");
+	for (i = 0; i < HUB_MAX_CALLS_PER_USER; i++)
+		CALL(ALICE, "bob", "[\"audio\"]", calls[i]);
+	drain(BOB);
+	say(CAROL, "{\"type\":\"call\",\"id\":1,\"to\":\"bob\",\"media\":[\"audio\"]}");
+	EXPECT_ERROR(CAROL, "bad_request", "the user is busy", "1");
+	EXPECT_NONE(BOB);
+	CHECK_EQ_INT(hub_call_count(F.h), HUB_MAX_CALLS_PER_USER);
+	teardown();
+}
+
 /* Teardown frees a hub with sessions, pending logins, ringing and
  * accepted calls in it (ASan checks that nothing leaks). */
 static void test_free_busy(void)
@@ -2357,6 +2414,8 @@ int main(void)
 	test_call_limit();
 	test_token_expiry();
 	test_set_policy();
+	test_set_policy_ends_calls();
+	test_callee_busy();
 	test_free_busy();
 	policy_free(p);
 	return check_done("test_hub");
