@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import struct
 import subprocess
 import time
@@ -240,7 +241,9 @@ class SigClient:
             self.session = None
 
     async def __aenter__(self):
-        return await self.connect()
+        if self.ws is None:
+            await self.connect()
+        return self
 
     async def __aexit__(self, *exc):
         await self.close()
@@ -352,6 +355,101 @@ class SigClient:
         for d, t in self.transcript[-last:]:
             lines.append("    %s %s" % (d, _short(t)))
         return "\n".join(lines)
+
+
+class RawWebSocket:
+    """A blocking RFC 6455 client on a plain socket, for what aiohttp
+    will not do: many frames written to the kernel in one call (a flood
+    "all at once"), and reading everything the server sent before it
+    closed, even when the close is a reset.
+
+    ws = RawWebSocket("127.0.0.1", port); ws.send_texts([...]) (one
+    sendall); frames, how = ws.read_until_closed(timeout) where frames is
+    a list of (opcode, payload bytes) and how is "close-frame", "eof",
+    "reset" or "timeout"."""
+
+    def __init__(self, host, port, path="/ws", origin=None, timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+               "Sec-WebSocket-Version: 13\r\n" % (path, host, port, key))
+        if origin:
+            req += "Origin: %s\r\n" % origin
+        self.sock.sendall((req + "\r\n").encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed during the upgrade: %r" % buf)
+            buf += chunk
+        head, self.buf = buf.split(b"\r\n\r\n", 1)
+        status = head.split(b"\r\n")[0]
+        if b" 101 " not in status + b" ":
+            raise ConnectionError("upgrade refused: %r" % status)
+
+    @staticmethod
+    def frame(payload, opcode=0x1):
+        if isinstance(payload, str):
+            payload = payload.encode()
+        n = len(payload)
+        if n < 126:
+            hdr = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+        elif n < 65536:
+            hdr = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+        else:
+            hdr = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+        mask = os.urandom(4)
+        return hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+    def send_texts(self, texts):
+        self.sock.sendall(b"".join(self.frame(t) for t in texts))
+
+    def _parse(self):
+        out = []
+        while len(self.buf) >= 2:
+            b0, b1 = self.buf[0], self.buf[1]
+            n, off = b1 & 0x7F, 2
+            if n == 126:
+                if len(self.buf) < 4:
+                    break
+                n, off = struct.unpack("!H", self.buf[2:4])[0], 4
+            elif n == 127:
+                if len(self.buf) < 10:
+                    break
+                n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
+            if len(self.buf) < off + n:
+                break
+            out.append((b0 & 0x0F, self.buf[off:off + n]))
+            self.buf = self.buf[off + n:]
+        return out
+
+    def read_until_closed(self, timeout=5.0):
+        frames = self._parse()
+        deadline = time.monotonic() + timeout
+        while True:
+            if any(op == 0x8 for op, _ in frames):
+                return frames, "close-frame"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return frames, "timeout"
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return frames, "timeout"
+            except ConnectionResetError:
+                return frames + self._parse(), "reset"
+            if not chunk:
+                return frames + self._parse(), "eof"
+            self.buf += chunk
+            frames += self._parse()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 async def connect(g, name="client", origin=None):
