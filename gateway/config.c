@@ -485,6 +485,23 @@ static int p_realm(struct cfg_ctx *x, const struct cfg_key *k, void *base,
 	return p_string(x, k, base, v, path);
 }
 
+/* A DNS name for the TURN URLs handed to clients: letters, digits, '-'
+ * and '.', so it can go into a URL unescaped. */
+static int p_hostname(struct cfg_ctx *x, const struct cfg_key *k, void *base,
+    json_t *v, const char *path)
+{
+	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+	size_t i;
+
+	for (i = 0; s != NULL && s[i] != '\0'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '.'))
+			break;
+	if (s == NULL || i == 0 || s[i] != '\0' || s[0] == '.' || s[0] == '-')
+		return fail(x, path, "expected a DNS name like \"turn.example.com\"");
+	return p_string(x, k, base, v, path);
+}
+
 static int p_log_level(struct cfg_ctx *x, const struct cfg_key *k, void *base,
     json_t *v, const char *path)
 {
@@ -845,6 +862,9 @@ static const struct cfg_key turn_keys[] = {
 	{ .name = "relay_ip", .parse = p_ip, .off = offsetof(struct config_turn, relay_ip) },
 	{ .name = "external_ip", .parse = p_ip_or_null,
 	  .off = offsetof(struct config_turn, external_ip) },
+	{ .name = "public_host", .parse = p_hostname,
+	  .off = offsetof(struct config_turn, public_host),
+	  .size = sizeof(((struct config_turn *)0)->public_host) },
 	{ .name = "port_range", .parse = p_port_range },
 	{ .name = "static_users", .parse = p_static_users },
 	{ .name = "max_lifetime_s", .parse = p_uint,

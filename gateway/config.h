@@ -54,6 +54,9 @@ struct config_turn {
 	struct sockaddr_storage relay_ip;    /* port 0 */
 	bool has_external_ip;
 	struct sockaddr_storage external_ip; /* port 0 */
+	/* DNS name for the TURN URLs handed to clients (turns: needs one its
+	 * certificate names); empty: the external or listen IP. */
+	char public_host[256];
 	uint16_t port_min, port_max;         /* "49152-65535" */
 	struct turn_static_user static_users[CONFIG_MAX_STATIC_USERS];
 	size_t nstatic_users;

@@ -155,6 +155,11 @@ static void turn_on_event(void *ctx, enum turn_event ev, const struct turn_clien
 	case TURN_EV_SOURCE_BLOCKED:
 		log_debug("turn: ignoring %s: too many authentication failures", client);
 		break;
+	case TURN_EV_CALL_ENDED:
+		/* Clients refresh once more after hangup: routine, not an attack. */
+		log_debug("turn: credentials of ended call %s refused from %s",
+		    id != NULL ? id->call : "?", client);
+		break;
 	case TURN_EV_PEER_REFUSED:
 		log_info("turn: peer %s refused for user \"%s\" from %s",
 		    config_format_addr(peer, target, sizeof(target)), user, client);
@@ -358,7 +363,7 @@ static void turn_config_from(const struct config *cfg, const struct peer_policy 
  * only the first), then TCP and TLS, on the address clients reach. */
 static void ice_urls(const struct config *cfg, struct hub_ice_servers *ice)
 {
-	char host[INET6_ADDRSTRLEN + 2], ip[INET6_ADDRSTRLEN];
+	char host[256], ip[INET6_ADDRSTRLEN];
 	static const struct {
 		enum config_transport t;
 		const char *scheme, *transport;
@@ -382,7 +387,10 @@ static void ice_urls(const struct config *cfg, struct hub_ice_servers *ice)
 			    ((const struct sockaddr_in *)a)->sin_port);
 			if (cfg->turn.has_external_ip)
 				a = &cfg->turn.external_ip;
-			if (a->ss_family == AF_INET6) {
+			if (cfg->turn.public_host[0] != '\0') {
+				snprintf(host, sizeof(host), "%.*s", (int)sizeof(host) - 1,
+				    cfg->turn.public_host);
+			} else if (a->ss_family == AF_INET6) {
 				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr,
 				    ip, sizeof(ip));
 				snprintf(host, sizeof(host), "[%s]", ip);

@@ -29,7 +29,7 @@
 #define HUB_MAX_ICE_URLS 4
 
 struct hub_ice_servers {
-	char urls[HUB_MAX_ICE_URLS][128]; /* "turn:127.0.0.1:3478?transport=udp" */
+	char urls[HUB_MAX_ICE_URLS][320]; /* "turn:127.0.0.1:3478?transport=udp" */
 	size_t nurls;
 };
 

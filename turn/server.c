@@ -274,7 +274,7 @@ static int authenticate(struct req *r)
 	 * client did nothing wrong by trying). */
 	if (r->id.kind == TURN_ID_CALL && s->ops.credential_ok != NULL &&
 	    !s->ops.credential_ok(s->ops.ctx, &r->id)) {
-		event(r, TURN_EV_AUTH_FAILED, NULL);
+		event(r, TURN_EV_CALL_ENDED, NULL);
 		reply_challenge(r, 401);
 		return -1;
 	}
@@ -324,17 +324,23 @@ static void alloc_remove(struct turn_server *s, struct turn_alloc *a, const char
 }
 
 /* The peer admission rule, one place for every path that names a peer:
- * returns 0 (allowed by the address policy), 1 (refused by it, but the
- * permit hook lets this exact IP and port through) or -1 (refused). */
+ * returns 0 (allowed by the address policy), 1 (only this exact IP and
+ * port, as the permit hook allows) or -1 (refused).
+ *
+ * A call's allocation is forced relay: it reaches nothing but what the
+ * hook allows (the other participants' relayed addresses), public
+ * addresses included. Static users (the operator's tools) may reach what
+ * the address policy allows, and what it refuses only through the hook. */
 static int peer_admit(struct turn_server *s, const struct turn_alloc *a,
     const struct sockaddr *peer)
 {
 	enum peer_verdict v = peer_policy_check(s->cfg.peers, peer, NULL);
+	bool hook_may = v == PEER_ALLOWED || v == PEER_REFUSED_RANGE ||
+	    v == PEER_REFUSED_OWN;
 
-	if (v == PEER_ALLOWED)
+	if (v == PEER_ALLOWED && a->id.kind != TURN_ID_CALL)
 		return 0;
-	if ((v == PEER_REFUSED_RANGE || v == PEER_REFUSED_OWN) &&
-	    s->ops.permit_peer != NULL && s->ops.permit_peer(s->ops.ctx, a, peer))
+	if (hook_may && s->ops.permit_peer != NULL && s->ops.permit_peer(s->ops.ctx, a, peer))
 		return 1;
 	return -1;
 }

@@ -56,6 +56,7 @@ enum turn_event {
 	TURN_EV_AUTH_FAILED = 1,    /* unknown user, wrong key, revoked credentials */
 	TURN_EV_SOURCE_BLOCKED = 2, /* a request ignored: too many failures */
 	TURN_EV_PEER_REFUSED = 3,   /* a peer address refused (403) */
+	TURN_EV_CALL_ENDED = 4,     /* genuine credentials of an ended call */
 };
 
 struct turn_server_ops {

@@ -509,6 +509,10 @@ static void test_peer_lists(void)
 	expect_error("{\"turn\": {\"allow_peers\": [\"2002:7f00::/24\"]}}", "overlaps 2002::/16");
 	expect_error("{\"turn\": {\"allow_peers\": [\"::7f00:0/104\"]}}", "overlaps ::/96");
 	expect_error("{\"turn\": {\"nonce_lifetime_s\": 1}}", "turn.nonce_lifetime_s");
+	expect_ok("{\"turn\": {\"public_host\": \"turn.example.com\"}}");
+	CHECK(strcmp(cfg.turn.public_host, "turn.example.com") == 0);
+	expect_error("{\"turn\": {\"public_host\": \"turn.example.com/x\"}}",
+	    "turn.public_host: expected a DNS name");
 	expect_error("{\"turn\": {\"static_users\": {\"gh1.x\": \"pw\"}}}",
 	    "turn.static_users.gh1.x: names starting with \"gh1.\" are reserved");
 }

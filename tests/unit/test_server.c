@@ -254,14 +254,20 @@ static int allocate(const struct turn_client *c, const char *user, const char *p
 	return code;
 }
 
-static int perm(const struct turn_client *c, const struct sockaddr_storage *peer,
-    uint64_t now)
+static int perm_as(const struct turn_client *c, const char *user, const char *pass,
+    const struct sockaddr_storage *peer, uint64_t now)
 {
-	struct areq q = { .method = TURN_CREATE_PERMISSION, .user = "alice",
-	    .pass = "wonderland", .peers = { peer } };
+	struct areq q = { .method = TURN_CREATE_PERMISSION, .user = user,
+	    .pass = pass, .peers = { peer } };
 	struct stun_msg m;
 
 	return send_req(c, &q, now, &m);
+}
+
+static int perm(const struct turn_client *c, const struct sockaddr_storage *peer,
+    uint64_t now)
+{
+	return perm_as(c, "alice", "wonderland", peer, now);
 }
 
 static void send_indication(const struct turn_client *c,
@@ -553,6 +559,41 @@ static void test_unknown_attribute(void)
 	turn_server_free(F.s);
 }
 
+/* Call credentials are forced relay: no public address, only what the
+ * permit hook allows (here: another allocation's relayed address), while a
+ * static user may reach public addresses. */
+static void test_call_forced_relay(void)
+{
+	struct turn_client c1 = client_udp(9201), c2 = client_udp(9202), c3 = client_udp(9203);
+	struct sockaddr_storage r1, r2, pub = addr("8.8.8.8", 5000);
+	char u1[TURN_USERNAME_MAX], p1[TURN_PASSWORD_MAX];
+	char u2[TURN_USERNAME_MAX], p2[TURN_PASSWORD_MAX];
+	struct turn_auth auth;
+	const uint64_t t = 80000;
+
+	setup(4);
+	memset(&auth, 0, sizeof(auth));
+	memset(auth.secret, 7, sizeof(auth.secret));
+	CHECK_EQ_INT(turn_cred_mint(&auth, "carol", "call-2", 3600, u1, sizeof(u1), p1,
+	    sizeof(p1)), TURN_AUTH_OK);
+	CHECK_EQ_INT(turn_cred_mint(&auth, "dave", "call-2", 3600, u2, sizeof(u2), p2,
+	    sizeof(p2)), TURN_AUTH_OK);
+	CHECK_EQ_INT(allocate(&c1, u1, p1, t, &r1), 0);
+	CHECK_EQ_INT(allocate(&c2, u2, p2, t, &r2), 0);
+	CHECK_EQ_INT(allocate(&c3, "bob", "builder", t, NULL), 0);
+	CHECK_EQ_INT(perm_as(&c1, u1, p1, &pub, t), 403);
+	CHECK_EQ_INT(perm_as(&c1, u1, p1, &r2, t), 0);
+	CHECK_EQ_INT(perm_as(&c3, "bob", "builder", &pub, t), 0);
+	/* The permission for the participant's IP opens no other port. */
+	F.nrelay_sent = 0;
+	send_indication(&c1, &r2, "ok", t);
+	CHECK_EQ_INT(F.nrelay_sent, 1);
+	((struct sockaddr_in *)&r2)->sin_port = htons(9);
+	send_indication(&c1, &r2, "no", t);
+	CHECK_EQ_INT(F.nrelay_sent, 1);
+	turn_server_free(F.s);
+}
+
 /* EVEN-PORT with R holds port + 1 for the same user's RESERVATION-TOKEN. */
 static void test_reservation(void)
 {
@@ -636,6 +677,7 @@ int main(void)
 	test_auth_failures_block();
 	test_unknown_attribute();
 	test_reservation();
+	test_call_forced_relay();
 	test_prefixes();
 	return check_done("test_server");
 }
