@@ -25,6 +25,7 @@
 
 struct session {
 	uint64_t id;
+	uint64_t since_ms;
 	bool authed;
 	bool login_pending;
 	json_t *login_id;         /* the pending login's id, to echo */
@@ -56,6 +57,7 @@ struct call {
 	bool record;
 	char rule[POLICY_NAME_MAX];
 	enum call_state state;
+	uint64_t since_ms;
 	uint64_t ring_deadline_ms;
 	uint64_t expires_s;       /* credentials minted for it expire then */
 	struct call *next;
@@ -505,9 +507,8 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
-static void on_contacts(struct msg_ctx *m)
+static json_t *contacts_json(struct hub *h, const struct identity_user *who)
 {
-	struct hub *h = m->h;
 	struct name_set set = { NULL, 0, 0 };
 	struct user_entry *u;
 	json_t *list = json_array();
@@ -526,9 +527,9 @@ static void on_contacts(struct msg_ctx *m)
 		qsort(set.names, set.n, sizeof(*set.names), name_cmp);
 	for (i = 0; i < set.n; i++) {
 		if ((i > 0 && strcmp(set.names[i], set.names[i - 1]) == 0) ||
-		    strcmp(set.names[i], m->s->who.name) == 0)
+		    strcmp(set.names[i], who->name) == 0)
 			continue;
-		media = allowed_media(h, &m->s->who, set.names[i]);
+		media = allowed_media(h, who, set.names[i]);
 		if (media == 0)
 			continue;
 		u = user_find(h, set.names[i], false);
@@ -537,7 +538,13 @@ static void on_contacts(struct msg_ctx *m)
 		    "media", media_json(media)));
 	}
 	free(set.names);
-	reply(m, json_pack("{s:s, s:o}", "type", "contacts.ok", "contacts", list));
+	return list;
+}
+
+static void on_contacts(struct msg_ctx *m)
+{
+	reply(m, json_pack("{s:s, s:o}", "type", "contacts.ok", "contacts",
+	    contacts_json(m->h, &m->s->who)));
 }
 
 /* Reads "media": a non-empty array of distinct known kinds. */
@@ -626,6 +633,7 @@ static void on_call(struct msg_ctx *m)
 	c->record = d.record;
 	snprintf(c->rule, sizeof(c->rule), "%s", d.rule);
 	c->state = CALL_RINGING;
+	c->since_ms = m->now_ms;
 	c->ring_deadline_ms = m->now_ms + HUB_RING_TIMEOUT_MS;
 	c->expires_s = m->now_ms / 1000 + HUB_CALL_MAX_S;
 	ice = ice_servers_json(h, c->caller, c->id, c->expires_s);
@@ -930,6 +938,7 @@ void hub_session_open(struct hub *h, uint64_t session, const struct sockaddr *fr
 		return;
 	}
 	s->id = session;
+	s->since_ms = now_ms;
 	s->tokens_milli = 2 * HUB_MSGS_PER_S * 1000;
 	s->tokens_ms = now_ms;
 	s->next_id = h->sessions[session % BUCKETS];
@@ -1060,6 +1069,88 @@ void hub_free(struct hub *h)
 		}
 	}
 	free(h);
+}
+
+void hub_each_session(struct hub *h, void (*fn)(void *ctx, const struct hub_session_info *s),
+    void *ctx)
+{
+	struct hub_session_info info;
+	struct session *s;
+	size_t i;
+
+	for (i = 0; i < BUCKETS; i++) {
+		for (s = h->sessions[i]; s != NULL; s = s->next_id) {
+			info.id = s->id;
+			info.user = s->authed ? s->who.name : "";
+			info.since_ms = s->since_ms;
+			fn(ctx, &info);
+		}
+	}
+}
+
+void hub_each_call(struct hub *h, void (*fn)(void *ctx, const struct hub_call_info *c),
+    void *ctx)
+{
+	struct hub_call_info info;
+	struct call *c;
+	size_t i;
+
+	for (i = 0; i < BUCKETS; i++) {
+		for (c = h->calls[i]; c != NULL; c = c->next) {
+			info.id = c->id;
+			info.caller = c->caller;
+			info.callee = c->callee;
+			info.rule = c->rule;
+			info.media = c->media;
+			info.accepted = c->state == CALL_ACCEPTED;
+			info.record = c->record;
+			info.since_ms = c->since_ms;
+			fn(ctx, &info);
+		}
+	}
+}
+
+int hub_end_call(struct hub *h, const char *call, const char *reason)
+{
+	struct call *c = call_find(h, call);
+
+	if (c == NULL)
+		return -1;
+	call_end(h, c, reason, 0);
+	return 0;
+}
+
+int hub_close_session(struct hub *h, uint64_t session, const char *why)
+{
+	if (session_find(h, session) == NULL)
+		return 0;
+	h->ops.close(h->ops.ctx, session, why);
+	return 1;
+}
+
+size_t hub_close_user(struct hub *h, const char *user, const char *why)
+{
+	struct user_entry *u = user_find(h, user, false);
+	struct session *s;
+	size_t n = 0;
+
+	/* The sessions go when the adapter reports them closed; their calls
+	 * end then ("disconnected"). */
+	for (s = u != NULL ? u->sessions : NULL; s != NULL; s = s->next_user, n++)
+		h->ops.close(h->ops.ctx, s->id, why);
+	return n;
+}
+
+void hub_push_contacts(struct hub *h)
+{
+	struct session *s;
+	size_t i;
+
+	for (i = 0; i < BUCKETS; i++)
+		for (s = h->sessions[i]; s != NULL; s = s->next_id)
+			if (s->authed)
+				send_json(h, s->id, json_pack("{s:s, s:o}", "type", "contacts.ok",
+				    "contacts", contacts_json(h, &s->who)));
 }
 
 size_t hub_session_count(const struct hub *h)

@@ -94,6 +94,33 @@ void hub_login_done(struct hub *h, uint64_t session, int rc,
 /* Ringing timeouts. Call about once a second. */
 void hub_tick(struct hub *h, uint64_t now_ms);
 
+/* Admin views and actions. */
+struct hub_session_info {
+	uint64_t id;
+	const char *user;           /* "" before login */
+	uint64_t since_ms;
+};
+struct hub_call_info {
+	const char *id, *caller, *callee, *rule;
+	unsigned media;
+	bool accepted;
+	bool record;
+	uint64_t since_ms;
+};
+void hub_each_session(struct hub *h, void (*fn)(void *ctx, const struct hub_session_info *s),
+    void *ctx);
+void hub_each_call(struct hub *h, void (*fn)(void *ctx, const struct hub_call_info *c),
+    void *ctx);
+/* Ends a call as if hung up, both sides getting hangup with reason. 0, or
+ * -1 when there is no such call. */
+int hub_end_call(struct hub *h, const char *call, const char *reason);
+/* Closes one session, or every session of a user; returns how many. */
+int hub_close_session(struct hub *h, uint64_t session, const char *why);
+size_t hub_close_user(struct hub *h, const char *user, const char *why);
+/* Sends every logged-in session its contacts list again (no id), after
+ * the policy or the users changed. */
+void hub_push_contacts(struct hub *h);
+
 size_t hub_session_count(const struct hub *h);
 size_t hub_call_count(const struct hub *h);
 

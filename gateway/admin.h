@@ -1,0 +1,59 @@
+/* The admin control plane (docs/admin-api.md): an HTTP JSON API on the
+ * admin listener, behind MFA logins with roles.
+ *
+ * Sans-I/O core: the HTTP adapter (admin_http.c) hands it one complete
+ * request; it answers through a response struct, or later (logins are
+ * checked on the login worker) through admin_login_done(). Every action
+ * that changes something is audited with actor, target, before, after.
+ *
+ * Roles (a local user's group "admin", "operator" or "auditor"; the
+ * strongest wins):
+ *   admin    — policy and users, and everything an operator may do
+ *   operator — sessions, calls, unlocking users
+ *   auditor  — read only
+ *
+ * Endpoints (all JSON; "-" = no token needed):
+ *   POST   /api/login                   -        {user,password,totp} -> {token,role,user,expires_in}
+ *   POST   /api/logout                  any      revokes the token
+ *   GET    /api/health                  -        {"status":"ok"}
+ *   GET    /api/status                  any      version, uptime, counts
+ *   GET    /api/sessions                any      [{id,user,since_ms}]
+ *   DELETE /api/sessions/ID             operator {closed:ID}
+ *   GET    /api/calls                   any      [{call,caller,callee,media,state,record,rule}]
+ *   DELETE /api/calls/ID                operator the call ends, reason "admin"
+ *   GET    /api/users                   any      [{name,groups,totp,disabled,failures,locked_until}]
+ *   POST   /api/users                   admin    {name,password,groups,totp:bool} -> {otpauth?}
+ *   POST   /api/users/NAME/disable      admin    sessions of the user are closed
+ *   POST   /api/users/NAME/enable       admin
+ *   POST   /api/users/NAME/unlock       operator
+ *   POST   /api/users/NAME/password     admin    {password, actor_totp}
+ *   POST   /api/users/NAME/totp         admin    {actor_totp} -> {otpauth}
+ *   DELETE /api/users/NAME              admin
+ *   GET    /api/policy                  any      {policy: <the file's JSON>}
+ *   POST   /api/policy/validate         admin    body = policy -> {ok:true,rules:N} | 400 {error}
+ *   PUT    /api/policy                  admin    body = policy: validated, written atomically, applied
+ *   GET    /api/audit?since=&until=&user=&event=&limit=   any
+ * Errors: {"error": "<code>", "message": "..."} with 400 bad_request,
+ * 401 unauthorized (no/expired/revoked token, failed login), 403
+ * forbidden (role, Origin), 404 not_found, 405 method_not_allowed, 409
+ * conflict, 413 too_large, 429 locked (login lockout), 500 internal. */
+#ifndef GH_GATEWAY_ADMIN_H
+#define GH_GATEWAY_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ADMIN_TOKEN_TTL_S 900          /* 15 minutes, sliding */
+#define ADMIN_TOKEN_ABSOLUTE_S 8 * 3600 /* never longer than a working day */
+#define ADMIN_MAX_BODY (256 * 1024)
+#define ADMIN_MAX_TOKENS 256
+
+enum admin_role {
+	ADMIN_ROLE_NONE = 0,
+	ADMIN_ROLE_AUDITOR = 1,
+	ADMIN_ROLE_OPERATOR = 2,
+	ADMIN_ROLE_ADMIN = 3,
+};
+
+#endif
