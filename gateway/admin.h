@@ -36,7 +36,8 @@
  * Errors: {"error": "<code>", "message": "..."} with 400 bad_request,
  * 401 unauthorized (no/expired/revoked token, failed login), 403
  * forbidden (role, Origin), 404 not_found, 405 method_not_allowed, 409
- * conflict, 413 too_large, 429 locked (login lockout), 500 internal. */
+ * conflict, 413 too_large, 500 internal. A failed login is 401 whatever
+ * the reason (unknown user, wrong password or code, locked, disabled). */
 #ifndef GH_GATEWAY_ADMIN_H
 #define GH_GATEWAY_ADMIN_H
 
@@ -55,5 +56,65 @@ enum admin_role {
 	ADMIN_ROLE_OPERATOR = 2,
 	ADMIN_ROLE_ADMIN = 3,
 };
+
+struct hub;
+struct userdb;
+struct audit;
+struct login_worker;
+struct login_result;
+
+struct admin_env {
+	void *ctx;
+	struct hub *hub;                /* borrowed */
+	struct userdb *users;           /* borrowed; NULL: no local users */
+	struct audit *audit;            /* borrowed */
+	struct login_worker *logins;    /* borrowed */
+	const char *policy_path;        /* "" when no policy file is configured */
+	/* Validates text as a policy, writes it to policy_path atomically and
+	 * applies it (live calls decided again). 0, or -1 with err naming the
+	 * place of the error; the running policy is untouched on failure. */
+	int (*policy_replace)(void *ctx, const char *text, size_t len, char *err,
+	    size_t errlen);
+	size_t (*alloc_count)(void *ctx);
+	/* Sends the answer to a request that admin_handle() deferred. */
+	void (*reply)(void *ctx, uint64_t request, int status, const char *body, size_t len);
+	/* Origins allowed on browser requests (the listener's own). */
+	char origins[4][256];
+	size_t norigins;
+	uint64_t started_ms;
+};
+
+enum admin_method { ADMIN_GET, ADMIN_POST, ADMIN_PUT, ADMIN_DELETE, ADMIN_OTHER };
+
+struct admin_request {
+	uint64_t id;                    /* the adapter's, for deferred answers */
+	enum admin_method method;
+	const char *path;               /* without the query */
+	const char *query;              /* "" when none */
+	const char *authorization;      /* the header, or NULL */
+	const char *origin;             /* the header, or NULL */
+	const char *remote;             /* the client's IP, for the audit */
+	const char *body;
+	size_t body_len;
+};
+
+struct admin;
+
+/* Returns owned: free with admin_free(). env is copied. NULL on ENOMEM. */
+struct admin *admin_new(const struct admin_env *env);
+void admin_free(struct admin *a);
+
+/* Handles one request. Returns true with *status and *body (owned, JSON
+ * text, free()) set, or false when the answer will come through
+ * env->reply (a login being checked). */
+bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_ms,
+    int *status, char **body);
+
+/* The outcome of an admin login started by admin_handle(). */
+void admin_login_done(struct admin *a, const struct login_result *r, uint64_t now_ms);
+
+/* A request that was deferred will never be answered (its connection
+ * went away). */
+void admin_request_gone(struct admin *a, uint64_t request);
 
 #endif

@@ -9,15 +9,21 @@
 #include "gateway/daemon.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
+#include "gateway/admin.h"
+#include "gateway/admin_http.h"
+#include "gateway/audit.h"
 #include "gateway/log.h"
 #include "gateway/login_worker.h"
 #include "gateway/loop.h"
@@ -48,6 +54,10 @@ struct daemon {
 	struct hub *hub;
 	struct ws_server *ws;
 	struct login_worker *logins;
+	struct audit *audit;
+	struct admin *admin;
+	struct admin_http *admin_http;
+	struct timespec policy_mtime;    /* of the file the running policy came from */
 	char cert_file[PATH_MAX + 32], key_file[PATH_MAX + 32];
 };
 
@@ -188,7 +198,12 @@ static int hub_login(void *ctx, uint64_t session, const char *user,
 
 static void login_done(void *ctx, const struct login_result *r)
 {
-	hub_login_done(((struct daemon *)ctx)->hub, r->session, r->rc, &r->who, r->why);
+	struct daemon *d = ctx;
+
+	if (r->admin)
+		admin_login_done(d->admin, r, relay_io_now_ms());
+	else
+		hub_login_done(d->hub, r->session, r->rc, &r->who, r->why);
 }
 
 static void on_logins_ready(void *arg)
@@ -241,13 +256,6 @@ static void on_relay_readable(void *arg)
 	relay_io_dispatch(((struct daemon *)arg)->io);
 }
 
-static void on_tick(void *arg)
-{
-	struct daemon *d = arg;
-
-	relay_io_tick(d->io);
-	hub_tick(d->hub, relay_io_now_ms());
-}
 
 /* --- set-up ------------------------------------------------------------- */
 
@@ -278,11 +286,34 @@ static struct policy *policy_load(const char *path, char *err, size_t errlen)
 	return p;
 }
 
-/* SIGHUP: a new policy replaces the old only once it has been parsed and
- * checked; on any error the running policy stays. */
-static void on_hup(void *arg)
+static bool policy_mtime(const char *path, struct timespec *out)
 {
-	struct daemon *d = arg;
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return false;
+	*out = st.st_mtim;
+	return true;
+}
+
+/* Swaps in a checked policy: every live call is decided again (ending
+ * those no longer allowed, reason "policy") and contacts are pushed. */
+static void policy_apply(struct daemon *d, struct policy *p, const char *how)
+{
+	hub_set_policy(d->hub, p);
+	policy_free(d->policy);
+	d->policy = p;
+	hub_push_contacts(d->hub);
+	(void)policy_mtime(d->cfg->policy_file, &d->policy_mtime);
+	audit_log(d->audit, relay_io_now_ms(), "policy.reload", json_pack("{s:s, s:s, s:s}",
+	    "outcome", "success", "reason", how, "target", d->cfg->policy_file));
+	log_info("policy reloaded from %s (%s)", d->cfg->policy_file, how);
+}
+
+/* A new policy replaces the old only once it has been parsed and checked;
+ * on any error the running policy stays and the error says where. */
+static void policy_reload(struct daemon *d, const char *how)
+{
 	struct policy *p;
 	char err[512];
 
@@ -290,13 +321,71 @@ static void on_hup(void *arg)
 		return;
 	p = policy_load(d->cfg->policy_file, err, sizeof(err));
 	if (p == NULL) {
+		(void)policy_mtime(d->cfg->policy_file, &d->policy_mtime);
 		log_err("policy reload refused, keeping the running policy: %s", err);
+		audit_log(d->audit, relay_io_now_ms(), "policy.reload", json_pack("{s:s, s:s, s:s}",
+		    "outcome", "failed", "reason", err, "target", d->cfg->policy_file));
 		return;
 	}
-	hub_set_policy(d->hub, p);
-	policy_free(d->policy);
-	d->policy = p;
-	log_info("policy reloaded from %s", d->cfg->policy_file);
+	policy_apply(d, p, how);
+}
+
+static void on_hup(void *arg)
+{
+	policy_reload(arg, "SIGHUP");
+}
+
+/* A change of the policy file is picked up within a second. */
+static void policy_watch(struct daemon *d)
+{
+	struct timespec now;
+
+	if (d->cfg->policy_file[0] == '\0' || !policy_mtime(d->cfg->policy_file, &now))
+		return;
+	if (now.tv_sec != d->policy_mtime.tv_sec || now.tv_nsec != d->policy_mtime.tv_nsec)
+		policy_reload(d, "file changed");
+}
+
+/* The admin API's PUT /api/policy: checked, written atomically, applied. */
+static int admin_policy_replace(void *ctx, const char *text, size_t len, char *err,
+    size_t errlen)
+{
+	struct daemon *d = ctx;
+	struct policy *p;
+
+	if (len > POLICY_MAX_BYTES) {
+		snprintf(err, errlen, "larger than %d bytes", POLICY_MAX_BYTES);
+		return -1;
+	}
+	if ((p = policy_parse(text, len, err, errlen)) == NULL)
+		return -1;
+	if (file_write_atomic(d->cfg->policy_file, text, len, 0600) != 0) {
+		snprintf(err, errlen, "%s: cannot write: %s", d->cfg->policy_file, strerror(errno));
+		policy_free(p);
+		return -1;
+	}
+	policy_apply(d, p, "admin API");
+	return 0;
+}
+
+static void on_tick(void *arg)
+{
+	struct daemon *d = arg;
+
+	relay_io_tick(d->io);
+	hub_tick(d->hub, relay_io_now_ms());
+	policy_watch(d);
+}
+
+static void admin_reply(void *ctx, uint64_t request, int status, const char *body,
+    size_t len)
+{
+	admin_http_reply(((struct daemon *)ctx)->admin_http, request, status, body, len);
+}
+
+static size_t admin_alloc_count(void *ctx)
+{
+	return turn_server_alloc_count(((struct daemon *)ctx)->turn);
 }
 
 static bool needs_tls(const struct config *cfg)
@@ -479,6 +568,57 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
+static int start_admin(struct daemon *d, char *err, size_t errlen)
+{
+	const struct config *cfg = d->cfg;
+	struct admin_env env;
+	const char *cert = NULL, *key = NULL;
+	char host[INET6_ADDRSTRLEN + 8];
+	SSL_CTX *probe;
+	uint16_t port;
+
+	if (!is_loopback(&cfg->admin_listen)) {
+		probe = tls_server_ctx_new(&cfg->tls, cfg->state_dir, err, errlen);
+		if (probe == NULL)
+			return -1;
+		SSL_CTX_free(probe);
+		cert_paths(d, &cfg->tls);
+		cert = d->cert_file;
+		key = d->key_file;
+	}
+	d->admin_http = admin_http_new(loop_lws(d->loop), &cfg->admin_listen, cert, key,
+	    err, errlen);
+	if (d->admin_http == NULL)
+		return -1;
+	memset(&env, 0, sizeof(env));
+	env.ctx = d;
+	env.hub = d->hub;
+	env.users = d->users;
+	env.audit = d->audit;
+	env.logins = d->logins;
+	env.policy_path = cfg->policy_file;
+	env.policy_replace = admin_policy_replace;
+	env.alloc_count = admin_alloc_count;
+	env.reply = admin_reply;
+	env.started_ms = relay_io_now_ms();
+	/* Browser requests only from the API's own origin. */
+	config_format_addr((const struct sockaddr *)&cfg->admin_listen, host, sizeof(host));
+	port = ntohs(cfg->admin_listen.ss_family == AF_INET6 ?
+	    ((const struct sockaddr_in6 *)&cfg->admin_listen)->sin6_port :
+	    ((const struct sockaddr_in *)&cfg->admin_listen)->sin_port);
+	snprintf(env.origins[env.norigins++], sizeof(env.origins[0]), "%s://%s",
+	    cert != NULL ? "https" : "http", host);
+	snprintf(env.origins[env.norigins++], sizeof(env.origins[0]), "%s://localhost:%u",
+	    cert != NULL ? "https" : "http", port);
+	d->admin = admin_new(&env);
+	if (d->admin == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	admin_http_set_admin(d->admin_http, d->admin);
+	return 0;
+}
+
 static int start_turn(struct daemon *d, const uint8_t *secret, char *err, size_t errlen)
 {
 	const struct config *cfg = d->cfg;
@@ -541,6 +681,29 @@ static int start_turn(struct daemon *d, const uint8_t *secret, char *err, size_t
 	return 0;
 }
 
+/* Every session and relay is a descriptor: take what the system allows
+ * rather than the 1024 a shell usually starts with. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static struct audit *open_audit(const struct config *cfg, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32];
+
+	if (cfg->log.audit_file[0] != '\0')
+		snprintf(path, sizeof(path), "%s", cfg->log.audit_file);
+	else
+		snprintf(path, sizeof(path), "%s/audit.jsonl", cfg->state_dir);
+	return audit_open(path, err, errlen);
+}
+
 static void shutdown_all(struct daemon *d)
 {
 	/* Destroying the loop closes every WebSocket session through the
@@ -548,6 +711,8 @@ static void shutdown_all(struct daemon *d)
 	 * the TURN server then closes its relays through the I/O layer. */
 	loop_free(d->loop);
 	login_worker_free(d->logins);
+	admin_free(d->admin);
+	admin_http_free(d->admin_http);
 	hub_free(d->hub);
 	ws_server_free(d->ws);
 	turn_server_free(d->turn);
@@ -559,6 +724,7 @@ static void shutdown_all(struct daemon *d)
 	identity_free(d->identity);
 	userdb_close(d->users);
 	registry_free(d->registry);
+	audit_close(d->audit);
 	OPENSSL_cleanse(&d->auth, sizeof(d->auth));
 }
 
@@ -573,6 +739,7 @@ int daemon_run(const struct config *cfg)
 	d.cfg = cfg;
 	log_set_level(cfg->log.level);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 
 	if (state_dir_ensure(cfg->state_dir, err, sizeof(err)) != 0 ||
 	    secret_load_or_create(cfg->state_dir, secret, sizeof(secret), err,
@@ -585,6 +752,8 @@ int daemon_run(const struct config *cfg)
 			snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
+	if ((d.audit = open_audit(cfg, err, sizeof(err))) == NULL)
+		goto fail;
 	if (has_local_backend(cfg) &&
 	    (d.users = userdb_open(cfg->state_dir, err, sizeof(err))) == NULL)
 		goto fail;
@@ -592,13 +761,15 @@ int daemon_run(const struct config *cfg)
 	    (d.logins = login_worker_new(cfg, err, sizeof(err))) == NULL)
 		goto fail;
 	if (cfg->policy_file[0] != '\0') {
+		(void)policy_mtime(cfg->policy_file, &d.policy_mtime);
 		if ((d.policy = policy_load(cfg->policy_file, err, sizeof(err))) == NULL)
 			goto fail;
 	} else {
 		log_warn("no policy file configured: every call is denied");
 	}
 	if (start_turn(&d, secret, err, sizeof(err)) != 0 ||
-	    start_signaling(&d, err, sizeof(err)) != 0)
+	    start_signaling(&d, err, sizeof(err)) != 0 ||
+	    start_admin(&d, err, sizeof(err)) != 0)
 		goto fail;
 	if (loop_add_fd(d.loop, relay_io_fd(d.io), on_relay_readable, &d) != 0 ||
 	    loop_add_fd(d.loop, login_worker_fd(d.logins), on_logins_ready, &d) != 0 ||
@@ -610,6 +781,9 @@ int daemon_run(const struct config *cfg)
 	config_format_addr((const struct sockaddr *)&cfg->signaling.listen, name, sizeof(name));
 	log_info("signaling: listening on %s (demo page at %s://%s/)", name,
 	    is_loopback(&cfg->signaling.listen) ? "http" : "https", name);
+	config_format_addr((const struct sockaddr *)&cfg->admin_listen, name, sizeof(name));
+	log_info("admin: API on %s://%s/api/", is_loopback(&cfg->admin_listen) ? "http" :
+	    "https", name);
 	log_info("turn: relay %s ports %u-%u, realm \"%s\"",
 	    config_format_addr((const struct sockaddr *)&cfg->turn.relay_ip, name, sizeof(name)),
 	    cfg->turn.port_min, cfg->turn.port_max, cfg->realm);

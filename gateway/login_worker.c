@@ -18,6 +18,7 @@
 
 struct job {
 	struct job *next;
+	bool admin;
 	uint64_t session;
 	uint64_t now_s;
 	char *user, *password, *totp, *token; /* owned, wiped on free */
@@ -60,13 +61,53 @@ static void job_free(struct job *j)
 	free(j);
 }
 
+static const char *userdb_why(int rc)
+{
+	switch (rc) {
+	case USERDB_NOTFOUND: return "unknown user";
+	case USERDB_BADPASSWORD: return "bad password";
+	case USERDB_BADCODE: return "bad code";
+	case USERDB_LOCKED: return "locked";
+	case USERDB_DISABLED: return "disabled";
+	default: return "user database error";
+	}
+}
+
+static void run_admin(struct login_worker *w, struct job *j, struct login_result *r)
+{
+	struct userdb_entry e;
+	size_t i;
+	int rc;
+
+	r->rc = IDENTITY_FAILED;
+	if (w->users == NULL) {
+		r->why = "no local backend";
+		return;
+	}
+	rc = userdb_verify(w->users, j->user, j->password, j->totp, true, j->now_s, &e);
+	if (rc != USERDB_OK) {
+		r->why = userdb_why(rc);
+		return;
+	}
+	snprintf(r->who.name, sizeof(r->who.name), "%s", e.name);
+	for (i = 0; i < e.ngroups && i < IDENTITY_MAX_GROUPS; i++)
+		snprintf(r->who.groups[i], sizeof(r->who.groups[i]), "%s", e.groups[i]);
+	r->who.ngroups = i;
+	r->who.mfa = true;
+	r->rc = IDENTITY_OK;
+	OPENSSL_cleanse(&e, sizeof(e));
+}
+
 static void run_job(struct login_worker *w, struct job *j)
 {
 	struct login_result *r = &j->result;
 
 	r->session = j->session;
+	r->admin = j->admin;
 	r->why = "bad request";
-	if (j->token != NULL)
+	if (j->admin)
+		run_admin(w, j, r);
+	else if (j->token != NULL)
 		r->rc = identity_login_token(w->identity, j->token, strlen(j->token),
 		    j->now_s, &r->who, &r->why);
 	else
@@ -176,7 +217,7 @@ void login_worker_free(struct login_worker *w)
 	free(w);
 }
 
-int login_worker_submit(struct login_worker *w, uint64_t session, const char *user,
+static int submit(struct login_worker *w, bool admin, uint64_t session, const char *user,
     const char *password, const char *totp, const char *token, uint64_t now_s)
 {
 	struct job *j;
@@ -185,6 +226,7 @@ int login_worker_submit(struct login_worker *w, uint64_t session, const char *us
 	j = calloc(1, sizeof(*j));
 	if (j == NULL)
 		return -1;
+	j->admin = admin;
 	j->session = session;
 	j->now_s = now_s;
 	j->user = dup_secret(user);
@@ -211,6 +253,18 @@ int login_worker_submit(struct login_worker *w, uint64_t session, const char *us
 	if (rc != 0)
 		job_free(j);
 	return rc;
+}
+
+int login_worker_submit(struct login_worker *w, uint64_t session, const char *user,
+    const char *password, const char *totp, const char *token, uint64_t now_s)
+{
+	return submit(w, false, session, user, password, totp, token, now_s);
+}
+
+int login_worker_submit_admin(struct login_worker *w, uint64_t request, const char *user,
+    const char *password, const char *totp, uint64_t now_s)
+{
+	return submit(w, true, request, user, password, totp, NULL, now_s);
 }
 
 int login_worker_fd(const struct login_worker *w)

@@ -6,6 +6,7 @@
 #ifndef GH_GATEWAY_LOGIN_WORKER_H
 #define GH_GATEWAY_LOGIN_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,7 +16,8 @@
 #define LOGIN_QUEUE_MAX 256   /* pending logins before new ones are refused */
 
 struct login_result {
-	uint64_t session;
+	uint64_t session;          /* or the admin request id */
+	bool admin;                /* an admin API login (always password + TOTP) */
 	int rc;                    /* enum identity_rc */
 	struct identity_user who;  /* filled when rc == IDENTITY_OK */
 	const char *why;           /* static text, for logs */
@@ -34,6 +36,11 @@ void login_worker_free(struct login_worker *w);
  * NULL for a password login. 0, or -1 when the queue is full. */
 int login_worker_submit(struct login_worker *w, uint64_t session, const char *user,
     const char *password, const char *totp, const char *token, uint64_t now_s);
+
+/* An admin login: local users only, password and TOTP always, whatever
+ * identity.mfa says; the result has admin set and the user's groups. */
+int login_worker_submit_admin(struct login_worker *w, uint64_t request, const char *user,
+    const char *password, const char *totp, uint64_t now_s);
 
 /* Readable when results are waiting. */
 int login_worker_fd(const struct login_worker *w);

@@ -76,4 +76,10 @@ int userdb_get(struct userdb *db, const char *name, struct userdb_entry *out);
 int userdb_verify(struct userdb *db, const char *name, const char *password,
     const char *totp, bool check_totp, uint64_t now_s, struct userdb_entry *out);
 
+/* A fresh TOTP code from a user already authenticated otherwise (an
+ * admin confirming a sensitive action): same window, replay refusal and
+ * failure counting as userdb_verify. USERDB_OK or the refusal. */
+int userdb_check_code(struct userdb *db, const char *name, const char *totp,
+    uint64_t now_s);
+
 #endif

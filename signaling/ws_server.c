@@ -40,6 +40,7 @@ struct conn {
 	struct out_msg *head, *tail;
 	size_t queued;
 	bool closing;
+	uint64_t timeout_armed_ms; /* when the idle timeout was last set */
 	struct conn *next;         /* session index chain */
 	/* HTTP: the asset being sent and how far. */
 	const struct web_asset *asset;
@@ -103,6 +104,16 @@ static bool ip_take(struct ws_server *w, const char *ip)
 	if (c->n >= WS_MAX_CONNS_PER_IP)
 		return false;
 	c->n++;
+	return true;
+}
+
+static bool ip_room(struct ws_server *w, const char *ip)
+{
+	struct ip_count *c;
+
+	for (c = w->ips[ip_bucket(ip)]; c != NULL; c = c->next)
+		if (strcmp(c->ip, ip) == 0)
+			return c->n < WS_MAX_CONNS_PER_IP;
 	return true;
 }
 
@@ -234,6 +245,14 @@ static int confirm_upgrade(struct ws_server *w, struct lws *wsi)
 			return 1;
 		}
 	}
+	/* Over the per-address limit: refused before the 101, with a status
+	 * the client can read, rather than cut off after it. */
+	if (lws_get_peer_simple(wsi, origin, sizeof(origin)) != NULL && !ip_room(w, origin)) {
+		log_warn("signaling: upgrade from %s refused: %d connections from that address",
+		    origin, WS_MAX_CONNS_PER_IP);
+		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
+		return 1;
+	}
 	return 0;
 }
 
@@ -329,6 +348,7 @@ static int ws_established(struct ws_server *w, struct conn *c, struct lws *wsi)
 	else if (inet_pton(AF_INET6, c->ip, &((struct sockaddr_in6 *)&from)->sin6_addr) == 1)
 		from.ss_family = AF_INET6;
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, WS_IDLE_TIMEOUT_S);
+	c->timeout_armed_ms = now_ms();
 	if (w->hub != NULL)
 		hub_session_open(w->hub, c->id, (const struct sockaddr *)&from, now_ms());
 	return 0;
@@ -339,9 +359,15 @@ static int ws_receive(struct ws_server *w, struct conn *c, struct lws *wsi,
 {
 	size_t max = w->cfg.max_message ? w->cfg.max_message : WS_MAX_MESSAGE;
 	bool final = lws_is_final_fragment(wsi);
+	uint64_t now = now_ms();
 	uint8_t *grown;
 
-	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, WS_IDLE_TIMEOUT_S);
+	/* Setting a timeout walks a list sorted over every session, so it is
+	 * re-armed at most every few seconds, not on every frame. */
+	if (now - c->timeout_armed_ms > WS_TIMEOUT_REARM_MS) {
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, WS_IDLE_TIMEOUT_S);
+		c->timeout_armed_ms = now;
+	}
 	if (c->closing)
 		return 0;
 	if (lws_frame_is_binary(wsi) || c->oversized || len > max - c->inlen) {

@@ -19,6 +19,7 @@ struct lws_context;
 #define WS_MAX_CONNS_PER_IP 32
 #define WS_MAX_CONNS 20000
 #define WS_IDLE_TIMEOUT_S 120         /* clients ping more often than this */
+#define WS_TIMEOUT_REARM_MS 5000
 #define WS_HANDSHAKE_TIMEOUT_S 10
 #define WS_MAX_QUEUED (1024 * 1024)   /* bytes waiting for a slow reader */
 #define WS_MAX_ORIGINS 16

@@ -1,0 +1,896 @@
+/* The admin control plane (see admin.h).
+ *
+ * Tokens: 32 random bytes shown once to the client; only their SHA-256
+ * is kept, with the user, role and times. A request's token is hashed and
+ * compared with every live entry in constant time. Endpoints are a table
+ * of method, path pattern, least role and handler. */
+#include "gateway/admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "gateway/audit.h"
+#include "gateway/login_worker.h"
+#include "policy/policy.h"
+#include "signaling/hub.h"
+#include "signaling/totp.h"
+#include "signaling/userdb.h"
+
+#define TOKEN_RAW 32
+#define TOKEN_TEXT 43             /* base64url of 32 bytes, no padding */
+#define MAX_PENDING 64
+#define AUDIT_DEFAULT_LIMIT 1000
+#define AUDIT_MAX_LIMIT 10000
+
+struct token {
+	uint8_t hash[32];
+	bool used;
+	char user[IDENTITY_NAME_MAX];
+	enum admin_role role;
+	uint64_t created_ms, last_ms;
+};
+
+struct pending_login {
+	uint64_t request;             /* 0: free */
+	char user[IDENTITY_NAME_MAX];
+	char remote[64];
+};
+
+struct admin {
+	struct admin_env env;
+	struct token tokens[ADMIN_MAX_TOKENS];
+	struct pending_login pending[MAX_PENDING];
+};
+
+/* One request being handled. */
+struct act {
+	struct admin *a;
+	const struct admin_request *rq;
+	uint64_t now_ms;
+	struct token *tok;            /* the caller's token */
+	const char *arg;              /* the wildcard path segment */
+	char argbuf[128];
+	int status;
+	json_t *out;
+};
+
+static const char *role_name(enum admin_role r)
+{
+	switch (r) {
+	case ADMIN_ROLE_ADMIN: return "admin";
+	case ADMIN_ROLE_OPERATOR: return "operator";
+	case ADMIN_ROLE_AUDITOR: return "auditor";
+	default: return "none";
+	}
+}
+
+/* The strongest role among a user's groups. */
+static enum admin_role role_of(const struct identity_user *who)
+{
+	enum admin_role r = ADMIN_ROLE_NONE;
+	size_t i;
+
+	for (i = 0; i < who->ngroups; i++) {
+		if (strcmp(who->groups[i], "admin") == 0)
+			r = ADMIN_ROLE_ADMIN;
+		else if (strcmp(who->groups[i], "operator") == 0 && r < ADMIN_ROLE_OPERATOR)
+			r = ADMIN_ROLE_OPERATOR;
+		else if (strcmp(who->groups[i], "auditor") == 0 && r < ADMIN_ROLE_AUDITOR)
+			r = ADMIN_ROLE_AUDITOR;
+	}
+	return r;
+}
+
+static void sha256(const void *p, size_t n, uint8_t out[32])
+{
+	unsigned int len = 32;
+
+	EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+static void b64url(const uint8_t *in, size_t n, char *out)
+{
+	static const char al[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t i, o = 0;
+	uint32_t v;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[o++] = al[(v >> 18) & 63];
+		out[o++] = al[(v >> 12) & 63];
+		out[o++] = al[(v >> 6) & 63];
+		out[o++] = al[v & 63];
+	}
+	if (n - i == 1) {
+		v = (uint32_t)in[i] << 16;
+		out[o++] = al[(v >> 18) & 63];
+		out[o++] = al[(v >> 12) & 63];
+	} else if (n - i == 2) {
+		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+		out[o++] = al[(v >> 18) & 63];
+		out[o++] = al[(v >> 12) & 63];
+		out[o++] = al[(v >> 6) & 63];
+	}
+	out[o] = '\0';
+}
+
+static void audit(struct act *x, const char *event, const char *outcome, json_t *more)
+{
+	json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "actor",
+	    x->tok != NULL ? x->tok->user : "", "role",
+	    x->tok != NULL ? role_name(x->tok->role) : "none", "outcome", outcome,
+	    "source", x->rq->remote != NULL ? x->rq->remote : "");
+
+	if (more != NULL) {
+		json_object_update(f, more);
+		json_decref(more);
+	}
+	audit_log(x->a->env.audit, x->now_ms, event, f);
+}
+
+static void fail(struct act *x, int status, const char *code, const char *msg)
+{
+	json_decref(x->out);
+	x->status = status;
+	x->out = json_pack("{s:s, s:s}", "error", code, "message", msg);
+}
+
+/* --- tokens ------------------------------------------------------------ */
+
+static struct token *token_find(struct admin *a, const char *header, uint64_t now_ms)
+{
+	uint8_t h[32];
+	struct token *hit = NULL;
+	size_t i;
+
+	if (header == NULL || strncmp(header, "Bearer ", 7) != 0 ||
+	    strlen(header + 7) != TOKEN_TEXT)
+		return NULL;
+	sha256(header + 7, TOKEN_TEXT, h);
+	/* Every slot is compared, so the time does not tell which matched. */
+	for (i = 0; i < ADMIN_MAX_TOKENS; i++)
+		if (a->tokens[i].used && CRYPTO_memcmp(a->tokens[i].hash, h, 32) == 0)
+			hit = &a->tokens[i];
+	if (hit == NULL)
+		return NULL;
+	if (now_ms > hit->last_ms + (uint64_t)ADMIN_TOKEN_TTL_S * 1000 ||
+	    now_ms > hit->created_ms + (uint64_t)ADMIN_TOKEN_ABSOLUTE_S * 1000) {
+		memset(hit, 0, sizeof(*hit));
+		return NULL;
+	}
+	hit->last_ms = now_ms;
+	return hit;
+}
+
+/* A new token for user; writes its text. NULL when every slot is live. */
+static struct token *token_new(struct admin *a, const char *user, enum admin_role role,
+    uint64_t now_ms, char text[TOKEN_TEXT + 1])
+{
+	uint8_t raw[TOKEN_RAW];
+	struct token *t = NULL, *oldest = NULL;
+	size_t i;
+
+	for (i = 0; i < ADMIN_MAX_TOKENS && t == NULL; i++) {
+		struct token *c = &a->tokens[i];
+		if (!c->used || now_ms > c->last_ms + (uint64_t)ADMIN_TOKEN_TTL_S * 1000)
+			t = c;
+		else if (oldest == NULL || c->last_ms < oldest->last_ms)
+			oldest = c;
+	}
+	/* Full of live tokens: the least recently used one goes. */
+	if (t == NULL)
+		t = oldest;
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return NULL;
+	b64url(raw, sizeof(raw), text);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	memset(t, 0, sizeof(*t));
+	sha256(text, TOKEN_TEXT, t->hash);
+	t->used = true;
+	snprintf(t->user, sizeof(t->user), "%s", user);
+	t->role = role;
+	t->created_ms = t->last_ms = now_ms;
+	return t;
+}
+
+static void tokens_revoke_user(struct admin *a, const char *user)
+{
+	size_t i;
+
+	for (i = 0; i < ADMIN_MAX_TOKENS; i++)
+		if (a->tokens[i].used && strcmp(a->tokens[i].user, user) == 0)
+			memset(&a->tokens[i], 0, sizeof(a->tokens[i]));
+}
+
+/* --- helpers ----------------------------------------------------------- */
+
+static json_t *body_json(struct act *x)
+{
+	json_t *j;
+
+	if (x->rq->body_len == 0)
+		return NULL;
+	j = json_loadb(x->rq->body, x->rq->body_len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static json_t *user_json(const struct userdb_entry *e)
+{
+	json_t *g = json_array();
+	size_t i;
+
+	for (i = 0; i < e->ngroups; i++)
+		json_array_append_new(g, json_string(e->groups[i]));
+	return json_pack("{s:s, s:o, s:b, s:b, s:I, s:I}", "name", e->name, "groups", g,
+	    "totp", e->has_totp, "disabled", e->disabled, "failures",
+	    (json_int_t)e->failures, "locked_until", (json_int_t)e->locked_until_s);
+}
+
+static bool need_users(struct act *x)
+{
+	if (x->a->env.users != NULL)
+		return true;
+	fail(x, 409, "conflict", "no local user backend is configured");
+	return false;
+}
+
+/* The acting admin's fresh TOTP code, for actions that hand out
+ * credentials (a stolen token alone must not be enough). */
+static bool actor_code_ok(struct act *x, json_t *body)
+{
+	const char *code = jstr(body, "actor_totp");
+
+	if (code != NULL && userdb_check_code(x->a->env.users, x->tok->user, code,
+	    x->now_ms / 1000) == USERDB_OK)
+		return true;
+	fail(x, 403, "forbidden", "this action needs a fresh TOTP code of yours in \"actor_totp\"");
+	return false;
+}
+
+/* --- handlers ---------------------------------------------------------- */
+
+static void h_logout(struct act *x)
+{
+	audit(x, "admin.logout", "success", NULL);
+	memset(x->tok, 0, sizeof(*x->tok));
+	x->tok = NULL;
+	x->out = json_pack("{s:b}", "ok", 1);
+}
+
+static void h_health(struct act *x)
+{
+	x->out = json_pack("{s:s}", "status", "ok");
+}
+
+static void h_status(struct act *x)
+{
+	struct admin_env *e = &x->a->env;
+
+	x->out = json_pack("{s:s, s:I, s:I, s:I, s:I, s:b}", "version", GH_VERSION,
+	    "uptime_s", (json_int_t)((x->now_ms - e->started_ms) / 1000),
+	    "sessions", (json_int_t)hub_session_count(e->hub),
+	    "calls", (json_int_t)hub_call_count(e->hub),
+	    "allocations", (json_int_t)(e->alloc_count != NULL ? e->alloc_count(e->ctx) : 0),
+	    "policy_file", e->policy_path[0] != '\0');
+}
+
+static void session_row(void *ctx, const struct hub_session_info *s)
+{
+	json_array_append_new(ctx, json_pack("{s:I, s:s, s:I}", "id", (json_int_t)s->id,
+	    "user", s->user, "since_ms", (json_int_t)s->since_ms));
+}
+
+static void h_sessions(struct act *x)
+{
+	json_t *list = json_array();
+
+	hub_each_session(x->a->env.hub, session_row, list);
+	x->out = json_pack("{s:o}", "sessions", list);
+}
+
+static void h_session_close(struct act *x)
+{
+	char *end;
+	unsigned long long id = strtoull(x->arg, &end, 10);
+
+	if (*x->arg == '\0' || *end != '\0' || hub_close_session(x->a->env.hub, id, "closed by an operator") == 0) {
+		fail(x, 404, "not_found", "no such session");
+		audit(x, "admin.session.close", "failed", json_pack("{s:s}", "target", x->arg));
+		return;
+	}
+	audit(x, "admin.session.close", "success", json_pack("{s:s}", "target", x->arg));
+	x->out = json_pack("{s:I}", "closed", (json_int_t)id);
+}
+
+static json_t *media_list(unsigned media)
+{
+	json_t *a = json_array();
+	unsigned bit;
+
+	for (bit = 1; bit <= POLICY_DATA; bit <<= 1)
+		if (media & bit)
+			json_array_append_new(a, json_string(policy_media_name(bit)));
+	return a;
+}
+
+static void call_row(void *ctx, const struct hub_call_info *c)
+{
+	json_array_append_new(ctx, json_pack("{s:s, s:s, s:s, s:o, s:s, s:b, s:s, s:I}",
+	    "call", c->id, "caller", c->caller, "callee", c->callee, "media",
+	    media_list(c->media), "state", c->accepted ? "accepted" : "ringing",
+	    "record", c->record, "rule", c->rule, "since_ms", (json_int_t)c->since_ms));
+}
+
+static void h_calls(struct act *x)
+{
+	json_t *list = json_array();
+
+	hub_each_call(x->a->env.hub, call_row, list);
+	x->out = json_pack("{s:o}", "calls", list);
+}
+
+static void h_call_end(struct act *x)
+{
+	if (hub_end_call(x->a->env.hub, x->arg, "admin") != 0) {
+		fail(x, 404, "not_found", "no such call");
+		audit(x, "admin.call.end", "failed", json_pack("{s:s}", "target", x->arg));
+		return;
+	}
+	audit(x, "admin.call.end", "success", json_pack("{s:s}", "target", x->arg));
+	x->out = json_pack("{s:s}", "ended", x->arg);
+}
+
+static int user_row(void *ctx, const struct userdb_entry *e)
+{
+	json_array_append_new(ctx, user_json(e));
+	return 0;
+}
+
+static void h_users(struct act *x)
+{
+	json_t *list = json_array();
+
+	if (!need_users(x)) {
+		json_decref(list);
+		return;
+	}
+	userdb_list(x->a->env.users, user_row, list);
+	x->out = json_pack("{s:o}", "users", list);
+}
+
+static void h_user_add(struct act *x)
+{
+	json_t *body = body_json(x), *groups, *g;
+	const char *name = jstr(body, "name"), *password = jstr(body, "password");
+	const char *gl[IDENTITY_MAX_GROUPS];
+	char b32[64] = "", uri[512];
+	bool totp;
+	size_t i, n = 0;
+	int rc;
+
+	if (!need_users(x))
+		goto out;
+	groups = json_object_get(body, "groups");
+	totp = json_is_true(json_object_get(body, "totp"));
+	if (name == NULL || password == NULL || (groups != NULL && !json_is_array(groups)) ||
+	    json_array_size(groups) > IDENTITY_MAX_GROUPS) {
+		fail(x, 400, "bad_request", "expected {name, password, groups: [..], totp: bool}");
+		goto out;
+	}
+	json_array_foreach(groups, i, g) {
+		if (!json_is_string(g)) {
+			fail(x, 400, "bad_request", "groups are strings");
+			goto out;
+		}
+		gl[n++] = json_string_value(g);
+	}
+	rc = userdb_add(x->a->env.users, name, password, gl, n, totp, b32, sizeof(b32));
+	if (rc != USERDB_OK) {
+		fail(x, rc == USERDB_EXISTS ? 409 : 400, rc == USERDB_EXISTS ? "conflict" :
+		    "bad_request", rc == USERDB_EXISTS ? "the user exists" :
+		    "invalid name, group or password (8 to 1024 bytes)");
+		audit(x, "admin.user.add", "failed", json_pack("{s:s}", "target", name));
+		goto out;
+	}
+	audit(x, "admin.user.add", "success", json_pack("{s:s, s:n, s:{s:O, s:b}}", "target",
+	    name, "before", "after", "groups", groups != NULL ? groups : json_array(),
+	    "totp", totp));
+	x->out = json_pack("{s:s}", "name", name);
+	if (totp && totp_uri("Gatehouse", name, b32, uri, sizeof(uri)) > 0)
+		json_object_set_new(x->out, "otpauth", json_string(uri));
+	hub_push_contacts(x->a->env.hub);
+out:
+	OPENSSL_cleanse(b32, sizeof(b32));
+	json_decref(body);
+}
+
+/* Changes one user with fn; audits the entry before and after. */
+static void user_change(struct act *x, const char *event, int (*fn)(struct act *x))
+{
+	struct userdb_entry before, after;
+	int rc;
+
+	if (!need_users(x))
+		return;
+	if (userdb_get(x->a->env.users, x->arg, &before) != USERDB_OK) {
+		fail(x, 404, "not_found", "no such user");
+		audit(x, event, "failed", json_pack("{s:s}", "target", x->arg));
+		return;
+	}
+	rc = fn(x);
+	if (rc != USERDB_OK) {
+		if (x->out == NULL)
+			fail(x, 500, "internal", "the user database refused the change");
+		audit(x, event, "failed", json_pack("{s:s}", "target", x->arg));
+		return;
+	}
+	if (userdb_get(x->a->env.users, x->arg, &after) != USERDB_OK)
+		memset(&after, 0, sizeof(after));
+	audit(x, event, "success", json_pack("{s:s, s:o, s:o}", "target", x->arg,
+	    "before", user_json(&before), "after", after.name[0] ? user_json(&after) : json_null()));
+	if (x->out == NULL)
+		x->out = json_pack("{s:s}", "user", x->arg);
+}
+
+static int do_disable(struct act *x)
+{
+	int rc = userdb_set_disabled(x->a->env.users, x->arg, true);
+
+	if (rc == USERDB_OK) {
+		/* Zero trust: a disabled user's sessions and admin tokens end now. */
+		hub_close_user(x->a->env.hub, x->arg, "user disabled");
+		tokens_revoke_user(x->a, x->arg);
+		hub_push_contacts(x->a->env.hub);
+	}
+	return rc;
+}
+
+static int do_enable(struct act *x)
+{
+	int rc = userdb_set_disabled(x->a->env.users, x->arg, false);
+
+	if (rc == USERDB_OK)
+		hub_push_contacts(x->a->env.hub);
+	return rc;
+}
+
+static int do_unlock(struct act *x)
+{
+	return userdb_unlock(x->a->env.users, x->arg);
+}
+
+static int do_delete(struct act *x)
+{
+	int rc = userdb_del(x->a->env.users, x->arg);
+
+	if (rc == USERDB_OK) {
+		hub_close_user(x->a->env.hub, x->arg, "user deleted");
+		tokens_revoke_user(x->a, x->arg);
+		hub_push_contacts(x->a->env.hub);
+	}
+	return rc;
+}
+
+static int do_password(struct act *x)
+{
+	json_t *body = body_json(x);
+	const char *pw = jstr(body, "password");
+	int rc = USERDB_INVALID;
+
+	if (pw == NULL)
+		fail(x, 400, "bad_request", "expected {password, actor_totp}");
+	else if (actor_code_ok(x, body) &&
+	    (rc = userdb_passwd(x->a->env.users, x->arg, pw)) == USERDB_INVALID)
+		fail(x, 400, "bad_request", "passwords are 8 to 1024 bytes");
+	if (rc == USERDB_OK)
+		tokens_revoke_user(x->a, x->arg);
+	json_decref(body);
+	return rc;
+}
+
+static int do_totp(struct act *x)
+{
+	json_t *body = body_json(x);
+	char b32[64] = "", uri[512];
+	int rc = USERDB_INVALID;
+
+	if (actor_code_ok(x, body) &&
+	    (rc = userdb_totp_reset(x->a->env.users, x->arg, b32, sizeof(b32))) == USERDB_OK &&
+	    totp_uri("Gatehouse", x->arg, b32, uri, sizeof(uri)) > 0)
+		x->out = json_pack("{s:s, s:s}", "user", x->arg, "otpauth", uri);
+	OPENSSL_cleanse(b32, sizeof(b32));
+	json_decref(body);
+	return rc;
+}
+
+static void h_user_disable(struct act *x) { user_change(x, "admin.user.disable", do_disable); }
+static void h_user_enable(struct act *x) { user_change(x, "admin.user.enable", do_enable); }
+static void h_user_unlock(struct act *x) { user_change(x, "admin.user.unlock", do_unlock); }
+static void h_user_delete(struct act *x) { user_change(x, "admin.user.delete", do_delete); }
+static void h_user_password(struct act *x) { user_change(x, "admin.user.password", do_password); }
+static void h_user_totp(struct act *x) { user_change(x, "admin.user.totp", do_totp); }
+
+static char *read_policy_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+
+	if (f == NULL)
+		return NULL;
+	buf = malloc(ADMIN_MAX_BODY + 1);
+	if (buf != NULL) {
+		*len = fread(buf, 1, ADMIN_MAX_BODY, f);
+		buf[*len] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+static void h_policy_get(struct act *x)
+{
+	size_t len = 0;
+	char *text;
+	json_t *p;
+
+	if (x->a->env.policy_path[0] == '\0') {
+		fail(x, 404, "not_found", "no policy file is configured (every call is denied)");
+		return;
+	}
+	text = read_policy_file(x->a->env.policy_path, &len);
+	p = text != NULL ? json_loadb(text, len, 0, NULL) : NULL;
+	free(text);
+	if (p == NULL) {
+		fail(x, 500, "internal", "the policy file cannot be read");
+		return;
+	}
+	x->out = json_pack("{s:o}", "policy", p);
+}
+
+static void count_line(void *ctx, const char *text)
+{
+	(void)text;
+	(*(json_int_t *)ctx)++;
+}
+
+static void h_policy_validate(struct act *x)
+{
+	char err[512];
+	struct policy *p = policy_parse(x->rq->body, x->rq->body_len, err, sizeof(err));
+	json_int_t rules = 0;
+
+	if (p == NULL) {
+		fail(x, 400, "invalid_policy", err);
+		return;
+	}
+	policy_describe(p, count_line, &rules);
+	policy_free(p);
+	x->out = json_pack("{s:b, s:I}", "ok", 1, "rules", rules);
+}
+
+static void h_policy_put(struct act *x)
+{
+	char err[512], *before_text;
+	size_t before_len = 0;
+	json_t *before = NULL, *after;
+
+	if (x->a->env.policy_path[0] == '\0') {
+		fail(x, 409, "conflict", "no policy file is configured; set policy.file first");
+		return;
+	}
+	before_text = read_policy_file(x->a->env.policy_path, &before_len);
+	if (before_text != NULL)
+		before = json_loadb(before_text, before_len, 0, NULL);
+	free(before_text);
+	if (x->a->env.policy_replace(x->a->env.ctx, x->rq->body, x->rq->body_len, err,
+	    sizeof(err)) != 0) {
+		fail(x, 400, "invalid_policy", err);
+		audit(x, "admin.policy.replace", "failed", json_pack("{s:s, s:s}", "target",
+		    x->a->env.policy_path, "reason", err));
+		json_decref(before);
+		return;
+	}
+	after = json_loadb(x->rq->body, x->rq->body_len, 0, NULL);
+	audit(x, "admin.policy.replace", "success", json_pack("{s:s, s:o, s:o}", "target",
+	    x->a->env.policy_path, "before", before != NULL ? before : json_null(),
+	    "after", after != NULL ? after : json_null()));
+	x->out = json_pack("{s:b}", "ok", 1);
+}
+
+/* Reads one query parameter's value (no percent-decoding: the values we
+ * take are numbers, names and event names). */
+static bool query_get(const char *q, const char *key, char *out, size_t cap)
+{
+	size_t klen = strlen(key), n;
+	const char *p = q, *end;
+
+	while (p != NULL && *p != '\0') {
+		end = strchr(p, '&');
+		n = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (n > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+			n -= klen + 1;
+			if (n >= cap)
+				return false;
+			memcpy(out, p + klen + 1, n);
+			out[n] = '\0';
+			return true;
+		}
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+static bool query_u64(const char *q, const char *key, uint64_t *v)
+{
+	char buf[32], *end;
+
+	if (!query_get(q, key, buf, sizeof(buf)))
+		return true;
+	*v = strtoull(buf, &end, 10);
+	return buf[0] != '\0' && *end == '\0';
+}
+
+static void h_audit(struct act *x)
+{
+	uint64_t since = 0, until = 0, limit = AUDIT_DEFAULT_LIMIT;
+	char user[IDENTITY_NAME_MAX], event[64];
+	bool has_user, has_event;
+
+	if (!query_u64(x->rq->query, "since", &since) || !query_u64(x->rq->query, "until", &until) ||
+	    !query_u64(x->rq->query, "limit", &limit) || limit == 0 || limit > AUDIT_MAX_LIMIT) {
+		fail(x, 400, "bad_request", "since and until are UNIX milliseconds, limit 1..10000");
+		return;
+	}
+	has_user = query_get(x->rq->query, "user", user, sizeof(user));
+	has_event = query_get(x->rq->query, "event", event, sizeof(event));
+	x->out = json_pack("{s:o}", "events", audit_query(x->a->env.audit, since, until,
+	    has_user ? user : NULL, has_event ? event : NULL, (size_t)limit));
+}
+
+typedef void (*handler_fn)(struct act *x);
+
+/* Least privilege: each endpoint names the weakest role that may use it.
+ * "*" in a pattern is one path segment, handed to the handler. */
+static const struct {
+	enum admin_method method;
+	const char *pattern;
+	enum admin_role least;
+	handler_fn fn;
+} routes[] = {
+	{ ADMIN_GET, "/api/health", ADMIN_ROLE_NONE, h_health },
+	{ ADMIN_POST, "/api/logout", ADMIN_ROLE_AUDITOR, h_logout },
+	{ ADMIN_GET, "/api/status", ADMIN_ROLE_AUDITOR, h_status },
+	{ ADMIN_GET, "/api/sessions", ADMIN_ROLE_AUDITOR, h_sessions },
+	{ ADMIN_DELETE, "/api/sessions/*", ADMIN_ROLE_OPERATOR, h_session_close },
+	{ ADMIN_GET, "/api/calls", ADMIN_ROLE_AUDITOR, h_calls },
+	{ ADMIN_DELETE, "/api/calls/*", ADMIN_ROLE_OPERATOR, h_call_end },
+	{ ADMIN_GET, "/api/users", ADMIN_ROLE_AUDITOR, h_users },
+	{ ADMIN_POST, "/api/users", ADMIN_ROLE_ADMIN, h_user_add },
+	{ ADMIN_POST, "/api/users/*/disable", ADMIN_ROLE_ADMIN, h_user_disable },
+	{ ADMIN_POST, "/api/users/*/enable", ADMIN_ROLE_ADMIN, h_user_enable },
+	{ ADMIN_POST, "/api/users/*/unlock", ADMIN_ROLE_OPERATOR, h_user_unlock },
+	{ ADMIN_POST, "/api/users/*/password", ADMIN_ROLE_ADMIN, h_user_password },
+	{ ADMIN_POST, "/api/users/*/totp", ADMIN_ROLE_ADMIN, h_user_totp },
+	{ ADMIN_DELETE, "/api/users/*", ADMIN_ROLE_ADMIN, h_user_delete },
+	{ ADMIN_GET, "/api/policy", ADMIN_ROLE_AUDITOR, h_policy_get },
+	{ ADMIN_POST, "/api/policy/validate", ADMIN_ROLE_ADMIN, h_policy_validate },
+	{ ADMIN_PUT, "/api/policy", ADMIN_ROLE_ADMIN, h_policy_put },
+	{ ADMIN_GET, "/api/audit", ADMIN_ROLE_AUDITOR, h_audit },
+};
+
+/* Matches path against pattern; the "*" segment goes to arg. */
+static bool route_match(const char *pattern, const char *path, char *arg, size_t cap)
+{
+	const char *star = strchr(pattern, '*');
+	size_t pre, post, plen = strlen(path), n;
+
+	if (star == NULL)
+		return strcmp(pattern, path) == 0;
+	pre = (size_t)(star - pattern);
+	post = strlen(star + 1);
+	if (plen < pre + post + 1 || strncmp(path, pattern, pre) != 0 ||
+	    strcmp(path + plen - post, star + 1) != 0)
+		return false;
+	n = plen - pre - post;
+	if (n >= cap || memchr(path + pre, '/', n) != NULL)
+		return false;
+	memcpy(arg, path + pre, n);
+	arg[n] = '\0';
+	return true;
+}
+
+static bool origin_ok(struct admin *a, const char *origin)
+{
+	size_t i;
+
+	if (origin == NULL)
+		return true;
+	for (i = 0; i < a->env.norigins; i++)
+		if (strcmp(a->env.origins[i], origin) == 0)
+			return true;
+	return false;
+}
+
+/* POST /api/login: checked on the login worker; answered later. */
+static bool start_login(struct act *x)
+{
+	struct admin *a = x->a;
+	json_t *body = body_json(x);
+	const char *user = jstr(body, "user"), *pw = jstr(body, "password");
+	const char *code = jstr(body, "totp");
+	struct pending_login *p = NULL;
+	size_t i;
+
+	for (i = 0; i < MAX_PENDING && p == NULL; i++)
+		if (a->pending[i].request == 0)
+			p = &a->pending[i];
+	if (user == NULL || pw == NULL || code == NULL) {
+		/* Password and code, always: an admin login without MFA is
+		 * refused before anything is checked. */
+		fail(x, 401, "unauthorized", "login needs user, password and totp");
+		audit(x, "admin.login", "failed", json_pack("{s:s, s:s}", "user",
+		    user != NULL ? user : "", "reason", "missing password or code"));
+	} else if (p == NULL || login_worker_submit_admin(a->env.logins, x->rq->id, user, pw,
+	    code, x->now_ms / 1000) != 0) {
+		fail(x, 503, "busy", "too many logins in progress, try again");
+	} else {
+		p->request = x->rq->id;
+		snprintf(p->user, sizeof(p->user), "%s", user);
+		snprintf(p->remote, sizeof(p->remote), "%s", x->rq->remote != NULL ? x->rq->remote : "");
+		json_decref(body);
+		return false;
+	}
+	json_decref(body);
+	return true;
+}
+
+static char *dump(json_t *j)
+{
+	char *s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	return s != NULL ? s : strdup("{}");
+}
+
+bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_ms,
+    int *status, char **body)
+{
+	struct act x;
+	bool path_known = false;
+	size_t i;
+
+	memset(&x, 0, sizeof(x));
+	x.a = a;
+	x.rq = rq;
+	x.now_ms = now_ms;
+	x.status = 200;
+	if (!origin_ok(a, rq->origin)) {
+		/* A page of another site must not drive the API through an
+		 * admin's browser. */
+		fail(&x, 403, "forbidden", "cross-origin requests are refused");
+		goto out;
+	}
+	if (rq->method == ADMIN_POST && strcmp(rq->path, "/api/login") == 0) {
+		if (!start_login(&x))
+			return false;
+		goto out;
+	}
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (!route_match(routes[i].pattern, rq->path, x.argbuf, sizeof(x.argbuf)))
+			continue;
+		path_known = true;
+		if (routes[i].method != rq->method)
+			continue;
+		x.arg = x.argbuf;
+		if (routes[i].least != ADMIN_ROLE_NONE) {
+			x.tok = token_find(a, rq->authorization, now_ms);
+			if (x.tok == NULL) {
+				fail(&x, 401, "unauthorized", "log in first (missing, expired or revoked token)");
+				goto out;
+			}
+			if (x.tok->role < routes[i].least) {
+				fail(&x, 403, "forbidden", "your role may not do this");
+				audit(&x, "admin.denied", "denied", json_pack("{s:s, s:s}", "target",
+				    rq->path, "needs", role_name(routes[i].least)));
+				goto out;
+			}
+		}
+		routes[i].fn(&x);
+		goto out;
+	}
+	if (path_known)
+		fail(&x, 405, "method_not_allowed", "method not allowed here");
+	else
+		fail(&x, 404, "not_found", "no such endpoint");
+out:
+	*status = x.status;
+	*body = dump(x.out);
+	return true;
+}
+
+void admin_login_done(struct admin *a, const struct login_result *r, uint64_t now_ms)
+{
+	struct admin_request rq;
+	struct pending_login *p = NULL;
+	struct token *t = NULL;
+	struct act x;
+	enum admin_role role;
+	char text[TOKEN_TEXT + 1], *body;
+	size_t i;
+
+	for (i = 0; i < MAX_PENDING && p == NULL; i++)
+		if (a->pending[i].request == r->session && r->session != 0)
+			p = &a->pending[i];
+	if (p == NULL)
+		return;
+	memset(&rq, 0, sizeof(rq));
+	rq.remote = p->remote;
+	memset(&x, 0, sizeof(x));
+	x.a = a;
+	x.rq = &rq;
+	x.now_ms = now_ms;
+	x.status = 200;
+	role = r->rc == IDENTITY_OK ? role_of(&r->who) : ADMIN_ROLE_NONE;
+	if (role != ADMIN_ROLE_NONE)
+		t = token_new(a, r->who.name, role, now_ms, text);
+	if (t == NULL) {
+		/* The same answer for every reason, including "not an admin". */
+		fail(&x, 401, "unauthorized", "authentication failed");
+		audit(&x, "admin.login", "failed", json_pack("{s:s, s:s}", "user", p->user,
+		    "reason", r->rc != IDENTITY_OK ? r->why : "no admin role"));
+	} else {
+		x.tok = t;
+		x.out = json_pack("{s:s, s:s, s:s, s:i}", "token", text, "role", role_name(role),
+		    "user", r->who.name, "expires_in", ADMIN_TOKEN_TTL_S);
+		audit(&x, "admin.login", "success", NULL);
+		OPENSSL_cleanse(text, sizeof(text));
+	}
+	body = dump(x.out);
+	a->env.reply(a->env.ctx, p->request, x.status, body, strlen(body));
+	OPENSSL_cleanse(body, strlen(body));
+	free(body);
+	memset(p, 0, sizeof(*p));
+}
+
+void admin_request_gone(struct admin *a, uint64_t request)
+{
+	size_t i;
+
+	for (i = 0; i < MAX_PENDING; i++)
+		if (a->pending[i].request == request)
+			memset(&a->pending[i], 0, sizeof(a->pending[i]));
+}
+
+struct admin *admin_new(const struct admin_env *env)
+{
+	struct admin *a = calloc(1, sizeof(*a));
+
+	if (a != NULL)
+		a->env = *env;
+	return a;
+}
+
+void admin_free(struct admin *a)
+{
+	if (a == NULL)
+		return;
+	OPENSSL_cleanse(a->tokens, sizeof(a->tokens));
+	free(a);
+}

@@ -1,0 +1,339 @@
+/* The admin listener on libwebsockets (see admin_http.h): reads one HTTP
+ * request with its body, hands it to the admin core, writes the JSON
+ * answer. Logins are answered later, when the login worker is done. */
+#include "gateway/admin_http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libwebsockets.h>
+
+#include "gateway/config.h"
+#include "gateway/log.h"
+
+#define PENDING_BUCKETS 256
+#define HTTP_CHUNK 16384
+
+/* Per-connection data, zeroed by libwebsockets. */
+struct req {
+	struct admin_http *server;
+	struct lws *wsi;
+	uint64_t id;
+	enum admin_method method;
+	char path[256];
+	char query[512];
+	char auth[160];
+	char origin[256];
+	char remote[INET6_ADDRSTRLEN];
+	bool has_auth, has_origin;
+	char *body;                /* request body, up to ADMIN_MAX_BODY */
+	size_t body_len;
+	bool too_large;
+	bool deferred;             /* waiting for admin_http_reply() */
+	int status;                /* 0 until the answer is known */
+	char *out;                 /* the answer's body */
+	size_t out_len, sent;
+	bool headers_sent;
+	struct req *next;          /* pending index chain */
+};
+
+struct admin_http {
+	struct lws_vhost *vhost;
+	struct admin *admin;       /* borrowed */
+	struct req *pending[PENDING_BUCKETS];
+	uint64_t next_id;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void pending_del(struct admin_http *s, struct req *r)
+{
+	struct req **pp = &s->pending[r->id % PENDING_BUCKETS];
+
+	while (*pp != NULL && *pp != r)
+		pp = &(*pp)->next;
+	if (*pp == r)
+		*pp = r->next;
+	r->deferred = false;
+}
+
+static void answer(struct req *r, int status, char *body)
+{
+	r->status = status;
+	r->out = body;
+	r->out_len = body != NULL ? strlen(body) : 0;
+	lws_callback_on_writable(r->wsi);
+}
+
+static void dispatch(struct admin_http *s, struct req *r)
+{
+	struct admin_request rq;
+	char *body = NULL;
+	int status = 0;
+
+	if (r->too_large) {
+		answer(r, 413, strdup("{\"error\":\"too_large\",\"message\":\"the body is too large\"}"));
+		return;
+	}
+	memset(&rq, 0, sizeof(rq));
+	rq.id = r->id;
+	rq.method = r->method;
+	rq.path = r->path;
+	rq.query = r->query;
+	rq.authorization = r->has_auth ? r->auth : NULL;
+	rq.origin = r->has_origin ? r->origin : NULL;
+	rq.remote = r->remote;
+	rq.body = r->body != NULL ? r->body : "";
+	rq.body_len = r->body_len;
+	if (admin_handle(s->admin, &rq, now_ms(), &status, &body)) {
+		answer(r, status, body);
+		return;
+	}
+	r->deferred = true;
+	r->next = s->pending[r->id % PENDING_BUCKETS];
+	s->pending[r->id % PENDING_BUCKETS] = r;
+}
+
+void admin_http_reply(void *ctx, uint64_t request, int status, const char *body, size_t len)
+{
+	struct admin_http *s = ctx;
+	struct req *r;
+
+	for (r = s->pending[request % PENDING_BUCKETS]; r != NULL; r = r->next)
+		if (r->id == request)
+			break;
+	if (r == NULL)
+		return;
+	pending_del(s, r);
+	answer(r, status, strndup(body, len));
+}
+
+static int write_answer(struct req *r)
+{
+	unsigned char buf[LWS_PRE + HTTP_CHUNK], *start = buf + LWS_PRE, *p = start,
+	    *end = buf + sizeof(buf) - 1;
+	size_t n;
+	bool last;
+
+	if (!r->headers_sent) {
+		if (lws_add_http_common_headers(r->wsi, (unsigned int)r->status,
+		    "application/json", (lws_filepos_t)r->out_len, &p, end) ||
+		    lws_add_http_header_by_name(r->wsi, (const unsigned char *)"cache-control:",
+		    (const unsigned char *)"no-store", 8, &p, end) ||
+		    lws_add_http_header_by_name(r->wsi, (const unsigned char *)"x-content-type-options:",
+		    (const unsigned char *)"nosniff", 7, &p, end) ||
+		    lws_finalize_write_http_header(r->wsi, start, &p, end))
+			return -1;
+		r->headers_sent = true;
+		if (r->out_len > 0) {
+			lws_callback_on_writable(r->wsi);
+			return 0;
+		}
+	}
+	n = r->out_len - r->sent;
+	if (n > HTTP_CHUNK)
+		n = HTTP_CHUNK;
+	last = r->sent + n == r->out_len;
+	memcpy(buf + LWS_PRE, r->out + r->sent, n);
+	if (lws_write(r->wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+		return -1;
+	r->sent += n;
+	if (!last) {
+		lws_callback_on_writable(r->wsi);
+		return 0;
+	}
+	return lws_http_transaction_completed(r->wsi) ? -1 : 0;
+}
+
+static void copy_header(struct lws *wsi, enum lws_token_indexes t, char *out, size_t cap,
+    bool *has)
+{
+	int n = lws_hdr_total_length(wsi, t);
+
+	*has = n > 0 && (size_t)n < cap && lws_hdr_copy(wsi, out, (int)cap, t) > 0;
+	if (!*has)
+		out[0] = '\0';
+}
+
+static int on_request(struct admin_http *s, struct req *r, struct lws *wsi, const char *path)
+{
+	bool has;
+	int i;
+
+	memset(r, 0, sizeof(*r));
+	r->server = s;
+	r->wsi = wsi;
+	r->id = ++s->next_id;
+	snprintf(r->path, sizeof(r->path), "%s", path);
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
+		r->method = ADMIN_GET;
+	else if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0)
+		r->method = ADMIN_POST;
+	else if (lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0)
+		r->method = ADMIN_PUT;
+	else if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0)
+		r->method = ADMIN_DELETE;
+	else
+		r->method = ADMIN_OTHER;
+	/* The query string as lws splits it, joined back with '&'. */
+	for (i = 0; ; i++) {
+		char frag[256];
+		size_t used = strlen(r->query);
+		if (lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
+			break;
+		snprintf(r->query + used, sizeof(r->query) - used, "%s%s", used ? "&" : "", frag);
+	}
+	copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, r->auth, sizeof(r->auth), &r->has_auth);
+	copy_header(wsi, WSI_TOKEN_ORIGIN, r->origin, sizeof(r->origin), &r->has_origin);
+	if (lws_get_peer_simple(wsi, r->remote, sizeof(r->remote)) == NULL)
+		snprintf(r->remote, sizeof(r->remote), "?");
+	/* A body comes in LWS_CALLBACK_HTTP_BODY; without one, answer now. */
+	has = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 ||
+	    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+	if (has && (r->method == ADMIN_POST || r->method == ADMIN_PUT)) {
+		char cl[24] = "0";
+		lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
+		if (strcmp(cl, "0") != 0)
+			return 0;
+	}
+	dispatch(s, r);
+	return 0;
+}
+
+static int on_body(struct req *r, const void *in, size_t len)
+{
+	char *grown;
+
+	if (r->too_large || len > ADMIN_MAX_BODY - r->body_len) {
+		r->too_large = true;
+		return 0;
+	}
+	grown = realloc(r->body, r->body_len + len + 1);
+	if (grown == NULL)
+		return -1;
+	r->body = grown;
+	memcpy(r->body + r->body_len, in, len);
+	r->body_len += len;
+	r->body[r->body_len] = '\0';
+	return 0;
+}
+
+static void on_closed(struct admin_http *s, struct req *r)
+{
+	if (r->server == NULL)
+		return;
+	if (r->deferred) {
+		pending_del(s, r);
+		admin_request_gone(s->admin, r->id);
+	}
+	free(r->body);
+	free(r->out);
+	r->body = r->out = NULL;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	struct admin_http **ps = lws_protocol_vh_priv_get(lws_get_vhost(wsi),
+	    lws_get_protocol(wsi));
+	struct admin_http *s = ps != NULL ? *ps : NULL;
+	struct req *r = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return s != NULL ? on_request(s, r, wsi, in != NULL ? (const char *)in : "") : -1;
+	case LWS_CALLBACK_HTTP_BODY:
+		return on_body(r, in, len);
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		dispatch(s, r);
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return r->status != 0 ? write_answer(r) : 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return -1; /* no WebSockets here */
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (s != NULL && r != NULL)
+			on_closed(s, r);
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static const struct lws_protocols protocols[] = {
+	{ "gatehouse-admin", callback, sizeof(struct req), 4096, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+struct admin_http *admin_http_new(struct lws_context *ctx,
+    const struct sockaddr_storage *listen, const char *cert_file, const char *key_file,
+    char *err, size_t errlen)
+{
+	struct lws_context_creation_info info;
+	struct admin_http *s = calloc(1, sizeof(*s));
+	char iface[INET6_ADDRSTRLEN];
+	void *priv;
+
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (listen->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)listen)->sin6_addr, iface,
+		    sizeof(iface));
+	else
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)listen)->sin_addr, iface,
+		    sizeof(iface));
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = "admin";
+	info.iface = iface;
+	info.port = ntohs(listen->ss_family == AF_INET6 ?
+	    ((const struct sockaddr_in6 *)listen)->sin6_port :
+	    ((const struct sockaddr_in *)listen)->sin_port);
+	info.protocols = protocols;
+	info.timeout_secs = 10;
+	info.server_string = "gatehouse";
+	info.options = listen->ss_family == AF_INET6 ? LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY |
+	    LWS_SERVER_OPTION_IPV6_V6ONLY_VALUE : LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (cert_file != NULL) {
+		info.ssl_cert_filepath = cert_file;
+		info.ssl_private_key_filepath = key_file;
+		info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20";
+		info.ssl_options_set = SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+		    SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION;
+	}
+	s->vhost = lws_create_vhost(ctx, &info);
+	if (s->vhost == NULL) {
+		snprintf(err, errlen, "cannot listen on %s:%d for the admin API", iface, info.port);
+		free(s);
+		return NULL;
+	}
+	priv = lws_protocol_vh_priv_zalloc(s->vhost, &protocols[0], sizeof(void *));
+	if (priv == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(s);
+		return NULL;
+	}
+	*(struct admin_http **)priv = s;
+	return s;
+}
+
+void admin_http_set_admin(struct admin_http *s, struct admin *a)
+{
+	s->admin = a;
+}
+
+void admin_http_free(struct admin_http *s)
+{
+	free(s);
+}
