@@ -160,7 +160,7 @@ static struct token *token_find(struct admin *a, const char *header, uint64_t no
 			hit = &a->tokens[i];
 	if (hit == NULL)
 		return NULL;
-	if (now_ms > hit->last_ms + (uint64_t)ADMIN_TOKEN_TTL_S * 1000 ||
+	if (now_ms > hit->last_ms + (uint64_t)a->env.token_ttl_s * 1000 ||
 	    now_ms > hit->created_ms + (uint64_t)ADMIN_TOKEN_ABSOLUTE_S * 1000) {
 		memset(hit, 0, sizeof(*hit));
 		return NULL;
@@ -179,7 +179,7 @@ static struct token *token_new(struct admin *a, const char *user, enum admin_rol
 
 	for (i = 0; i < ADMIN_MAX_TOKENS && t == NULL; i++) {
 		struct token *c = &a->tokens[i];
-		if (!c->used || now_ms > c->last_ms + (uint64_t)ADMIN_TOKEN_TTL_S * 1000)
+		if (!c->used || now_ms > c->last_ms + (uint64_t)a->env.token_ttl_s * 1000)
 			t = c;
 		else if (oldest == NULL || c->last_ms < oldest->last_ms)
 			oldest = c;
@@ -858,7 +858,7 @@ void admin_login_done(struct admin *a, const struct login_result *r, uint64_t no
 	} else {
 		x.tok = t;
 		x.out = json_pack("{s:s, s:s, s:s, s:i}", "token", text, "role", role_name(role),
-		    "user", r->who.name, "expires_in", ADMIN_TOKEN_TTL_S);
+		    "user", r->who.name, "expires_in", (int)a->env.token_ttl_s);
 		audit(&x, "admin.login", "success", NULL);
 		OPENSSL_cleanse(text, sizeof(text));
 	}

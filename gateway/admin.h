@@ -45,8 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ADMIN_TOKEN_TTL_S 900          /* 15 minutes, sliding */
-#define ADMIN_TOKEN_ABSOLUTE_S 8 * 3600 /* never longer than a working day */
+#define ADMIN_TOKEN_ABSOLUTE_S (8 * 3600) /* never longer than a working day */
 #define ADMIN_MAX_BODY (256 * 1024)
 #define ADMIN_MAX_TOKENS 256
 
@@ -82,6 +81,7 @@ struct admin_env {
 	char origins[4][256];
 	size_t norigins;
 	uint64_t started_ms;
+	uint32_t token_ttl_s;           /* idle lifetime of a token (sliding) */
 };
 
 enum admin_method { ADMIN_GET, ADMIN_POST, ADMIN_PUT, ADMIN_DELETE, ADMIN_OTHER };

@@ -942,6 +942,8 @@ static const struct cfg_section policy_section = { .keys = policy_keys };
 
 static const struct cfg_key admin_keys[] = {
 	{ .name = "listen", .parse = p_hostport, .off = offsetof(struct config, admin_listen) },
+	{ .name = "token_ttl_s", .parse = p_uint, .off = offsetof(struct config, admin_token_ttl_s),
+	  .size = sizeof(uint32_t), .min = 10, .max = 3600 },
 	{ .name = NULL },
 };
 static const struct cfg_section admin_section = { .keys = admin_keys };
@@ -1078,6 +1080,7 @@ void config_defaults(struct config *c)
 	c->identity.nbackends = 1;
 
 	default_addr(&c->admin_listen, "127.0.0.1:9443");
+	c->admin_token_ttl_s = 900;
 	c->log.level = LOG_INFO;
 	c->registry.type = CONFIG_REGISTRY_MEMORY;
 }

@@ -125,6 +125,7 @@ struct config {
 	struct config_identity identity;
 	char policy_file[PATH_MAX]; /* empty: none */
 	struct sockaddr_storage admin_listen;
+	uint32_t admin_token_ttl_s;   /* idle lifetime of admin tokens, default 900 */
 	struct config_log log;
 	struct config_registry registry;
 };

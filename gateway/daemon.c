@@ -601,6 +601,7 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 	env.alloc_count = admin_alloc_count;
 	env.reply = admin_reply;
 	env.started_ms = relay_io_now_ms();
+	env.token_ttl_s = cfg->admin_token_ttl_s;
 	/* Browser requests only from the API's own origin. */
 	config_format_addr((const struct sockaddr *)&cfg->admin_listen, host, sizeof(host));
 	port = ntohs(cfg->admin_listen.ss_family == AF_INET6 ?
