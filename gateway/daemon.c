@@ -24,6 +24,7 @@
 #include "gateway/admin.h"
 #include "gateway/admin_http.h"
 #include "gateway/audit.h"
+#include "gateway/events.h"
 #include "gateway/log.h"
 #include "gateway/login_worker.h"
 #include "gateway/loop.h"
@@ -55,6 +56,7 @@ struct daemon {
 	struct ws_server *ws;
 	struct login_worker *logins;
 	struct audit *audit;
+	struct events *events;
 	struct admin *admin;
 	struct admin_http *admin_http;
 	struct timespec policy_mtime;    /* of the file the running policy came from */
@@ -123,58 +125,21 @@ static void turn_on_alloc(void *ctx, const struct turn_alloc *a, bool created,
     const char *reason)
 {
 	struct daemon *d = ctx;
-	char user[TURN_ID_MAX * 4 + 4], relayed[INET6_ADDRSTRLEN + 8];
-	char client[INET6_ADDRSTRLEN + 8];
 
-	log_escape(user, sizeof(user), (const uint8_t *)a->id.user, strlen(a->id.user));
-	config_format_addr((const struct sockaddr *)&a->advertised, relayed, sizeof(relayed));
-	config_format_addr((const struct sockaddr *)&a->client.remote, client, sizeof(client));
 	if (created) {
 		if (registry_alloc_add(d->registry, (const struct sockaddr *)&a->advertised,
 		    a->id.user, a->id.call) != 0)
-			log_err("registry: out of memory for %s", relayed);
-		log_info("turn: allocation %s for user \"%s\"%s%s from %s (%s)", relayed,
-		    user, a->id.call[0] ? " in call " : "", a->id.call, client,
-		    a->client.transport == TURN_TP_UDP ? "udp" :
-		    a->client.transport == TURN_TP_TCP ? "tcp" : "tls");
-		return;
+			log_err("registry: out of memory");
+	} else {
+		registry_alloc_del(d->registry, (const struct sockaddr *)&a->advertised);
 	}
-	registry_alloc_del(d->registry, (const struct sockaddr *)&a->advertised);
-	log_info("turn: allocation %s of user \"%s\" removed (%s): "
-	    "%llu bytes/%llu packets to peers, %llu bytes/%llu packets from peers",
-	    relayed, user, reason, (unsigned long long)a->bytes_to_peer,
-	    (unsigned long long)a->pkts_to_peer, (unsigned long long)a->bytes_from_peer,
-	    (unsigned long long)a->pkts_from_peer);
+	events_alloc(d->events, a, created, reason);
 }
 
 static void turn_on_event(void *ctx, enum turn_event ev, const struct turn_client *c,
     const struct turn_identity *id, const struct sockaddr *peer)
 {
-	char client[INET6_ADDRSTRLEN + 8], target[INET6_ADDRSTRLEN + 8];
-	char user[TURN_ID_MAX * 4 + 4] = "";
-
-	(void)ctx;
-	config_format_addr((const struct sockaddr *)&c->remote, client, sizeof(client));
-	if (id != NULL)
-		log_escape(user, sizeof(user), (const uint8_t *)id->user, strlen(id->user));
-	switch (ev) {
-	case TURN_EV_AUTH_FAILED:
-		log_info("turn: authentication failed from %s%s%s", client,
-		    id != NULL ? " for user " : "", user);
-		break;
-	case TURN_EV_SOURCE_BLOCKED:
-		log_debug("turn: ignoring %s: too many authentication failures", client);
-		break;
-	case TURN_EV_CALL_ENDED:
-		/* Clients refresh once more after hangup: routine, not an attack. */
-		log_debug("turn: credentials of ended call %s refused from %s",
-		    id != NULL ? id->call : "?", client);
-		break;
-	case TURN_EV_PEER_REFUSED:
-		log_info("turn: peer %s refused for user \"%s\" from %s",
-		    config_format_addr(peer, target, sizeof(target)), user, client);
-		break;
-	}
+	events_turn(((struct daemon *)ctx)->events, ev, c, id, peer);
 }
 
 /* --- hub ops ------------------------------------------------------------ */
@@ -243,10 +208,9 @@ static void hub_call_ended(void *ctx, const char *call, uint64_t expires_s)
 		log_info("turn: %zu allocations of call %s removed", n, call);
 }
 
-static void hub_note(void *ctx, const char *event, const char *detail)
+static void hub_event(void *ctx, const struct hub_event *e)
 {
-	(void)ctx;
-	log_info("signaling: %s: %s", event, detail);
+	events_hub(((struct daemon *)ctx)->events, e);
 }
 
 /* --- loop callbacks ----------------------------------------------------- */
@@ -558,7 +522,7 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 	ho.mint = hub_mint;
 	ho.relay_of = hub_relay_of;
 	ho.call_ended = hub_call_ended;
-	ho.note = hub_note;
+	ho.event = hub_event;
 	d->hub = hub_new(&hc, &ho);
 	if (d->hub == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -725,6 +689,7 @@ static void shutdown_all(struct daemon *d)
 	identity_free(d->identity);
 	userdb_close(d->users);
 	registry_free(d->registry);
+	events_free(d->events);
 	audit_close(d->audit);
 	OPENSSL_cleanse(&d->auth, sizeof(d->auth));
 }
@@ -755,6 +720,10 @@ int daemon_run(const struct config *cfg)
 	}
 	if ((d.audit = open_audit(cfg, err, sizeof(err))) == NULL)
 		goto fail;
+	if ((d.events = events_new(d.audit)) == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
 	if (has_local_backend(cfg) &&
 	    (d.users = userdb_open(cfg->state_dir, err, sizeof(err))) == NULL)
 		goto fail;

@@ -7,6 +7,8 @@
  * gets bad_request and a strike, and enough strikes close the session. */
 #include "signaling/hub.h"
 
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +28,11 @@
 struct session {
 	uint64_t id;
 	uint64_t since_ms;
+	struct sockaddr_storage from;
 	bool authed;
 	bool login_pending;
 	json_t *login_id;         /* the pending login's id, to echo */
+	char login_user[IDENTITY_NAME_MAX]; /* who the pending login claims to be */
 	struct identity_user who;
 	unsigned login_attempts;
 	unsigned strikes;
@@ -58,6 +62,7 @@ struct call {
 	char rule[POLICY_NAME_MAX];
 	enum call_state state;
 	uint64_t since_ms;
+	uint64_t accepted_ms;
 	uint64_t ring_deadline_ms;
 	uint64_t expires_s;       /* credentials minted for it expire then */
 	struct call *next;
@@ -70,6 +75,7 @@ struct hub {
 	struct user_entry *users[BUCKETS];
 	struct call *calls[BUCKETS];
 	size_t nsessions, ncalls;
+	uint64_t now_ms;          /* of the latest entry point, for durations */
 };
 
 /* One incoming message being handled. */
@@ -92,20 +98,10 @@ static uint64_t str_hash(const char *s)
 	return h;
 }
 
-static void note(struct hub *h, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void note(struct hub *h, const char *event, const char *fmt, ...)
+static void emit(struct hub *h, struct hub_event *e)
 {
-	char detail[512];
-	va_list ap;
-
-	if (h->ops.note == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	h->ops.note(h->ops.ctx, event, detail);
+	if (h->ops.event != NULL)
+		h->ops.event(h->ops.ctx, e);
 }
 
 /* --- indexes ----------------------------------------------------------- */
@@ -215,8 +211,11 @@ static void strike(struct hub *h, struct session *s, json_t *id, const char *why
 		json_object_set(msg, "id", id);
 	send_json(h, s->id, msg);
 	if (++s->strikes >= HUB_MAX_STRIKES) {
-		note(h, "session.abuse", "session %llu closed after %u bad requests",
-		    (unsigned long long)s->id, s->strikes);
+		struct hub_event e = { .kind = HUB_EV_ABUSE, .session = s->id,
+		    .source = (const struct sockaddr *)&s->from,
+		    .user = s->authed ? s->who.name : NULL, .reason = "bad requests",
+		    .count = s->strikes };
+		emit(h, &e);
 		h->ops.close(h->ops.ctx, s->id, "too many bad requests");
 	}
 }
@@ -345,8 +344,13 @@ static void call_end(struct hub *h, struct call *c, const char *reason,
 				send_json(h, s->id, json_incref(msg));
 	}
 	json_decref(msg);
-	note(h, "call.ended", "call %s %s -> %s ended: %s", c->id, c->caller, c->callee,
-	    reason);
+	{
+		struct hub_event e = { .kind = HUB_EV_CALL_ENDED, .user = c->caller,
+		    .peer = c->callee, .call = c->id, .rule = c->rule, .reason = reason,
+		    .media = c->media, .duration_ms = c->accepted_ms != 0 && h->now_ms > c->accepted_ms ?
+		    h->now_ms - c->accepted_ms : 0 };
+		emit(h, &e);
+	}
 	h->ops.call_ended(h->ops.ctx, c->id, c->expires_s);
 	while (*pp != c)
 		pp = &(*pp)->next;
@@ -434,6 +438,8 @@ static void on_login(struct msg_ctx *m)
 	}
 	m->s->login_pending = true;
 	m->s->login_id = m->id != NULL ? json_incref(m->id) : NULL;
+	snprintf(m->s->login_user, sizeof(m->s->login_user), "%s",
+	    token != NULL ? "" : user);
 }
 
 void hub_login_done(struct hub *h, uint64_t session, int rc,
@@ -449,8 +455,10 @@ void hub_login_done(struct hub *h, uint64_t session, int rc,
 	if (rc == IDENTITY_OK)
 		u = user_find(h, who->name, true);
 	if (rc != IDENTITY_OK || u == NULL) {
-		note(h, "login.failed", "session %llu: %s", (unsigned long long)session,
-		    rc != IDENTITY_OK ? why : "out of memory");
+		struct hub_event e = { .kind = HUB_EV_LOGIN_FAILED, .session = session,
+		    .source = (const struct sockaddr *)&s->from, .user = s->login_user,
+		    .reason = rc != IDENTITY_OK ? why : "out of memory" };
+		emit(h, &e);
 		/* One answer for every reason: nothing to learn about users. */
 		msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code", "auth_failed",
 		    "message", "authentication failed");
@@ -459,8 +467,10 @@ void hub_login_done(struct hub *h, uint64_t session, int rc,
 		s->who = *who;
 		s->next_user = u->sessions;
 		u->sessions = s;
-		note(h, "login.ok", "session %llu: user %s%s", (unsigned long long)session,
-		    who->name, who->mfa ? " (mfa)" : "");
+		struct hub_event e = { .kind = HUB_EV_LOGIN_OK, .session = session,
+		    .source = (const struct sockaddr *)&s->from, .user = who->name,
+		    .mfa = who->mfa };
+		emit(h, &e);
 		msg = json_pack("{s:s, s:s}", "type", "login.ok", "user", who->name);
 	}
 	if (msg != NULL && s->login_id != NULL)
@@ -601,8 +611,12 @@ static void on_call(struct msg_ctx *m)
 	} else {
 		policy_decide(h->cfg.policy, &a.ps, &b.ps, media, &d);
 	}
-	note(h, "call.decided", "%s -> %s: %s by rule \"%s\"", m->s->who.name, to,
-	    d.allow ? "allow" : "deny", d.rule);
+	{
+		struct hub_event e = { .kind = HUB_EV_CALL_DECIDED, .session = m->s->id,
+		    .source = (const struct sockaddr *)&m->s->from, .user = m->s->who.name,
+		    .peer = to, .rule = d.rule, .media = media, .allowed = d.allow };
+		emit(h, &e);
+	}
 	/* Policy before presence: whom you may not call, you do not learn
 	 * anything about. */
 	if (!d.allow) {
@@ -687,7 +701,13 @@ static void on_accept(struct msg_ctx *m)
 			if (s->id != m->s->id)
 				send_json(h, s->id, json_incref(gone));
 	json_decref(gone);
-	note(h, "call.accepted", "call %s %s -> %s", c->id, c->caller, c->callee);
+	c->accepted_ms = m->now_ms;
+	{
+		struct hub_event e = { .kind = HUB_EV_CALL_ACCEPTED, .session = m->s->id,
+		    .user = c->caller, .peer = c->callee, .call = c->id, .rule = c->rule,
+		    .media = c->media, .setup_ms = m->now_ms - c->since_ms };
+		emit(h, &e);
+	}
 }
 
 static void on_reject(struct msg_ctx *m)
@@ -775,9 +795,12 @@ static void on_sdp(struct msg_ctx *m)
 		bad_request(m, "not a valid session description");
 		return;
 	}
-	if (st.removed > 0)
-		note(h, "candidate.removed", "call %s: %u candidates from %s removed, %u kept",
-		    c->id, st.removed, m->s->who.name, st.kept);
+	if (st.removed > 0) {
+		struct hub_event e = { .kind = HUB_EV_CANDIDATE_REMOVED, .session = m->s->id,
+		    .user = m->s->who.name, .call = c->id, .count = st.removed,
+		    .reason = "sdp" };
+		emit(h, &e);
+	}
 	send_json(h, to, json_pack("{s:s, s:s, s:{s:s, s:s%}}", "type", "sdp", "call",
 	    c->id, "sdp", "type", kind, "sdp", filtered, flen));
 	free(filtered);
@@ -820,8 +843,9 @@ static void on_candidate(struct msg_ctx *m)
 	rc.call = c->id;
 	if (sdp_candidate_filter(text, strlen(text), relay_check, &rc, clean,
 	    sizeof(clean)) != 0) {
-		note(h, "candidate.removed", "call %s: trickled candidate from %s removed",
-		    c->id, m->s->who.name);
+		struct hub_event e = { .kind = HUB_EV_CANDIDATE_REMOVED, .session = m->s->id,
+		    .user = m->s->who.name, .call = c->id, .count = 1, .reason = "trickle" };
+		emit(h, &e);
 		return;
 	}
 	out = json_pack("{s:s}", "candidate", clean);
@@ -880,6 +904,7 @@ void hub_session_message(struct hub *h, uint64_t session, const char *text,
 	memset(&m, 0, sizeof(m));
 	m.h = h;
 	m.now_ms = now_ms;
+	h->now_ms = now_ms;
 	m.s = session_find(h, session);
 	if (m.s == NULL)
 		return;
@@ -922,7 +947,7 @@ void hub_session_oversized(struct hub *h, uint64_t session, uint64_t now_ms)
 {
 	struct session *s = session_find(h, session);
 
-	(void)now_ms;
+	h->now_ms = now_ms;
 	if (s != NULL)
 		strike(h, s, NULL, "message too large");
 }
@@ -932,13 +957,16 @@ void hub_session_open(struct hub *h, uint64_t session, const struct sockaddr *fr
 {
 	struct session *s = calloc(1, sizeof(*s));
 
-	(void)from;
 	if (s == NULL) {
 		h->ops.close(h->ops.ctx, session, "out of memory");
 		return;
 	}
 	s->id = session;
 	s->since_ms = now_ms;
+	h->now_ms = now_ms;
+	if (from != NULL && (from->sa_family == AF_INET || from->sa_family == AF_INET6))
+		memcpy(&s->from, from, from->sa_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 	s->tokens_milli = 2 * HUB_MSGS_PER_S * 1000;
 	s->tokens_ms = now_ms;
 	s->next_id = h->sessions[session % BUCKETS];
@@ -954,7 +982,7 @@ void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms)
 	size_t i;
 	bool other_sessions;
 
-	(void)now_ms;
+	h->now_ms = now_ms;
 	for (; (s = *pp) != NULL && s->id != session; pp = &s->next_id)
 		;
 	if (s == NULL)
@@ -980,9 +1008,11 @@ void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms)
 				call_end(h, c, "disconnected", session);
 		}
 	}
-	if (s->authed)
-		note(h, "logout", "session %llu: user %s", (unsigned long long)session,
-		    s->who.name);
+	if (s->authed) {
+		struct hub_event e = { .kind = HUB_EV_LOGOUT, .session = session,
+		    .source = (const struct sockaddr *)&s->from, .user = s->who.name };
+		emit(h, &e);
+	}
 	if (u != NULL && (u = user_find(h, s->who.name, false)) != NULL)
 		user_gc(h, u);
 	json_decref(s->login_id);
@@ -995,6 +1025,7 @@ void hub_tick(struct hub *h, uint64_t now_ms)
 	struct call *c, *next;
 	size_t i;
 
+	h->now_ms = now_ms;
 	for (i = 0; i < BUCKETS; i++) {
 		for (c = h->calls[i]; c != NULL; c = next) {
 			next = c->next;
@@ -1036,8 +1067,11 @@ void hub_set_policy(struct hub *h, const struct policy *p)
 			if (p != NULL)
 				policy_decide(p, &a.ps, &b.ps, c->media, &d);
 			if (p == NULL || !d.allow) {
-				note(h, "call.decided", "%s -> %s: deny by rule \"%s\" after a policy change",
-				    c->caller, c->callee, p != NULL ? d.rule : "default");
+				struct hub_event e = { .kind = HUB_EV_CALL_DECIDED,
+				    .user = c->caller, .peer = c->callee, .call = c->id,
+				    .rule = p != NULL ? d.rule : "default", .media = c->media,
+				    .reason = "policy change" };
+				emit(h, &e);
 				call_end(h, c, "policy", 0);
 			}
 		}

@@ -33,6 +33,37 @@ struct hub_ice_servers {
 	size_t nurls;
 };
 
+/* What happened, for the audit trail, metrics, logs and alerts. Every
+ * pointer is borrowed for the duration of the callback; absent fields are
+ * NULL / 0. No secret is ever in an event. */
+enum hub_event_kind {
+	HUB_EV_LOGIN_OK = 1,
+	HUB_EV_LOGIN_FAILED,      /* reason: why, for logs only */
+	HUB_EV_LOGOUT,            /* the session of a logged-in user closed */
+	HUB_EV_CALL_DECIDED,      /* allowed or not, rule; reason "policy change" on re-evaluation */
+	HUB_EV_CALL_ACCEPTED,
+	HUB_EV_CALL_ENDED,        /* reason: hangup, rejected, timeout, ... ; duration_ms */
+	HUB_EV_CANDIDATE_REMOVED, /* count removed by the relay-only filter */
+	HUB_EV_ABUSE,             /* reason: "bad requests", "flood", "login attempts" */
+};
+
+struct hub_event {
+	enum hub_event_kind kind;
+	uint64_t session;
+	const struct sockaddr *source; /* the session's client address */
+	const char *user;
+	const char *peer;         /* the other party of a call */
+	const char *call;
+	const char *rule;
+	const char *reason;
+	unsigned media;
+	bool allowed;
+	bool mfa;
+	unsigned count;
+	uint64_t duration_ms;     /* accepted to ended; 0 if never accepted */
+	uint64_t setup_ms;        /* call to accepted, for HUB_EV_CALL_ACCEPTED */
+};
+
 struct hub_ops {
 	void *ctx;
 	/* Queues a text message for a session. */
@@ -55,8 +86,8 @@ struct hub_ops {
 	/* The call is over: revoke its credentials until expires_s and tear
 	 * its allocations down now. */
 	void (*call_ended)(void *ctx, const char *call, uint64_t expires_s);
-	/* Optional: one line for the log about something that happened. */
-	void (*note)(void *ctx, const char *event, const char *detail);
+	/* Optional: something happened (see struct hub_event). */
+	void (*event)(void *ctx, const struct hub_event *e);
 };
 
 struct hub_config {

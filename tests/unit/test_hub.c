@@ -128,6 +128,7 @@ struct fake {
 	size_t nended;
 
 	unsigned nnotes;
+	enum hub_event_kind last_event;
 	uint64_t next_sid;
 };
 
@@ -268,12 +269,17 @@ static void f_call_ended(void *ctx, const char *call, uint64_t expires_s)
 	}
 }
 
-static void f_note(void *ctx, const char *event, const char *detail)
+static void f_event(void *ctx, const struct hub_event *e)
 {
+	const char *fields[] = { e->user, e->peer, e->call, e->rule, e->reason };
+	size_t i;
+
 	(void)ctx;
 	F.nnotes++;
-	if (has_secret(event, strlen(event)) || has_secret(detail, strlen(detail)))
-		F.leaks++;
+	F.last_event = e->kind;
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (fields[i] != NULL && has_secret(fields[i], strlen(fields[i])))
+			F.leaks++;
 }
 
 static void relay_add(const char *user, const char *call, const char *ip, uint16_t port)
@@ -443,7 +449,7 @@ static void setup(void)
 	ops.mint = f_mint;
 	ops.relay_of = f_relay_of;
 	ops.call_ended = f_call_ended;
-	ops.note = f_note;
+	ops.event = f_event;
 	F.h = hub_new(&cfg, &ops);
 	CHECK(F.h != NULL);
 }

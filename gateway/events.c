@@ -1,0 +1,233 @@
+/* Events to logs and the audit trail (see events.h). Every value that
+ * came from outside goes into the audit record as a JSON string (escaped
+ * by jansson) and into the log through log_escape(). */
+#include "gateway/events.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "gateway/audit.h"
+#include "gateway/config.h"
+#include "gateway/log.h"
+#include "policy/policy.h"
+
+struct events {
+	struct audit *audit;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct events *events_new(struct audit *audit)
+{
+	struct events *ev = calloc(1, sizeof(*ev));
+
+	if (ev != NULL)
+		ev->audit = audit;
+	return ev;
+}
+
+void events_free(struct events *ev)
+{
+	free(ev);
+}
+
+/* Adds a string field when present. */
+static void put(json_t *o, const char *k, const char *v)
+{
+	if (v != NULL && v[0] != '\0')
+		json_object_set_new(o, k, json_string(v));
+}
+
+static void put_addr(json_t *o, const char *k, const struct sockaddr *sa)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+
+	if (sa != NULL && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6))
+		put(o, k, config_format_addr(sa, buf, sizeof(buf)));
+}
+
+static json_t *media_json(unsigned media)
+{
+	json_t *a = json_array();
+	unsigned bit;
+
+	for (bit = 1; bit <= POLICY_DATA; bit <<= 1)
+		if (media & bit)
+			json_array_append_new(a, json_string(policy_media_name(bit)));
+	return a;
+}
+
+static const char *esc(char *buf, size_t cap, const char *s)
+{
+	return log_escape(buf, cap, (const uint8_t *)(s != NULL ? s : ""),
+	    s != NULL ? strlen(s) : 0);
+}
+
+/* Reasons a login failed that mean the second factor, and the lockout. */
+static bool mfa_reason(const char *why)
+{
+	return why != NULL && (strstr(why, "code") != NULL || strstr(why, "MFA") != NULL ||
+	    strstr(why, "TOTP") != NULL);
+}
+
+void events_hub(struct events *ev, const struct hub_event *e)
+{
+	json_t *f = json_object();
+	const char *name = "signaling", *outcome = "success";
+	char u[300], p[300], r[300];
+
+	put(f, "user", e->user);
+	put_addr(f, "source", e->source);
+	if (e->session != 0)
+		json_object_set_new(f, "session", json_integer((json_int_t)e->session));
+	put(f, "call", e->call);
+	put(f, "peer", e->peer);
+	put(f, "rule", e->rule);
+	put(f, "reason", e->reason);
+	esc(u, sizeof(u), e->user);
+	esc(p, sizeof(p), e->peer);
+	esc(r, sizeof(r), e->reason);
+	switch (e->kind) {
+	case HUB_EV_LOGIN_OK:
+		name = "login.success";
+		json_object_set_new(f, "mfa", json_boolean(e->mfa));
+		log_info("signaling: login.ok: session %llu: user %s%s",
+		    (unsigned long long)e->session, u, e->mfa ? " (mfa)" : "");
+		break;
+	case HUB_EV_LOGIN_FAILED:
+		outcome = "failure";
+		name = e->reason != NULL && strcmp(e->reason, "locked") == 0 ? "lockout" :
+		    mfa_reason(e->reason) ? "mfa.failure" : "login.failure";
+		log_info("signaling: login.failed: session %llu: user \"%s\": %s",
+		    (unsigned long long)e->session, u, r);
+		break;
+	case HUB_EV_LOGOUT:
+		name = "logout";
+		log_info("signaling: logout: session %llu: user %s",
+		    (unsigned long long)e->session, u);
+		break;
+	case HUB_EV_CALL_DECIDED:
+		name = "call.decided";
+		outcome = e->allowed ? "allow" : "deny";
+		json_object_set_new(f, "media", media_json(e->media));
+		log_info("signaling: call.decided: %s -> %s: %s by rule \"%s\"%s%s", u, p,
+		    e->allowed ? "allow" : "deny", e->rule != NULL ? e->rule : "",
+		    e->reason != NULL ? " after a " : "", r);
+		break;
+	case HUB_EV_CALL_ACCEPTED:
+		name = "call.accepted";
+		json_object_set_new(f, "setup_ms", json_integer((json_int_t)e->setup_ms));
+		log_info("signaling: call.accepted: call %s %s -> %s", e->call, u, p);
+		break;
+	case HUB_EV_CALL_ENDED:
+		name = "call.ended";
+		json_object_set_new(f, "duration_ms", json_integer((json_int_t)e->duration_ms));
+		log_info("signaling: call.ended: call %s %s -> %s ended: %s (after %llu ms)",
+		    e->call, u, p, r, (unsigned long long)e->duration_ms);
+		break;
+	case HUB_EV_CANDIDATE_REMOVED:
+		name = "candidate.removed";
+		json_object_set_new(f, "count", json_integer(e->count));
+		log_info("signaling: candidate.removed: call %s: %u candidates from %s removed (%s)",
+		    e->call, e->count, u, r);
+		break;
+	case HUB_EV_ABUSE:
+		name = "session.abuse";
+		outcome = "closed";
+		log_warn("signaling: session.abuse: session %llu closed after %u %s",
+		    (unsigned long long)e->session, e->count, r);
+		break;
+	}
+	json_object_set_new(f, "outcome", json_string(outcome));
+	audit_log(ev->audit, now_ms(), name, f);
+}
+
+void events_turn(struct events *ev, enum turn_event kind, const struct turn_client *c,
+    const struct turn_identity *id, const struct sockaddr *peer)
+{
+	json_t *f = json_object();
+	char client[INET6_ADDRSTRLEN + 8], target[INET6_ADDRSTRLEN + 8];
+	char user[TURN_ID_MAX * 4 + 4] = "";
+	const char *name = "turn";
+
+	config_format_addr((const struct sockaddr *)&c->remote, client, sizeof(client));
+	if (id != NULL) {
+		log_escape(user, sizeof(user), (const uint8_t *)id->user, strlen(id->user));
+		put(f, "user", id->user);
+		put(f, "call", id->call);
+	}
+	put(f, "source", client);
+	switch (kind) {
+	case TURN_EV_AUTH_FAILED:
+		name = "turn.auth.failure";
+		log_info("turn: authentication failed from %s%s%s", client,
+		    id != NULL ? " for user " : "", user);
+		break;
+	case TURN_EV_SOURCE_BLOCKED:
+		/* Not audited one by one: a blocked source may send thousands. */
+		json_decref(f);
+		log_debug("turn: ignoring %s: too many authentication failures", client);
+		return;
+	case TURN_EV_CALL_ENDED:
+		name = "turn.auth.call_ended";
+		log_debug("turn: credentials of ended call refused from %s", client);
+		break;
+	case TURN_EV_PEER_REFUSED:
+		name = "permission.refused";
+		config_format_addr(peer, target, sizeof(target));
+		put(f, "peer", target);
+		log_info("turn: peer %s refused for user \"%s\" from %s", target, user, client);
+		break;
+	}
+	json_object_set_new(f, "outcome", json_string("failure"));
+	audit_log(ev->audit, now_ms(), name, f);
+}
+
+void events_alloc(struct events *ev, const struct turn_alloc *a, bool created,
+    const char *reason)
+{
+	json_t *f = json_object();
+	char user[TURN_ID_MAX * 4 + 4], relayed[INET6_ADDRSTRLEN + 8];
+	char client[INET6_ADDRSTRLEN + 8];
+	const char *tp = a->client.transport == TURN_TP_UDP ? "udp" :
+	    a->client.transport == TURN_TP_TCP ? "tcp" : "tls";
+
+	log_escape(user, sizeof(user), (const uint8_t *)a->id.user, strlen(a->id.user));
+	config_format_addr((const struct sockaddr *)&a->advertised, relayed, sizeof(relayed));
+	config_format_addr((const struct sockaddr *)&a->client.remote, client, sizeof(client));
+	put(f, "user", a->id.user);
+	put(f, "call", a->id.call);
+	put(f, "source", client);
+	put(f, "relayed", relayed);
+	put(f, "transport", tp);
+	if (created) {
+		log_info("turn: allocation %s for user \"%s\"%s%s from %s (%s)", relayed, user,
+		    a->id.call[0] ? " in call " : "", a->id.call, client, tp);
+		json_object_set_new(f, "outcome", json_string("success"));
+		audit_log(ev->audit, now_ms(), "allocation.created", f);
+		return;
+	}
+	put(f, "reason", reason);
+	json_object_set_new(f, "bytes_to_peer", json_integer((json_int_t)a->bytes_to_peer));
+	json_object_set_new(f, "bytes_from_peer", json_integer((json_int_t)a->bytes_from_peer));
+	json_object_set_new(f, "packets_to_peer", json_integer((json_int_t)a->pkts_to_peer));
+	json_object_set_new(f, "packets_from_peer", json_integer((json_int_t)a->pkts_from_peer));
+	json_object_set_new(f, "outcome", json_string("success"));
+	log_info("turn: allocation %s of user \"%s\" removed (%s): "
+	    "%llu bytes/%llu packets to peers, %llu bytes/%llu packets from peers",
+	    relayed, user, reason, (unsigned long long)a->bytes_to_peer,
+	    (unsigned long long)a->pkts_to_peer, (unsigned long long)a->bytes_from_peer,
+	    (unsigned long long)a->pkts_from_peer);
+	audit_log(ev->audit, now_ms(), "allocation.deleted", f);
+}
