@@ -46,7 +46,7 @@
 #include <stdint.h>
 
 #define ADMIN_TOKEN_ABSOLUTE_S (8 * 3600) /* never longer than a working day */
-#define ADMIN_MAX_BODY (256 * 1024)
+#define ADMIN_MAX_BODY (1024 * 1024) /* a policy file's limit */
 #define ADMIN_MAX_TOKENS 256
 
 enum admin_role {

@@ -208,7 +208,7 @@ static bool addr_is_unspecified(const struct sockaddr_storage *ss)
 }
 
 /* 0.0.0.0 and :: are not loopback: they listen on every interface. */
-static bool addr_is_loopback(const struct sockaddr_storage *ss)
+bool config_addr_is_loopback(const struct sockaddr_storage *ss)
 {
 	const struct in6_addr *a6;
 
@@ -1271,16 +1271,16 @@ static int check_exposure(struct cfg_ctx *x, const struct config *c)
 	/* Signaling and admin are served over TLS whenever they are not on
 	 * loopback; what cannot be allowed is having no certificate for it,
 	 * since a self-signed one is only good for local testing. */
-	if (!addr_is_loopback(&c->signaling.listen) && !top_cert &&
+	if (!config_addr_is_loopback(&c->signaling.listen) && !top_cert &&
 	    !(c->signaling.has_tls && c->signaling.tls.cert[0] != '\0'))
 		return fail(x, "signaling.listen",
 		    "a non-loopback listener needs TLS (set tls.cert and tls.key)");
-	if (!addr_is_loopback(&c->admin_listen) && !top_cert)
+	if (!config_addr_is_loopback(&c->admin_listen) && !top_cert)
 		return fail(x, "admin.listen",
 		    "a non-loopback listener needs TLS (set tls.cert and tls.key)");
 
 	for (i = 0; i < c->turn.nlisten && i < CONFIG_MAX_LISTEN; i++) {
-		if (addr_is_loopback(&c->turn.listen[i].addr))
+		if (config_addr_is_loopback(&c->turn.listen[i].addr))
 			continue;
 		snprintf(name, sizeof(name), "turn.listen[%zu]", i);
 		switch (c->turn.listen[i].transport) {

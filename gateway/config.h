@@ -151,6 +151,10 @@ int config_validate(const struct config *c, char *err, size_t errlen);
 /* Parses "ip:port" or "[v6]:port" into *out; 0 or -1. */
 int config_parse_hostport(const char *s, struct sockaddr_storage *out);
 
+/* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104: the one rule for
+ * which listeners may go without TLS. */
+bool config_addr_is_loopback(const struct sockaddr_storage *ss);
+
 /* Formats an address as "ip:port" / "[v6]:port" into buf. Returns buf. */
 const char *config_format_addr(const struct sockaddr *sa, char *buf, size_t len);
 

@@ -362,13 +362,6 @@ static bool needs_tls(const struct config *cfg)
 	return false;
 }
 
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-	return ss->ss_family == AF_INET6 &&
-	    IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-}
 
 /* Every address the gateway itself answers on is refused as a peer, so
  * the relay cannot reach services that share its IP. */
@@ -496,7 +489,7 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 		wc.origins[wc.norigins++] = cfg->signaling.allowed_origins[i];
 	/* TLS on every listener off loopback (config_validate() made sure a
 	 * certificate is configured for it). */
-	if (!is_loopback(&cfg->signaling.listen)) {
+	if (!config_addr_is_loopback(&cfg->signaling.listen)) {
 		const struct config_tls *t = cfg->signaling.has_tls ? &cfg->signaling.tls : &cfg->tls;
 		probe = tls_server_ctx_new(t, cfg->state_dir, err, errlen);
 		if (probe == NULL)
@@ -541,7 +534,7 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 	SSL_CTX *probe;
 	uint16_t port;
 
-	if (!is_loopback(&cfg->admin_listen)) {
+	if (!config_addr_is_loopback(&cfg->admin_listen)) {
 		probe = tls_server_ctx_new(&cfg->tls, cfg->state_dir, err, errlen);
 		if (probe == NULL)
 			return -1;
@@ -750,9 +743,9 @@ int daemon_run(const struct config *cfg)
 	loop_on_hup(d.loop, on_hup, &d);
 	config_format_addr((const struct sockaddr *)&cfg->signaling.listen, name, sizeof(name));
 	log_info("signaling: listening on %s (demo page at %s://%s/)", name,
-	    is_loopback(&cfg->signaling.listen) ? "http" : "https", name);
+	    config_addr_is_loopback(&cfg->signaling.listen) ? "http" : "https", name);
 	config_format_addr((const struct sockaddr *)&cfg->admin_listen, name, sizeof(name));
-	log_info("admin: API on %s://%s/api/", is_loopback(&cfg->admin_listen) ? "http" :
+	log_info("admin: API on %s://%s/api/", config_addr_is_loopback(&cfg->admin_listen) ? "http" :
 	    "https", name);
 	log_info("turn: relay %s ports %u-%u, realm \"%s\"",
 	    config_format_addr((const struct sockaddr *)&cfg->turn.relay_ip, name, sizeof(name)),
