@@ -770,11 +770,20 @@ static char *dump(json_t *j)
 }
 
 bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_ms,
-    int *status, char **body)
+    int *status, char **body, const char **content_type)
 {
 	struct act x;
 	bool path_known = false;
 	size_t i;
+
+	*content_type = "application/json";
+	if (rq->method == ADMIN_GET && strcmp(rq->path, "/metrics") == 0 &&
+	    origin_ok(a, rq->origin) && a->env.metrics != NULL &&
+	    (*body = a->env.metrics(a->env.ctx)) != NULL) {
+		*status = 200;
+		*content_type = "text/plain; version=0.0.4";
+		return true;
+	}
 
 	memset(&x, 0, sizeof(x));
 	x.a = a;

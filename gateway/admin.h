@@ -33,6 +33,9 @@
  *   POST   /api/policy/validate         admin    body = policy -> {ok:true,rules:N} | 400 {error}
  *   PUT    /api/policy                  admin    body = policy: validated, written atomically, applied
  *   GET    /api/audit?since=&until=&user=&event=&limit=   any
+ *   GET    /metrics                     -        Prometheus text format (the
+ *                                                admin listener is loopback
+ *                                                unless configured otherwise)
  * Errors: {"error": "<code>", "message": "..."} with 400 bad_request,
  * 401 unauthorized (no/expired/revoked token, failed login), 403
  * forbidden (role, Origin), 404 not_found, 405 method_not_allowed, 409
@@ -75,6 +78,8 @@ struct admin_env {
 	int (*policy_replace)(void *ctx, const char *text, size_t len, char *err,
 	    size_t errlen);
 	size_t (*alloc_count)(void *ctx);
+	/* The Prometheus exposition text (owned, free()), or NULL. */
+	char *(*metrics)(void *ctx);
 	/* Sends the answer to a request that admin_handle() deferred. */
 	void (*reply)(void *ctx, uint64_t request, int status, const char *body, size_t len);
 	/* Origins allowed on browser requests (the listener's own). */
@@ -104,11 +109,11 @@ struct admin;
 struct admin *admin_new(const struct admin_env *env);
 void admin_free(struct admin *a);
 
-/* Handles one request. Returns true with *status and *body (owned, JSON
- * text, free()) set, or false when the answer will come through
- * env->reply (a login being checked). */
+/* Handles one request. Returns true with *status, *body (owned, free())
+ * and *content_type (static) set, or false when the answer will come
+ * through env->reply (a login being checked; always JSON). */
 bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_ms,
-    int *status, char **body);
+    int *status, char **body, const char **content_type);
 
 /* The outcome of an admin login started by admin_handle(). */
 void admin_login_done(struct admin *a, const struct login_result *r, uint64_t now_ms);

@@ -36,6 +36,7 @@ struct req {
 	bool deferred;             /* waiting for admin_http_reply() */
 	int status;                /* 0 until the answer is known */
 	char *out;                 /* the answer's body */
+	const char *ctype;         /* its content type */
 	size_t out_len, sent;
 	bool headers_sent;
 	struct req *next;          /* pending index chain */
@@ -69,6 +70,8 @@ static void pending_del(struct admin_http *s, struct req *r)
 
 static void answer(struct req *r, int status, char *body)
 {
+	if (r->ctype == NULL)
+		r->ctype = "application/json";
 	r->status = status;
 	r->out = body;
 	r->out_len = body != NULL ? strlen(body) : 0;
@@ -95,7 +98,7 @@ static void dispatch(struct admin_http *s, struct req *r)
 	rq.remote = r->remote;
 	rq.body = r->body != NULL ? r->body : "";
 	rq.body_len = r->body_len;
-	if (admin_handle(s->admin, &rq, now_ms(), &status, &body)) {
+	if (admin_handle(s->admin, &rq, now_ms(), &status, &body, &r->ctype)) {
 		answer(r, status, body);
 		return;
 	}
@@ -127,7 +130,7 @@ static int write_answer(struct req *r)
 
 	if (!r->headers_sent) {
 		if (lws_add_http_common_headers(r->wsi, (unsigned int)r->status,
-		    "application/json", (lws_filepos_t)r->out_len, &p, end) ||
+		    r->ctype, (lws_filepos_t)r->out_len, &p, end) ||
 		    lws_add_http_header_by_name(r->wsi, (const unsigned char *)"cache-control:",
 		    (const unsigned char *)"no-store", 8, &p, end) ||
 		    lws_add_http_header_by_name(r->wsi, (const unsigned char *)"x-content-type-options:",

@@ -1,57 +1,67 @@
-/* The audit trail (see audit.h). Each event is built, serialized and
- * written with one write(2) on an O_APPEND descriptor, so lines never
- * interleave even with a second writer. Queries read the file back. */
+/* The audit trail (see audit.h). The caller's thread only formats the
+ * line and queues it; the writer thread writes each line with one
+ * write(2) on an O_APPEND descriptor (lines never interleave) and sends it
+ * to the syslog collector. */
 #include "gateway/audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway/syslog_out.h"
+
 #define AUDIT_LINE_MAX (64 * 1024)
+
+struct item {
+	struct item *next;
+	int severity;
+	char event[48];
+	char ts[64];
+	size_t len;
+	char line[];                 /* JSON text and a newline */
+};
 
 struct audit {
 	char path[4096];
 	int fd;
+	struct syslog_out *syslog;   /* owned, NULL when not configured */
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv, idle;
+	struct item *head, *tail;
+	size_t queued;
+	bool busy;                   /* the writer holds an item */
+	bool stop, reopen;
+	uint64_t dropped, dropped_reported;
 };
 
-struct audit *audit_open(const char *path, char *err, size_t errlen)
+static int open_file(const char *path, char *err, size_t errlen)
 {
-	struct audit *a = calloc(1, sizeof(*a));
 	struct stat st;
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 
-	if (a == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	snprintf(a->path, sizeof(a->path), "%s", path);
-	a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (a->fd < 0 || fstat(a->fd, &st) != 0) {
+	if (fd < 0 || fstat(fd, &st) != 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		audit_close(a);
-		return NULL;
+		if (fd >= 0)
+			close(fd);
+		return -1;
 	}
 	/* Who did what is for the operators' eyes only. */
 	if ((st.st_mode & 077) != 0) {
 		snprintf(err, errlen, "%s: readable by group or others (chmod 600)", path);
-		audit_close(a);
-		return NULL;
+		close(fd);
+		return -1;
 	}
-	return a;
-}
-
-void audit_close(struct audit *a)
-{
-	if (a == NULL)
-		return;
-	if (a->fd >= 0)
-		close(a->fd);
-	free(a);
+	return fd;
 }
 
 static void rfc3339(uint64_t now_ms, char out[64])
@@ -65,9 +75,27 @@ static void rfc3339(uint64_t now_ms, char out[64])
 	    (unsigned)(now_ms % 1000));
 }
 
-void audit_log(struct audit *a, uint64_t now_ms, const char *event, json_t *fields)
+/* Severity for the SIEM: alerts that triggered a response are ALERT,
+ * other alerts and refusals WARNING, the rest INFO. */
+static int severity_of(const char *event, json_t *line)
+{
+	json_t *o = json_object_get(line, "outcome"), *r = json_object_get(line, "response");
+	const char *out = json_is_string(o) ? json_string_value(o) : "";
+
+	if (strncmp(event, "alert", 5) == 0)
+		return json_is_string(r) && strcmp(json_string_value(r), "none") != 0 ?
+		    LOG_ALERT : LOG_WARNING;
+	if (strcmp(out, "failure") == 0 || strcmp(out, "deny") == 0 ||
+	    strcmp(out, "denied") == 0 || strcmp(out, "closed") == 0 ||
+	    strcmp(event, "audit.dropped") == 0)
+		return LOG_WARNING;
+	return LOG_INFO;
+}
+
+static struct item *make_item(uint64_t now_ms, const char *event, json_t *fields)
 {
 	json_t *line = json_object();
+	struct item *it = NULL;
 	char ts[64], *text;
 	size_t n;
 
@@ -79,15 +107,212 @@ void audit_log(struct audit *a, uint64_t now_ms, const char *event, json_t *fiel
 		json_object_update(line, fields);
 	json_decref(fields);
 	text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (text != NULL && (n = strlen(text)) < AUDIT_LINE_MAX &&
+	    (it = malloc(sizeof(*it) + n + 2)) != NULL) {
+		it->next = NULL;
+		it->severity = severity_of(event, line);
+		snprintf(it->event, sizeof(it->event), "%s", event);
+		memcpy(it->ts, ts, sizeof(it->ts));
+		memcpy(it->line, text, n);
+		it->line[n] = '\n';
+		it->line[n + 1] = '\0';
+		it->len = n + 1;
+	}
+	free(text);
 	json_decref(line);
-	if (text == NULL || a == NULL) {
-		free(text);
+	return it;
+}
+
+static void write_item(struct audit *a, struct item *it)
+{
+	if (a->fd >= 0)
+		(void)!write(a->fd, it->line, it->len);
+	if (a->syslog != NULL)
+		(void)syslog_out_send(a->syslog, it->severity, it->event, it->ts, it->line,
+		    it->len - 1);
+}
+
+static void *writer_main(void *arg)
+{
+	struct audit *a = arg;
+	struct item *it;
+	char err[256];
+	int fd;
+
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		while (!a->stop && !a->reopen && a->head == NULL)
+			pthread_cond_wait(&a->cv, &a->mu);
+		if (a->reopen) {
+			a->reopen = false;
+			pthread_mutex_unlock(&a->mu);
+			fd = open_file(a->path, err, sizeof(err));
+			pthread_mutex_lock(&a->mu);
+			if (fd >= 0) {
+				if (a->fd >= 0)
+					close(a->fd);
+				a->fd = fd;
+			}
+			continue;
+		}
+		if (a->head == NULL)
+			break; /* stopping, nothing left */
+		it = a->head;
+		a->head = it->next;
+		if (a->head == NULL)
+			a->tail = NULL;
+		a->queued--;
+		a->busy = true;
+		pthread_mutex_unlock(&a->mu);
+		write_item(a, it);
+		free(it);
+		pthread_mutex_lock(&a->mu);
+		a->busy = false;
+		if (a->head == NULL)
+			pthread_cond_broadcast(&a->idle);
+	}
+	pthread_cond_broadcast(&a->idle);
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+struct audit *audit_open(const char *path, const struct config_log *log, char *err,
+    size_t errlen)
+{
+	struct audit *a = calloc(1, sizeof(*a));
+
+	if (a == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	snprintf(a->path, sizeof(a->path), "%s", path);
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	pthread_cond_init(&a->idle, NULL);
+	a->fd = open_file(path, err, errlen);
+	if (a->fd < 0)
+		goto fail;
+	if (log != NULL && log->has_syslog &&
+	    (a->syslog = syslog_out_new(log, err, errlen)) == NULL)
+		goto fail;
+	if (pthread_create(&a->thread, NULL, writer_main, a) != 0) {
+		snprintf(err, errlen, "cannot start the audit writer");
+		goto fail;
+	}
+	a->started = true;
+	return a;
+fail:
+	audit_close(a);
+	return NULL;
+}
+
+void audit_close(struct audit *a)
+{
+	struct item *it, *next;
+
+	if (a == NULL)
+		return;
+	if (a->started) {
+		pthread_mutex_lock(&a->mu);
+		a->stop = true;
+		pthread_cond_signal(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+		pthread_join(a->thread, NULL);
+	}
+	for (it = a->head; it != NULL; it = next) {
+		next = it->next;
+		free(it);
+	}
+	syslog_out_free(a->syslog);
+	if (a->fd >= 0)
+		close(a->fd);
+	pthread_cond_destroy(&a->idle);
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+static void enqueue_locked(struct audit *a, struct item *it)
+{
+	if (a->tail != NULL)
+		a->tail->next = it;
+	else
+		a->head = it;
+	a->tail = it;
+	a->queued++;
+}
+
+void audit_log(struct audit *a, uint64_t now_ms, const char *event, json_t *fields)
+{
+	struct item *it, *note = NULL;
+	uint64_t lost = 0;
+
+	if (a == NULL) {
+		json_decref(fields);
 		return;
 	}
-	n = strlen(text);
-	text[n] = '\n';
-	(void)!write(a->fd, text, n + 1);
-	free(text);
+	it = make_item(now_ms, event, fields);
+	pthread_mutex_lock(&a->mu);
+	if (it == NULL || a->queued >= AUDIT_QUEUE_MAX) {
+		a->dropped++;
+		pthread_mutex_unlock(&a->mu);
+		free(it);
+		return;
+	}
+	/* Room again after drops: say how many were lost, once. */
+	if (a->dropped > a->dropped_reported && a->queued + 1 < AUDIT_QUEUE_MAX) {
+		lost = a->dropped - a->dropped_reported;
+		a->dropped_reported = a->dropped;
+	}
+	enqueue_locked(a, it);
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	if (lost > 0) {
+		note = make_item(now_ms, "audit.dropped", json_pack("{s:I, s:s}", "count",
+		    (json_int_t)lost, "outcome", "failure"));
+		if (note != NULL) {
+			pthread_mutex_lock(&a->mu);
+			enqueue_locked(a, note);
+			pthread_cond_signal(&a->cv);
+			pthread_mutex_unlock(&a->mu);
+		}
+	}
+}
+
+void audit_reopen(struct audit *a)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->reopen = true;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+uint64_t audit_dropped(struct audit *a)
+{
+	uint64_t n;
+
+	if (a == NULL)
+		return 0;
+	pthread_mutex_lock(&a->mu);
+	n = a->dropped;
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
+
+/* Waits until the writer has caught up, at most about a second. */
+static void drain(struct audit *a)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_mutex_lock(&a->mu);
+	while ((a->head != NULL || a->busy) && !a->stop)
+		if (pthread_cond_timedwait(&a->idle, &a->mu, &until) != 0)
+			break;
+	pthread_mutex_unlock(&a->mu);
 }
 
 static bool matches(json_t *e, uint64_t since_ms, uint64_t until_ms, const char *user,
@@ -121,7 +346,10 @@ json_t *audit_query(struct audit *a, uint64_t since_ms, uint64_t until_ms,
 	ssize_t n;
 	FILE *f;
 
-	if (a == NULL || (f = fopen(a->path, "r")) == NULL)
+	if (a == NULL)
+		return out;
+	drain(a);
+	if ((f = fopen(a->path, "r")) == NULL)
 		return out;
 	while ((n = getline(&line, &cap, f)) > 0) {
 		if ((size_t)n > AUDIT_LINE_MAX)

@@ -1,8 +1,14 @@
 /* The audit trail: one JSON object per line in an append-only file
  * (log.audit_file, by default state_dir/audit.jsonl, mode 0600), each with
- * "ts" (RFC 3339 UTC with milliseconds) and "event" first. Values that
- * came from outside are JSON strings, so jansson escapes them; secrets
- * are never passed in. */
+ * "ts" (RFC 3339 UTC with milliseconds), "ts_ms" and "event" first, and
+ * the same events as RFC 5424 syslog to a SIEM when log.syslog is set.
+ * Values that came from outside are JSON strings, so jansson escapes
+ * them; secrets are never passed in.
+ *
+ * Writing never blocks the caller: events go into a bounded queue that a
+ * writer thread drains to the file and the collector. When the queue is
+ * full an event is dropped and counted, and an "audit.dropped" event says
+ * so once there is room again. */
 #ifndef GH_GATEWAY_AUDIT_H
 #define GH_GATEWAY_AUDIT_H
 
@@ -11,20 +17,33 @@
 
 #include <jansson.h>
 
+#include "gateway/config.h"
+
+#define AUDIT_QUEUE_MAX 10000
+
 struct audit;
 
-/* Opens (creating, 0600) path for appending. Returns owned: free with
- * audit_close(). NULL with err. */
-struct audit *audit_open(const char *path, char *err, size_t errlen);
+/* Opens (creating, 0600) path for appending, and the syslog sender when
+ * log->has_syslog; starts the writer. Returns owned: free with
+ * audit_close() (which writes what is queued first). NULL with err. */
+struct audit *audit_open(const char *path, const struct config_log *log, char *err,
+    size_t errlen);
 void audit_close(struct audit *a);
 
-/* Appends one event; fields (may be NULL) is stolen. */
+/* Queues one event; fields (may be NULL) is stolen. */
 void audit_log(struct audit *a, uint64_t now_ms, const char *event, json_t *fields);
+
+/* Reopens the file (after logrotate moved it; SIGUSR1). */
+void audit_reopen(struct audit *a);
+
+/* Events dropped because the queue was full, since start. */
+uint64_t audit_dropped(struct audit *a);
 
 /* Events between since_ms and until_ms (0: unbounded) whose "actor" or
  * "user" or "target" equals user (NULL: any) and whose event equals
- * event (NULL: any), oldest first, at most limit (the newest ones).
- * Returns owned: a JSON array. */
+ * event (NULL: any), oldest first, at most limit (the newest ones). Waits
+ * (up to a second) for the queue to be written first. Returns owned: a
+ * JSON array. */
 json_t *audit_query(struct audit *a, uint64_t since_ms, uint64_t until_ms,
     const char *user, const char *event, size_t limit);
 

@@ -955,6 +955,8 @@ static void syslog_after(void *base)
 
 static const struct cfg_key syslog_keys[] = {
 	{ .name = "address", .parse = p_hostport, .off = offsetof(struct config_log, syslog_addr) },
+	{ .name = "ca_file", .parse = p_path, .off = offsetof(struct config_log, syslog_ca_file),
+	  .size = PATH_MAX },
 	{ .name = "transport", .parse = p_enum,
 	  .off = offsetof(struct config_log, syslog_transport), .arg = syslog_transport_names },
 	{ .name = NULL },

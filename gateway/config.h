@@ -105,6 +105,7 @@ struct config_log {
 	bool has_syslog;
 	struct sockaddr_storage syslog_addr;
 	enum config_syslog_transport syslog_transport;
+	char syslog_ca_file[PATH_MAX];  /* tls: CA to verify the collector; empty: system store */
 };
 
 enum config_registry_type { CONFIG_REGISTRY_MEMORY = 0, CONFIG_REGISTRY_REDIS = 1 };

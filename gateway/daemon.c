@@ -168,7 +168,7 @@ static void login_done(void *ctx, const struct login_result *r)
 	if (r->admin)
 		admin_login_done(d->admin, r, relay_io_now_ms());
 	else
-		hub_login_done(d->hub, r->session, r->rc, &r->who, r->why);
+		hub_login_done(d->hub, r->session, r->rc, &r->who, r->why, relay_io_now_ms());
 }
 
 static void on_logins_ready(void *arg)
@@ -297,6 +297,12 @@ static void policy_reload(struct daemon *d, const char *how)
 static void on_hup(void *arg)
 {
 	policy_reload(arg, "SIGHUP");
+}
+
+static void on_usr1(void *arg)
+{
+	audit_reopen(((struct daemon *)arg)->audit);
+	log_info("audit: reopening the audit file (SIGUSR1)");
 }
 
 /* A change of the policy file is picked up within a second. */
@@ -659,7 +665,7 @@ static struct audit *open_audit(const struct config *cfg, char *err, size_t errl
 		snprintf(path, sizeof(path), "%s", cfg->log.audit_file);
 	else
 		snprintf(path, sizeof(path), "%s/audit.jsonl", cfg->state_dir);
-	return audit_open(path, err, errlen);
+	return audit_open(path, &cfg->log, err, errlen);
 }
 
 static void shutdown_all(struct daemon *d)
@@ -741,6 +747,7 @@ int daemon_run(const struct config *cfg)
 		goto fail;
 	}
 	loop_on_hup(d.loop, on_hup, &d);
+	loop_on_usr1(d.loop, on_usr1, &d);
 	config_format_addr((const struct sockaddr *)&cfg->signaling.listen, name, sizeof(name));
 	log_info("signaling: listening on %s (demo page at %s://%s/)", name,
 	    config_addr_is_loopback(&cfg->signaling.listen) ? "http" : "https", name);

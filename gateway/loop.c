@@ -39,8 +39,8 @@ struct loop {
 	struct loop_timer timers[LOOP_MAX_TIMERS];
 	size_t ntimers;
 	int sigfd;
-	loop_timer_cb on_hup;
-	void *hup_arg;
+	loop_timer_cb on_hup, on_usr1;
+	void *hup_arg, *usr1_arg;
 	volatile int stop;
 };
 
@@ -81,6 +81,11 @@ static void on_signal(void *arg)
 		if (si.ssi_signo == SIGHUP) {
 			if (l->on_hup != NULL)
 				l->on_hup(l->hup_arg);
+			continue;
+		}
+		if (si.ssi_signo == SIGUSR1) {
+			if (l->on_usr1 != NULL)
+				l->on_usr1(l->usr1_arg);
 			continue;
 		}
 		log_info("received %s, stopping", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
@@ -124,6 +129,7 @@ struct loop *loop_new(char *err, size_t errlen)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	l->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (l->sigfd < 0 || loop_add_fd(l, l->sigfd, on_signal, l) != 0) {
@@ -209,6 +215,12 @@ void loop_on_hup(struct loop *l, loop_timer_cb cb, void *arg)
 {
 	l->on_hup = cb;
 	l->hup_arg = arg;
+}
+
+void loop_on_usr1(struct loop *l, loop_timer_cb cb, void *arg)
+{
+	l->on_usr1 = cb;
+	l->usr1_arg = arg;
 }
 
 int loop_run(struct loop *l)

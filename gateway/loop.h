@@ -14,8 +14,8 @@ struct loop;
 typedef void (*loop_fd_cb)(void *arg);
 typedef void (*loop_timer_cb)(void *arg);
 
-/* Returns owned: free with loop_free(). Blocks SIGINT, SIGTERM and
- * SIGHUP and watches them. NULL with err. */
+/* Returns owned: free with loop_free(). Blocks SIGINT, SIGTERM, SIGHUP
+ * and SIGUSR1 and watches them. NULL with err. */
 struct loop *loop_new(char *err, size_t errlen);
 void loop_free(struct loop *l);
 
@@ -28,8 +28,10 @@ int loop_add_fd(struct loop *l, int fd, loop_fd_cb cb, void *arg);
 /* Calls cb every period_ms, first after period_ms. At most 8 timers. */
 int loop_add_timer(struct loop *l, uint32_t period_ms, loop_timer_cb cb, void *arg);
 
-/* Calls cb on SIGHUP (reload), optional. */
+/* Calls cb on SIGHUP (reload the policy) and SIGUSR1 (reopen the audit
+ * file after logrotate); optional. */
 void loop_on_hup(struct loop *l, loop_timer_cb cb, void *arg);
+void loop_on_usr1(struct loop *l, loop_timer_cb cb, void *arg);
 
 /* Runs until SIGINT/SIGTERM or loop_stop(). 0, or -1 on a loop error. */
 int loop_run(struct loop *l);

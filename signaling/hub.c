@@ -33,6 +33,7 @@ struct session {
 	bool login_pending;
 	json_t *login_id;         /* the pending login's id, to echo */
 	char login_user[IDENTITY_NAME_MAX]; /* who the pending login claims to be */
+	uint64_t login_ms;        /* when the pending login was asked for */
 	struct identity_user who;
 	unsigned login_attempts;
 	unsigned strikes;
@@ -437,13 +438,14 @@ static void on_login(struct msg_ctx *m)
 		return;
 	}
 	m->s->login_pending = true;
+	m->s->login_ms = m->now_ms;
 	m->s->login_id = m->id != NULL ? json_incref(m->id) : NULL;
 	snprintf(m->s->login_user, sizeof(m->s->login_user), "%s",
 	    token != NULL ? "" : user);
 }
 
 void hub_login_done(struct hub *h, uint64_t session, int rc,
-    const struct identity_user *who, const char *why)
+    const struct identity_user *who, const char *why, uint64_t now_ms)
 {
 	struct session *s = session_find(h, session);
 	struct user_entry *u = NULL;
@@ -451,13 +453,15 @@ void hub_login_done(struct hub *h, uint64_t session, int rc,
 
 	if (s == NULL || !s->login_pending)
 		return;
+	h->now_ms = now_ms;
 	s->login_pending = false;
 	if (rc == IDENTITY_OK)
 		u = user_find(h, who->name, true);
 	if (rc != IDENTITY_OK || u == NULL) {
 		struct hub_event e = { .kind = HUB_EV_LOGIN_FAILED, .session = session,
 		    .source = (const struct sockaddr *)&s->from, .user = s->login_user,
-		    .reason = rc != IDENTITY_OK ? why : "out of memory" };
+		    .reason = rc != IDENTITY_OK ? why : "out of memory",
+		    .setup_ms = h->now_ms > s->login_ms ? h->now_ms - s->login_ms : 0 };
 		emit(h, &e);
 		/* One answer for every reason: nothing to learn about users. */
 		msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code", "auth_failed",
@@ -469,7 +473,8 @@ void hub_login_done(struct hub *h, uint64_t session, int rc,
 		u->sessions = s;
 		struct hub_event e = { .kind = HUB_EV_LOGIN_OK, .session = session,
 		    .source = (const struct sockaddr *)&s->from, .user = who->name,
-		    .mfa = who->mfa };
+		    .mfa = who->mfa,
+		    .setup_ms = h->now_ms > s->login_ms ? h->now_ms - s->login_ms : 0 };
 		emit(h, &e);
 		msg = json_pack("{s:s, s:s}", "type", "login.ok", "user", who->name);
 	}

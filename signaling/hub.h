@@ -61,7 +61,8 @@ struct hub_event {
 	bool mfa;
 	unsigned count;
 	uint64_t duration_ms;     /* accepted to ended; 0 if never accepted */
-	uint64_t setup_ms;        /* call to accepted, for HUB_EV_CALL_ACCEPTED */
+	uint64_t setup_ms;        /* call to accepted (HUB_EV_CALL_ACCEPTED), login
+	                           * request to answer (HUB_EV_LOGIN_*) */
 };
 
 struct hub_ops {
@@ -121,7 +122,7 @@ void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms);
 /* The outcome of a login started through ops->login; who and why are
  * borrowed. A session that closed meanwhile is ignored. */
 void hub_login_done(struct hub *h, uint64_t session, int rc,
-    const struct identity_user *who, const char *why);
+    const struct identity_user *who, const char *why, uint64_t now_ms);
 /* Ringing timeouts. Call about once a second. */
 void hub_tick(struct hub *h, uint64_t now_ms);
 

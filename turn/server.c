@@ -47,6 +47,7 @@ struct turn_server {
 	uint8_t txid_prefix[4];
 	uint64_t txid_counter;
 	struct reservation reservations[TURN_MAX_RESERVATIONS];
+	struct turn_stats stats;
 };
 
 /* One request being answered. */
@@ -742,6 +743,8 @@ static void relay_to_peer(struct turn_server *s, struct turn_alloc *a,
 		return;
 	a->bytes_to_peer += len;
 	a->pkts_to_peer++;
+	s->stats.bytes_to_peers += len;
+	s->stats.packets_to_peers++;
 	s->ops.relay_send(s->ops.ctx, a->relay, peer, data, len);
 }
 
@@ -886,6 +889,8 @@ void turn_server_on_peer(struct turn_server *s, struct turn_alloc *a,
 	}
 	a->bytes_from_peer += len;
 	a->pkts_from_peer++;
+	s->stats.bytes_from_peers += len;
+	s->stats.packets_from_peers++;
 	s->ops.send_client(s->ops.ctx, &a->client, out, n);
 }
 
@@ -966,6 +971,20 @@ size_t turn_server_remove_call(struct turn_server *s, const char *call)
 size_t turn_server_alloc_count(const struct turn_server *s)
 {
 	return alloc_table_count(s->allocs);
+}
+
+void turn_server_stats(const struct turn_server *s, struct turn_stats *out)
+{
+	*out = s->stats;
+}
+
+void turn_server_each_alloc(struct turn_server *s,
+    void (*fn)(void *ctx, const struct turn_alloc *a), void *ctx)
+{
+	struct turn_alloc *a;
+
+	for (a = alloc_table_first(s->allocs); a != NULL; a = alloc_next(a))
+		fn(ctx, a);
 }
 
 struct turn_server *turn_server_new(const struct turn_server_config *cfg,

@@ -137,4 +137,15 @@ size_t turn_server_remove_call(struct turn_server *s, const char *call);
 
 size_t turn_server_alloc_count(const struct turn_server *s);
 
+/* Totals relayed since start, for metrics. */
+struct turn_stats {
+	uint64_t bytes_to_peers, bytes_from_peers;
+	uint64_t packets_to_peers, packets_from_peers;
+};
+void turn_server_stats(const struct turn_server *s, struct turn_stats *out);
+
+/* Calls fn for every allocation (sampling for traffic detectors). */
+void turn_server_each_alloc(struct turn_server *s,
+    void (*fn)(void *ctx, const struct turn_alloc *a), void *ctx);
+
 #endif

@@ -565,7 +565,7 @@ static void login_at(int line, uint64_t sid, const char *user, const char *group
 	say(sid, "{\"type\":\"login\",\"id\":\"L%llu\",\"user\":\"%s\",\"password\":\"" PASSWORD "\"}",
 	    (unsigned long long)sid, user);
 	CHECK_AT(line, F.nlogins == n + 1);
-	hub_login_done(F.h, sid, IDENTITY_OK, &who, NULL);
+	hub_login_done(F.h, sid, IDENTITY_OK, &who, NULL, F.now);
 	m = expect_at(line, sid, "login.ok");
 	check_str_at(line, "login.ok user", jstr(m, "user"), user);
 }
@@ -785,7 +785,7 @@ static void test_login_request(void)
 	CHECK(id_is(EXPECT(1, "pong"), "10"));
 
 	/* Done: login.ok echoes the first login's id, not the second's. */
-	hub_login_done(F.h, 1, IDENTITY_OK, &alice, NULL);
+	hub_login_done(F.h, 1, IDENTITY_OK, &alice, NULL, F.now);
 	m = EXPECT(1, "login.ok");
 	CHECK(id_is(m, "\"first\""));
 	CHECK_STR(jstr(m, "user"), "alice");
@@ -806,7 +806,7 @@ static void test_login_request(void)
 	CHECK(F.has_password && !F.has_totp && !F.has_token);
 	{
 		struct identity_user bob = who_of("bob", NULL, 0);
-		hub_login_done(F.h, 2, IDENTITY_OK, &bob, NULL);
+		hub_login_done(F.h, 2, IDENTITY_OK, &bob, NULL, F.now);
 	}
 	m = EXPECT(2, "login.ok");
 	CHECK(id_is(m, "41"));
@@ -827,7 +827,7 @@ static void test_login_request(void)
 	/* No id: none in the answer. */
 	{
 		struct identity_user zoe = who_of("zoe", "team", 0);
-		hub_login_done(F.h, 4, IDENTITY_OK, &zoe, NULL);
+		hub_login_done(F.h, 4, IDENTITY_OK, &zoe, NULL, F.now);
 	}
 	m = EXPECT(4, "login.ok");
 	CHECK(id_is(m, NULL));
@@ -869,7 +869,7 @@ static void test_login_request(void)
 	EXPECT_NONE(sid);
 	{
 		struct identity_user carol = who_of("carol", NULL, 0);
-		hub_login_done(F.h, sid, IDENTITY_OK, &carol, NULL);
+		hub_login_done(F.h, sid, IDENTITY_OK, &carol, NULL, F.now);
 	}
 	CHECK(id_is(EXPECT(sid, "login.ok"), "3"));
 	CHECK_EQ_INT(F.ncloses, 0);
@@ -900,7 +900,7 @@ static void test_login_failure(void)
 	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
 		say(1, "{\"type\":\"login\",\"id\":1,\"user\":\"alice\",\"password\":\"" PASSWORD "\"}");
 		CHECK_EQ_INT(F.nlogins, i + 1);
-		hub_login_done(F.h, 1, reasons[i].rc, &nobody, reasons[i].why);
+		hub_login_done(F.h, 1, reasons[i].rc, &nobody, reasons[i].why, F.now);
 		m = take_raw(1);
 		CHECK(m != NULL);
 		if (m == NULL)
@@ -936,10 +936,10 @@ static void test_login_failure(void)
 	/* A failure then a success on another connection. */
 	open_s(2);
 	say(2, "{\"type\":\"login\",\"id\":7,\"user\":\"alice\",\"password\":\"nope\"}");
-	hub_login_done(F.h, 2, IDENTITY_FAILED, &nobody, "wrong password");
+	hub_login_done(F.h, 2, IDENTITY_FAILED, &nobody, "wrong password", F.now);
 	EXPECT_ERROR(2, "auth_failed", NULL, "7");
 	say(2, "{\"type\":\"login\",\"id\":8,\"user\":\"alice\",\"password\":\"" PASSWORD "\"}");
-	hub_login_done(F.h, 2, IDENTITY_OK, &alice, NULL);
+	hub_login_done(F.h, 2, IDENTITY_OK, &alice, NULL, F.now);
 	CHECK(id_is(EXPECT(2, "login.ok"), "8"));
 	teardown();
 }
@@ -959,7 +959,7 @@ static void test_login_done_edge(void)
 	close_s(1);
 	CHECK_EQ_INT(hub_session_count(F.h), 0);
 	n = F.nmsgs;
-	hub_login_done(F.h, 1, IDENTITY_OK, &alice, NULL);
+	hub_login_done(F.h, 1, IDENTITY_OK, &alice, NULL, F.now);
 	CHECK_EQ_INT(F.nmsgs, n);
 	/* ... and alice did not become online. */
 	ONLINE(BOB, "bob");
@@ -978,24 +978,24 @@ static void test_login_done_edge(void)
 	/* An answer for a session that never asked: ignored. */
 	open_s(3);
 	n = F.nmsgs;
-	hub_login_done(F.h, 3, IDENTITY_OK, &carol, NULL);
+	hub_login_done(F.h, 3, IDENTITY_OK, &carol, NULL, F.now);
 	CHECK_EQ_INT(F.nmsgs, n);
 	say(3, "{\"type\":\"contacts\",\"id\":1}");
 	EXPECT_ERROR(3, "bad_request", "log in first", "1");
 
 	/* A second answer for one login: ignored. */
 	say(3, "{\"type\":\"login\",\"id\":2,\"user\":\"carol\",\"password\":\"" PASSWORD "\"}");
-	hub_login_done(F.h, 3, IDENTITY_OK, &carol, NULL);
+	hub_login_done(F.h, 3, IDENTITY_OK, &carol, NULL, F.now);
 	CHECK(id_is(EXPECT(3, "login.ok"), "2"));
-	hub_login_done(F.h, 3, IDENTITY_OK, &alice, NULL);
-	hub_login_done(F.h, 3, IDENTITY_FAILED, &alice, "late");
+	hub_login_done(F.h, 3, IDENTITY_OK, &alice, NULL, F.now);
+	hub_login_done(F.h, 3, IDENTITY_FAILED, &alice, "late", F.now);
 	EXPECT_NONE(3);
 	say(3, "{\"type\":\"call\",\"id\":5,\"to\":\"carol\",\"media\":[\"audio\"]}");
 	EXPECT_ERROR(3, "bad_request", "cannot call yourself", "5"); /* still carol */
 
 	/* An unknown session. */
 	n = F.nmsgs;
-	hub_login_done(F.h, 999, IDENTITY_OK, &alice, NULL);
+	hub_login_done(F.h, 999, IDENTITY_OK, &alice, NULL, F.now);
 	CHECK_EQ_INT(F.nmsgs, n);
 	CHECK_EQ_INT(hub_session_count(F.h), 2);
 	teardown();
