@@ -217,6 +217,8 @@ static int on_body(struct req *r, const void *in, size_t len)
 {
 	char *grown;
 
+	if (len == 0)
+		return 0;
 	if (r->too_large || len > ADMIN_MAX_BODY - r->body_len) {
 		r->too_large = true;
 		return 0;
@@ -314,6 +316,10 @@ struct admin_http *admin_http_new(struct lws_context *ctx,
 		info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20";
 		info.ssl_options_set = SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
 		    SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION;
+		/* libwebsockets turns TLS on for a vhost only with this option on
+		 * the vhost itself; without it the listener would speak plain
+		 * HTTP while the log says https. */
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	}
 	s->vhost = lws_create_vhost(ctx, &info);
 	if (s->vhost == NULL) {

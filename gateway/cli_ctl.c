@@ -48,6 +48,7 @@
 
 #include "gateway/admin.h"
 #include "gateway/config.h"
+#include "gateway/http_resp.h"
 #include "gateway/log.h"
 #include "gateway/secret.h"
 #include "signaling/identity.h"
@@ -232,14 +233,18 @@ static int finish(int code)
 
 /* ---- URLs ---------------------------------------------------------------- */
 
+/* The configuration's one loopback rule, for an address in binary. */
 static bool ip_is_loopback(int family, const void *a)
 {
-	const uint8_t *b = a;
+	struct sockaddr_storage ss;
 
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = (sa_family_t)family;
 	if (family == AF_INET)
-		return b[0] == 127;
-	return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)a) ||
-	    (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a) && b[12] == 127);
+		memcpy(&((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(struct in_addr));
+	else
+		memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, a, sizeof(struct in6_addr));
+	return config_addr_is_loopback(&ss);
 }
 
 static bool dns_name_ok(const char *s)
@@ -366,19 +371,17 @@ static int url_from_listen(const struct sockaddr_storage *ss, struct url *u, cha
 	struct sockaddr_in in4;
 	struct sockaddr_in6 in6;
 	char ip[INET6_ADDRSTRLEN], text[URL_MAX];
-	bool loopback, v6 = ss->ss_family == AF_INET6;
+	bool loopback = config_addr_is_loopback(ss), v6 = ss->ss_family == AF_INET6;
 	unsigned port;
 
 	if (v6) {
 		memcpy(&in6, ss, sizeof(in6));
-		loopback = ip_is_loopback(AF_INET6, &in6.sin6_addr);
 		if (IN6_IS_ADDR_UNSPECIFIED(&in6.sin6_addr))
 			in6.sin6_addr = in6addr_loopback;
 		inet_ntop(AF_INET6, &in6.sin6_addr, ip, sizeof(ip));
 		port = ntohs(in6.sin6_port);
 	} else if (ss->ss_family == AF_INET) {
 		memcpy(&in4, ss, sizeof(in4));
-		loopback = ip_is_loopback(AF_INET, &in4.sin_addr);
 		if (in4.sin_addr.s_addr == htonl(INADDR_ANY))
 			in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		inet_ntop(AF_INET, &in4.sin_addr, ip, sizeof(ip));
@@ -1054,165 +1057,7 @@ static ssize_t conn_read(const struct ctl *c, struct conn *k, char *p, size_t n)
 	return -1;
 }
 
-/* ---- parsing the answer -------------------------------------------------- */
-
-enum {
-	HP_OK = 0,
-	HP_MORE = -1,      /* not all of it yet */
-	HP_INVALID = -2,   /* not an HTTP/1.x answer we can read */
-	HP_TOO_LARGE = -3,
-};
-
-struct head {
-	int status;
-	size_t head_len;      /* through the empty line */
-	bool has_length;
-	size_t length;
-	bool chunked;
-};
-
-static bool token_char(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	    (ch >= '0' && ch <= '9') || (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-/* Parses a decimal size of at most max; false when it is not one. */
-static bool parse_size(const char *p, size_t n, size_t max, size_t *out, bool *over)
-{
-	size_t i, v = 0;
-
-	*over = false;
-	if (n == 0)
-		return false;
-	for (i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return false;
-		if (v > (max - (size_t)(p[i] - '0')) / 10) {
-			*over = true;
-			return false;
-		}
-		v = v * 10 + (size_t)(p[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
-/* RFC 9112 §4 and §5: the status line and the header fields, up to the
- * empty line, walked line by line against the bytes that are left. */
-static int head_parse(const char *buf, size_t len, struct head *h)
-{
-	const char *end, *p, *eol, *colon, *v, *ve;
-	size_t n, vlen, cl;
-	bool over;
-
-	memset(h, 0, sizeof(*h));
-	end = memmem(buf, len < HEAD_MAX ? len : HEAD_MAX, "\r\n\r\n", 4);
-	if (end == NULL)
-		return len >= HEAD_MAX ? HP_TOO_LARGE : HP_MORE;
-	h->head_len = (size_t)(end - buf) + 4;
-	/* "HTTP/1.x 200 reason" */
-	eol = memmem(buf, h->head_len, "\r\n", 2);
-	n = (size_t)(eol - buf);
-	if (n < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[7] < '0' || buf[7] > '9' ||
-	    buf[8] != ' ' || buf[9] < '1' || buf[9] > '5' || buf[10] < '0' || buf[10] > '9' ||
-	    buf[11] < '0' || buf[11] > '9' || (n > 12 && buf[12] != ' '))
-		return HP_INVALID;
-	h->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-	for (p = eol + 2; p < end + 2; p = eol + 2) {
-		eol = memmem(p, (size_t)(end + 2 - p), "\r\n", 2);
-		n = (size_t)(eol - p);
-		colon = memchr(p, ':', n);
-		/* No obsolete line folding, no space before the colon. */
-		if (colon == NULL || colon == p)
-			return HP_INVALID;
-		for (v = p; v < colon; v++)
-			if (!token_char(*v))
-				return HP_INVALID;
-		for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
-			;
-		for (ve = eol; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
-			;
-		vlen = (size_t)(ve - v);
-		if ((size_t)(colon - p) == 14 && strncasecmp(p, "content-length", 14) == 0) {
-			if (!parse_size(v, vlen, BODY_MAX, &cl, &over))
-				return over ? HP_TOO_LARGE : HP_INVALID;
-			/* Two different lengths: which one would be the answer? */
-			if (h->has_length && cl != h->length)
-				return HP_INVALID;
-			h->has_length = true;
-			h->length = cl;
-		} else if ((size_t)(colon - p) == 17 &&
-		    strncasecmp(p, "transfer-encoding", 17) == 0) {
-			if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0 || h->chunked)
-				return HP_INVALID;
-			h->chunked = true;
-		}
-	}
-	/* RFC 9112 §6.3: both at once is how smuggling starts; refuse. */
-	if (h->chunked && h->has_length)
-		return HP_INVALID;
-	if (h->status == 204 || h->status == 304) {
-		h->has_length = true;
-		h->length = 0;
-		h->chunked = false;
-	}
-	return HP_OK;
-}
-
-/* RFC 9112 §7.1: decodes a whole chunked body in place (the output never
- * overtakes the input). The body must end with the last chunk and the
- * trailer section; extensions and trailers are skipped. */
-static int chunked_decode(char *p, size_t len, size_t *out_len)
-{
-	size_t in = 0, out = 0, size, i;
-	const char *eol;
-	int digit;
-
-	for (;;) {
-		eol = memmem(p + in, len - in, "\r\n", 2);
-		if (eol == NULL)
-			return HP_MORE;
-		size = 0;
-		for (i = in; p + i < eol; i++) {
-			if (p[i] >= '0' && p[i] <= '9')
-				digit = p[i] - '0';
-			else if ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f')
-				digit = (p[i] | 0x20) - 'a' + 10;
-			else
-				break;
-			if (size > (BODY_MAX - (size_t)digit) / 16)
-				return HP_TOO_LARGE;
-			size = size * 16 + (size_t)digit;
-		}
-		if (i == in || (p + i < eol && p[i] != ';' && p[i] != ' ' && p[i] != '\t'))
-			return HP_INVALID;
-		in = (size_t)(eol - p) + 2;
-		if (size == 0)
-			break;
-		if (size > BODY_MAX - out)
-			return HP_TOO_LARGE;
-		if (size > len - in || len - in - size < 2)
-			return HP_MORE;
-		memmove(p + out, p + in, size);
-		out += size;
-		in += size;
-		if (p[in] != '\r' || p[in + 1] != '\n')
-			return HP_INVALID;
-		in += 2;
-	}
-	/* The trailer section: field lines, then an empty line. */
-	for (;;) {
-		eol = memmem(p + in, len - in, "\r\n", 2);
-		if (eol == NULL)
-			return HP_MORE;
-		if (eol == p + in)
-			break;
-		in = (size_t)(eol - p) + 2;
-	}
-	*out_len = out;
-	return HP_OK;
-}
+/* ---- reading the answer ------------------------------------------------- */
 
 static void resp_free(struct resp *r)
 {
@@ -1224,6 +1069,7 @@ static void resp_free(struct resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Doubles the buffer, up to a head and a body of the largest sizes. */
 static int resp_grow(struct resp *r)
 {
 	size_t want = r->cap == 0 ? 2 * READ_CHUNK : r->cap * 2;
@@ -1232,9 +1078,9 @@ static int resp_grow(struct resp *r)
 	if (want > HEAD_MAX + BODY_MAX + 1)
 		want = HEAD_MAX + BODY_MAX + 1;
 	if (want <= r->cap)
-		return HP_TOO_LARGE;
+		return HTTP_RESP_BODY_TOO_LARGE;
 	if ((p = malloc(want)) == NULL)
-		return HP_INVALID;
+		return HTTP_RESP_INVALID;
 	if (r->buf != NULL) {
 		memcpy(p, r->buf, r->len);
 		OPENSSL_cleanse(r->buf, r->cap);
@@ -1242,7 +1088,17 @@ static int resp_grow(struct resp *r)
 	}
 	r->buf = p;
 	r->cap = want;
-	return HP_OK;
+	return HTTP_RESP_OK;
+}
+
+static int resp_fail(const struct ctl *c, int rc)
+{
+	fprintf(stderr, "gatehouse: %s: %s\n", c->url.text,
+	    rc == HTTP_RESP_MORE ? "the answer was cut short" :
+	    rc == HTTP_RESP_BODY_TOO_LARGE ? "the answer's body is larger than 8 MiB" :
+	    rc == HTTP_RESP_HEAD_TOO_LARGE ? "the answer's header is larger than 64 KiB" :
+	    "the answer is not HTTP/1.1 as expected");
+	return -1;
 }
 
 /* Reads one answer: its head, then Content-Length bytes, or to the end of
@@ -1250,33 +1106,30 @@ static int resp_grow(struct resp *r)
  * skipped. 0, or -1 after a message. */
 static int resp_read(const struct ctl *c, struct conn *k, struct resp *r)
 {
-	struct head h;
+	struct http_resp_head h;
 	bool eof = false, have_head = false;
 	size_t blen = 0;
 	ssize_t n;
 	int rc;
 
-	for (;;) {
-		if (!eof) {
-			if (r->len + 1 >= r->cap && (rc = resp_grow(r)) != HP_OK)
-				goto bad;
-			n = conn_read(c, k, r->buf + r->len, r->cap - r->len - 1);
-			if (n < 0)
-				return -1;
-			eof = n == 0;
-			r->len += (size_t)n;
-		}
+	memset(&h, 0, sizeof(h));
+	while (!eof) {
+		if (r->len + 1 >= r->cap && (rc = resp_grow(r)) != HTTP_RESP_OK)
+			return resp_fail(c, rc);
+		n = conn_read(c, k, r->buf + r->len, r->cap - r->len - 1);
+		if (n < 0)
+			return -1;
+		eof = n == 0;
+		r->len += (size_t)n;
 		while (!have_head) {
-			rc = head_parse(r->buf, r->len, &h);
-			if (rc == HP_MORE && !eof)
+			rc = http_resp_head_parse(r->buf, r->len, HEAD_MAX, BODY_MAX, &h);
+			if (rc == HTTP_RESP_MORE && !eof)
 				break;
-			if (rc == HP_MORE) {
-				fprintf(stderr, "gatehouse: %s: the connection closed before the "
-				    "answer\n", c->url.text);
-				return -1;
-			}
-			if (rc != HP_OK)
-				goto bad;
+			if (rc != HTTP_RESP_OK)
+				return resp_fail(c, rc);
+			/* 101 would switch protocols, which was never asked. */
+			if (h.status == 101)
+				return resp_fail(c, HTTP_RESP_INVALID);
 			if (h.status >= 200) {
 				have_head = true;
 				break;
@@ -1291,35 +1144,19 @@ static int resp_read(const struct ctl *c, struct conn *k, struct resp *r)
 			blen = h.length;
 			break;
 		}
-		if (eof && h.has_length) {
-			fprintf(stderr, "gatehouse: %s: the answer was cut short\n", c->url.text);
-			return -1;
-		}
-		if (eof)
-			break;
-		if (blen > BODY_MAX) {
-			rc = HP_TOO_LARGE;
-			goto bad;
-		}
+		if (h.has_length && eof)
+			return resp_fail(c, HTTP_RESP_MORE);
+		if (!h.chunked && blen > BODY_MAX)
+			return resp_fail(c, HTTP_RESP_BODY_TOO_LARGE);
 	}
 	r->status = h.status;
 	r->body = r->buf + h.head_len;
-	if (h.chunked) {
-		rc = chunked_decode(r->body, blen, &blen);
-		if (rc == HP_MORE) {
-			fprintf(stderr, "gatehouse: %s: the answer was cut short\n", c->url.text);
-			return -1;
-		}
-		if (rc != HP_OK)
-			goto bad;
-	}
+	if (h.chunked && (rc = http_resp_chunked_decode(r->body, blen, BODY_MAX, &blen)) !=
+	    HTTP_RESP_OK)
+		return resp_fail(c, rc);
 	r->body[blen] = '\0';
 	r->body_len = blen;
 	return 0;
-bad:
-	fprintf(stderr, "gatehouse: %s: %s\n", c->url.text, rc == HP_TOO_LARGE ?
-	    "the answer is larger than 8 MiB" : "the answer is not HTTP/1.1 as expected");
-	return -1;
 }
 
 /* Appends to a request head; false when it no longer fits. */
@@ -1449,7 +1286,7 @@ static int api(struct ctl *c, const char *method, const char *path, const char *
 	else if (r->status >= 200 && r->status < 300)
 		snprintf(msg, sizeof(msg), "the answer is not a JSON object");
 	else
-		snprintf(msg, sizeof(msg), "HTTP error");
+		snprintf(msg, sizeof(msg), "the server gave no error message");
 	fprintf(stderr, "gatehouse: %s (%d)\n", msg, r->status);
 	return EXIT_RUNTIME;
 }
@@ -2239,7 +2076,6 @@ static int parse(struct ctl *c, int argc, char **argv)
 	size_t len;
 	int i, id;
 
-
 	for (i = 0; i < argc; i++) {
 		a = argv[i];
 		if (options && strcmp(a, "--") == 0) {
@@ -2341,7 +2177,9 @@ int cli_ctl(int argc, char **argv)
 	sa.sa_handler = SIG_IGN;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGPIPE, &sa, NULL);
-	if ((rc = token_path_find(&c)) != 0 || (rc = saved_load(&c, c.cmd->run == cmd_login)) != 0 ||
+	/* A login replaces an unusable token file rather than stop at it. */
+	if ((rc = token_path_find(&c)) != 0 ||
+	    (rc = saved_load(&c, c.cmd->run == cmd_login)) != 0 ||
 	    (rc = url_choose(&c)) != 0)
 		goto out;
 	rc = c.cmd->run(&c);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gateway/cli_ctl.h"
 #include "gateway/cli_policy.h"
 #include "gateway/cli_user.h"
 #include "gateway/config.h"
@@ -24,6 +25,8 @@ static const char usage_text[] =
     "  policy check FILE        validate a policy file and print its rules\n"
     "  policy explain FROM TO MEDIA [-c FILE | --policy FILE]\n"
     "                           say which rule decides a call\n"
+    "  ctl login|status|sessions|calls|users|policy|audit ...\n"
+    "                           drive the admin API (gatehouse ctl help)\n"
     "  help                     show this text\n"
     "  --version                print the version\n";
 
@@ -111,6 +114,8 @@ int main(int argc, char **argv)
 		return cli_user(argc - 2, argv + 2);
 	if (strcmp(argv[1], "policy") == 0)
 		return cli_policy(argc - 2, argv + 2);
+	if (strcmp(argv[1], "ctl") == 0)
+		return cli_ctl(argc - 2, argv + 2);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)
 		return usage(stdout, 0);

@@ -661,6 +661,21 @@ int userdb_unlock(struct userdb *u, const char *name)
 	return write_one(u, st);
 }
 
+int userdb_lock(struct userdb *u, const char *name, uint64_t until_s)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!name_ok(name))
+		return USERDB_INVALID;
+	if ((rc = prepare(u, "UPDATE users SET locked_until = MAX(locked_until, ?2) "
+	    "WHERE name = ?1", &st)) != USERDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, to_db_time(until_s));
+	return write_one(u, st);
+}
+
 int userdb_set_disabled(struct userdb *u, const char *name, bool disabled)
 {
 	sqlite3_stmt *st;

@@ -50,6 +50,9 @@ int userdb_passwd(struct userdb *db, const char *name, const char *password);
 /* Replaces the TOTP secret (re-enrolment); writes the new base32. */
 int userdb_totp_reset(struct userdb *db, const char *name, char *totp_b32, size_t b32cap);
 int userdb_unlock(struct userdb *db, const char *name);
+/* Locks an account until until_s (an automatic response to an alert);
+ * userdb_unlock() undoes it. */
+int userdb_lock(struct userdb *db, const char *name, uint64_t until_s);
 int userdb_set_disabled(struct userdb *db, const char *name, bool disabled);
 
 struct userdb_entry {

@@ -245,6 +245,12 @@ static int confirm_upgrade(struct ws_server *w, struct lws *wsi)
 			return 1;
 		}
 	}
+	if (lws_get_peer_simple(wsi, origin, sizeof(origin)) != NULL &&
+	    w->cfg.blocked != NULL && w->cfg.blocked(w->cfg.blocked_ctx, origin)) {
+		log_info("signaling: upgrade from blocked source %s refused", origin);
+		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
+		return 1;
+	}
 	/* Over the per-address limit: refused before the 101, with a status
 	 * the client can read, rather than cut off after it. */
 	if (lws_get_peer_simple(wsi, origin, sizeof(origin)) != NULL && !ip_room(w, origin)) {
@@ -537,6 +543,10 @@ struct ws_server *ws_server_new(struct lws_context *ctx,
 		info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20";
 		info.ssl_options_set = SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
 		    SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION;
+		/* libwebsockets turns TLS on for a vhost only with this option on
+		 * the vhost itself; without it the listener would speak plain
+		 * HTTP while the log says https. */
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	}
 	w->vhost = lws_create_vhost(ctx, &info);
 	if (w->vhost == NULL) {

@@ -33,6 +33,10 @@ struct ws_server_config {
 	const char *origins[WS_MAX_ORIGINS];
 	size_t norigins;
 	size_t max_message;        /* 0: WS_MAX_MESSAGE */
+	/* Optional: is this source address (text) blocked? Refused with 403
+	 * on the upgrade. */
+	bool (*blocked)(void *ctx, const char *ip);
+	void *blocked_ctx;
 };
 
 struct ws_server;

@@ -837,6 +837,9 @@ void turn_server_on_client(struct turn_server *s, const struct turn_client *c,
 {
 	struct stun_msg m;
 
+	if (s->ops.source_blocked != NULL &&
+	    s->ops.source_blocked(s->ops.ctx, (const struct sockaddr *)&c->remote))
+		return;
 	switch (stun_demux(buf, len)) {
 	case 2:
 		on_channeldata(s, c, buf, len, now_ms);

@@ -87,6 +87,9 @@ struct turn_server_ops {
 	 * Must be cheap: it runs on the packet path. */
 	bool (*permit_peer)(void *ctx, const struct turn_alloc *from,
 	    const struct sockaddr *peer);
+	/* Optional: is this client address blocked (an automatic response
+	 * to an alert)? Everything from it is dropped. Runs per message. */
+	bool (*source_blocked)(void *ctx, const struct sockaddr *src);
 	/* Optional: may these call credentials (verified, unexpired) still
 	 * be used? False once their call has ended, so credentials die with
 	 * the call rather than with their expiry. Not asked for static users. */
