@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "gateway/audit.h"
+#include "gateway/blocklist.h"
 #include "gateway/login_worker.h"
 #include "policy/policy.h"
 #include "signaling/hub.h"
@@ -664,6 +665,31 @@ static void h_audit(struct act *x)
 	    has_user ? user : NULL, has_event ? event : NULL, (size_t)limit));
 }
 
+static void block_row(void *ctx, const char *ip, uint64_t until_ms, const char *why)
+{
+	json_array_append_new(ctx, json_pack("{s:s, s:I, s:s}", "source", ip, "until_ms",
+	    (json_int_t)until_ms, "reason", why));
+}
+
+static void h_blocks(struct act *x)
+{
+	json_t *list = json_array();
+
+	if (x->a->env.blocks != NULL)
+		blocklist_each(x->a->env.blocks, x->now_ms, block_row, list);
+	x->out = json_pack("{s:o}", "blocks", list);
+}
+
+static void h_block_del(struct act *x)
+{
+	if (x->a->env.blocks == NULL || blocklist_del(x->a->env.blocks, x->arg) != 0) {
+		fail(x, 404, "not_found", "that source is not blocked");
+		return;
+	}
+	audit(x, "admin.block.remove", "success", json_pack("{s:s}", "target", x->arg));
+	x->out = json_pack("{s:s}", "unblocked", x->arg);
+}
+
 typedef void (*handler_fn)(struct act *x);
 
 /* Least privilege: each endpoint names the weakest role that may use it.
@@ -693,6 +719,8 @@ static const struct {
 	{ ADMIN_POST, "/api/policy/validate", ADMIN_ROLE_ADMIN, h_policy_validate },
 	{ ADMIN_PUT, "/api/policy", ADMIN_ROLE_ADMIN, h_policy_put },
 	{ ADMIN_GET, "/api/audit", ADMIN_ROLE_AUDITOR, h_audit },
+	{ ADMIN_GET, "/api/blocks", ADMIN_ROLE_AUDITOR, h_blocks },
+	{ ADMIN_DELETE, "/api/blocks/*", ADMIN_ROLE_OPERATOR, h_block_del },
 };
 
 /* Matches path against pattern; the "*" segment goes to arg. */

@@ -33,6 +33,8 @@
  *   POST   /api/policy/validate         admin    body = policy -> {ok:true,rules:N} | 400 {error}
  *   PUT    /api/policy                  admin    body = policy: validated, written atomically, applied
  *   GET    /api/audit?since=&until=&user=&event=&limit=   any
+ *   GET    /api/blocks                  any      [{source,until_ms,reason}]
+ *   DELETE /api/blocks/IP               operator undoes an automatic block
  *   GET    /metrics                     -        Prometheus text format (the
  *                                                admin listener is loopback
  *                                                unless configured otherwise)
@@ -64,6 +66,7 @@ struct userdb;
 struct audit;
 struct login_worker;
 struct login_result;
+struct blocklist;
 
 struct admin_env {
 	void *ctx;
@@ -78,6 +81,7 @@ struct admin_env {
 	int (*policy_replace)(void *ctx, const char *text, size_t len, char *err,
 	    size_t errlen);
 	size_t (*alloc_count)(void *ctx);
+	struct blocklist *blocks;       /* borrowed: sources blocked by responses */
 	/* The Prometheus exposition text (owned, free()), or NULL. */
 	char *(*metrics)(void *ctx);
 	/* Sends the answer to a request that admin_handle() deferred. */

@@ -81,6 +81,11 @@ static const struct cfg_name backend_names[] = {
 	{ "local", CONFIG_BACKEND_LOCAL }, { "jwt", CONFIG_BACKEND_JWT },
 	{ NULL, 0 },
 };
+static const struct cfg_name response_names[] = {
+	{ "none", ALERT_RESPONSE_NONE }, { "block_source", ALERT_RESPONSE_BLOCK_SOURCE },
+	{ "lock_user", ALERT_RESPONSE_LOCK_USER }, { "end_call", ALERT_RESPONSE_END_CALL },
+	{ NULL, 0 },
+};
 static const struct cfg_name registry_names[] = {
 	{ "memory", CONFIG_REGISTRY_MEMORY }, { "redis", CONFIG_REGISTRY_REDIS },
 	{ NULL, 0 },
@@ -987,6 +992,40 @@ static const struct cfg_key registry_keys[] = {
 };
 static const struct cfg_section registry_section = { .keys = registry_keys };
 
+_Static_assert(sizeof(enum alert_response) == sizeof(int), "enum size");
+
+/* One detector: {"window_s": 60, "threshold": 20, "response": "block_source",
+ * "block_s": 300}; a threshold of 0 turns it off. */
+static const struct cfg_key alert_rule_keys[] = {
+	{ .name = "window_s", .parse = p_uint, .off = offsetof(struct alert_rule, window_s),
+	  .size = sizeof(uint32_t), .min = 1, .max = 86400 },
+	{ .name = "threshold", .parse = p_uint, .off = offsetof(struct alert_rule, threshold),
+	  .size = sizeof(uint32_t), .min = 0, .max = 1000000000 },
+	{ .name = "response", .parse = p_enum, .off = offsetof(struct alert_rule, response),
+	  .arg = response_names },
+	{ .name = "block_s", .parse = p_uint, .off = offsetof(struct alert_rule, block_s),
+	  .size = sizeof(uint32_t), .min = 1, .max = 86400 },
+	{ .name = NULL },
+};
+static const struct cfg_section alert_rule_section = { .keys = alert_rule_keys };
+
+#define ALERT_KEY(key, kind) { .name = key, .parse = p_object, \
+	.off = offsetof(struct alerts_config, rules) + (kind) * sizeof(struct alert_rule), \
+	.arg = &alert_rule_section }
+static const struct cfg_key alerts_keys[] = {
+	ALERT_KEY("password_guessing_user", ALERT_PASSWORD_GUESSING_USER),
+	ALERT_KEY("password_guessing_source", ALERT_PASSWORD_GUESSING_SOURCE),
+	ALERT_KEY("credential_stuffing", ALERT_CREDENTIAL_STUFFING),
+	ALERT_KEY("relay_scanning", ALERT_RELAY_SCANNING),
+	ALERT_KEY("traffic_spike", ALERT_TRAFFIC_SPIKE),
+	ALERT_KEY("signaling_flood", ALERT_SIGNALING_FLOOD),
+	ALERT_KEY("call_fanout", ALERT_CALL_FANOUT),
+	{ .name = "spike_factor", .parse = p_uint, .off = offsetof(struct alerts_config, spike_factor),
+	  .size = sizeof(uint32_t), .min = 0, .max = 1000 },
+	{ .name = NULL },
+};
+static const struct cfg_section alerts_section = { .keys = alerts_keys };
+
 static const struct cfg_key top_keys[] = {
 	{ .name = "realm", .parse = p_realm, .off = offsetof(struct config, realm),
 	  .size = sizeof(((struct config *)0)->realm) },
@@ -1006,6 +1045,8 @@ static const struct cfg_key top_keys[] = {
 	  .arg = &log_section },
 	{ .name = "registry", .parse = p_object, .off = offsetof(struct config, registry),
 	  .arg = &registry_section },
+	{ .name = "alerts", .parse = p_object, .off = offsetof(struct config, alerts),
+	  .arg = &alerts_section },
 	{ .name = NULL },
 };
 static const struct cfg_section top_section = { .keys = top_keys };
@@ -1083,6 +1124,7 @@ void config_defaults(struct config *c)
 
 	default_addr(&c->admin_listen, "127.0.0.1:9443");
 	c->admin_token_ttl_s = 900;
+	alerts_config_defaults(&c->alerts);
 	c->log.level = LOG_INFO;
 	c->registry.type = CONFIG_REGISTRY_MEMORY;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "gateway/alerts.h"
 #include "turn/auth.h"
 #include "turn/peer_policy.h"
 
@@ -129,6 +130,7 @@ struct config {
 	uint32_t admin_token_ttl_s;   /* idle lifetime of admin tokens, default 900 */
 	struct config_log log;
 	struct config_registry registry;
+	struct alerts_config alerts;  /* detectors: thresholds and responses */
 };
 
 /* The embedded defaults: loopback listeners (signaling 127.0.0.1:8443,

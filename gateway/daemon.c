@@ -23,8 +23,11 @@
 
 #include "gateway/admin.h"
 #include "gateway/admin_http.h"
+#include "gateway/alerts.h"
 #include "gateway/audit.h"
+#include "gateway/blocklist.h"
 #include "gateway/events.h"
+#include "gateway/metrics.h"
 #include "gateway/log.h"
 #include "gateway/login_worker.h"
 #include "gateway/loop.h"
@@ -57,6 +60,9 @@ struct daemon {
 	struct login_worker *logins;
 	struct audit *audit;
 	struct events *events;
+	struct metrics *metrics;
+	struct alerts *alerts;
+	struct blocklist *blocks;
 	struct admin *admin;
 	struct admin_http *admin_http;
 	struct timespec policy_mtime;    /* of the file the running policy came from */
@@ -213,6 +219,112 @@ static void hub_event(void *ctx, const struct hub_event *e)
 	events_hub(((struct daemon *)ctx)->events, e);
 }
 
+/* --- automatic responses to alerts ---------------------------------------- */
+
+static void respond_block(void *ctx, const char *ip, uint32_t seconds, const char *why)
+{
+	struct daemon *d = ctx;
+	uint64_t now = relay_io_now_ms();
+
+	if (blocklist_add(d->blocks, ip, now + (uint64_t)seconds * 1000, why) != 0)
+		return;
+	audit_log(d->audit, now, "response.block", json_pack("{s:s, s:s, s:i, s:s}", "source",
+	    ip, "reason", why, "block_s", (int)seconds, "outcome", "success"));
+	log_warn("response: source %s blocked for %u s (%s)", ip, seconds, why);
+}
+
+static void respond_lock(void *ctx, const char *user, uint32_t seconds)
+{
+	struct daemon *d = ctx;
+	uint64_t now = relay_io_now_ms();
+
+	if (d->users == NULL || userdb_lock(d->users, user, now / 1000 + seconds) != USERDB_OK)
+		return;
+	audit_log(d->audit, now, "response.lock", json_pack("{s:s, s:i, s:s}", "user", user,
+	    "lock_s", (int)seconds, "outcome", "success"));
+	log_warn("response: user %s locked for %u s", user, seconds);
+}
+
+static void respond_end_call(void *ctx, const char *call)
+{
+	struct daemon *d = ctx;
+
+	if (hub_end_call(d->hub, call, "alert") == 0) {
+		audit_log(d->audit, relay_io_now_ms(), "response.end_call", json_pack("{s:s, s:s}",
+		    "call", call, "outcome", "success"));
+		log_warn("response: call %s ended", call);
+	}
+}
+
+static int start_events(struct daemon *d)
+{
+	struct events_responder r;
+	struct alerts_config ac;
+
+	ac = d->cfg->alerts;
+	d->metrics = metrics_new();
+	d->alerts = alerts_new(&ac, 4096);
+	d->blocks = blocklist_new();
+	memset(&r, 0, sizeof(r));
+	r.ctx = d;
+	r.block_source = respond_block;
+	r.lock_user = respond_lock;
+	r.end_call = respond_end_call;
+	if (d->metrics == NULL || d->alerts == NULL || d->blocks == NULL)
+		return -1;
+	d->events = events_new(d->audit, d->metrics, d->alerts, &r);
+	return d->events != NULL ? 0 : -1;
+}
+
+static bool turn_source_blocked(void *ctx, const struct sockaddr *src)
+{
+	struct daemon *d = ctx;
+
+	return blocklist_has_addr(d->blocks, src, relay_io_now_ms());
+}
+
+static bool ws_blocked(void *ctx, const char *ip)
+{
+	struct daemon *d = ctx;
+
+	return blocklist_has(d->blocks, ip, relay_io_now_ms());
+}
+
+static void sample_traffic(void *ctx, const struct turn_alloc *a)
+{
+	struct daemon *d = ctx;
+
+	events_alloc_traffic(d->events, a, relay_io_now_ms());
+}
+
+static void count_block(void *ctx, const char *ip, uint64_t until_ms, const char *why)
+{
+	(void)ip;
+	(void)until_ms;
+	(void)why;
+	(*(uint64_t *)ctx)++;
+}
+
+static char *render_metrics(void *ctx)
+{
+	struct daemon *d = ctx;
+	struct metrics_gauges g;
+	struct turn_stats ts;
+
+	turn_server_stats(d->turn, &ts);
+	memset(&g, 0, sizeof(g));
+	g.sessions = hub_session_count(d->hub);
+	g.calls = hub_call_count(d->hub);
+	g.allocations = turn_server_alloc_count(d->turn);
+	g.bytes_to_peers = ts.bytes_to_peers;
+	g.bytes_from_peers = ts.bytes_from_peers;
+	g.packets_to_peers = ts.packets_to_peers;
+	g.packets_from_peers = ts.packets_from_peers;
+	g.audit_dropped = audit_dropped(d->audit);
+	blocklist_each(d->blocks, relay_io_now_ms(), count_block, &g.blocked_sources);
+	return metrics_render(d->metrics, &g);
+}
+
 /* --- loop callbacks ----------------------------------------------------- */
 
 static void on_relay_readable(void *arg)
@@ -223,17 +335,24 @@ static void on_relay_readable(void *arg)
 
 /* --- set-up ------------------------------------------------------------- */
 
-static struct policy *policy_load(const char *path, char *err, size_t errlen)
+/* Loads and checks a policy file; *mtime (may be NULL) is the version
+ * that was read, taken from the open file so a write racing the read is
+ * not mistaken for one already seen. */
+static struct policy *policy_load(const char *path, struct timespec *mtime, char *err,
+    size_t errlen)
 {
 	char *text = NULL, perr[400];
 	struct policy *p = NULL;
 	FILE *f = fopen(path, "rb");
+	struct stat st;
 	size_t n;
 
 	if (f == NULL) {
 		snprintf(err, errlen, "%s: cannot open", path);
 		return NULL;
 	}
+	if (mtime != NULL && fstat(fileno(f), &st) == 0)
+		*mtime = st.st_mtim;
 	text = malloc(POLICY_MAX_BYTES + 1);
 	if (text == NULL) {
 		fclose(f);
@@ -268,7 +387,6 @@ static void policy_apply(struct daemon *d, struct policy *p, const char *how)
 	policy_free(d->policy);
 	d->policy = p;
 	hub_push_contacts(d->hub);
-	(void)policy_mtime(d->cfg->policy_file, &d->policy_mtime);
 	audit_log(d->audit, relay_io_now_ms(), "policy.reload", json_pack("{s:s, s:s, s:s}",
 	    "outcome", "success", "reason", how, "target", d->cfg->policy_file));
 	log_info("policy reloaded from %s (%s)", d->cfg->policy_file, how);
@@ -283,9 +401,8 @@ static void policy_reload(struct daemon *d, const char *how)
 
 	if (d->cfg->policy_file[0] == '\0')
 		return;
-	p = policy_load(d->cfg->policy_file, err, sizeof(err));
+	p = policy_load(d->cfg->policy_file, &d->policy_mtime, err, sizeof(err));
 	if (p == NULL) {
-		(void)policy_mtime(d->cfg->policy_file, &d->policy_mtime);
 		log_err("policy reload refused, keeping the running policy: %s", err);
 		audit_log(d->audit, relay_io_now_ms(), "policy.reload", json_pack("{s:s, s:s, s:s}",
 		    "outcome", "failed", "reason", err, "target", d->cfg->policy_file));
@@ -334,6 +451,8 @@ static int admin_policy_replace(void *ctx, const char *text, size_t len, char *e
 		policy_free(p);
 		return -1;
 	}
+	/* What we just wrote is what runs: the file watch need not reload it. */
+	(void)policy_mtime(d->cfg->policy_file, &d->policy_mtime);
 	policy_apply(d, p, "admin API");
 	return 0;
 }
@@ -345,6 +464,7 @@ static void on_tick(void *arg)
 	relay_io_tick(d->io);
 	hub_tick(d->hub, relay_io_now_ms());
 	policy_watch(d);
+	turn_server_each_alloc(d->turn, sample_traffic, d);
 }
 
 static void admin_reply(void *ctx, uint64_t request, int status, const char *body,
@@ -491,6 +611,8 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 
 	memset(&wc, 0, sizeof(wc));
 	wc.listen = cfg->signaling.listen;
+	wc.blocked = ws_blocked;
+	wc.blocked_ctx = d;
 	for (i = 0; i < cfg->signaling.norigins && i < WS_MAX_ORIGINS; i++)
 		wc.origins[wc.norigins++] = cfg->signaling.allowed_origins[i];
 	/* TLS on every listener off loopback (config_validate() made sure a
@@ -562,6 +684,8 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 	env.policy_path = cfg->policy_file;
 	env.policy_replace = admin_policy_replace;
 	env.alloc_count = admin_alloc_count;
+	env.metrics = render_metrics;
+	env.blocks = d->blocks;
 	env.reply = admin_reply;
 	env.started_ms = relay_io_now_ms();
 	env.token_ttl_s = cfg->admin_token_ttl_s;
@@ -622,6 +746,7 @@ static int start_turn(struct daemon *d, const uint8_t *secret, char *err, size_t
 	ops.relay_send = turn_relay_send;
 	ops.permit_peer = turn_permit_peer;
 	ops.credential_ok = turn_credential_ok;
+	ops.source_blocked = turn_source_blocked;
 	ops.on_event = turn_on_event;
 	ops.on_alloc = turn_on_alloc;
 	d->turn = turn_server_new(&tc, &ops);
@@ -689,6 +814,9 @@ static void shutdown_all(struct daemon *d)
 	userdb_close(d->users);
 	registry_free(d->registry);
 	events_free(d->events);
+	alerts_free(d->alerts);
+	metrics_free(d->metrics);
+	blocklist_free(d->blocks);
 	audit_close(d->audit);
 	OPENSSL_cleanse(&d->auth, sizeof(d->auth));
 }
@@ -719,7 +847,7 @@ int daemon_run(const struct config *cfg)
 	}
 	if ((d.audit = open_audit(cfg, err, sizeof(err))) == NULL)
 		goto fail;
-	if ((d.events = events_new(d.audit)) == NULL) {
+	if (start_events(&d) != 0) {
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
@@ -730,8 +858,8 @@ int daemon_run(const struct config *cfg)
 	    (d.logins = login_worker_new(cfg, err, sizeof(err))) == NULL)
 		goto fail;
 	if (cfg->policy_file[0] != '\0') {
-		(void)policy_mtime(cfg->policy_file, &d.policy_mtime);
-		if ((d.policy = policy_load(cfg->policy_file, err, sizeof(err))) == NULL)
+		if ((d.policy = policy_load(cfg->policy_file, &d.policy_mtime, err,
+		    sizeof(err))) == NULL)
 			goto fail;
 	} else {
 		log_warn("no policy file configured: every call is denied");

@@ -3,6 +3,7 @@
  * by jansson) and into the log through log_escape(). */
 #include "gateway/events.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +12,20 @@
 
 #include <jansson.h>
 
+#include "gateway/alerts.h"
 #include "gateway/audit.h"
 #include "gateway/config.h"
 #include "gateway/log.h"
+#include "gateway/metrics.h"
 #include "policy/policy.h"
+
+#define MAX_ALERTS_PER_INPUT 4
 
 struct events {
 	struct audit *audit;
+	struct metrics *metrics;
+	struct alerts *alerts;
+	struct events_responder resp;
 };
 
 static uint64_t now_ms(void)
@@ -28,14 +36,21 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-struct events *events_new(struct audit *audit)
+struct events *events_new(struct audit *audit, struct metrics *metrics,
+    struct alerts *alerts, const struct events_responder *responder)
 {
 	struct events *ev = calloc(1, sizeof(*ev));
 
-	if (ev != NULL)
-		ev->audit = audit;
+	if (ev == NULL)
+		return NULL;
+	ev->audit = audit;
+	ev->metrics = metrics;
+	ev->alerts = alerts;
+	if (responder != NULL)
+		ev->resp = *responder;
 	return ev;
 }
+
 
 void events_free(struct events *ev)
 {
@@ -79,6 +94,133 @@ static bool mfa_reason(const char *why)
 {
 	return why != NULL && (strstr(why, "code") != NULL || strstr(why, "MFA") != NULL ||
 	    strstr(why, "TOTP") != NULL);
+}
+
+/* An alert: audited, logged, counted, sent to the webhook, and its
+ * response carried out (and audited, so an operator can undo it). */
+static void raise_alert(struct events *ev, const struct alert *a, uint64_t now)
+{
+	const char *kind = alert_kind_name(a->kind), *resp = alert_response_name(a->response);
+	json_t *f = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "kind", kind, "key", a->key,
+	    "response", resp, "value", (json_int_t)a->value, "threshold",
+	    (json_int_t)a->threshold, "outcome", "alert");
+	char key[300], *text;
+
+	put(f, "user", a->user);
+	put(f, "source", a->source);
+	put(f, "call", a->call);
+	if (a->response == ALERT_RESPONSE_BLOCK_SOURCE)
+		json_object_set_new(f, "block_s", json_integer(a->block_s));
+	metrics_alert(ev->metrics, a->kind);
+	log_warn("alert: %s on %s (%llu, threshold %u), response %s", kind,
+	    esc(key, sizeof(key), a->key), (unsigned long long)a->value, a->threshold, resp);
+	text = json_dumps(f, JSON_COMPACT);
+	if (text != NULL && ev->resp.notify != NULL)
+		ev->resp.notify(ev->resp.ctx, text, strlen(text));
+	free(text);
+	audit_log(ev->audit, now, "alert", f);
+	switch (a->response) {
+	case ALERT_RESPONSE_BLOCK_SOURCE:
+		if (a->source[0] != '\0' && ev->resp.block_source != NULL)
+			ev->resp.block_source(ev->resp.ctx, a->source, a->block_s, kind);
+		break;
+	case ALERT_RESPONSE_LOCK_USER:
+		if (a->user[0] != '\0' && ev->resp.lock_user != NULL)
+			ev->resp.lock_user(ev->resp.ctx, a->user, a->block_s);
+		break;
+	case ALERT_RESPONSE_END_CALL:
+		if (a->call[0] != '\0' && ev->resp.end_call != NULL)
+			ev->resp.end_call(ev->resp.ctx, a->call);
+		break;
+	default:
+		break;
+	}
+}
+
+static void feed(struct events *ev, const struct alert_input *in, uint64_t now)
+{
+	struct alert out[MAX_ALERTS_PER_INPUT];
+	size_t n, i;
+
+	if (ev->alerts == NULL)
+		return;
+	n = alerts_feed(ev->alerts, in, now, out, MAX_ALERTS_PER_INPUT);
+	for (i = 0; i < n; i++)
+		raise_alert(ev, &out[i], now);
+}
+
+/* The IP of an address, without the port, as the detectors key it. */
+static const char *ip_text(const struct sockaddr *sa, char *buf, size_t cap)
+{
+	if (sa == NULL)
+		return NULL;
+	if (sa->sa_family == AF_INET)
+		return inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
+		    (socklen_t)cap);
+	if (sa->sa_family == AF_INET6)
+		return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+		    (socklen_t)cap);
+	return NULL;
+}
+
+void events_alloc_traffic(struct events *ev, const struct turn_alloc *a, uint64_t now_ms)
+{
+	struct alert_input in = { .kind = ALERT_IN_ALLOC_TRAFFIC };
+	char key[INET6_ADDRSTRLEN + 8];
+
+	config_format_addr((const struct sockaddr *)&a->advertised, key, sizeof(key));
+	in.alloc_key = key;
+	in.user = a->id.user;
+	in.call = a->id.call;
+	in.bytes = a->bytes_to_peer + a->bytes_from_peer;
+	feed(ev, &in, now_ms);
+}
+
+static void hub_metrics_and_alerts(struct events *ev, const struct hub_event *e)
+{
+	struct alert_input in;
+	char ip[INET6_ADDRSTRLEN];
+	uint64_t now = now_ms();
+
+	memset(&in, 0, sizeof(in));
+	in.user = e->user;
+	in.source = ip_text(e->source, ip, sizeof(ip));
+	in.call = e->call;
+	switch (e->kind) {
+	case HUB_EV_LOGIN_OK:
+		metrics_inc(ev->metrics, M_LOGINS_SUCCESS, 1);
+		metrics_observe(ev->metrics, M_LOGIN_SECONDS, (double)e->setup_ms / 1000.0);
+		break;
+	case HUB_EV_LOGIN_FAILED:
+		metrics_inc(ev->metrics, M_LOGINS_FAILURE, 1);
+		metrics_observe(ev->metrics, M_LOGIN_SECONDS, (double)e->setup_ms / 1000.0);
+		in.kind = ALERT_IN_LOGIN_FAILED;
+		feed(ev, &in, now);
+		break;
+	case HUB_EV_CALL_DECIDED:
+		if (e->reason != NULL)
+			break; /* a re-evaluation, not a call placed */
+		metrics_inc(ev->metrics, e->allowed ? M_CALLS_ALLOWED : M_CALLS_DENIED, 1);
+		in.kind = ALERT_IN_CALL_PLACED;
+		feed(ev, &in, now);
+		break;
+	case HUB_EV_CALL_ACCEPTED:
+		metrics_observe(ev->metrics, M_CALL_SETUP_SECONDS, (double)e->setup_ms / 1000.0);
+		break;
+	case HUB_EV_CALL_ENDED:
+		metrics_inc(ev->metrics, M_CALLS_ENDED, 1);
+		break;
+	case HUB_EV_CANDIDATE_REMOVED:
+		metrics_inc(ev->metrics, M_CANDIDATES_REMOVED, e->count);
+		break;
+	case HUB_EV_ABUSE:
+		metrics_inc(ev->metrics, M_SESSIONS_ABUSE, 1);
+		in.kind = ALERT_IN_SESSION_ABUSE;
+		feed(ev, &in, now);
+		break;
+	default:
+		break;
+	}
 }
 
 void events_hub(struct events *ev, const struct hub_event *e)
@@ -151,6 +293,7 @@ void events_hub(struct events *ev, const struct hub_event *e)
 	}
 	json_object_set_new(f, "outcome", json_string(outcome));
 	audit_log(ev->audit, now_ms(), name, f);
+	hub_metrics_and_alerts(ev, e);
 }
 
 void events_turn(struct events *ev, enum turn_event kind, const struct turn_client *c,
@@ -170,6 +313,7 @@ void events_turn(struct events *ev, enum turn_event kind, const struct turn_clie
 	put(f, "source", client);
 	switch (kind) {
 	case TURN_EV_AUTH_FAILED:
+		metrics_inc(ev->metrics, M_TURN_AUTH_FAILURES, 1);
 		name = "turn.auth.failure";
 		log_info("turn: authentication failed from %s%s%s", client,
 		    id != NULL ? " for user " : "", user);
@@ -184,6 +328,15 @@ void events_turn(struct events *ev, enum turn_event kind, const struct turn_clie
 		log_debug("turn: credentials of ended call refused from %s", client);
 		break;
 	case TURN_EV_PEER_REFUSED:
+		metrics_inc(ev->metrics, M_PERMISSIONS_REFUSED, 1);
+		{
+			struct alert_input in = { .kind = ALERT_IN_PERMISSION_REFUSED };
+			char ip[INET6_ADDRSTRLEN];
+			in.user = id != NULL ? id->user : NULL;
+			in.source = ip_text((const struct sockaddr *)&c->remote, ip, sizeof(ip));
+			in.call = id != NULL ? id->call : NULL;
+			feed(ev, &in, now_ms());
+		}
 		name = "permission.refused";
 		config_format_addr(peer, target, sizeof(target));
 		put(f, "peer", target);
@@ -212,12 +365,15 @@ void events_alloc(struct events *ev, const struct turn_alloc *a, bool created,
 	put(f, "relayed", relayed);
 	put(f, "transport", tp);
 	if (created) {
+		metrics_inc(ev->metrics, M_ALLOCATIONS_CREATED, 1);
 		log_info("turn: allocation %s for user \"%s\"%s%s from %s (%s)", relayed, user,
 		    a->id.call[0] ? " in call " : "", a->id.call, client, tp);
 		json_object_set_new(f, "outcome", json_string("success"));
 		audit_log(ev->audit, now_ms(), "allocation.created", f);
 		return;
 	}
+	if (ev->alerts != NULL)
+		alerts_forget_alloc(ev->alerts, relayed);
 	put(f, "reason", reason);
 	json_object_set_new(f, "bytes_to_peer", json_integer((json_int_t)a->bytes_to_peer));
 	json_object_set_new(f, "bytes_from_peer", json_integer((json_int_t)a->bytes_from_peer));

@@ -11,10 +11,29 @@
 #include "turn/server.h"
 
 struct audit;
+struct metrics;
+struct alerts;
+struct alert;
 struct events;
 
-/* audit is borrowed. Returns owned: free with events_free(). */
-struct events *events_new(struct audit *audit);
+/* Carries out an alert's automatic response; the daemon provides it. */
+struct events_responder {
+	void *ctx;
+	void (*block_source)(void *ctx, const char *ip, uint32_t seconds, const char *why);
+	void (*lock_user)(void *ctx, const char *user, uint32_t seconds);
+	void (*end_call)(void *ctx, const char *call);
+	/* Optional: the alert as JSON text, for a webhook. */
+	void (*notify)(void *ctx, const char *json, size_t len);
+};
+
+/* audit, metrics and alerts are borrowed (metrics and alerts may be
+ * NULL). Returns owned: free with events_free(). */
+struct events *events_new(struct audit *audit, struct metrics *metrics,
+    struct alerts *alerts, const struct events_responder *responder);
+
+/* Feeds an allocation's traffic total to the spike detector (about once a
+ * second per allocation). */
+void events_alloc_traffic(struct events *ev, const struct turn_alloc *a, uint64_t now_ms);
 void events_free(struct events *ev);
 
 void events_hub(struct events *ev, const struct hub_event *e);

@@ -171,7 +171,9 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 	counter(&o, "gatehouse_sessions_abuse_total", "Signaling sessions closed for abuse.",
 	    c[M_SESSIONS_ABUSE]);
 	counter(&o, "gatehouse_audit_dropped_total",
-	    "Audit events dropped because the writer could not keep up.", c[M_AUDIT_DROPPED]);
+	    "Audit events dropped because the writer could not keep up.", g->audit_dropped);
+	gauge(&o, "gatehouse_blocked_sources", "Source addresses blocked by a response.",
+	    g->blocked_sources);
 	add(&o, "# HELP gatehouse_alerts_total Anomaly alerts by kind.\n"
 	    "# TYPE gatehouse_alerts_total counter\n");
 	for (k = 0; k < ALERT_KIND_COUNT; k++)

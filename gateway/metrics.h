@@ -21,7 +21,6 @@ enum metric_counter {
 	M_TURN_AUTH_FAILURES,
 	M_ALLOCATIONS_CREATED,
 	M_SESSIONS_ABUSE,
-	M_AUDIT_DROPPED,
 	M_COUNTER_COUNT,
 };
 
@@ -38,6 +37,8 @@ struct metrics_gauges {
 	uint64_t allocations;
 	uint64_t bytes_to_peers, bytes_from_peers;     /* totals since start */
 	uint64_t packets_to_peers, packets_from_peers;
+	uint64_t audit_dropped;                         /* since start */
+	uint64_t blocked_sources;
 };
 
 struct metrics;
