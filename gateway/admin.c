@@ -210,6 +210,24 @@ static void tokens_revoke_user(struct admin *a, const char *user)
 			memset(&a->tokens[i], 0, sizeof(a->tokens[i]));
 }
 
+/* A token is only as good as its user: deleted, disabled or no longer in
+ * an admin group (changed from the CLI, say) and it stops working. */
+static bool token_user_ok(struct admin *a, const struct token *t)
+{
+	struct identity_user who;
+	struct userdb_entry e;
+	size_t i;
+
+	if (a->env.users == NULL || userdb_get(a->env.users, t->user, &e) != USERDB_OK ||
+	    e.disabled)
+		return false;
+	memset(&who, 0, sizeof(who));
+	for (i = 0; i < e.ngroups && i < IDENTITY_MAX_GROUPS; i++)
+		snprintf(who.groups[i], sizeof(who.groups[i]), "%s", e.groups[i]);
+	who.ngroups = i;
+	return role_of(&who) >= t->role;
+}
+
 /* --- helpers ----------------------------------------------------------- */
 
 static json_t *body_json(struct act *x)
@@ -529,37 +547,15 @@ static void h_user_delete(struct act *x) { user_change(x, "admin.user.delete", d
 static void h_user_password(struct act *x) { user_change(x, "admin.user.password", do_password); }
 static void h_user_totp(struct act *x) { user_change(x, "admin.user.totp", do_totp); }
 
-static char *read_policy_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-
-	if (f == NULL)
-		return NULL;
-	buf = malloc(ADMIN_MAX_BODY + 1);
-	if (buf != NULL) {
-		*len = fread(buf, 1, ADMIN_MAX_BODY, f);
-		buf[*len] = '\0';
-	}
-	fclose(f);
-	return buf;
-}
 
 static void h_policy_get(struct act *x)
 {
-	size_t len = 0;
-	char *text;
-	json_t *p;
+	char *text = x->a->env.policy_text != NULL ? x->a->env.policy_text(x->a->env.ctx) : NULL;
+	json_t *p = text != NULL ? json_loads(text, 0, NULL) : NULL;
 
-	if (x->a->env.policy_path[0] == '\0') {
-		fail(x, 404, "not_found", "no policy file is configured (every call is denied)");
-		return;
-	}
-	text = read_policy_file(x->a->env.policy_path, &len);
-	p = text != NULL ? json_loadb(text, len, 0, NULL) : NULL;
 	free(text);
 	if (p == NULL) {
-		fail(x, 500, "internal", "the policy file cannot be read");
+		fail(x, 404, "not_found", "no policy is running (every call is denied)");
 		return;
 	}
 	x->out = json_pack("{s:o}", "policy", p);
@@ -589,16 +585,15 @@ static void h_policy_validate(struct act *x)
 static void h_policy_put(struct act *x)
 {
 	char err[512], *before_text;
-	size_t before_len = 0;
 	json_t *before = NULL, *after;
 
 	if (x->a->env.policy_path[0] == '\0') {
 		fail(x, 409, "conflict", "no policy file is configured; set policy.file first");
 		return;
 	}
-	before_text = read_policy_file(x->a->env.policy_path, &before_len);
+	before_text = x->a->env.policy_text != NULL ? x->a->env.policy_text(x->a->env.ctx) : NULL;
 	if (before_text != NULL)
-		before = json_loadb(before_text, before_len, 0, NULL);
+		before = json_loads(before_text, 0, NULL);
 	free(before_text);
 	if (x->a->env.policy_replace(x->a->env.ctx, x->rq->body, x->rq->body_len, err,
 	    sizeof(err)) != 0) {
@@ -644,8 +639,10 @@ static bool query_u64(const char *q, const char *key, uint64_t *v)
 
 	if (!query_get(q, key, buf, sizeof(buf)))
 		return true;
+	if (buf[0] < '0' || buf[0] > '9')
+		return false; /* strtoull would take "-1" */
 	*v = strtoull(buf, &end, 10);
-	return buf[0] != '\0' && *end == '\0';
+	return *end == '\0';
 }
 
 static void h_audit(struct act *x)
@@ -838,6 +835,10 @@ bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_
 		x.arg = x.argbuf;
 		if (routes[i].least != ADMIN_ROLE_NONE) {
 			x.tok = token_find(a, rq->authorization, now_ms);
+			if (x.tok != NULL && !token_user_ok(a, x.tok)) {
+				memset(x.tok, 0, sizeof(*x.tok));
+				x.tok = NULL;
+			}
 			if (x.tok == NULL) {
 				fail(&x, 401, "unauthorized", "log in first (missing, expired or revoked token)");
 				goto out;

@@ -29,7 +29,7 @@
  *   POST   /api/users/NAME/password     admin    {password, actor_totp}
  *   POST   /api/users/NAME/totp         admin    {actor_totp} -> {otpauth}
  *   DELETE /api/users/NAME              admin
- *   GET    /api/policy                  any      {policy: <the file's JSON>}
+ *   GET    /api/policy                  any      {policy: <the running policy>}
  *   POST   /api/policy/validate         admin    body = policy -> {ok:true,rules:N} | 400 {error}
  *   PUT    /api/policy                  admin    body = policy: validated, written atomically, applied
  *   GET    /api/audit?since=&until=&user=&event=&limit=   any
@@ -81,6 +81,8 @@ struct admin_env {
 	int (*policy_replace)(void *ctx, const char *text, size_t len, char *err,
 	    size_t errlen);
 	size_t (*alloc_count)(void *ctx);
+	/* The running policy's text (owned, free()), NULL when none. */
+	char *(*policy_text)(void *ctx);
 	struct blocklist *blocks;       /* borrowed: sources blocked by responses */
 	/* The Prometheus exposition text (owned, free()), or NULL. */
 	char *(*metrics)(void *ctx);

@@ -34,6 +34,7 @@ struct req {
 	size_t body_len;
 	bool too_large;
 	bool deferred;             /* waiting for admin_http_reply() */
+	bool dispatched;           /* handed to the admin core (once per request) */
 	int status;                /* 0 until the answer is known */
 	char *out;                 /* the answer's body */
 	const char *ctype;         /* its content type */
@@ -84,6 +85,11 @@ static void dispatch(struct admin_http *s, struct req *r)
 	char *body = NULL;
 	int status = 0;
 
+	/* libwebsockets reports the end of an empty body even after the
+	 * request was answered without waiting for one. */
+	if (r->dispatched)
+		return;
+	r->dispatched = true;
 	if (r->too_large) {
 		answer(r, 413, strdup("{\"error\":\"too_large\",\"message\":\"the body is too large\"}"));
 		return;
@@ -155,17 +161,25 @@ static int write_answer(struct req *r)
 		lws_callback_on_writable(r->wsi);
 		return 0;
 	}
+	free(r->out);
+	r->out = NULL;
+	free(r->body);
+	r->body = NULL;
+	r->status = 0;
 	return lws_http_transaction_completed(r->wsi) ? -1 : 0;
 }
 
+/* A header that is present but does not fit counts as present with a
+ * value nothing matches: an over-long Origin must be refused, not taken
+ * for a missing one. */
 static void copy_header(struct lws *wsi, enum lws_token_indexes t, char *out, size_t cap,
     bool *has)
 {
 	int n = lws_hdr_total_length(wsi, t);
 
-	*has = n > 0 && (size_t)n < cap && lws_hdr_copy(wsi, out, (int)cap, t) > 0;
-	if (!*has)
-		out[0] = '\0';
+	*has = n > 0;
+	if (n <= 0 || (size_t)n >= cap || lws_hdr_copy(wsi, out, (int)cap, t) <= 0)
+		snprintf(out, cap, "%s", n > 0 ? "\x01(too long)" : "");
 }
 
 static int on_request(struct admin_http *s, struct req *r, struct lws *wsi, const char *path)
@@ -173,6 +187,9 @@ static int on_request(struct admin_http *s, struct req *r, struct lws *wsi, cons
 	bool has;
 	int i;
 
+	/* A kept-alive connection reuses this per-connection data. */
+	free(r->body);
+	free(r->out);
 	memset(r, 0, sizeof(*r));
 	r->server = s;
 	r->wsi = wsi;

@@ -66,6 +66,7 @@ struct daemon {
 	struct admin *admin;
 	struct admin_http *admin_http;
 	struct timespec policy_mtime;    /* of the file the running policy came from */
+	char *policy_src;                /* the running policy's text (owned) */
 	char cert_file[PATH_MAX + 32], key_file[PATH_MAX + 32];
 };
 
@@ -338,8 +339,8 @@ static void on_relay_readable(void *arg)
 /* Loads and checks a policy file; *mtime (may be NULL) is the version
  * that was read, taken from the open file so a write racing the read is
  * not mistaken for one already seen. */
-static struct policy *policy_load(const char *path, struct timespec *mtime, char *err,
-    size_t errlen)
+static struct policy *policy_load(const char *path, struct timespec *mtime, char **src,
+    char *err, size_t errlen)
 {
 	char *text = NULL, perr[400];
 	struct policy *p = NULL;
@@ -365,6 +366,11 @@ static struct policy *policy_load(const char *path, struct timespec *mtime, char
 		snprintf(err, errlen, "%s: larger than %d bytes", path, POLICY_MAX_BYTES);
 	else if ((p = policy_parse(text, n, perr, sizeof(perr))) == NULL)
 		snprintf(err, errlen, "%s: %s", path, perr);
+	if (p != NULL && src != NULL) {
+		text[n] = '\0';
+		*src = text;
+		return p;
+	}
 	free(text);
 	return p;
 }
@@ -381,8 +387,10 @@ static bool policy_mtime(const char *path, struct timespec *out)
 
 /* Swaps in a checked policy: every live call is decided again (ending
  * those no longer allowed, reason "policy") and contacts are pushed. */
-static void policy_apply(struct daemon *d, struct policy *p, const char *how)
+static void policy_apply(struct daemon *d, struct policy *p, char *src, const char *how)
 {
+	free(d->policy_src);
+	d->policy_src = src;
 	hub_set_policy(d->hub, p);
 	policy_free(d->policy);
 	d->policy = p;
@@ -397,18 +405,18 @@ static void policy_apply(struct daemon *d, struct policy *p, const char *how)
 static void policy_reload(struct daemon *d, const char *how)
 {
 	struct policy *p;
-	char err[512];
+	char err[512], *src = NULL;
 
 	if (d->cfg->policy_file[0] == '\0')
 		return;
-	p = policy_load(d->cfg->policy_file, &d->policy_mtime, err, sizeof(err));
+	p = policy_load(d->cfg->policy_file, &d->policy_mtime, &src, err, sizeof(err));
 	if (p == NULL) {
 		log_err("policy reload refused, keeping the running policy: %s", err);
 		audit_log(d->audit, relay_io_now_ms(), "policy.reload", json_pack("{s:s, s:s, s:s}",
 		    "outcome", "failed", "reason", err, "target", d->cfg->policy_file));
 		return;
 	}
-	policy_apply(d, p, how);
+	policy_apply(d, p, src, how);
 }
 
 static void on_hup(void *arg)
@@ -453,7 +461,7 @@ static int admin_policy_replace(void *ctx, const char *text, size_t len, char *e
 	}
 	/* What we just wrote is what runs: the file watch need not reload it. */
 	(void)policy_mtime(d->cfg->policy_file, &d->policy_mtime);
-	policy_apply(d, p, "admin API");
+	policy_apply(d, p, strndup(text, len), "admin API");
 	return 0;
 }
 
@@ -471,6 +479,13 @@ static void admin_reply(void *ctx, uint64_t request, int status, const char *bod
     size_t len)
 {
 	admin_http_reply(((struct daemon *)ctx)->admin_http, request, status, body, len);
+}
+
+static char *admin_policy_text(void *ctx)
+{
+	struct daemon *d = ctx;
+
+	return d->policy_src != NULL ? strdup(d->policy_src) : NULL;
 }
 
 static size_t admin_alloc_count(void *ctx)
@@ -684,6 +699,7 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 	env.policy_path = cfg->policy_file;
 	env.policy_replace = admin_policy_replace;
 	env.alloc_count = admin_alloc_count;
+	env.policy_text = admin_policy_text;
 	env.metrics = render_metrics;
 	env.blocks = d->blocks;
 	env.reply = admin_reply;
@@ -810,6 +826,7 @@ static void shutdown_all(struct daemon *d)
 		relay_io_free(d->io);
 	}
 	policy_free(d->policy);
+	free(d->policy_src);
 	identity_free(d->identity);
 	userdb_close(d->users);
 	registry_free(d->registry);
@@ -858,8 +875,8 @@ int daemon_run(const struct config *cfg)
 	    (d.logins = login_worker_new(cfg, err, sizeof(err))) == NULL)
 		goto fail;
 	if (cfg->policy_file[0] != '\0') {
-		if ((d.policy = policy_load(cfg->policy_file, &d.policy_mtime, err,
-		    sizeof(err))) == NULL)
+		if ((d.policy = policy_load(cfg->policy_file, &d.policy_mtime, &d.policy_src,
+		    err, sizeof(err))) == NULL)
 			goto fail;
 	} else {
 		log_warn("no policy file configured: every call is denied");
