@@ -8,7 +8,7 @@ set -euo pipefail
 GH_BUILD_PKGS=(gcc make cmake pkg-config libjansson-dev libssl-dev libwebsockets-dev
 	libsqlite3-dev libargon2-dev)
 GH_TEST_PKGS=(coturn python3 python3-aiortc python3-aioice python3-aiohttp openssl iproute2
-	chromium nodejs)
+	chromium nodejs prometheus rsyslog rsyslog-gnutls)
 
 gh_install_deps() {
 	local want=("${GH_BUILD_PKGS[@]}") missing=() p
