@@ -50,6 +50,7 @@ struct alert_rule {
 struct alerts_config {
 	struct alert_rule rules[ALERT_KIND_COUNT];
 	uint32_t spike_factor;    /* traffic_spike: times the recent average, default 10 */
+	char webhook[256];        /* "http://IP:PORT/path" (loopback), "" for none */
 };
 
 /* What the caller feeds in. Strings are borrowed for the call. */

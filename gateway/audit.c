@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "gateway/syslog_out.h"
+#include "gateway/webhook.h"
 
 #define AUDIT_LINE_MAX (64 * 1024)
 
@@ -33,6 +34,9 @@ struct audit {
 	char path[4096];
 	int fd;
 	struct syslog_out *syslog;   /* owned, NULL when not configured */
+	bool has_webhook;
+	struct sockaddr_storage webhook_addr;
+	char webhook_path[256];
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t mu;
@@ -130,6 +134,8 @@ static void write_item(struct audit *a, struct item *it)
 	if (a->syslog != NULL)
 		(void)syslog_out_send(a->syslog, it->severity, it->event, it->ts, it->line,
 		    it->len - 1);
+	if (a->has_webhook && strcmp(it->event, "alert") == 0)
+		(void)webhook_post(&a->webhook_addr, a->webhook_path, it->line, it->len - 1);
 }
 
 static void *writer_main(void *arg)
@@ -176,10 +182,11 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-struct audit *audit_open(const char *path, const struct config_log *log, char *err,
-    size_t errlen)
+struct audit *audit_open(const char *path, const struct config_log *log,
+    const char *webhook, char *err, size_t errlen)
 {
 	struct audit *a = calloc(1, sizeof(*a));
+	const char *why;
 
 	if (a == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -195,6 +202,14 @@ struct audit *audit_open(const char *path, const struct config_log *log, char *e
 	if (log != NULL && log->has_syslog &&
 	    (a->syslog = syslog_out_new(log, err, errlen)) == NULL)
 		goto fail;
+	if (webhook != NULL && webhook[0] != '\0') {
+		if (webhook_parse(webhook, &a->webhook_addr, a->webhook_path,
+		    sizeof(a->webhook_path), &why) != 0) {
+			snprintf(err, errlen, "alerts.webhook: %s", why);
+			goto fail;
+		}
+		a->has_webhook = true;
+	}
 	if (pthread_create(&a->thread, NULL, writer_main, a) != 0) {
 		snprintf(err, errlen, "cannot start the audit writer");
 		goto fail;

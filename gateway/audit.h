@@ -8,7 +8,8 @@
  * Writing never blocks the caller: events go into a bounded queue that a
  * writer thread drains to the file and the collector. When the queue is
  * full an event is dropped and counted, and an "audit.dropped" event says
- * so once there is room again. */
+ * so once there is room again. Events named "alert" also go to the
+ * webhook (alerts.webhook) when one is configured. */
 #ifndef GH_GATEWAY_AUDIT_H
 #define GH_GATEWAY_AUDIT_H
 
@@ -26,8 +27,8 @@ struct audit;
 /* Opens (creating, 0600) path for appending, and the syslog sender when
  * log->has_syslog; starts the writer. Returns owned: free with
  * audit_close() (which writes what is queued first). NULL with err. */
-struct audit *audit_open(const char *path, const struct config_log *log, char *err,
-    size_t errlen);
+struct audit *audit_open(const char *path, const struct config_log *log,
+    const char *webhook, char *err, size_t errlen);
 void audit_close(struct audit *a);
 
 /* Queues one event; fields (may be NULL) is stolen. */

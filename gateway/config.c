@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "gateway/log.h"
+#include "gateway/webhook.h"
 
 /* Longest key path in a message; longer ones are cut, not refused. */
 #define CFG_PATH_MAX 256
@@ -994,6 +995,18 @@ static const struct cfg_section registry_section = { .keys = registry_keys };
 
 _Static_assert(sizeof(enum alert_response) == sizeof(int), "enum size");
 
+static int p_webhook(struct cfg_ctx *x, const struct cfg_key *k, void *base,
+    json_t *v, const char *path)
+{
+	struct sockaddr_storage ss;
+	char p[256];
+	const char *why = "expected a string";
+
+	if (!json_is_string(v) || webhook_parse(json_string_value(v), &ss, p, sizeof(p), &why) != 0)
+		return fail(x, path, "%s", why);
+	return p_string(x, k, base, v, path);
+}
+
 /* One detector: {"window_s": 60, "threshold": 20, "response": "block_source",
  * "block_s": 300}; a threshold of 0 turns it off. */
 static const struct cfg_key alert_rule_keys[] = {
@@ -1022,6 +1035,8 @@ static const struct cfg_key alerts_keys[] = {
 	ALERT_KEY("call_fanout", ALERT_CALL_FANOUT),
 	{ .name = "spike_factor", .parse = p_uint, .off = offsetof(struct alerts_config, spike_factor),
 	  .size = sizeof(uint32_t), .min = 0, .max = 1000 },
+	{ .name = "webhook", .parse = p_webhook, .off = offsetof(struct alerts_config, webhook),
+	  .size = sizeof(((struct alerts_config *)0)->webhook) },
 	{ .name = NULL },
 };
 static const struct cfg_section alerts_section = { .keys = alerts_keys };

@@ -206,13 +206,20 @@ static bool hub_relay_of(void *ctx, const char *user, const char *call,
 static void hub_call_ended(void *ctx, const char *call, uint64_t expires_s)
 {
 	struct daemon *d = ctx;
+	struct turn_stats t;
 	size_t n;
 
 	if (registry_call_end(d->registry, call, expires_s) != 0)
 		log_err("registry: cannot record the end of call %s", call);
-	n = turn_server_remove_call(d->turn, call);
+	n = turn_server_remove_call(d->turn, call, &t);
 	if (n > 0)
 		log_info("turn: %zu allocations of call %s removed", n, call);
+	/* What the call's allocations relayed, at hangup, for the audit. */
+	audit_log(d->audit, relay_io_now_ms(), "call.traffic", json_pack(
+	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "call", call, "allocations", (json_int_t)n,
+	    "bytes_to_peer", (json_int_t)t.bytes_to_peers, "bytes_from_peer",
+	    (json_int_t)t.bytes_from_peers, "packets_to_peer", (json_int_t)t.packets_to_peers,
+	    "packets_from_peer", (json_int_t)t.packets_from_peers, "outcome", "success"));
 }
 
 static void hub_event(void *ctx, const struct hub_event *e)
@@ -806,7 +813,7 @@ static struct audit *open_audit(const struct config *cfg, char *err, size_t errl
 		snprintf(path, sizeof(path), "%s", cfg->log.audit_file);
 	else
 		snprintf(path, sizeof(path), "%s/audit.jsonl", cfg->state_dir);
-	return audit_open(path, &cfg->log, err, errlen);
+	return audit_open(path, &cfg->log, cfg->alerts.webhook, err, errlen);
 }
 
 static void shutdown_all(struct daemon *d)

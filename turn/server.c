@@ -956,14 +956,23 @@ struct turn_alloc *turn_server_find_relayed(struct turn_server *s,
 	return alloc_table_find_relayed(s->allocs, (const struct sockaddr *)&local);
 }
 
-size_t turn_server_remove_call(struct turn_server *s, const char *call)
+size_t turn_server_remove_call(struct turn_server *s, const char *call,
+    struct turn_stats *totals)
 {
 	struct turn_alloc *a, *next;
 	size_t n = 0;
 
+	if (totals != NULL)
+		memset(totals, 0, sizeof(*totals));
 	for (a = alloc_table_first(s->allocs); a != NULL; a = next) {
 		next = alloc_next(a);
 		if (a->id.kind == TURN_ID_CALL && strcmp(a->id.call, call) == 0) {
+			if (totals != NULL) {
+				totals->bytes_to_peers += a->bytes_to_peer;
+				totals->bytes_from_peers += a->bytes_from_peer;
+				totals->packets_to_peers += a->pkts_to_peer;
+				totals->packets_from_peers += a->pkts_from_peer;
+			}
 			alloc_remove(s, a, "call ended");
 			n++;
 		}

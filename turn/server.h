@@ -135,8 +135,12 @@ void turn_server_tick(struct turn_server *s, uint64_t now_ms);
 struct turn_alloc *turn_server_find_relayed(struct turn_server *s,
     const struct sockaddr *relayed);
 
-/* Removes every allocation of this call (hangup); returns how many. */
-size_t turn_server_remove_call(struct turn_server *s, const char *call);
+struct turn_stats;
+
+/* Removes every allocation of this call (hangup); returns how many, and
+ * when totals is not NULL what they relayed. */
+size_t turn_server_remove_call(struct turn_server *s, const char *call,
+    struct turn_stats *totals);
 
 size_t turn_server_alloc_count(const struct turn_server *s);
 

@@ -516,7 +516,7 @@ static void test_quota_and_lifetime(void)
 	/* Static users (tools) are bounded by allocations_total only. */
 	CHECK_EQ_INT(allocate(&c3, "bob", "builder", t, NULL), 0);
 	CHECK_EQ_INT(allocate(&c4, "bob", "builder", t, NULL), 0);
-	CHECK_EQ_INT(turn_server_remove_call(F.s, "call-1"), 2);
+	CHECK_EQ_INT(turn_server_remove_call(F.s, "call-1", NULL), 2);
 	CHECK_EQ_INT(F.nclose, 2);
 	/* Default lifetime 600 s: gone after the sweep at 601 s. */
 	turn_server_tick(F.s, t + 599 * 1000);

@@ -1,0 +1,93 @@
+/* Webhook POSTs (see webhook.h). */
+#include "gateway/webhook.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gateway/config.h"
+
+#define WEBHOOK_TIMEOUT_MS 2000
+
+int webhook_parse(const char *url, struct sockaddr_storage *addr, char *path,
+    size_t pathcap, const char **why)
+{
+	char hostport[128];
+	const char *p, *slash;
+	size_t n;
+
+	if (strncmp(url, "http://", 7) != 0) {
+		*why = "expected http://IP:PORT/path (loopback only)";
+		return -1;
+	}
+	p = url + 7;
+	slash = strchr(p, '/');
+	n = slash != NULL ? (size_t)(slash - p) : strlen(p);
+	if (n == 0 || n >= sizeof(hostport)) {
+		*why = "expected http://IP:PORT/path";
+		return -1;
+	}
+	memcpy(hostport, p, n);
+	hostport[n] = '\0';
+	if (config_parse_hostport(hostport, addr) != 0) {
+		*why = "expected an IP address and port, no names";
+		return -1;
+	}
+	if (!config_addr_is_loopback(addr)) {
+		*why = "plain HTTP only to a loopback address (relay it on from there)";
+		return -1;
+	}
+	snprintf(path, pathcap, "%s", slash != NULL ? slash : "/");
+	if (strpbrk(path, " \r\n") != NULL) {
+		*why = "the path has spaces or line breaks";
+		return -1;
+	}
+	return 0;
+}
+
+static int wait_fd(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	return poll(&p, 1, WEBHOOK_TIMEOUT_MS) == 1 ? 0 : -1;
+}
+
+int webhook_post(const struct sockaddr_storage *addr, const char *path, const char *body,
+    size_t len)
+{
+	char head[512], reply[64];
+	socklen_t alen = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	int fd, n, soerr = 0, rc = -1;
+	socklen_t sl = sizeof(soerr);
+	ssize_t got;
+
+	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)addr, alen) != 0 &&
+	    (errno != EINPROGRESS || wait_fd(fd, POLLOUT) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0))
+		goto out;
+	n = snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: gatehouse\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n", path, len);
+	if (n < 0 || (size_t)n >= sizeof(head) ||
+	    send(fd, head, (size_t)n, MSG_NOSIGNAL) != n ||
+	    send(fd, body, len, MSG_NOSIGNAL) != (ssize_t)len)
+		goto out;
+	if (wait_fd(fd, POLLIN) != 0)
+		goto out;
+	got = recv(fd, reply, sizeof(reply) - 1, 0);
+	if (got >= 12) {
+		reply[got] = '\0';
+		rc = strncmp(reply, "HTTP/1.", 7) == 0 && reply[9] == '2' ? 0 : -1;
+	}
+out:
+	close(fd);
+	return rc;
+}
