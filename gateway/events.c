@@ -323,6 +323,11 @@ void events_turn(struct events *ev, enum turn_event kind, const struct turn_clie
 		json_decref(f);
 		log_debug("turn: ignoring %s: too many authentication failures", client);
 		return;
+	case TURN_EV_REFRESHED:
+		json_object_set_new(f, "outcome", json_string("success"));
+		audit_log(ev->audit, now_ms(), "allocation.refreshed", f);
+		log_debug("turn: allocation of \"%s\" from %s refreshed", user, client);
+		return;
 	case TURN_EV_CALL_ENDED:
 		name = "turn.auth.call_ended";
 		log_debug("turn: credentials of ended call refused from %s", client);

@@ -611,6 +611,7 @@ static void on_refresh(struct req *r)
 	} else {
 		lifetime = desired_lifetime_s(r->s, r->m);
 		r->alloc->expires_ms = r->now_ms + (uint64_t)lifetime * 1000;
+		event(r, TURN_EV_REFRESHED, NULL);
 	}
 	reply_start(r, STUN_SUCCESS);
 	stun_build_u32(&r->b, STUN_A_LIFETIME, lifetime);

@@ -57,6 +57,7 @@ enum turn_event {
 	TURN_EV_SOURCE_BLOCKED = 2, /* a request ignored: too many failures */
 	TURN_EV_PEER_REFUSED = 3,   /* a peer address refused (403) */
 	TURN_EV_CALL_ENDED = 4,     /* genuine credentials of an ended call */
+	TURN_EV_REFRESHED = 5,      /* an allocation's lifetime was extended */
 };
 
 struct turn_server_ops {
