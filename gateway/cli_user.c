@@ -1,13 +1,12 @@
 /* "gatehouse user ...": local users in state_dir/users.db. */
 #include "gateway/cli_user.h"
+#include "gateway/prompt.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,104 +81,6 @@ static int usage(FILE *out, int code)
 
 /* The signal that interrupted a prompt, so that it can be delivered once
  * the terminal echoes again (OpenBSD readpassphrase(3) does the same). */
-static volatile sig_atomic_t caught_signal;
-
-static void on_signal(int sig)
-{
-	caught_signal = sig;
-}
-
-static const int prompt_signals[] = { SIGINT, SIGHUP, SIGQUIT, SIGTERM };
-#define NSIGNALS (sizeof(prompt_signals) / sizeof(prompt_signals[0]))
-
-/* Reads up to '\n' (or the end) one byte at a time, so that nothing after
- * the line is consumed and no copy is left in a stdio buffer. Strips the
- * '\n' and a '\r' before it. Returns the length, or -1 with a message. */
-static int read_line(int fd, char *buf, size_t cap, const char *from)
-{
-	size_t n = 0;
-	ssize_t r;
-	char c;
-
-	for (;;) {
-		r = read(fd, &c, 1);
-		if (r < 0 && errno == EINTR && caught_signal == 0)
-			continue;
-		if (r < 0) {
-			if (caught_signal == 0)
-				fprintf(stderr, "gatehouse: reading the password from %s: %s\n",
-				    from, strerror(errno));
-			return -1;
-		}
-		if (r == 0 || c == '\n')
-			break;
-		if (c == '\0') {
-			fprintf(stderr, "gatehouse: the password from %s contains a NUL byte\n",
-			    from);
-			return -1;
-		}
-		if (n + 1 >= cap) {
-			fprintf(stderr, "gatehouse: the password from %s is longer than %d "
-			    "bytes\n", from, PASSWORD_MAX_LEN);
-			return -1;
-		}
-		buf[n++] = c;
-	}
-	if (r == 0 && n == 0) {
-		fprintf(stderr, "gatehouse: no password on %s\n", from);
-		return -1;
-	}
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	buf[n] = '\0';
-	return (int)n;
-}
-
-/* Asks on the terminal with echo off. Returns the length, -1 after a
- * message, or -2 when there is no terminal. */
-static int read_tty(int fd, const char *prompt, char *buf, size_t cap)
-{
-	struct sigaction sa, old_sa[NSIGNALS];
-	struct termios old_t, t;
-	ssize_t w;
-	size_t i;
-	int n, sig;
-
-	if (tcgetattr(fd, &old_t) < 0)
-		return -2;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: the read must return so the terminal is restored. */
-	caught_signal = 0;
-	for (i = 0; i < NSIGNALS; i++)
-		sigaction(prompt_signals[i], &sa, &old_sa[i]);
-	t = old_t;
-	t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK);
-	t.c_lflag |= ECHONL; /* the Enter key still shows as a new line */
-	if (tcsetattr(fd, TCSAFLUSH, &t) < 0) {
-		fprintf(stderr, "gatehouse: cannot turn off echo on the terminal: %s\n",
-		    strerror(errno));
-		n = -1;
-		goto out;
-	}
-	do
-		w = write(fd, prompt, strlen(prompt));
-	while (w < 0 && errno == EINTR && caught_signal == 0);
-	n = read_line(fd, buf, cap, "the terminal");
-	tcsetattr(fd, TCSAFLUSH, &old_t);
-out:
-	for (i = 0; i < NSIGNALS; i++)
-		sigaction(prompt_signals[i], &old_sa[i], NULL);
-	sig = caught_signal;
-	if (sig != 0) {
-		OPENSSL_cleanse(buf, cap);
-		raise(sig);
-		n = -1;
-	}
-	return n;
-}
-
 /* Fills pw (PW_CAP bytes) from stdin or, asking twice, from the
  * terminal, and checks its length. 0, or an exit code after a message. */
 static int password_get(const struct opts *o, char *pw)
@@ -189,7 +90,7 @@ static int password_get(const struct opts *o, char *pw)
 	size_t len;
 
 	if (o->password_stdin) {
-		n = read_line(STDIN_FILENO, pw, PW_CAP, "stdin");
+		n = prompt_read_line(STDIN_FILENO, pw, PW_CAP, "the password", "stdin");
 	} else {
 		fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 		if (fd < 0) {
@@ -198,9 +99,10 @@ static int password_get(const struct opts *o, char *pw)
 			return EXIT_USAGE;
 		}
 		snprintf(prompt, sizeof(prompt), "Password for %s: ", o->shown);
-		n = read_tty(fd, prompt, pw, PW_CAP);
+		n = prompt_read_tty(fd, prompt, false, pw, PW_CAP, "the password");
 		if (n >= 0) {
-			m = read_tty(fd, "Repeat password: ", again, sizeof(again));
+			m = prompt_read_tty(fd, "Repeat password: ", false, again, sizeof(again),
+			    "the password");
 			if (m < 0) {
 				n = m;
 			} else if (m != n || CRYPTO_memcmp(pw, again, (size_t)n) != 0) {
