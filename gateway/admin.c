@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "common/b64url.h"
 #include "gateway/audit.h"
 #include "gateway/blocklist.h"
 #include "gateway/login_worker.h"
@@ -95,33 +96,6 @@ static void sha256(const void *p, size_t n, uint8_t out[32])
 	EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
 }
 
-static void b64url(const uint8_t *in, size_t n, char *out)
-{
-	static const char al[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t i, o = 0;
-	uint32_t v;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = al[(v >> 18) & 63];
-		out[o++] = al[(v >> 12) & 63];
-		out[o++] = al[(v >> 6) & 63];
-		out[o++] = al[v & 63];
-	}
-	if (n - i == 1) {
-		v = (uint32_t)in[i] << 16;
-		out[o++] = al[(v >> 18) & 63];
-		out[o++] = al[(v >> 12) & 63];
-	} else if (n - i == 2) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		out[o++] = al[(v >> 18) & 63];
-		out[o++] = al[(v >> 12) & 63];
-		out[o++] = al[(v >> 6) & 63];
-	}
-	out[o] = '\0';
-}
-
 static void audit(struct act *x, const char *event, const char *outcome, json_t *more)
 {
 	json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "actor",
@@ -190,7 +164,8 @@ static struct token *token_new(struct admin *a, const char *user, enum admin_rol
 		t = oldest;
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return NULL;
-	b64url(raw, sizeof(raw), text);
+	b64url_encode(raw, sizeof(raw), text);
+	text[TOKEN_TEXT] = '\0';
 	OPENSSL_cleanse(raw, sizeof(raw));
 	memset(t, 0, sizeof(*t));
 	sha256(text, TOKEN_TEXT, t->hash);

@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "common/b64url.h"
 #include "signaling/message.h"
 #include "signaling/sdp_filter.h"
 
@@ -370,22 +371,12 @@ static void call_end(struct hub *h, struct call *c, const char *reason,
 
 static int new_call_id(char out[HUB_CALL_ID_LEN + 1])
 {
-	static const char b64url[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	uint8_t raw[16];
-	size_t i, bit = 0;
 
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return -1;
-	/* 22 characters of 6 bits carry the 128 random bits (the last
-	 * character's low bits are zero). */
-	for (i = 0; i < HUB_CALL_ID_LEN; i++, bit += 6) {
-		size_t byte = bit / 8, shift = bit % 8;
-		unsigned v = (unsigned)raw[byte] << 8;
-		if (byte + 1 < sizeof(raw))
-			v |= raw[byte + 1];
-		out[i] = b64url[(v >> (10 - shift)) & 0x3f];
-	}
+	/* 22 characters carry the 128 random bits. */
+	b64url_encode(raw, sizeof(raw), out);
 	out[HUB_CALL_ID_LEN] = '\0';
 	return 0;
 }

@@ -37,6 +37,7 @@
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
 
+#include "common/b64url.h"
 #include "common/bytes.h"
 
 #define JWKS_MAX_BYTES (1024 * 1024)
@@ -108,55 +109,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* ---- base64url ---------------------------------------------------- */
-
-static int b64url_value(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/* RFC 7515 §2 and §C: base64url without padding. Strict, because every
- * byte of a token must have exactly one spelling: only the alphabet (no
- * '=', '+', '/', white space or NUL), no length of 1 mod 4, and the
- * unused low bits of the last character zero. Otherwise one signature
- * could be sent as several different tokens. Returns 0 or -1. */
-static int b64url_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap,
-    size_t *outlen)
-{
-	struct rd r = rd_init(in, n);
-	struct wr w = wr_init(out, cap);
-	uint32_t acc = 0;
-	unsigned bits = 0;
-	uint8_t c;
-	int v;
-
-	if (n % 4 == 1)
-		return -1;
-	while (rd_u8(&r, &c) == 0) {
-		if ((v = b64url_value(c)) < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			wr_u8(&w, (uint8_t)(acc >> bits));
-		}
-		acc &= (1u << bits) - 1;
-	}
-	if (acc != 0 || w.overflow)
-		return -1;
-	*outlen = w.len;
-	return 0;
-}
 
 /* A base64url JSON string member of a JWK, decoded into out. */
 static int jwk_b64(json_t *jwk, const char *name, uint8_t *out, size_t cap,

@@ -29,6 +29,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "common/b64url.h"
 #include "common/bytes.h"
 
 /* RFC 8489 §9.2 and §18.1: the nonce cookie is followed by the 24-bit
@@ -67,95 +68,6 @@
  * arithmetic, not by a table lookup, because a password is secret and
  * a table indexed by it would leak through the cache. Each mask is all
  * ones when the condition holds. */
-static inline unsigned ct_lt(unsigned x, unsigned y)
-{
-	return 0u - ((x - y) >> 31); /* x, y < 2^31 */
-}
-
-static inline char b64url_char(unsigned x)
-{
-	unsigned ge26 = ~ct_lt(x, 26), ge52 = ~ct_lt(x, 52);
-	unsigned ge62 = ~ct_lt(x, 62), eq63 = ~ct_lt(x, 63);
-	unsigned c;
-
-	c = x + 'A';
-	c += ge26 & ('a' - 'A' - 26);
-	c += ge52 & ((unsigned)'0' - 'a' - 26);
-	c += ge62 & ((unsigned)'-' - '0' - 10);
-	c += eq63 & ((unsigned)'_' - '-' - 1);
-	return (char)(c & 0xff);
-}
-
-static size_t b64url_len(size_t n)
-{
-	return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
-}
-
-/* Writes exactly b64url_len(n) characters (no NUL). */
-static void b64url_encode(const uint8_t *in, size_t n, char *out)
-{
-	uint32_t acc = 0;
-	unsigned bits = 0;
-	size_t i, o = 0;
-
-	for (i = 0; i < n; i++) {
-		acc = (acc << 8) | in[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			out[o++] = b64url_char((acc >> bits) & 63);
-		}
-		acc &= (1u << bits) - 1;
-	}
-	if (bits > 0)
-		out[o++] = b64url_char((acc << (6 - bits)) & 63);
-}
-
-static int b64url_value(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/* Strict decoder for what came from the network (not secret): only the
- * alphabet, no padding, and the unused low bits of the last character
- * must be zero, so that every byte string has exactly one spelling.
- * Returns the decoded length or -1. */
-static int b64url_decode(const uint8_t *in, size_t n, uint8_t *out,
-    size_t cap)
-{
-	uint32_t acc = 0;
-	unsigned bits = 0;
-	size_t i, o = 0;
-	int v;
-
-	if (n % 4 == 1 || n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0) > cap)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if ((v = b64url_value(in[i])) < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (uint8_t)(acc >> bits);
-		}
-		acc &= (1u << bits) - 1;
-	}
-	if (acc != 0)
-		return -1;
-	return (int)o;
-}
-
 /* The client IP as the nonce binds it: 4 bytes for IPv4, also when
  * written ::ffff:a.b.c.d (a dual-stack socket reports it that way), else
  * 16. The port is left out: a TCP reconnect changes it, and the 5-tuple
@@ -276,6 +188,7 @@ int turn_nonce_check(const struct turn_auth *a, const struct sockaddr *client,
 	const uint8_t *prefix, *body, *mac;
 	struct rd r;
 	uint64_t expiry, life;
+	size_t rawlen;
 	int iplen;
 
 	if (a == NULL || nonce == NULL || (iplen = client_ip(client, ip)) < 0)
@@ -289,8 +202,8 @@ int turn_nonce_check(const struct turn_auth *a, const struct sockaddr *client,
 		return TURN_AUTH_INVALID;
 	if (memcmp(prefix, NONCE_PREFIX, NONCE_PREFIX_LEN) != 0)
 		return TURN_AUTH_INVALID;
-	if (b64url_decode(body, NONCE_B64_LEN, raw, sizeof(raw)) !=
-	    (int)sizeof(raw))
+	if (b64url_decode(body, NONCE_B64_LEN, raw, sizeof(raw), &rawlen) != 0 ||
+	    rawlen != sizeof(raw))
 		return TURN_AUTH_INVALID;
 
 	r = rd_init(raw, sizeof(raw));
@@ -480,14 +393,14 @@ static int lookup_call(const struct turn_auth *a, const uint8_t *username,
 	uint64_t expires_s;
 	uint8_t n_user, n_call;
 	size_t ctlen;
-	int rawlen, rc = TURN_AUTH_INVALID;
+	size_t rawlen;
+	int rc = TURN_AUTH_INVALID;
 
 	memset(pt, 0, sizeof(pt));
 	if (ulen - CRED_PREFIX_LEN > b64url_len(CRED_RAW_MAX))
 		return TURN_AUTH_INVALID;
-	rawlen = b64url_decode(username + CRED_PREFIX_LEN,
-	    ulen - CRED_PREFIX_LEN, raw, sizeof(raw));
-	if (rawlen < CRED_RAW_MIN)
+	if (b64url_decode(username + CRED_PREFIX_LEN, ulen - CRED_PREFIX_LEN, raw,
+	    sizeof(raw), &rawlen) != 0 || rawlen < CRED_RAW_MIN)
 		return TURN_AUTH_INVALID;
 
 	r = rd_init(raw, (size_t)rawlen);
