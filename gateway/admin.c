@@ -728,6 +728,20 @@ static bool origin_ok(struct admin *a, const char *origin)
 	return false;
 }
 
+static bool name_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n >= IDENTITY_NAME_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' ||
+		    s[i] == '@' || s[i] == '-'))
+			return false;
+	return true;
+}
+
 /* POST /api/login: checked on the login worker; answered later. */
 static bool start_login(struct act *x)
 {
@@ -747,6 +761,14 @@ static bool start_login(struct act *x)
 		fail(x, 401, "unauthorized", "login needs user, password and totp");
 		audit(x, "admin.login", "failed", json_pack("{s:s, s:s}", "user",
 		    user != NULL ? user : "", "reason", "missing password or code"));
+	} else if (!name_ok(user)) {
+		json_t *who = strlen(user) < 256 ? json_string(user) : NULL;
+
+		/* Not a name any account can have: refused without a lookup. The
+		 * audit keeps what was sent when it is short, valid UTF-8. */
+		fail(x, 401, "unauthorized", "authentication failed");
+		audit(x, "admin.login", "failed", json_pack("{s:o, s:s}", "user",
+		    who != NULL ? who : json_string(""), "reason", "not a valid user name"));
 	} else if (p == NULL || login_worker_submit_admin(a->env.logins, x->rq->id, user, pw,
 	    code, x->now_ms / 1000) != 0) {
 		fail(x, 503, "busy", "too many logins in progress, try again");

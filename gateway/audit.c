@@ -19,7 +19,10 @@
 #include "gateway/syslog_out.h"
 #include "gateway/webhook.h"
 
-#define AUDIT_LINE_MAX (64 * 1024)
+/* Large enough for an admin's policy change (before and after, each up to
+ * the 1 MiB a policy may have): an audit record is never thrown away for
+ * its size. */
+#define AUDIT_LINE_MAX (3 * 1024 * 1024)
 
 struct item {
 	struct item *next;
@@ -89,7 +92,8 @@ static int severity_of(const char *event, json_t *line)
 	if (strncmp(event, "alert", 5) == 0)
 		return json_is_string(r) && strcmp(json_string_value(r), "none") != 0 ?
 		    LOG_ALERT : LOG_WARNING;
-	if (strcmp(out, "failure") == 0 || strcmp(out, "deny") == 0 ||
+	if (strcmp(out, "failure") == 0 || strcmp(out, "failed") == 0 ||
+	    strcmp(out, "deny") == 0 ||
 	    strcmp(out, "denied") == 0 || strcmp(out, "closed") == 0 ||
 	    strcmp(event, "audit.dropped") == 0)
 		return LOG_WARNING;

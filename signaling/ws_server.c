@@ -348,11 +348,13 @@ static int ws_established(struct ws_server *w, struct conn *c, struct lws *wsi)
 	c->next = w->sessions[c->id % SESSION_BUCKETS];
 	w->sessions[c->id % SESSION_BUCKETS] = c;
 	w->nsessions++;
+	/* The full address, port included, for the audit trail. */
 	memset(&from, 0, sizeof(from));
-	if (inet_pton(AF_INET, c->ip, &((struct sockaddr_in *)&from)->sin_addr) == 1)
-		from.ss_family = AF_INET;
-	else if (inet_pton(AF_INET6, c->ip, &((struct sockaddr_in6 *)&from)->sin6_addr) == 1)
-		from.ss_family = AF_INET6;
+	{
+		socklen_t flen = sizeof(from);
+		if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&from, &flen) != 0)
+			memset(&from, 0, sizeof(from));
+	}
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, WS_IDLE_TIMEOUT_S);
 	c->timeout_armed_ms = now_ms();
 	if (w->hub != NULL)
