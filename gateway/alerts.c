@@ -109,7 +109,7 @@ static const struct alerts_detector {
 	alerts_detect_fn *detect;
 } detectors[ALERT_KIND_COUNT] = {
 	[ALERT_PASSWORD_GUESSING_USER] = { "password_guessing_user",
-	    { 60, 10, ALERT_RESPONSE_LOCK_USER, 0 }, detect_count },
+	    { 60, 10, ALERT_RESPONSE_LOCK_USER, 300 }, detect_count },
 	[ALERT_PASSWORD_GUESSING_SOURCE] = { "password_guessing_source",
 	    { 60, 20, ALERT_RESPONSE_BLOCK_SOURCE, 300 }, detect_count },
 	[ALERT_CREDENTIAL_STUFFING] = { "credential_stuffing",
@@ -119,11 +119,11 @@ static const struct alerts_detector {
 	/* The header gives no window for traffic_spike; 60 s is both how far
 	 * back its moving average looks and how often a call can re-alert. */
 	[ALERT_TRAFFIC_SPIKE] = { "traffic_spike",
-	    { 60, 8000000, ALERT_RESPONSE_END_CALL, 0 }, detect_spike },
+	    { 60, 8000000, ALERT_RESPONSE_END_CALL, 300 }, detect_spike },
 	[ALERT_SIGNALING_FLOOD] = { "signaling_flood",
 	    { 60, 3, ALERT_RESPONSE_BLOCK_SOURCE, 300 }, detect_count },
 	[ALERT_CALL_FANOUT] = { "call_fanout",
-	    { 60, 20, ALERT_RESPONSE_NONE, 0 }, detect_count },
+	    { 60, 20, ALERT_RESPONSE_NONE, 300 }, detect_count },
 };
 
 /* Which detectors each input feeds, and by which key; the output order of

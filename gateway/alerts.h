@@ -44,7 +44,7 @@ struct alert_rule {
 	uint32_t window_s;
 	uint32_t threshold;       /* events in the window (traffic: bytes/s cap) */
 	enum alert_response response;
-	uint32_t block_s;         /* for BLOCK_SOURCE */
+	uint32_t block_s;         /* how long BLOCK_SOURCE and LOCK_USER last; 300 */
 };
 
 struct alerts_config {

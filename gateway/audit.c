@@ -37,9 +37,7 @@ struct audit {
 	char path[4096];
 	int fd;
 	struct syslog_out *syslog;   /* owned, NULL when not configured */
-	bool has_webhook;
-	struct sockaddr_storage webhook_addr;
-	char webhook_path[256];
+	struct webhook *webhook;     /* owned, NULL when not configured */
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t mu;
@@ -138,8 +136,8 @@ static void write_item(struct audit *a, struct item *it)
 	if (a->syslog != NULL)
 		(void)syslog_out_send(a->syslog, it->severity, it->event, it->ts, it->line,
 		    it->len - 1);
-	if (a->has_webhook && strcmp(it->event, "alert") == 0)
-		(void)webhook_post(&a->webhook_addr, a->webhook_path, it->line, it->len - 1);
+	if (a->webhook != NULL && strcmp(it->event, "alert") == 0)
+		webhook_send(a->webhook, it->line, it->len - 1);
 }
 
 static void *writer_main(void *arg)
@@ -207,12 +205,17 @@ struct audit *audit_open(const char *path, const struct config_log *log,
 	    (a->syslog = syslog_out_new(log, err, errlen)) == NULL)
 		goto fail;
 	if (webhook != NULL && webhook[0] != '\0') {
-		if (webhook_parse(webhook, &a->webhook_addr, a->webhook_path,
-		    sizeof(a->webhook_path), &why) != 0) {
+		struct sockaddr_storage addr;
+		char hook_path[256];
+
+		if (webhook_parse(webhook, &addr, hook_path, sizeof(hook_path), &why) != 0) {
 			snprintf(err, errlen, "alerts.webhook: %s", why);
 			goto fail;
 		}
-		a->has_webhook = true;
+		if ((a->webhook = webhook_new(&addr, hook_path)) == NULL) {
+			snprintf(err, errlen, "alerts.webhook: cannot start its sender");
+			goto fail;
+		}
 	}
 	if (pthread_create(&a->thread, NULL, writer_main, a) != 0) {
 		snprintf(err, errlen, "cannot start the audit writer");
@@ -243,6 +246,7 @@ void audit_close(struct audit *a)
 		free(it);
 	}
 	syslog_out_free(a->syslog);
+	webhook_free(a->webhook);
 	if (a->fd >= 0)
 		close(a->fd);
 	pthread_cond_destroy(&a->idle);

@@ -590,7 +590,7 @@ static struct relay *relay_bind(struct relay_io *io, struct turn_alloc *owner,
 {
 	struct sockaddr_storage addr = io->relay_ip;
 	struct relay *r;
-	int fd, pmtu = IP_PMTUDISC_DO;
+	int fd, pmtu = IP_PMTUDISC_DO, bufsz = 1 << 20;
 
 	fd = socket_for(req->family, SOCK_DGRAM);
 	if (fd < 0)
@@ -600,6 +600,10 @@ static struct relay *relay_bind(struct relay_io *io, struct turn_alloc *owner,
 		close(fd);
 		return NULL;
 	}
+	/* Video bursts: a deeper queue than the default absorbs a key frame.
+	 * The kernel charges only what is queued, not the limit. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
 	if (req->dont_fragment)
 		setsockopt(fd, req->family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP,
 		    req->family == AF_INET6 ? IPV6_MTU_DISCOVER : IP_MTU_DISCOVER,

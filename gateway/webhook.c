@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,4 +92,115 @@ int webhook_post(const struct sockaddr_storage *addr, const char *path, const ch
 out:
 	close(fd);
 	return rc;
+}
+
+struct hook_item {
+	struct hook_item *next;
+	size_t len;
+	char body[];
+};
+
+struct webhook {
+	struct sockaddr_storage addr;
+	char path[256];
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct hook_item *head, *tail;
+	size_t queued;
+	bool stop;
+	uint64_t dropped;
+};
+
+static void *hook_main(void *arg)
+{
+	struct webhook *w = arg;
+	struct hook_item *it;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->stop && w->head == NULL)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->stop)
+			break;
+		it = w->head;
+		w->head = it->next;
+		if (w->head == NULL)
+			w->tail = NULL;
+		w->queued--;
+		pthread_mutex_unlock(&w->mu);
+		(void)webhook_post(&w->addr, w->path, it->body, it->len);
+		free(it);
+		pthread_mutex_lock(&w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+struct webhook *webhook_new(const struct sockaddr_storage *addr, const char *path)
+{
+	struct webhook *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->addr = *addr;
+	snprintf(w->path, sizeof(w->path), "%s", path);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (pthread_create(&w->thread, NULL, hook_main, w) != 0) {
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void webhook_free(struct webhook *w)
+{
+	struct hook_item *it, *next;
+
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	for (it = w->head; it != NULL; it = next) {
+		next = it->next;
+		free(it);
+	}
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}
+
+void webhook_send(struct webhook *w, const char *body, size_t len)
+{
+	struct hook_item *it;
+
+	if (w == NULL)
+		return;
+	it = malloc(sizeof(*it) + len);
+	if (it == NULL)
+		return;
+	it->next = NULL;
+	it->len = len;
+	memcpy(it->body, body, len);
+	pthread_mutex_lock(&w->mu);
+	if (w->queued >= WEBHOOK_QUEUE_MAX) {
+		w->dropped++;
+		pthread_mutex_unlock(&w->mu);
+		free(it);
+		return;
+	}
+	if (w->tail != NULL)
+		w->tail->next = it;
+	else
+		w->head = it;
+	w->tail = it;
+	w->queued++;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 }

@@ -19,4 +19,17 @@ int webhook_parse(const char *url, struct sockaddr_storage *addr, char *path,
 int webhook_post(const struct sockaddr_storage *addr, const char *path, const char *body,
     size_t len);
 
+#define WEBHOOK_QUEUE_MAX 256
+
+/* A sender thread with its own bounded queue, so a slow receiver holds up
+ * nothing else (not even the audit writer). */
+struct webhook;
+
+/* Returns owned: free with webhook_free() (which gives up on what is
+ * still queued). NULL on failure. */
+struct webhook *webhook_new(const struct sockaddr_storage *addr, const char *path);
+void webhook_free(struct webhook *w);
+/* Queues a copy of body; dropped (and counted) when the queue is full. */
+void webhook_send(struct webhook *w, const char *body, size_t len);
+
 #endif
