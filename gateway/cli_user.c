@@ -14,6 +14,7 @@
 
 #include "gateway/config.h"
 #include "gateway/log.h"
+#include "gateway/privdrop.h"
 #include "gateway/secret.h"
 #include "signaling/password.h"
 #include "signaling/totp.h"
@@ -398,6 +399,12 @@ int cli_user(int argc, char **argv)
 		return usage(stderr, EXIT_USAGE);
 	if (state_dir_of(o.config, &cfg) < 0)
 		return EXIT_USAGE;
+	/* As root on the daemon's state_dir, act as the daemon's user, so
+	 * that nothing made here is root's (gateway/privdrop.h). */
+	if (privdrop_become_owner(cfg.state_dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "gatehouse: %s\n", err);
+		return EXIT_RUNTIME;
+	}
 	if (state_dir_ensure(cfg.state_dir, err, sizeof(err)) < 0) {
 		fprintf(stderr, "gatehouse: %s\n", err);
 		return EXIT_RUNTIME;

@@ -508,6 +508,24 @@ static int p_hostname(struct cfg_ctx *x, const struct cfg_key *k, void *base,
 	return p_string(x, k, base, v, path);
 }
 
+/* A user name as useradd(8) takes it by default: [a-z_][a-z0-9_-]*, 1 to
+ * 31 characters. */
+static int p_user_name(struct cfg_ctx *x, const struct cfg_key *k, void *base,
+    json_t *v, const char *path)
+{
+	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+	size_t i;
+
+	for (i = 0; s != NULL && s[i] != '\0'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_' ||
+		    (i > 0 && ((s[i] >= '0' && s[i] <= '9') || s[i] == '-'))))
+			break;
+	if (s == NULL || i == 0 || s[i] != '\0' || i >= k->size)
+		return fail(x, path, "expected a user name of 1 to %zu characters "
+		    "[a-z_][a-z0-9_-]*", k->size - 1);
+	return p_string(x, k, base, v, path);
+}
+
 static int p_log_level(struct cfg_ctx *x, const struct cfg_key *k, void *base,
     json_t *v, const char *path)
 {
@@ -1046,6 +1064,8 @@ static const struct cfg_key top_keys[] = {
 	  .size = sizeof(((struct config *)0)->realm) },
 	{ .name = "state_dir", .parse = p_path, .off = offsetof(struct config, state_dir),
 	  .size = PATH_MAX },
+	{ .name = "run_as", .parse = p_user_name, .off = offsetof(struct config, run_as),
+	  .size = sizeof(((struct config *)0)->run_as) },
 	{ .name = "tls", .parse = p_object, .off = offsetof(struct config, tls),
 	  .arg = &tls_section },
 	{ .name = "signaling", .parse = p_object, .off = offsetof(struct config, signaling),

@@ -121,6 +121,10 @@ struct config {
 	char dir[PATH_MAX];       /* folder of the config file ("." for defaults) */
 	char realm[128];
 	char state_dir[PATH_MAX];
+	/* "run_as": the user a daemon started as root becomes once its
+	 * listeners are bound (gateway/privdrop.h); empty: "gatehouse",
+	 * or "nobody" where no such user exists. */
+	char run_as[32];
 	struct config_tls tls;    /* empty cert: a self-signed one is made in state_dir */
 	struct config_signaling signaling;
 	struct config_turn turn;

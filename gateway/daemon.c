@@ -31,6 +31,7 @@
 #include "gateway/log.h"
 #include "gateway/login_worker.h"
 #include "gateway/loop.h"
+#include "gateway/privdrop.h"
 #include "gateway/registry.h"
 #include "gateway/relay_io.h"
 #include "gateway/secret.h"
@@ -234,6 +235,8 @@ static void respond_block(void *ctx, const char *ip, uint32_t seconds, const cha
 	struct daemon *d = ctx;
 	uint64_t now = relay_io_now_ms();
 
+	if (seconds == 0)
+		seconds = 300; /* a response must do something */
 	if (blocklist_add(d->blocks, ip, now + (uint64_t)seconds * 1000, why) != 0)
 		return;
 	audit_log(d->audit, now, "response.block", json_pack("{s:s, s:s, s:i, s:s}", "source",
@@ -246,6 +249,8 @@ static void respond_lock(void *ctx, const char *user, uint32_t seconds)
 	struct daemon *d = ctx;
 	uint64_t now = relay_io_now_ms();
 
+	if (seconds == 0)
+		seconds = 300;
 	if (d->users == NULL || userdb_lock(d->users, user, now / 1000 + seconds) != USERDB_OK)
 		return;
 	audit_log(d->audit, now, "response.lock", json_pack("{s:s, s:i, s:s}", "user", user,
@@ -858,7 +863,8 @@ int daemon_run(const struct config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 
-	if (state_dir_ensure(cfg->state_dir, err, sizeof(err)) != 0 ||
+	if (privdrop_check_files(cfg, err, sizeof(err)) != 0 ||
+	    state_dir_ensure(cfg->state_dir, err, sizeof(err)) != 0 ||
 	    secret_load_or_create(cfg->state_dir, secret, sizeof(secret), err,
 	    sizeof(err)) != 0)
 		goto fail;
@@ -900,6 +906,9 @@ int daemon_run(const struct config *cfg)
 	}
 	loop_on_hup(d.loop, on_hup, &d);
 	loop_on_usr1(d.loop, on_usr1, &d);
+	/* Every listener is bound and every file open: no root from here on. */
+	if (privdrop_apply(cfg, err, sizeof(err)) != 0)
+		goto fail;
 	config_format_addr((const struct sockaddr *)&cfg->signaling.listen, name, sizeof(name));
 	log_info("signaling: listening on %s (demo page at %s://%s/)", name,
 	    config_addr_is_loopback(&cfg->signaling.listen) ? "http" : "https", name);

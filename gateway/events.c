@@ -334,14 +334,6 @@ void events_turn(struct events *ev, enum turn_event kind, const struct turn_clie
 		break;
 	case TURN_EV_PEER_REFUSED:
 		metrics_inc(ev->metrics, M_PERMISSIONS_REFUSED, 1);
-		{
-			struct alert_input in = { .kind = ALERT_IN_PERMISSION_REFUSED };
-			char ip[INET6_ADDRSTRLEN];
-			in.user = id != NULL ? id->user : NULL;
-			in.source = ip_text((const struct sockaddr *)&c->remote, ip, sizeof(ip));
-			in.call = id != NULL ? id->call : NULL;
-			feed(ev, &in, now_ms());
-		}
 		name = "permission.refused";
 		config_format_addr(peer, target, sizeof(target));
 		put(f, "peer", target);
@@ -350,6 +342,16 @@ void events_turn(struct events *ev, enum turn_event kind, const struct turn_clie
 	}
 	json_object_set_new(f, "outcome", json_string("failure"));
 	audit_log(ev->audit, now_ms(), name, f);
+	/* The cause is in the trail before any alert it raises. */
+	if (kind == TURN_EV_PEER_REFUSED) {
+		struct alert_input in = { .kind = ALERT_IN_PERMISSION_REFUSED };
+		char ip[INET6_ADDRSTRLEN];
+
+		in.user = id != NULL ? id->user : NULL;
+		in.source = ip_text((const struct sockaddr *)&c->remote, ip, sizeof(ip));
+		in.call = id != NULL ? id->call : NULL;
+		feed(ev, &in, now_ms());
+	}
 }
 
 void events_alloc(struct events *ev, const struct turn_alloc *a, bool created,

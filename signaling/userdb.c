@@ -194,26 +194,30 @@ static int write_one(struct userdb *u, sqlite3_stmt *st)
 /* ---- opening ---- */
 
 /* Creates the file 0600 if missing, and refuses one that is not a plain
- * file or that group or others may read or write. */
+ * file or that group or others may read or write. An existing file is
+ * only looked at, never opened here: closing any descriptor of it would
+ * drop the POSIX locks that another connection of this process holds
+ * (the daemon has two, its own and the login worker's), and a
+ * `gatehouse user` run would then find itself the last user of the
+ * database and delete the WAL from under the daemon
+ * (https://www.sqlite.org/howtocorrupt.html, section 2.2). */
 static int file_prepare(const char *path, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd;
 
-	/* O_NOFOLLOW so that a planted symbolic link cannot make us create
-	 * or use a file elsewhere; O_NONBLOCK so that a FIFO cannot hang us. */
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC,
-	    0600);
-	if (fd < 0 && errno == ELOOP)
-		return fail(err, errlen, "%s: is a symbolic link; refusing it", path);
-	if (fd < 0)
-		return fail(err, errlen, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		fail(err, errlen, "%s: %s", path, strerror(errno));
+	/* O_EXCL: a planted symbolic link or FIFO is not followed or opened
+	 * but found by the lstat below; nothing has a new file open yet. */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
+	    O_CLOEXEC, 0600);
+	if (fd >= 0)
 		close(fd);
-		return -1;
-	}
-	close(fd);
+	else if (errno != EEXIST)
+		return fail(err, errlen, "%s: %s", path, strerror(errno));
+	if (lstat(path, &st) < 0)
+		return fail(err, errlen, "%s: %s", path, strerror(errno));
+	if (S_ISLNK(st.st_mode))
+		return fail(err, errlen, "%s: is a symbolic link; refusing it", path);
 	if (!S_ISREG(st.st_mode))
 		return fail(err, errlen, "%s: not a regular file", path);
 	if (st.st_mode & 077)

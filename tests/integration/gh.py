@@ -15,7 +15,8 @@ Stable API (other test files import it):
 
 Extras (also stable, but optional to use): DELETE (a marker that removes a
 key when deep-merging a config), build_stun(), parse_stun(),
-stun_binding_stream(), relay_window(), reserve_relay_window(), tail().
+stun_binding_stream(), relay_window(), reserve_relay_window(), tail(),
+run_as_user().
 
 Tests send traffic only to 127.0.0.1 (see TESTING.md, "Network rule").
 """
@@ -26,6 +27,7 @@ import errno
 import fcntl
 import json
 import os
+import pwd
 import random
 import select
 import shutil
@@ -320,6 +322,15 @@ def stun_binding_stream(host, port, use_tls=False, timeout=2.0):
 
 # --------------------------------------------------------------- daemon
 
+def run_as_user():
+    """The pwd entry of the user a daemon started as root becomes by
+    default (gateway/privdrop.h): "gatehouse", else "nobody"."""
+    try:
+        return pwd.getpwnam("gatehouse")
+    except KeyError:
+        return pwd.getpwnam("nobody")
+
+
 def _merge(base, over):
     for k, v in over.items():
         if v is DELETE:
@@ -351,6 +362,14 @@ class Gatehouse:
         self.admin_port = free_port(socket.SOCK_STREAM)
         self.port_min, self.port_max, self._window_fd = reserve_relay_window()
         self.workdir = tempfile.mkdtemp(prefix="gatehouse-it-")
+        if os.geteuid() == 0:
+            # Started as root, the daemon drops to run_as_user() once its
+            # listeners are bound: state_dir (made below the workdir) and
+            # the policy files the tests keep here must stay reachable and
+            # writable for that user, as /var/lib/gatehouse is in a real
+            # deployment.
+            pw = run_as_user()
+            os.chown(self.workdir, pw.pw_uid, pw.pw_gid)
         self.state_dir = os.path.join(self.workdir, "state")
         self.config_path = os.path.join(self.workdir, "gatehouse.json")
         self.log_path = os.path.join(self.workdir, "gatehouse.log")

@@ -112,7 +112,9 @@ def write_json_atomic(path, obj_or_text, mtime_ns=None):
     tmp = path + ".tmp-%d" % random.randrange(1 << 30)
     with open(tmp, "w") as f:
         f.write(text)
-    os.chmod(tmp, 0o600)
+    # Readable by the user the daemon drops to (gateway/privdrop.h), as
+    # a policy file outside state_dir must be; it holds no secret.
+    os.chmod(tmp, 0o644)
     if mtime_ns is not None:
         os.utime(tmp, ns=(mtime_ns, mtime_ns))
     os.rename(tmp, path)

@@ -517,6 +517,26 @@ static void test_peer_lists(void)
 	    "turn.static_users.gh1.x: names starting with \"gh1.\" are reserved");
 }
 
+/* run_as: a user name as useradd takes it; empty (the default) means
+ * "gatehouse", else "nobody", resolved by privdrop at start. */
+static void test_run_as(void)
+{
+	expect_ok("{}");
+	CHECK(cfg.run_as[0] == '\0');
+	expect_ok("{\"run_as\": \"gatehouse\"}");
+	CHECK(strcmp(cfg.run_as, "gatehouse") == 0);
+	expect_ok("{\"run_as\": \"_gh-svc_2\"}");
+	expect_ok("{\"run_as\": \"abcdefghijklmnopqrstuvwxyz01234\"}");
+	expect_error("{\"run_as\": \"abcdefghijklmnopqrstuvwxyz012345\"}", "run_as: expected a user name");
+	expect_error("{\"run_as\": \"\"}", "run_as: expected a user name");
+	expect_error("{\"run_as\": \"1gh\"}", "run_as: expected a user name");
+	expect_error("{\"run_as\": \"-gh\"}", "run_as: expected a user name");
+	expect_error("{\"run_as\": \"Gatehouse\"}", "run_as: expected a user name");
+	expect_error("{\"run_as\": \"gh user\"}", "run_as: expected a user name");
+	expect_error("{\"run_as\": \"../root\"}", "run_as: expected a user name");
+	expect_error("{\"run_as\": 0}", "run_as: expected a user name");
+}
+
 int main(void)
 {
 	const char *base = getenv("TMPDIR");
@@ -531,6 +551,7 @@ int main(void)
 	test_defaults();
 	test_bare_name();
 	test_errors();
+	test_run_as();
 	test_rules();
 	test_hostport();
 	test_peer_lists();

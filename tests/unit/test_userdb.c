@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -516,6 +517,40 @@ static void test_reopen(void)
 	userdb_close(db);
 }
 
+/* The daemon holds two connections (its own and the login worker's)
+ * while `gatehouse user add` runs in another process. Opening the second
+ * must not drop the first one's locks, or the other process finds itself
+ * the last user on close and deletes the WAL that the daemon still reads:
+ * its later additions are then never seen. */
+static void test_two_connections_and_another_process(void)
+{
+	struct userdb *a = open_db(), *b = open_db();
+	struct userdb_entry e;
+	char wal[PATH_MAX + 8];
+	int i, status = -1;
+	pid_t pid;
+
+	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+	for (i = 0; i < 2; i++) {
+		/* A new program, not just a fork: a forked child would share
+		 * this process's SQLite lock bookkeeping. */
+		pid = fork();
+		if (pid == 0) {
+			execl("/proc/self/exe", "test_userdb", "add-other-process", tmpdir,
+			    i == 0 ? "late1" : "late2", (char *)NULL);
+			_exit(127);
+		}
+		CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		CHECK(access(wal, F_OK) == 0);
+	}
+	CHECK_EQ_INT(userdb_get(a, "late1", &e), USERDB_OK);
+	CHECK_EQ_INT(userdb_get(b, "late2", &e), USERDB_OK);
+	CHECK_EQ_INT(userdb_get(a, "late2", &e), USERDB_OK);
+	userdb_close(b);
+	userdb_close(a);
+}
+
 static void cleanup(void)
 {
 	char cmd[PATH_MAX + 16];
@@ -525,9 +560,26 @@ static void cleanup(void)
 		fprintf(stderr, "cannot remove %s\n", tmpdir);
 }
 
-int main(void)
+/* The other process of test_two_connections_and_another_process(). */
+static int add_other_process(const char *dir, const char *name)
+{
+	struct userdb *c = userdb_open(dir, err, sizeof(err));
+	int rc;
+
+	if (c == NULL)
+		return 1;
+	password_set_cost_for_tests(8, 1);
+	rc = userdb_add(c, name, "a long enough password", NULL, 0, false, NULL, 0);
+	userdb_close(c);
+	return rc == USERDB_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
 {
 	struct userdb *db;
+
+	if (argc == 4 && strcmp(argv[1], "add-other-process") == 0)
+		return add_other_process(argv[2], argv[3]);
 
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/gh-test-userdb-XXXXXX");
 	if (mkdtemp(tmpdir) == NULL) {
@@ -551,6 +603,7 @@ int main(void)
 	test_disable_passwd(db);
 	userdb_close(db);
 	test_reopen();
+	test_two_connections_and_another_process();
 	cleanup();
 	return check_done("test_userdb");
 }

@@ -1,0 +1,296 @@
+#!/usr/bin/python3
+"""Regression: signaling and admin listeners that are not on loopback
+speak TLS, and only TLS (DESIGN.md: "Plain (non-TLS) listeners are
+allowed only on loopback addresses").
+
+The test makes its own network namespace gh-tls-<random> with a veth pair
+(both ends inside it) and 10.201.0.1/24 on one end, runs the daemon
+inside it (`ip netns exec NS gatehouse run -c CONF`) with signaling.listen
+and admin.listen on 10.201.0.1 and a certificate it generates for IP
+10.201.0.1 (tls.cert / tls.key, key mode 0600), and checks from inside
+the namespace (a probe script run with `ip netns exec`):
+  - plain HTTP to either port gets no HTTP response;
+  - HTTPS, verifying the server with that certificate as the CA and
+    10.201.0.1 as the name, works: GET / on signaling is the demo page,
+    GET /api/health on admin is {"status":"ok"}, and a WebSocket upgrade
+    on /ws over TLS gets 101.
+All traffic stays inside the namespace, which is deleted at the end (also
+on failure). Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for netns).
+GH_TESTS=name,... selects tests.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gh  # noqa: E402
+
+ARGS = None
+ADDR = "10.201.0.1"
+SIG_PORT = 8443
+ADMIN_PORT = 9443
+
+PROBE = r'''
+import base64, http.client, json, os, socket, ssl, sys, time
+addr, sig, adm, ca = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+out = {}
+
+def wait_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((addr, port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+out["up"] = {"signaling": wait_port(sig), "admin": wait_port(adm)}
+
+def plain(port, path):
+    """Plain HTTP on the port: what came back within 3 s."""
+    try:
+        s = socket.create_connection((addr, port), timeout=3)
+    except OSError as e:
+        return {"error": repr(e)}
+    data = b""
+    how = "eof"
+    try:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n"
+                   % (path, addr, port)).encode())
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and len(data) < 4096:
+            s.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(4096)
+            except socket.timeout:
+                how = "timeout"
+                break
+            except ConnectionResetError:
+                how = "reset"
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    return {"how": how, "len": len(data), "head": data[:200].decode("latin-1"),
+            "http": data.startswith(b"HTTP/")}
+
+def tls_ctx():
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = True
+    return ctx
+
+def https(port, path):
+    try:
+        c = http.client.HTTPSConnection(addr, port, timeout=5, context=tls_ctx())
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        res = {"status": r.status, "ctype": r.getheader("Content-Type"),
+               "body": body[:4000].decode("utf-8", "replace"),
+               "tls": c.sock.version() if c.sock else None}
+        c.close()
+        return res
+    except Exception as e:
+        return {"error": repr(e)}
+
+def wss(port):
+    try:
+        s = tls_ctx().wrap_socket(socket.create_connection((addr, port), timeout=5),
+                                  server_hostname=addr)
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall(("GET /ws HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n" % (addr, port, key)).encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        return {"status_line": data.split(b"\r\n")[0].decode("latin-1")}
+    except Exception as e:
+        return {"error": repr(e)}
+
+out["plain_signaling"] = plain(sig, "/")
+out["plain_admin"] = plain(adm, "/api/health")
+out["https_signaling"] = https(sig, "/")
+out["https_admin"] = https(adm, "/api/health")
+out["wss"] = wss(sig)
+print(json.dumps(out))
+'''
+
+
+def sh(*cmd, check=True):
+    p = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    if check and p.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode,
+                                                   p.stdout.decode("utf-8", "replace")))
+    return p.stdout.decode("utf-8", "replace")
+
+
+class Netns:
+    """gh-tls-<random>: lo up, and a veth pair inside it with ADDR/24."""
+
+    def __init__(self):
+        self.name = "gh-tls-%s" % uuid.uuid4().hex[:8]
+        self.made = False
+
+    def __enter__(self):
+        sh("ip", "netns", "add", self.name)
+        self.made = True
+        try:
+            sh("ip", "-n", self.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+            sh("ip", "-n", self.name, "addr", "add", ADDR + "/24", "dev", "v0")
+            sh("ip", "-n", self.name, "link", "set", "v0", "up")
+            sh("ip", "-n", self.name, "link", "set", "v1", "up")
+            sh("ip", "-n", self.name, "link", "set", "lo", "up")
+        except BaseException:
+            self.delete()
+            raise
+        return self
+
+    def delete(self):
+        if self.made:
+            sh("ip", "netns", "del", self.name, check=False)
+            self.made = False
+
+    def __exit__(self, *exc):
+        self.delete()
+        return False
+
+    def exec(self, *cmd, **kw):
+        return ["ip", "netns", "exec", self.name] + list(cmd)
+
+
+def self_signed(directory, ip):
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+       "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=%s" % ip,
+       "-addext", "subjectAltName=IP:%s" % ip,
+       "-addext", "basicConstraints=critical,CA:TRUE",
+       "-addext", "keyUsage=critical,digitalSignature,keyCertSign",
+       "-addext", "extendedKeyUsage=serverAuth")
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+def test_non_loopback_listeners_speak_tls():
+    work = tempfile.mkdtemp(prefix="gatehouse-tlsl-")
+    # The daemon drops to an unprivileged user: let it through the folder.
+    os.chmod(work, 0o711)
+    ok = False
+    proc = None
+    logp = os.path.join(work, "gatehouse.log")
+
+    def log():
+        try:
+            with open(logp, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+    try:
+        cert, key = self_signed(work, ADDR)
+        conf = os.path.join(work, "gatehouse.json")
+        with open(conf, "w") as f:
+            json.dump({
+                "realm": "gatehouse.test",
+                "state_dir": os.path.join(work, "state"),
+                "tls": {"cert": cert, "key": key},
+                "signaling": {"listen": "%s:%d" % (ADDR, SIG_PORT)},
+                "admin": {"listen": "%s:%d" % (ADDR, ADMIN_PORT)},
+                "turn": {"listen": [{"addr": "127.0.0.1:3478", "transport": "udp"}],
+                         "relay_ip": "127.0.0.1", "port_range": "40000-40099"},
+                "log": {"level": "debug"},
+            }, f, indent=2)
+        out = sh(ARGS.gatehouse, "check-config", "-c", conf, check=False)
+        probe = os.path.join(work, "probe.py")
+        with open(probe, "w") as f:
+            f.write(PROBE)
+        with Netns() as ns:
+            with open(logp, "ab") as lf:
+                proc = subprocess.Popen(ns.exec(ARGS.gatehouse, "run", "-c", conf),
+                                        stdin=subprocess.DEVNULL, stdout=lf,
+                                        stderr=subprocess.STDOUT, cwd=work,
+                                        start_new_session=True)
+            try:
+                p = subprocess.run(ns.exec("/usr/bin/python3", probe, ADDR, str(SIG_PORT),
+                                           str(ADMIN_PORT), cert),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+                assert proc.poll() is None, "gatehouse exited with %s (check-config: %s):\n%s" % (
+                    proc.returncode, out.strip(), gh.tail(log(), 20))
+                assert p.returncode == 0, "probe failed: %s" % p.stderr.decode()
+                r = json.loads(p.stdout)
+                print("  probe: %s" % json.dumps({k: v for k, v in r.items()}, indent=None)[:1500],
+                      flush=True)
+                problems = []
+                if not all(r["up"].values()):
+                    problems.append("listeners not up: %r" % r["up"])
+                for name in ("plain_signaling", "plain_admin"):
+                    x = r[name]
+                    if x.get("http"):
+                        problems.append("%s: plain HTTP got an HTTP answer: %r" % (
+                            name, x.get("head", "")[:120]))
+                hs = r["https_signaling"]
+                if hs.get("status") != 200 or "<title>Gatehouse</title>" not in hs.get("body", ""):
+                    problems.append("HTTPS GET / on signaling: %r" % {
+                        k: (v[:200] if isinstance(v, str) else v) for k, v in hs.items()})
+                ha = r["https_admin"]
+                try:
+                    health = json.loads(ha.get("body", ""))
+                except ValueError:
+                    health = None
+                if ha.get("status") != 200 or health != {"status": "ok"}:
+                    problems.append("HTTPS GET /api/health on admin: %r" % ha)
+                if " 101 " not in r["wss"].get("status_line", "") + " ":
+                    problems.append("WebSocket upgrade over TLS: %r" % r["wss"])
+                assert not problems, "non-loopback listeners:\n  " + "\n  ".join(problems)
+            finally:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
+                        raise AssertionError("gatehouse did not exit within 10 s of SIGTERM")
+            rc = proc.returncode
+            findings = [l for l in log().splitlines() if any(m in l for m in gh.SANITIZER_MARKERS)]
+            assert not findings, "sanitizer report:\n%s" % "\n".join(findings[:10])
+            assert rc == 0, "gatehouse exited with %s after SIGTERM:\n%s" % (rc, gh.tail(log(), 20))
+            ok = True
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print("kept workdir %s; daemon log tail:\n%s" % (work, gh.tail(log(), 30)), flush=True)
+
+
+def test_namespace_left_behind():
+    """No gh-tls-* namespace of this run is left (deleted also on failure)."""
+    left = [l.split()[0] for l in sh("ip", "netns", "list").splitlines()
+            if l.startswith("gh-tls-")]
+    assert not left, "namespaces left behind: %s" % left
+
+
+def main():
+    global ARGS
+    ARGS = gh.main_args()
+    gh.run_tests([test_non_loopback_listeners_speak_tls, test_namespace_left_behind])
+
+
+if __name__ == "__main__":
+    main()
