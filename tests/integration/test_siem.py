@@ -566,6 +566,11 @@ def test_sigusr1_reopen():
     d = Daemon({"log": {"audit_file": "logs/audit.jsonl"}}, users=[("alice", [])],
                syslog=False)
     os.makedirs(os.path.join(d.g.workdir, "logs"), exist_ok=True)
+    if os.geteuid() == 0:
+        # The new file is made by the user the daemon dropped to
+        # (gateway/privdrop.h): the folder must be that user's.
+        pw = gh.run_as_user()
+        os.chown(os.path.join(d.g.workdir, "logs"), pw.pw_uid, pw.pw_gid)
     path = os.path.join(d.g.workdir, "logs", "audit.jsonl")
     with d:
         assert login_ok(d, "alice").get("type") == "login.ok"
