@@ -561,6 +561,7 @@ static void h_policy_put(struct act *x)
 {
 	char err[512], *before_text;
 	json_t *before = NULL, *after;
+	int rc;
 
 	if (x->a->env.policy_path[0] == '\0') {
 		fail(x, 409, "conflict", "no policy file is configured; set policy.file first");
@@ -570,9 +571,13 @@ static void h_policy_put(struct act *x)
 	if (before_text != NULL)
 		before = json_loads(before_text, 0, NULL);
 	free(before_text);
-	if (x->a->env.policy_replace(x->a->env.ctx, x->rq->body, x->rq->body_len, err,
-	    sizeof(err)) != 0) {
-		fail(x, 400, "invalid_policy", err);
+	rc = x->a->env.policy_replace(x->a->env.ctx, x->rq->body, x->rq->body_len, err,
+	    sizeof(err));
+	if (rc != 0) {
+		if (rc == -2)
+			fail(x, 500, "internal", err);
+		else
+			fail(x, 400, "invalid_policy", err);
 		audit(x, "admin.policy.replace", "failed", json_pack("{s:s, s:s}", "target",
 		    x->a->env.policy_path, "reason", err));
 		json_decref(before);
@@ -890,6 +895,8 @@ void admin_login_done(struct admin *a, const struct login_result *r, uint64_t no
 		fail(&x, 401, "unauthorized", "authentication failed");
 		audit(&x, "admin.login", "failed", json_pack("{s:s, s:s}", "user", p->user,
 		    "reason", r->rc != IDENTITY_OK ? r->why : "no admin role"));
+		if (a->env.login_failed != NULL)
+			a->env.login_failed(a->env.ctx, p->user, p->remote);
 	} else {
 		x.tok = t;
 		x.out = json_pack("{s:s, s:s, s:s, s:i}", "token", text, "role", role_name(role),

@@ -41,7 +41,8 @@
  * Errors: {"error": "<code>", "message": "..."} with 400 bad_request,
  * 401 unauthorized (no/expired/revoked token, failed login), 403
  * forbidden (role, Origin), 404 not_found, 405 method_not_allowed, 409
- * conflict, 413 too_large, 500 internal. A failed login is 401 whatever
+ * conflict, 413 too_large, 400 invalid_policy (with the place of the
+ * error), 503 busy (too many logins in progress), 500 internal. A failed login is 401 whatever
  * the reason (unknown user, wrong password or code, locked, disabled). */
 #ifndef GH_GATEWAY_ADMIN_H
 #define GH_GATEWAY_ADMIN_H
@@ -76,8 +77,9 @@ struct admin_env {
 	struct login_worker *logins;    /* borrowed */
 	const char *policy_path;        /* "" when no policy file is configured */
 	/* Validates text as a policy, writes it to policy_path atomically and
-	 * applies it (live calls decided again). 0, or -1 with err naming the
-	 * place of the error; the running policy is untouched on failure. */
+	 * applies it (live calls decided again). 0, -1 with err naming the
+	 * place of the error, or -2 when the file could not be written; the
+	 * running policy is untouched on failure. */
 	int (*policy_replace)(void *ctx, const char *text, size_t len, char *err,
 	    size_t errlen);
 	size_t (*alloc_count)(void *ctx);
@@ -86,6 +88,8 @@ struct admin_env {
 	struct blocklist *blocks;       /* borrowed: sources blocked by responses */
 	/* The Prometheus exposition text (owned, free()), or NULL. */
 	char *(*metrics)(void *ctx);
+	/* Optional: an admin login failed (for the anomaly detectors). */
+	void (*login_failed)(void *ctx, const char *user, const char *source_ip);
 	/* Sends the answer to a request that admin_handle() deferred. */
 	void (*reply)(void *ctx, uint64_t request, int status, const char *body, size_t len);
 	/* Origins allowed on browser requests (the listener's own). */

@@ -184,7 +184,7 @@ static const char usage_text[] =
     "  users disable|enable|unlock|delete NAME\n"
     "  users passwd NAME        new password (asks for your TOTP code too)\n"
     "  users totp NAME          new TOTP secret (asks for your TOTP code)\n"
-    "  policy get               print the policy file\n"
+    "  policy get               print the running policy\n"
     "  policy validate FILE | policy put FILE\n"
     "  audit [--since MS] [--until MS] [--user U] [--event E] [--limit N]\n"
     "\n"

@@ -469,7 +469,7 @@ static int admin_policy_replace(void *ctx, const char *text, size_t len, char *e
 	if (file_write_atomic(d->cfg->policy_file, text, len, 0600) != 0) {
 		snprintf(err, errlen, "%s: cannot write: %s", d->cfg->policy_file, strerror(errno));
 		policy_free(p);
-		return -1;
+		return -2;
 	}
 	/* What we just wrote is what runs: the file watch need not reload it. */
 	(void)policy_mtime(d->cfg->policy_file, &d->policy_mtime);
@@ -485,6 +485,11 @@ static void on_tick(void *arg)
 	hub_tick(d->hub, relay_io_now_ms());
 	policy_watch(d);
 	turn_server_each_alloc(d->turn, sample_traffic, d);
+}
+
+static void admin_login_failed(void *ctx, const char *user, const char *source_ip)
+{
+	events_admin_login_failed(((struct daemon *)ctx)->events, user, source_ip);
 }
 
 static void admin_reply(void *ctx, uint64_t request, int status, const char *body,
@@ -715,6 +720,7 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 	env.metrics = render_metrics;
 	env.blocks = d->blocks;
 	env.reply = admin_reply;
+	env.login_failed = admin_login_failed;
 	env.started_ms = relay_io_now_ms();
 	env.token_ttl_s = cfg->admin_token_ttl_s;
 	/* Browser requests only from the API's own origin. */

@@ -163,6 +163,14 @@ static const char *ip_text(const struct sockaddr *sa, char *buf, size_t cap)
 	return NULL;
 }
 
+void events_admin_login_failed(struct events *ev, const char *user, const char *source_ip)
+{
+	struct alert_input in = { .kind = ALERT_IN_LOGIN_FAILED, .user = user,
+	    .source = source_ip };
+
+	feed(ev, &in, now_ms());
+}
+
 void events_alloc_traffic(struct events *ev, const struct turn_alloc *a, uint64_t now_ms)
 {
 	struct alert_input in = { .kind = ALERT_IN_ALLOC_TRAFFIC };

@@ -31,6 +31,10 @@ struct events_responder {
 struct events *events_new(struct audit *audit, struct metrics *metrics,
     struct alerts *alerts, const struct events_responder *responder);
 
+/* An admin API login failed: fed to the password-guessing detectors like
+ * a signaling one. */
+void events_admin_login_failed(struct events *ev, const char *user, const char *source_ip);
+
 /* Feeds an allocation's traffic total to the spike detector (about once a
  * second per allocation). */
 void events_alloc_traffic(struct events *ev, const struct turn_alloc *a, uint64_t now_ms);
