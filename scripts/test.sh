@@ -23,7 +23,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 echo "== unit tests (-Werror build)"
-ctest --test-dir build -L unit --output-on-failure -j"$jobs"
+ctest --test-dir build -L 'unit|fuzz-replay' --output-on-failure -j"$jobs"
 
 echo "== all tests (sanitized build: unit + integration)"
 ctest --test-dir build-asan --output-on-failure -j"$jobs"
