@@ -142,6 +142,8 @@ def main():
     soft, hard = raise_nofile(args.sessions)
 
     files = tempfile.mkdtemp(prefix="gatehouse-bench-")
+    # The daemon drops to an unprivileged user and must still read these.
+    os.chmod(files, 0o711)
     key = os.path.join(files, "bench-key.pem")
     jwks = os.path.join(files, "jwks.json")
     policy = os.path.join(files, "policy.json")
