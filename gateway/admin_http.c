@@ -1,6 +1,7 @@
 /* The admin listener on libwebsockets (see admin_http.h): reads one HTTP
  * request with its body, hands it to the admin core, writes the JSON
  * answer. Logins are answered later, when the login worker is done. */
+#include "common/clock.h"
 #include "gateway/admin_http.h"
 
 #include <arpa/inet.h>
@@ -8,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libwebsockets.h>
 
@@ -49,14 +49,6 @@ struct admin_http {
 	struct req *pending[PENDING_BUCKETS];
 	uint64_t next_id;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void pending_del(struct admin_http *s, struct req *r)
 {
@@ -104,7 +96,7 @@ static void dispatch(struct admin_http *s, struct req *r)
 	rq.remote = r->remote;
 	rq.body = r->body != NULL ? r->body : "";
 	rq.body_len = r->body_len;
-	if (admin_handle(s->admin, &rq, now_ms(), &status, &body, &r->ctype)) {
+	if (admin_handle(s->admin, &rq, clock_wall_ms(), &status, &body, &r->ctype)) {
 		answer(r, status, body);
 		return;
 	}

@@ -8,6 +8,8 @@
  * costs O(1): a hash lookup and at most ALERTS_BUCKETS bucket clears. */
 #include "gateway/alerts.h"
 
+#include "common/fnv.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,13 +157,7 @@ static const char *const response_names[] = {
  * password hashing far more than by this walk. */
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	while (*s != '\0') {
-		h ^= (uint8_t)*s++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	return fnv1a_str(s);
 }
 
 /* Copies at most n - 1 bytes and always terminates: alert fields and keys

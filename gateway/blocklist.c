@@ -3,6 +3,8 @@
  * an empty list costs one branch. */
 #include "gateway/blocklist.h"
 
+#include "common/fnv.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -27,13 +29,7 @@ struct blocklist {
 
 static size_t bucket(const char *ip)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	while (*ip) {
-		h ^= (uint8_t)*ip++;
-		h *= 0x100000001b3ULL;
-	}
-	return h % BUCKETS;
+	return fnv1a_str(ip) % BUCKETS;
 }
 
 struct blocklist *blocklist_new(void)

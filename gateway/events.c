@@ -1,6 +1,7 @@
 /* Events to logs and the audit trail (see events.h). Every value that
  * came from outside goes into the audit record as a JSON string (escaped
  * by jansson) and into the log through log_escape(). */
+#include "common/clock.h"
 #include "gateway/events.h"
 
 #include <arpa/inet.h>
@@ -8,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -27,14 +27,6 @@ struct events {
 	struct alerts *alerts;
 	struct events_responder resp;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 struct events *events_new(struct audit *audit, struct metrics *metrics,
     struct alerts *alerts, const struct events_responder *responder)
@@ -168,7 +160,7 @@ void events_admin_login_failed(struct events *ev, const char *user, const char *
 	struct alert_input in = { .kind = ALERT_IN_LOGIN_FAILED, .user = user,
 	    .source = source_ip };
 
-	feed(ev, &in, now_ms());
+	feed(ev, &in, clock_wall_ms());
 }
 
 void events_alloc_traffic(struct events *ev, const struct turn_alloc *a, uint64_t now_ms)
@@ -188,7 +180,7 @@ static void hub_metrics_and_alerts(struct events *ev, const struct hub_event *e)
 {
 	struct alert_input in;
 	char ip[INET6_ADDRSTRLEN];
-	uint64_t now = now_ms();
+	uint64_t now = clock_wall_ms();
 
 	memset(&in, 0, sizeof(in));
 	in.user = e->user;
@@ -300,7 +292,7 @@ void events_hub(struct events *ev, const struct hub_event *e)
 		break;
 	}
 	json_object_set_new(f, "outcome", json_string(outcome));
-	audit_log(ev->audit, now_ms(), name, f);
+	audit_log(ev->audit, clock_wall_ms(), name, f);
 	hub_metrics_and_alerts(ev, e);
 }
 
@@ -333,7 +325,7 @@ void events_turn(struct events *ev, enum turn_event kind, const struct turn_clie
 		return;
 	case TURN_EV_REFRESHED:
 		json_object_set_new(f, "outcome", json_string("success"));
-		audit_log(ev->audit, now_ms(), "allocation.refreshed", f);
+		audit_log(ev->audit, clock_wall_ms(), "allocation.refreshed", f);
 		log_debug("turn: allocation of \"%s\" from %s refreshed", user, client);
 		return;
 	case TURN_EV_CALL_ENDED:
@@ -349,7 +341,7 @@ void events_turn(struct events *ev, enum turn_event kind, const struct turn_clie
 		break;
 	}
 	json_object_set_new(f, "outcome", json_string("failure"));
-	audit_log(ev->audit, now_ms(), name, f);
+	audit_log(ev->audit, clock_wall_ms(), name, f);
 	/* The cause is in the trail before any alert it raises. */
 	if (kind == TURN_EV_PEER_REFUSED) {
 		struct alert_input in = { .kind = ALERT_IN_PERMISSION_REFUSED };
@@ -358,7 +350,7 @@ void events_turn(struct events *ev, enum turn_event kind, const struct turn_clie
 		in.user = id != NULL ? id->user : NULL;
 		in.source = ip_text((const struct sockaddr *)&c->remote, ip, sizeof(ip));
 		in.call = id != NULL ? id->call : NULL;
-		feed(ev, &in, now_ms());
+		feed(ev, &in, clock_wall_ms());
 	}
 }
 
@@ -384,7 +376,7 @@ void events_alloc(struct events *ev, const struct turn_alloc *a, bool created,
 		log_info("turn: allocation %s for user \"%s\"%s%s from %s (%s)", relayed, user,
 		    a->id.call[0] ? " in call " : "", a->id.call, client, tp);
 		json_object_set_new(f, "outcome", json_string("success"));
-		audit_log(ev->audit, now_ms(), "allocation.created", f);
+		audit_log(ev->audit, clock_wall_ms(), "allocation.created", f);
 		return;
 	}
 	if (ev->alerts != NULL)
@@ -400,5 +392,5 @@ void events_alloc(struct events *ev, const struct turn_alloc *a, bool created,
 	    relayed, user, reason, (unsigned long long)a->bytes_to_peer,
 	    (unsigned long long)a->pkts_to_peer, (unsigned long long)a->bytes_from_peer,
 	    (unsigned long long)a->pkts_from_peer);
-	audit_log(ev->audit, now_ms(), "allocation.deleted", f);
+	audit_log(ev->audit, clock_wall_ms(), "allocation.deleted", f);
 }

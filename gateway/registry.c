@@ -2,6 +2,8 @@
  * allocation owner, ended call id -> revocation expiry). */
 #include "gateway/registry.h"
 
+#include "common/fnv.h"
+
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,17 +29,6 @@ struct registry {
 	size_t nallocs, nended;
 	uint64_t last_sweep_s;
 };
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n--) {
-		h ^= *b++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
 
 /* Address key bytes: family-specific IP and port, so v4 and v6 never
  * collide into equality. */
@@ -73,12 +64,12 @@ static size_t addr_bucket(const struct sockaddr *sa)
 	uint8_t key[19];
 	size_t n = addr_key(sa, key);
 
-	return fnv(0xcbf29ce484222325ULL, key, n) % REGISTRY_BUCKETS;
+	return fnv1a(FNV_OFFSET, key, n) % REGISTRY_BUCKETS;
 }
 
 static size_t call_bucket(const char *call)
 {
-	return fnv(0xcbf29ce484222325ULL, call, strlen(call)) % REGISTRY_BUCKETS;
+	return fnv1a_str(call) % REGISTRY_BUCKETS;
 }
 
 struct registry *registry_memory_new(void)

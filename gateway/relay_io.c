@@ -23,6 +23,7 @@
 #include <openssl/rand.h>
 
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "gateway/log.h"
 #include "turn/stun.h"
 
@@ -95,10 +96,7 @@ struct relay_io {
 
 uint64_t relay_io_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_wall_ms();
 }
 
 static socklen_t addr_len(const struct sockaddr_storage *ss)

@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "common/b64url.h"
+#include "common/fnv.h"
 #include "signaling/message.h"
 #include "signaling/sdp_filter.h"
 
@@ -89,17 +90,6 @@ struct msg_ctx {
 	uint64_t now_ms;
 };
 
-static uint64_t str_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	while (*s) {
-		h ^= (uint8_t)*s++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 static void emit(struct hub *h, struct hub_event *e)
 {
 	if (h->ops.event != NULL)
@@ -120,7 +110,7 @@ static struct session *session_find(struct hub *h, uint64_t id)
 
 static struct user_entry *user_find(struct hub *h, const char *name, bool create)
 {
-	size_t b = str_hash(name) % BUCKETS;
+	size_t b = fnv1a_str(name) % BUCKETS;
 	struct user_entry *u;
 
 	for (u = h->users[b]; u != NULL; u = u->next)
@@ -140,7 +130,7 @@ static struct user_entry *user_find(struct hub *h, const char *name, bool create
 /* Drops a user entry nobody needs any more. */
 static void user_gc(struct hub *h, struct user_entry *u)
 {
-	struct user_entry **pp = &h->users[str_hash(u->name) % BUCKETS];
+	struct user_entry **pp = &h->users[fnv1a_str(u->name) % BUCKETS];
 
 	if (u->sessions != NULL || u->ncalls > 0)
 		return;
@@ -154,7 +144,7 @@ static struct call *call_find(struct hub *h, const char *id)
 {
 	struct call *c;
 
-	for (c = h->calls[str_hash(id) % BUCKETS]; c != NULL; c = c->next)
+	for (c = h->calls[fnv1a_str(id) % BUCKETS]; c != NULL; c = c->next)
 		if (strcmp(c->id, id) == 0)
 			return c;
 	return NULL;
@@ -326,7 +316,7 @@ static json_t *ice_servers_json(struct hub *h, const char *user, const char *cal
 static void call_end(struct hub *h, struct call *c, const char *reason,
     uint64_t except_sid)
 {
-	struct call **pp = &h->calls[str_hash(c->id) % BUCKETS];
+	struct call **pp = &h->calls[fnv1a_str(c->id) % BUCKETS];
 	struct user_entry *u;
 	json_t *msg;
 
@@ -652,8 +642,8 @@ static void on_call(struct msg_ctx *m)
 		reply_error(m, "bad_request", "cannot create a call now");
 		return;
 	}
-	c->next = h->calls[str_hash(c->id) % BUCKETS];
-	h->calls[str_hash(c->id) % BUCKETS] = c;
+	c->next = h->calls[fnv1a_str(c->id) % BUCKETS];
+	h->calls[fnv1a_str(c->id) % BUCKETS] = c;
 	h->ncalls++;
 	me->ncalls++;
 	cu->ncalls++;

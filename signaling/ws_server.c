@@ -14,6 +14,8 @@
 
 #include <libwebsockets.h>
 
+#include "common/clock.h"
+#include "common/fnv.h"
 #include "gateway/config.h"
 #include "gateway/log.h"
 #include "signaling/web_assets.h"
@@ -65,23 +67,9 @@ struct ws_server {
 	size_t norigins;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static size_t ip_bucket(const char *ip)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	while (*ip) {
-		h ^= (uint8_t)*ip++;
-		h *= 0x100000001b3ULL;
-	}
-	return h % IP_BUCKETS;
+	return fnv1a_str(ip) % IP_BUCKETS;
 }
 
 /* Counts a connection from ip; false when it is one too many. */
@@ -356,9 +344,9 @@ static int ws_established(struct ws_server *w, struct conn *c, struct lws *wsi)
 			memset(&from, 0, sizeof(from));
 	}
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, WS_IDLE_TIMEOUT_S);
-	c->timeout_armed_ms = now_ms();
+	c->timeout_armed_ms = clock_wall_ms();
 	if (w->hub != NULL)
-		hub_session_open(w->hub, c->id, (const struct sockaddr *)&from, now_ms());
+		hub_session_open(w->hub, c->id, (const struct sockaddr *)&from, clock_wall_ms());
 	return 0;
 }
 
@@ -367,7 +355,7 @@ static int ws_receive(struct ws_server *w, struct conn *c, struct lws *wsi,
 {
 	size_t max = w->cfg.max_message ? w->cfg.max_message : WS_MAX_MESSAGE;
 	bool final = lws_is_final_fragment(wsi);
-	uint64_t now = now_ms();
+	uint64_t now = clock_wall_ms();
 	uint8_t *grown;
 
 	/* Setting a timeout walks a list sorted over every session, so it is
@@ -387,13 +375,13 @@ static int ws_receive(struct ws_server *w, struct conn *c, struct lws *wsi,
 		if (final) {
 			c->oversized = false;
 			if (w->hub != NULL)
-				hub_session_oversized(w->hub, c->id, now_ms());
+				hub_session_oversized(w->hub, c->id, clock_wall_ms());
 		}
 		return 0;
 	}
 	if (final && c->inlen == 0) {
 		if (w->hub != NULL)
-			hub_session_message(w->hub, c->id, in, len, now_ms());
+			hub_session_message(w->hub, c->id, in, len, clock_wall_ms());
 		return 0;
 	}
 	grown = realloc(c->in, c->inlen + len + 1);
@@ -404,7 +392,7 @@ static int ws_receive(struct ws_server *w, struct conn *c, struct lws *wsi,
 	c->inlen += len;
 	if (final) {
 		if (w->hub != NULL)
-			hub_session_message(w->hub, c->id, (const char *)c->in, c->inlen, now_ms());
+			hub_session_message(w->hub, c->id, (const char *)c->in, c->inlen, clock_wall_ms());
 		free(c->in);
 		c->in = NULL;
 		c->inlen = 0;
@@ -441,7 +429,7 @@ static void ws_closed(struct ws_server *w, struct conn *c)
 		session_unlink(w, c);
 		w->nsessions--;
 		if (w->hub != NULL)
-			hub_session_closed(w->hub, c->id, now_ms());
+			hub_session_closed(w->hub, c->id, clock_wall_ms());
 		c->id = 0;
 	}
 	if (c->ip[0] != '\0' && c->w != NULL)

@@ -5,6 +5,8 @@
  * and nothing on the packet path allocates memory. */
 #include "turn/alloc.h"
 
+#include "common/fnv.h"
+
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,21 +26,9 @@ struct alloc_table {
 };
 
 /* FNV-1a over the bytes that identify an address. */
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 uint64_t sockaddr_hash(const struct sockaddr *sa, bool with_port)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = FNV_OFFSET;
 
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
@@ -92,7 +82,7 @@ static uint64_t client_hash(const struct turn_client *c)
 	uint64_t h;
 
 	if (c->transport != TURN_TP_UDP)
-		return fnv1a(0xcbf29ce484222325ULL, &c->conn_id, sizeof(c->conn_id));
+		return fnv1a(FNV_OFFSET, &c->conn_id, sizeof(c->conn_id));
 	h = sockaddr_hash((const struct sockaddr *)&c->remote, true);
 	return h ^ (sockaddr_hash((const struct sockaddr *)&c->local, true) * 31);
 }
