@@ -162,6 +162,9 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 	    "gatehouse_relayed_packets_total{direction=\"to_peer\"} %llu\n"
 	    "gatehouse_relayed_packets_total{direction=\"from_peer\"} %llu\n",
 	    (unsigned long long)g->packets_to_peers, (unsigned long long)g->packets_from_peers);
+	counter(&o, "gatehouse_relayed_packets_local_total",
+	    "Datagrams to peers that were another allocation of this relay, handed over in process.",
+	    g->packets_relayed_locally);
 	counter(&o, "gatehouse_permissions_refused_total", "TURN peer addresses refused (403).",
 	    c[M_PERMISSIONS_REFUSED]);
 	counter(&o, "gatehouse_turn_auth_failures_total", "TURN requests with bad credentials.",

@@ -37,6 +37,7 @@ struct metrics_gauges {
 	uint64_t allocations;
 	uint64_t bytes_to_peers, bytes_from_peers;     /* totals since start */
 	uint64_t packets_to_peers, packets_from_peers;
+	uint64_t packets_relayed_locally;
 	uint64_t audit_dropped;                         /* since start */
 	uint64_t blocked_sources;
 };

@@ -3,7 +3,13 @@
  * Every epoll registration points at a struct io_handle whose kind says
  * what it is. Handles closed while a batch of events is being processed
  * are only marked dead and freed after the batch, so a later event of the
- * same batch never touches freed memory. */
+ * same batch never touches freed memory.
+ *
+ * Per-packet cost is mostly system calls, so they are batched: UDP is read
+ * with recvmmsg() on listeners and relay sockets alike, and while a batch
+ * of events is being handled, datagrams to UDP clients are queued and sent
+ * with one sendmmsg() per batch, and stream connections are written once
+ * per batch, whatever number of frames they were given. */
 #include "gateway/relay_io.h"
 
 #include <errno.h>
@@ -28,8 +34,11 @@
 #include "turn/stun.h"
 
 #define EPOLL_BATCH 64
-#define UDP_BATCH 32
-#define RELAY_READS_PER_EVENT 64
+#define UDP_BATCH 32           /* datagrams per recvmmsg() */
+#define UDP_ROUNDS 8           /* recvmmsg() calls per readable socket and batch */
+#define TX_BATCH 32            /* datagrams per sendmmsg() */
+/* Room for the Data indication headers inside one STUN_MAX_MESSAGE. */
+#define RELAY_READ_MAX (STUN_MAX_MESSAGE - 64)
 #define CONN_BUCKETS 1024
 
 enum handle_kind {
@@ -65,6 +74,8 @@ struct conn {
 	size_t inlen;
 	uint8_t *out;                   /* owned, RELAY_IO_MAX_OUT bytes */
 	size_t outlen;
+	bool flush_queued;              /* on relay_io.flush: written at batch end */
+	struct conn *next_flush;
 	struct conn *next_bucket;
 	struct conn *next, *prev;       /* all connections */
 };
@@ -92,6 +103,14 @@ struct relay_io {
 	struct io_handle *dead;         /* freed after each batch */
 	uint64_t now_ms;
 	uint8_t udp_bufs[UDP_BATCH][STUN_MAX_MESSAGE];
+	/* While a batch of events is handled (batching): what to send. */
+	bool batching;
+	struct conn *flush;             /* stream connections with new output */
+	size_t ntx;                     /* datagrams queued for UDP clients */
+	int tx_fd[TX_BATCH];
+	struct sockaddr_storage tx_to[TX_BATCH];
+	size_t tx_len[TX_BATCH];
+	uint8_t tx_bufs[TX_BATCH][STUN_MAX_MESSAGE];
 };
 
 uint64_t relay_io_now_ms(void)
@@ -345,8 +364,32 @@ static void conn_send(struct relay_io *io, struct conn *c, const uint8_t *buf, s
 		return;
 	memcpy(c->out + c->outlen, buf, len);
 	c->outlen += len;
+	/* Plain TCP: one write per batch. TLS: one record per frame, as some
+	 * clients (coturn's uclient among them) read one frame per record. */
+	if (io->batching && c->ssl == NULL) {
+		if (!c->flush_queued) {
+			c->flush_queued = true;
+			c->next_flush = io->flush;
+			io->flush = c;
+		}
+		return;
+	}
 	if (conn_flush(io, c) != 0)
 		conn_close(io, c, "write failed");
+}
+
+/* End of a batch: one write per connection that was given frames. Closed
+ * ones are still allocated (they are reaped after this). */
+static void conns_flush_queued(struct relay_io *io)
+{
+	struct conn *c;
+
+	while ((c = io->flush) != NULL) {
+		io->flush = c->next_flush;
+		c->flush_queued = false;
+		if (!c->h.dead && conn_flush(io, c) != 0)
+			conn_close(io, c, "write failed");
+	}
 }
 
 /* Cuts complete frames off the input buffer and hands them on. */
@@ -376,6 +419,7 @@ static void conn_readable(struct relay_io *io, struct conn *c)
 {
 	ssize_t n;
 	int e, rounds = 0;
+	bool drained;
 
 	if (c->handshaking) {
 		ERR_clear_error();
@@ -415,10 +459,16 @@ static void conn_readable(struct relay_io *io, struct conn *c)
 			if (n == 0)
 				return conn_close(io, c, "closed by peer");
 		}
+		drained = c->ssl == NULL && (size_t)n < sizeof(c->in) - c->inlen;
 		c->inlen += (size_t)n;
 		c->last_rx_ms = io->now_ms;
 		if (conn_consume(io, c) != 0)
 			return conn_close(io, c, "not a STUN or ChannelData stream");
+		/* A short read emptied the socket: epoll (level-triggered) says
+		 * when there is more, one recv() cheaper than reading EAGAIN. TLS
+		 * keeps reading: OpenSSL may hold decrypted bytes. */
+		if (drained)
+			return;
 	}
 }
 
@@ -516,11 +566,33 @@ static void conns_expire(struct relay_io *io)
 
 /* --- UDP --------------------------------------------------------------- */
 
+/* One recvmmsg() of up to UDP_BATCH datagrams of at most buflen bytes
+ * into io->udp_bufs; from[i] and msgs[i].msg_len say who and how long.
+ * Returns how many, 0 when there are none. */
+static int udp_recv_batch(struct relay_io *io, int fd, size_t buflen,
+    struct mmsghdr *msgs, struct sockaddr_storage *from)
+{
+	struct iovec iov[UDP_BATCH];
+	int i, n;
+
+	for (i = 0; i < UDP_BATCH; i++) {
+		iov[i].iov_base = io->udp_bufs[i];
+		iov[i].iov_len = buflen;
+		memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+		msgs[i].msg_hdr.msg_name = &from[i];
+		msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	n = recvmmsg(fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+	return n > 0 ? n : 0;
+}
+
+static void tx_flush(struct relay_io *io);
+
 static void udp_readable(struct relay_io *io, struct listener *l)
 {
-	uint8_t (*bufs)[STUN_MAX_MESSAGE] = io->udp_bufs;
 	struct mmsghdr msgs[UDP_BATCH];
-	struct iovec iov[UDP_BATCH];
 	struct sockaddr_storage from[UDP_BATCH];
 	struct turn_client client;
 	int n, i, rounds;
@@ -528,31 +600,54 @@ static void udp_readable(struct relay_io *io, struct listener *l)
 	memset(&client, 0, sizeof(client));
 	client.transport = TURN_TP_UDP;
 	client.local = l->addr;
-	for (rounds = 0; rounds < 8; rounds++) {
-		for (i = 0; i < UDP_BATCH; i++) {
-			iov[i].iov_base = bufs[i];
-			iov[i].iov_len = sizeof(bufs[i]);
-			memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
-			msgs[i].msg_hdr.msg_name = &from[i];
-			msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
-			msgs[i].msg_hdr.msg_iov = &iov[i];
-			msgs[i].msg_hdr.msg_iovlen = 1;
-		}
-		n = recvmmsg(l->h.fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
-		if (n <= 0)
-			return;
+	for (rounds = 0; rounds < UDP_ROUNDS; rounds++) {
+		n = udp_recv_batch(io, l->h.fd, STUN_MAX_MESSAGE, msgs, from);
 		for (i = 0; i < n; i++) {
 			/* Larger than any message we accept: drop, don't parse a
 			 * truncated copy. */
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
 				continue;
 			memcpy(&client.remote, &from[i], sizeof(from[i]));
-			turn_server_on_client(io->server, &client, bufs[i], msgs[i].msg_len,
-			    io->now_ms);
+			turn_server_on_client(io->server, &client, io->udp_bufs[i],
+			    msgs[i].msg_len, io->now_ms);
 		}
+		/* Answers leave before the next read: a burst waits no longer
+		 * than one batch. */
+		tx_flush(io);
 		if (n < UDP_BATCH)
 			return;
 	}
+}
+
+/* Sends the datagrams queued for UDP clients: one sendmmsg() per run of
+ * the same listener socket. UDP semantics: a datagram the kernel refuses
+ * (full buffer, unreachable) is dropped and the rest still go. */
+static void tx_flush(struct relay_io *io)
+{
+	struct mmsghdr msgs[TX_BATCH];
+	struct iovec iov[TX_BATCH];
+	size_t i, next, run_end;
+	int n;
+
+	for (i = 0; i < io->ntx; i++) {
+		iov[i].iov_base = io->tx_bufs[i];
+		iov[i].iov_len = io->tx_len[i];
+		memset(&msgs[i], 0, sizeof(msgs[i]));
+		msgs[i].msg_hdr.msg_name = &io->tx_to[i];
+		msgs[i].msg_hdr.msg_namelen = addr_len(&io->tx_to[i]);
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	for (next = 0; next < io->ntx; next = run_end) {
+		run_end = next + 1;
+		while (run_end < io->ntx && io->tx_fd[run_end] == io->tx_fd[next])
+			run_end++;
+		for (i = next; i < run_end; ) {
+			n = sendmmsg(io->tx_fd[i], &msgs[i], (unsigned)(run_end - i), MSG_DONTWAIT);
+			i += n > 0 ? (size_t)n : 1;
+		}
+	}
+	io->ntx = 0;
 }
 
 void relay_io_send_client(struct relay_io *io, const struct turn_client *c,
@@ -573,9 +668,21 @@ void relay_io_send_client(struct relay_io *io, const struct turn_client *c,
 		    !sockaddr_equal((const struct sockaddr *)&l->addr,
 		    (const struct sockaddr *)&c->local))
 			continue;
-		/* UDP semantics: a full socket buffer drops the datagram. */
-		(void)sendto(l->h.fd, buf, len, MSG_DONTWAIT,
-		    (const struct sockaddr *)&c->remote, addr_len(&c->remote));
+		if (!io->batching) {
+			/* UDP semantics: a full socket buffer drops the datagram. */
+			(void)sendto(l->h.fd, buf, len, MSG_DONTWAIT,
+			    (const struct sockaddr *)&c->remote, addr_len(&c->remote));
+			return;
+		}
+		if (len > sizeof(io->tx_bufs[0]))
+			return;
+		if (io->ntx == TX_BATCH)
+			tx_flush(io);
+		io->tx_fd[io->ntx] = l->h.fd;
+		io->tx_to[io->ntx] = c->remote;
+		io->tx_len[io->ntx] = len;
+		memcpy(io->tx_bufs[io->ntx], buf, len);
+		io->ntx++;
 		return;
 	}
 }
@@ -696,23 +803,21 @@ void relay_io_relay_send(struct relay_io *io, void *handle,
 
 static void relay_readable(struct relay_io *io, struct relay *r)
 {
-	/* Room for the Data indication headers inside one STUN_MAX_MESSAGE. */
-	uint8_t buf[STUN_MAX_MESSAGE - 64];
-	struct sockaddr_storage from;
-	socklen_t flen;
-	ssize_t n;
-	int i;
+	struct mmsghdr msgs[UDP_BATCH];
+	struct sockaddr_storage from[UDP_BATCH];
+	int n, i, rounds;
 
-	for (i = 0; i < RELAY_READS_PER_EVENT && !r->h.dead; i++) {
-		flen = sizeof(from);
-		n = recvfrom(r->h.fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
-		    (struct sockaddr *)&from, &flen);
-		if (n < 0)
+	for (rounds = 0; rounds < UDP_ROUNDS && !r->h.dead; rounds++) {
+		n = udp_recv_batch(io, r->h.fd, RELAY_READ_MAX, msgs, from);
+		for (i = 0; i < n && !r->h.dead; i++) {
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+				continue;
+			turn_server_on_peer(io->server, r->owner,
+			    (const struct sockaddr *)&from[i], io->udp_bufs[i],
+			    msgs[i].msg_len, io->now_ms);
+		}
+		if (n < UDP_BATCH)
 			return;
-		if ((size_t)n > sizeof(buf))
-			continue;
-		turn_server_on_peer(io->server, r->owner, (const struct sockaddr *)&from,
-		    buf, (size_t)n, io->now_ms);
 	}
 }
 
@@ -732,6 +837,7 @@ void relay_io_dispatch(struct relay_io *io)
 	if (n <= 0)
 		return;
 	io->now_ms = relay_io_now_ms();
+	io->batching = true;
 	for (i = 0; i < n; i++) {
 		struct io_handle *h = evs[i].data.ptr;
 		if (h->dead)
@@ -751,6 +857,9 @@ void relay_io_dispatch(struct relay_io *io)
 			break;
 		}
 	}
+	tx_flush(io);
+	conns_flush_queued(io);
+	io->batching = false;
 	reap_dead(io);
 }
 

@@ -737,6 +737,29 @@ static void on_channel_bind(struct req *r)
 	reply_send(r);
 }
 
+/* Relay to relay: a datagram for another allocation of this server is
+ * handed to it directly instead of through sendto() and the kernel and
+ * recvfrom() on the other relay socket, which is most of a relayed
+ * message's cost when both participants of a call use this relay. It
+ * arrives as it would have through the kernel: from the sender's relayed
+ * address (its advertised one when the receiver was named by the external
+ * address, as a NAT would show it), and through the receiver's own
+ * permission, channel and rate checks in turn_server_on_peer(). */
+static bool relay_local(struct turn_server *s, const struct turn_alloc *from,
+    const struct sockaddr *peer, const uint8_t *data, size_t len, uint64_t now_ms)
+{
+	struct turn_alloc *to = turn_server_find_relayed(s, peer);
+	const struct sockaddr_storage *src;
+
+	if (to == NULL)
+		return false;
+	src = sockaddr_equal(peer, (const struct sockaddr *)&to->relayed) ?
+	    &from->relayed : &from->advertised;
+	s->stats.packets_relayed_locally++;
+	turn_server_on_peer(s, to, (const struct sockaddr *)src, data, len, now_ms);
+	return true;
+}
+
 static void relay_to_peer(struct turn_server *s, struct turn_alloc *a,
     const struct sockaddr *peer, const uint8_t *data, size_t len, uint64_t now_ms)
 {
@@ -746,7 +769,8 @@ static void relay_to_peer(struct turn_server *s, struct turn_alloc *a,
 	a->pkts_to_peer++;
 	s->stats.bytes_to_peers += len;
 	s->stats.packets_to_peers++;
-	s->ops.relay_send(s->ops.ctx, a->relay, peer, data, len);
+	if (!relay_local(s, a, peer, data, len, now_ms))
+		s->ops.relay_send(s->ops.ctx, a->relay, peer, data, len);
 }
 
 static void on_send(struct turn_server *s, const struct turn_client *c,

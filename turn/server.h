@@ -149,6 +149,9 @@ size_t turn_server_alloc_count(const struct turn_server *s);
 struct turn_stats {
 	uint64_t bytes_to_peers, bytes_from_peers;
 	uint64_t packets_to_peers, packets_from_peers;
+	/* Of packets_to_peers: handed to another allocation of this server
+	 * without a trip through the kernel (relay to relay). */
+	uint64_t packets_relayed_locally;
 };
 void turn_server_stats(const struct turn_server *s, struct turn_stats *out);
 

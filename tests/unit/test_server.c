@@ -453,6 +453,30 @@ static void test_allocate_and_relay(void)
 	turn_server_free(F.s);
 }
 
+/* The last message to a client is a Data indication to `to`, from `from`,
+ * carrying `data`. */
+static bool delivered(const struct turn_client *to, const struct sockaddr_storage *from,
+    const char *data)
+{
+	struct stun_msg m;
+	struct sockaddr_storage peer;
+	const struct stun_attr *pa, *d;
+
+	if (!sockaddr_equal((const struct sockaddr *)&F.last.to.remote,
+	    (const struct sockaddr *)&to->remote) ||
+	    stun_parse(F.last.buf, F.last.len, &m) != STUN_OK ||
+	    m.method != TURN_DATA || m.cls != STUN_INDICATION)
+		return false;
+	pa = stun_attr_find(&m, STUN_A_XOR_PEER_ADDRESS);
+	d = stun_attr_find(&m, STUN_A_DATA);
+	return pa != NULL && d != NULL && stun_attr_addr(&m, pa, true, &peer) == STUN_OK &&
+	    sockaddr_equal((const struct sockaddr *)&peer, (const struct sockaddr *)from) &&
+	    d->len == strlen(data) && memcmp(d->value, data, d->len) == 0;
+}
+
+/* Between two allocations of this server, datagrams are handed over in
+ * process (never through relay_send), and arrive as they would through
+ * the kernel: from A's relayed address, through B's own permissions. */
 static void test_relay_to_relay_exact(void)
 {
 	struct turn_client a = client_udp(5001), b = client_udp(5002);
@@ -469,12 +493,22 @@ static void test_relay_to_relay_exact(void)
 	((struct sockaddr_in *)&side)->sin_port = htons(22);
 	CHECK_EQ_INT(perm(&a, &side, t), 403);
 
+	/* B has no permission for A yet: B's side drops it. */
 	F.nrelay_sent = 0;
+	F.nsent = 0;
+	send_indication(&a, &rb, "early", t);
+	CHECK_EQ_INT(F.nsent, 0);
+	CHECK_EQ_INT(F.nrelay_sent, 0);
+	CHECK_EQ_INT(perm(&b, &ra, t), 0);
+	F.nsent = 0;
 	send_indication(&a, &rb, "to-b", t);
-	CHECK_EQ_INT(F.nrelay_sent, 1);
+	CHECK_EQ_INT(F.nsent, 1);
+	CHECK(delivered(&b, &ra, "to-b"));
+	CHECK_EQ_INT(F.nrelay_sent, 0);
 	/* The permission for 127.0.0.1 does not open port 22. */
 	send_indication(&a, &side, "to-ssh", t);
-	CHECK_EQ_INT(F.nrelay_sent, 1);
+	CHECK_EQ_INT(F.nsent, 1);
+	CHECK_EQ_INT(F.nrelay_sent, 0);
 	/* Nor does it let port 22 send in. */
 	F.nsent = 0;
 	turn_server_on_peer(F.s, turn_server_find_relayed(F.s, (struct sockaddr *)&ra),
@@ -488,8 +522,10 @@ static void test_relay_to_relay_exact(void)
 		struct stun_msg m;
 		CHECK_EQ_INT(send_req(&b, &q, t, &m), 0);
 	}
+	F.nsent = 0;
 	send_indication(&a, &rb, "gone", t);
-	CHECK_EQ_INT(F.nrelay_sent, 1);
+	CHECK_EQ_INT(F.nsent, 0);
+	CHECK_EQ_INT(F.nrelay_sent, 0);
 	CHECK_EQ_INT(perm(&a, &rb, t), 403);
 	turn_server_free(F.s);
 }
@@ -584,13 +620,16 @@ static void test_call_forced_relay(void)
 	CHECK_EQ_INT(perm_as(&c1, u1, p1, &pub, t), 403);
 	CHECK_EQ_INT(perm_as(&c1, u1, p1, &r2, t), 0);
 	CHECK_EQ_INT(perm_as(&c3, "bob", "builder", &pub, t), 0);
+	CHECK_EQ_INT(perm_as(&c2, u2, p2, &r1, t), 0);
 	/* The permission for the participant's IP opens no other port. */
-	F.nrelay_sent = 0;
+	F.nsent = 0;
 	send_indication(&c1, &r2, "ok", t);
-	CHECK_EQ_INT(F.nrelay_sent, 1);
+	CHECK_EQ_INT(F.nsent, 1);
+	CHECK(delivered(&c2, &r1, "ok"));
 	((struct sockaddr_in *)&r2)->sin_port = htons(9);
 	send_indication(&c1, &r2, "no", t);
-	CHECK_EQ_INT(F.nrelay_sent, 1);
+	CHECK_EQ_INT(F.nsent, 1);
+	CHECK_EQ_INT(F.nrelay_sent, 0);
 	turn_server_free(F.s);
 }
 
