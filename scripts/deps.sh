@@ -2,13 +2,14 @@
 # Installs the Debian 12 packages Gatehouse needs, only those missing, so
 # running it again changes nothing. Sourced by run.sh and test.sh.
 #   gh_install_deps build    — to build and run the daemon
-#   gh_install_deps test     — also the real peers the tests drive
+#   gh_install_deps test     — also the real peers the tests drive, and
+#                              Clang with libFuzzer for the bounded fuzzing
 set -euo pipefail
 
 GH_BUILD_PKGS=(gcc make cmake pkg-config libjansson-dev libssl-dev libwebsockets-dev
 	libsqlite3-dev libargon2-dev)
 GH_TEST_PKGS=(coturn python3 python3-aiortc python3-aioice python3-aiohttp openssl iproute2
-	chromium nodejs prometheus rsyslog rsyslog-gnutls)
+	chromium nodejs prometheus rsyslog rsyslog-gnutls clang libclang-rt-14-dev)
 
 gh_install_deps() {
 	local want=("${GH_BUILD_PKGS[@]}") missing=() p

@@ -2,8 +2,10 @@
 # Builds Gatehouse twice (warnings as errors; AddressSanitizer +
 # UndefinedBehaviorSanitizer) and runs the whole test suite: unit tests on
 # both builds, integration tests against the sanitized daemon with real
-# peers (coturn's turnutils, aiortc). Installs what is missing first.
-# Exits non-zero on any failure; ctest prints the summary.
+# peers (coturn's turnutils, aiortc), then every libFuzzer target for a
+# bounded time (GH_FUZZ_SECONDS per target, default 30; 0 skips it).
+# Installs what is missing first. Exits non-zero on any failure or fuzzer
+# finding; ctest and tests/fuzz/run.sh print the summaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -27,3 +29,9 @@ ctest --test-dir build -L 'unit|fuzz-replay' --output-on-failure -j"$jobs"
 
 echo "== all tests (sanitized build: unit + integration)"
 ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+fuzz_s=${GH_FUZZ_SECONDS:-30}
+if [ "$fuzz_s" -gt 0 ]; then
+	echo "== fuzzing (clang + libFuzzer, ASan + UBSan, ${fuzz_s} s per target)"
+	FUZZ_JOBS="$jobs" bash tests/fuzz/run.sh "$fuzz_s"
+fi
