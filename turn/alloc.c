@@ -173,12 +173,6 @@ struct turn_alloc *alloc_table_add(struct alloc_table *t,
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return NULL;
-	a->perms = calloc(max_perms ? max_perms : 1, sizeof(*a->perms));
-	a->channels = calloc(max_channels ? max_channels : 1, sizeof(*a->channels));
-	if (a->perms == NULL || a->channels == NULL) {
-		alloc_free_one(a);
-		return NULL;
-	}
 	a->perms_cap = max_perms;
 	a->channels_cap = max_channels;
 	a->client = *c;
@@ -299,11 +293,55 @@ struct turn_perm *alloc_perm_find(struct turn_alloc *a, const struct sockaddr *p
 	return NULL;
 }
 
-static void copy_sockaddr(struct sockaddr_storage *dst, const struct sockaddr *src)
+static void copy_sockaddr(union turn_peer_addr *dst, const struct sockaddr *src)
 {
 	memset(dst, 0, sizeof(*dst));
 	memcpy(dst, src, src->sa_family == AF_INET6 ?
 	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+}
+
+/* The new room for an array that must hold `need` of at most `limit`
+ * entries: doubling from 2, so a call's one or two peers fit the first
+ * allocation. 0 when need exceeds the limit. */
+static size_t room_for(size_t room, size_t need, size_t limit)
+{
+	size_t want = room > 0 ? room * 2 : 2;
+
+	if (need > limit)
+		return 0;
+	if (want < need)
+		want = need;
+	return want < limit ? want : limit;
+}
+
+int alloc_perm_reserve(struct turn_alloc *a, size_t n)
+{
+	size_t room;
+	struct turn_perm *p;
+
+	if (a->nperms + n <= a->perms_room)
+		return 0;
+	room = room_for(a->perms_room, a->nperms + n, a->perms_cap);
+	if (room == 0 || (p = realloc(a->perms, room * sizeof(*p))) == NULL)
+		return -1;
+	a->perms = p;
+	a->perms_room = room;
+	return 0;
+}
+
+int alloc_channel_reserve(struct turn_alloc *a, size_t n)
+{
+	size_t room;
+	struct turn_channel *ch;
+
+	if (a->nchannels + n <= a->channels_room)
+		return 0;
+	room = room_for(a->channels_room, a->nchannels + n, a->channels_cap);
+	if (room == 0 || (ch = realloc(a->channels, room * sizeof(*ch))) == NULL)
+		return -1;
+	a->channels = ch;
+	a->channels_room = room;
+	return 0;
 }
 
 int alloc_perm_set(struct turn_alloc *a, const struct sockaddr *peer, bool exact,
@@ -319,7 +357,7 @@ int alloc_perm_set(struct turn_alloc *a, const struct sockaddr *peer, bool exact
 			return 0;
 		}
 	}
-	if (a->nperms >= a->perms_cap)
+	if (alloc_perm_reserve(a, 1) != 0)
 		return -1;
 	copy_sockaddr(&a->perms[a->nperms].ip, peer);
 	a->perms[a->nperms].expires_ms = expires_ms;
@@ -363,7 +401,7 @@ int alloc_channel_set(struct turn_alloc *a, uint16_t number,
 			return 0;
 		}
 	}
-	if (a->nchannels >= a->channels_cap)
+	if (alloc_channel_reserve(a, 1) != 0)
 		return -1;
 	a->channels[a->nchannels].number = number;
 	copy_sockaddr(&a->channels[a->nchannels].peer, peer);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "turn/auth.h"
@@ -26,8 +27,17 @@ struct turn_client {
 	uint64_t conn_id;               /* TCP/TLS connection; 0 for UDP */
 };
 
+/* A peer address in the room it needs (28 bytes, not sockaddr_storage's
+ * 128): permissions and channels are per allocation and there may be tens
+ * of thousands of allocations. */
+union turn_peer_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
+
 struct turn_perm {
-	struct sockaddr_storage ip; /* port ignored */
+	union turn_peer_addr ip;    /* port ignored */
 	uint64_t expires_ms;
 	/* Set when the address policy refused this IP and the permit hook let
 	 * it through as another allocation's relayed address: then IP alone
@@ -38,7 +48,7 @@ struct turn_perm {
 
 struct turn_channel {
 	uint16_t number;                /* TURN_CHANNEL_MIN-MAX; 0 = free slot */
-	struct sockaddr_storage peer;
+	union turn_peer_addr peer;
 	uint64_t expires_ms;
 };
 
@@ -54,10 +64,12 @@ struct turn_alloc {
 	bool sha256;                        /* client authenticates with SHA-256 keys */
 	uint8_t key[32];                    /* long-term key; wiped on free */
 	size_t key_len;
-	struct turn_perm *perms;            /* owned, nperms used of cap */
-	size_t nperms, perms_cap;
-	struct turn_channel *channels;      /* owned */
-	size_t nchannels, channels_cap;
+	/* Owned; grown on demand (nperms used of perms_room allocated) up to
+	 * the limit perms_cap, so an idle allocation costs little. */
+	struct turn_perm *perms;
+	size_t nperms, perms_room, perms_cap;
+	struct turn_channel *channels;      /* owned, as perms */
+	size_t nchannels, channels_room, channels_cap;
 	/* Token bucket for bytes per second (both directions together). */
 	uint64_t bucket_bytes;
 	uint64_t bucket_ms;
@@ -75,8 +87,8 @@ struct alloc_table *alloc_table_new(void);
 /* Frees every allocation (without calling anyone back) and the table. */
 void alloc_table_free(struct alloc_table *t);
 
-/* Returns owned-by-table: a new zeroed allocation for this client with
- * room for the given numbers of permissions and channels, already
+/* Returns owned-by-table: a new zeroed allocation for this client that
+ * may hold up to the given numbers of permissions and channels, already
  * indexed by 5-tuple. Its relayed address is indexed once the caller sets
  * it with alloc_table_set_relayed(). NULL on ENOMEM. */
 struct turn_alloc *alloc_table_add(struct alloc_table *t,
@@ -105,6 +117,11 @@ static inline struct turn_alloc *alloc_next(const struct turn_alloc *a)
 /* Permissions and channels of one allocation. */
 struct turn_perm *alloc_perm_find(struct turn_alloc *a, const struct sockaddr *peer,
     uint64_t now_ms);
+/* Makes sure that n more permissions (channels) can be set without
+ * failing; -1 past the limit or when out of memory. Pointers returned by
+ * the lookups before it may move. */
+int alloc_perm_reserve(struct turn_alloc *a, size_t n);
+int alloc_channel_reserve(struct turn_alloc *a, size_t n);
 /* Installs or refreshes; -1 when the allocation has no room left. */
 int alloc_perm_set(struct turn_alloc *a, const struct sockaddr *peer, bool exact,
     uint64_t expires_ms);

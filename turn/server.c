@@ -679,6 +679,10 @@ static void on_create_permission(struct req *r)
 			return;
 		}
 	}
+	if (alloc_perm_reserve(r->alloc, fresh) != 0) {
+		reply_error(r, 508); /* out of memory */
+		return;
+	}
 	for (i = 0; i < n; i++)
 		alloc_perm_set(r->alloc, (const struct sockaddr *)&peers[i], exact[i],
 		    r->now_ms + TURN_PERMISSION_LIFETIME_MS);
@@ -723,9 +727,11 @@ static void on_channel_bind(struct req *r)
 	}
 	if (by_num == NULL)
 		alloc_expire_children(r->alloc, r->now_ms);
-	if ((by_num == NULL && r->alloc->nchannels >= r->alloc->channels_cap) ||
+	/* A new channel, and a new permission, must fit (the reservations
+	 * fail past the limits, and when out of memory). */
+	if ((by_num == NULL && alloc_channel_reserve(r->alloc, 1) != 0) ||
 	    (alloc_perm_find(r->alloc, (const struct sockaddr *)&peer, r->now_ms) == NULL &&
-	    r->alloc->nperms >= r->alloc->perms_cap)) {
+	    alloc_perm_reserve(r->alloc, 1) != 0)) {
 		reply_error(r, 508);
 		return;
 	}
