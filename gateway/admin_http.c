@@ -14,6 +14,7 @@
 
 #include "gateway/config.h"
 #include "gateway/log.h"
+#include "gateway/state_lock.h"
 
 #define PENDING_BUCKETS 256
 #define HTTP_CHUNK 16384
@@ -255,7 +256,7 @@ static void on_closed(struct admin_http *s, struct req *r)
 	r->body = r->out = NULL;
 }
 
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+static int callback_locked(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
 {
 	struct admin_http **ps = lws_protocol_vh_priv_get(lws_get_vhost(wsi),
@@ -282,6 +283,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
+}
+
+/* Every callback runs with the state lock held (gateway/state_lock.h). */
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	int rc;
+
+	state_lock();
+	rc = callback_locked(wsi, reason, user, in, len);
+	state_unlock();
+	return rc;
 }
 
 static const struct lws_protocols protocols[] = {

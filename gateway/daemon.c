@@ -11,13 +11,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -34,6 +37,7 @@
 #include "gateway/privdrop.h"
 #include "gateway/registry.h"
 #include "gateway/relay_io.h"
+#include "gateway/relay_thread.h"
 #include "gateway/secret.h"
 #include "gateway/tls.h"
 #include "policy/policy.h"
@@ -44,11 +48,25 @@
 #include "turn/server.h"
 
 #define POLICY_MAX_BYTES (1024 * 1024)
+#define DEFERRED_MAX 64
+
+/* An alert response raised on the relay thread, carried out on the main
+ * thread because it reaches signaling sessions (state_lock.h). */
+struct deferred_response {
+	bool end_call;          /* else: lock the user */
+	char name[128];         /* call id or user name */
+	uint32_t seconds;
+};
 
 struct daemon {
 	const struct config *cfg;
 	struct loop *loop;
 	struct relay_io *io;
+	struct relay_thread *relay;  /* runs io once the daemon serves */
+	pthread_t main_thread;
+	int deferred_fd;             /* eventfd: deferred responses waiting */
+	struct deferred_response deferred[DEFERRED_MAX];
+	size_t ndeferred;
 	struct turn_server *turn;
 	struct turn_auth auth;       /* for minting call credentials */
 	struct peer_policy peers;
@@ -244,11 +262,57 @@ static void respond_block(void *ctx, const char *ip, uint32_t seconds, const cha
 	log_warn("response: source %s blocked for %u s (%s)", ip, seconds, why);
 }
 
+/* Off the main thread, queues the response for it (the state lock is
+ * held by both sides when they touch the queue) and returns true. */
+static bool defer_response(struct daemon *d, bool end_call, const char *name,
+    uint32_t seconds)
+{
+	struct deferred_response *r;
+	uint64_t one = 1;
+
+	if (pthread_equal(pthread_self(), d->main_thread))
+		return false;
+	if (d->ndeferred == DEFERRED_MAX) {
+		log_warn("response: queue full, %s %s not carried out",
+		    end_call ? "ending call" : "locking user", name);
+		return true;
+	}
+	r = &d->deferred[d->ndeferred++];
+	r->end_call = end_call;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->seconds = seconds;
+	(void)write(d->deferred_fd, &one, sizeof(one));
+	return true;
+}
+
+static void respond_lock(void *ctx, const char *user, uint32_t seconds);
+static void respond_end_call(void *ctx, const char *call);
+
+static void on_deferred(void *arg)
+{
+	struct daemon *d = arg;
+	struct deferred_response todo[DEFERRED_MAX];
+	size_t i, n = d->ndeferred;
+	uint64_t count;
+
+	(void)read(d->deferred_fd, &count, sizeof(count));
+	memcpy(todo, d->deferred, n * sizeof(todo[0]));
+	d->ndeferred = 0;
+	for (i = 0; i < n; i++) {
+		if (todo[i].end_call)
+			respond_end_call(d, todo[i].name);
+		else
+			respond_lock(d, todo[i].name, todo[i].seconds);
+	}
+}
+
 static void respond_lock(void *ctx, const char *user, uint32_t seconds)
 {
 	struct daemon *d = ctx;
 	uint64_t now = relay_io_now_ms();
 
+	if (defer_response(d, false, user, seconds))
+		return;
 	if (seconds == 0)
 		seconds = 300;
 	if (d->users == NULL || userdb_lock(d->users, user, now / 1000 + seconds) != USERDB_OK)
@@ -262,6 +326,8 @@ static void respond_end_call(void *ctx, const char *call)
 {
 	struct daemon *d = ctx;
 
+	if (defer_response(d, true, call, 0))
+		return;
 	if (hub_end_call(d->hub, call, "alert") == 0) {
 		audit_log(d->audit, relay_io_now_ms(), "response.end_call", json_pack("{s:s, s:s}",
 		    "call", call, "outcome", "success"));
@@ -338,14 +404,6 @@ static char *render_metrics(void *ctx)
 	blocklist_each(d->blocks, relay_io_now_ms(), count_block, &g.blocked_sources);
 	return metrics_render(d->metrics, &g);
 }
-
-/* --- loop callbacks ----------------------------------------------------- */
-
-static void on_relay_readable(void *arg)
-{
-	relay_io_dispatch(((struct daemon *)arg)->io);
-}
-
 
 /* --- set-up ------------------------------------------------------------- */
 
@@ -482,7 +540,6 @@ static void on_tick(void *arg)
 {
 	struct daemon *d = arg;
 
-	relay_io_tick(d->io);
 	hub_tick(d->hub, relay_io_now_ms());
 	policy_watch(d);
 	turn_server_each_alloc(d->turn, sample_traffic, d);
@@ -832,7 +889,9 @@ static void shutdown_all(struct daemon *d)
 {
 	/* Destroying the loop closes every WebSocket session through the
 	 * hub (ending calls, which removes allocations), so it goes first;
-	 * the TURN server then closes its relays through the I/O layer. */
+	 * the TURN server then closes its relays through the I/O layer. The
+	 * relay thread stops before either. */
+	relay_thread_stop(d->relay);
 	loop_free(d->loop);
 	login_worker_free(d->logins);
 	admin_free(d->admin);
@@ -854,6 +913,8 @@ static void shutdown_all(struct daemon *d)
 	metrics_free(d->metrics);
 	blocklist_free(d->blocks);
 	audit_close(d->audit);
+	if (d->deferred_fd >= 0)
+		close(d->deferred_fd);
 	OPENSSL_cleanse(&d->auth, sizeof(d->auth));
 }
 
@@ -866,6 +927,8 @@ int daemon_run(const struct config *cfg)
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
+	d.main_thread = pthread_self();
+	d.deferred_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	log_set_level(cfg->log.level);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
@@ -905,16 +968,20 @@ int daemon_run(const struct config *cfg)
 	    start_signaling(&d, err, sizeof(err)) != 0 ||
 	    start_admin(&d, err, sizeof(err)) != 0)
 		goto fail;
-	if (loop_add_fd(d.loop, relay_io_fd(d.io), on_relay_readable, &d) != 0 ||
+	if (d.deferred_fd < 0 ||
+	    loop_add_fd(d.loop, d.deferred_fd, on_deferred, &d) != 0 ||
 	    loop_add_fd(d.loop, login_worker_fd(d.logins), on_logins_ready, &d) != 0 ||
 	    loop_add_timer(d.loop, 1000, on_tick, &d) != 0) {
-		snprintf(err, sizeof(err), "cannot join the relay to the event loop");
+		snprintf(err, sizeof(err), "cannot set up the event loop");
 		goto fail;
 	}
 	loop_on_hup(d.loop, on_hup, &d);
 	loop_on_usr1(d.loop, on_usr1, &d);
 	/* Every listener is bound and every file open: no root from here on. */
 	if (privdrop_apply(cfg, err, sizeof(err)) != 0)
+		goto fail;
+	/* After the drop, so the thread starts with no privilege at all. */
+	if ((d.relay = relay_thread_start(d.io, err, sizeof(err))) == NULL)
 		goto fail;
 	config_format_addr((const struct sockaddr *)&cfg->signaling.listen, name, sizeof(name));
 	log_info("signaling: listening on %s (demo page at %s://%s/)", name,

@@ -13,6 +13,7 @@
 #include <libwebsockets.h>
 
 #include "gateway/log.h"
+#include "gateway/state_lock.h"
 
 #define LOOP_MAX_FDS 8
 #define LOOP_MAX_TIMERS 8
@@ -52,8 +53,11 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	(void)user;
 	(void)in;
 	(void)len;
-	if (reason == LWS_CALLBACK_RAW_RX_FILE && f != NULL)
+	if (reason == LWS_CALLBACK_RAW_RX_FILE && f != NULL) {
+		state_lock();
 		f->cb(f->arg);
+		state_unlock();
+	}
 	return 0;
 }
 
@@ -190,7 +194,9 @@ static void timer_fired(lws_sorted_usec_list_t *sul)
 {
 	struct loop_timer *t = lws_container_of(sul, struct loop_timer, sul);
 
+	state_lock();
 	t->cb(t->arg);
+	state_unlock();
 	lws_sul_schedule(t->owner->ctx, 0, &t->sul, timer_fired,
 	    (lws_usec_t)t->period_ms * LWS_US_PER_MS);
 }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,7 +34,7 @@
 #include "gateway/log.h"
 #include "turn/stun.h"
 
-#define EPOLL_BATCH 64
+#define TICK_MS 1000           /* expiry of allocations and connections */
 #define UDP_BATCH 32           /* datagrams per recvmmsg() */
 #define UDP_ROUNDS 8           /* recvmmsg() calls per readable socket and batch */
 #define TX_BATCH 32            /* datagrams per sendmmsg() */
@@ -46,6 +47,7 @@ enum handle_kind {
 	H_TCP_LISTENER,
 	H_CONN,
 	H_RELAY,
+	H_WAKE,                 /* eventfd: relay_io_wake() */
 };
 
 struct io_handle {
@@ -101,7 +103,8 @@ struct relay_io {
 	size_t nconns;
 	uint64_t next_conn_id;
 	struct io_handle *dead;         /* freed after each batch */
-	uint64_t now_ms;
+	struct io_handle wake;          /* H_WAKE */
+	uint64_t now_ms, last_tick_ms;
 	uint8_t udp_bufs[UDP_BATCH][STUN_MAX_MESSAGE];
 	/* While a batch of events is handled (batching): what to send. */
 	bool batching;
@@ -223,6 +226,7 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	io->epfd = io->wake.fd = -1;
 	/* Connections use the context for as long as they live. */
 	if (tls != NULL && SSL_CTX_up_ref(tls) == 1)
 		io->tls = tls;
@@ -232,7 +236,10 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 	io->next_conn_id = 1;
 	io->ports_used = calloc((size_t)cfg->port_max - cfg->port_min + 1, 1);
 	io->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (io->ports_used == NULL || io->epfd < 0) {
+	io->wake.kind = H_WAKE;
+	io->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (io->ports_used == NULL || io->epfd < 0 || io->wake.fd < 0 ||
+	    epoll_add(io, &io->wake, EPOLLIN) != 0) {
 		snprintf(err, errlen, "cannot create the event loop: %s", strerror(errno));
 		goto fail;
 	}
@@ -266,6 +273,8 @@ void relay_io_free(struct relay_io *io)
 		close(io->listeners[i].h.fd);
 	if (io->epfd >= 0)
 		close(io->epfd);
+	if (io->wake.fd >= 0)
+		close(io->wake.fd);
 	SSL_CTX_free(io->tls);
 	free(io->ports_used);
 	free(io);
@@ -823,23 +832,29 @@ static void relay_readable(struct relay_io *io, struct relay *r)
 
 /* --- the loop ---------------------------------------------------------- */
 
-int relay_io_fd(const struct relay_io *io)
+void relay_io_wait(struct relay_io *io, struct relay_io_events *e, int timeout_ms)
 {
-	return io->epfd;
+	e->n = epoll_wait(io->epfd, e->ev, RELAY_IO_EVENTS, timeout_ms);
+	if (e->n < 0)
+		e->n = 0;
 }
 
-void relay_io_dispatch(struct relay_io *io)
+void relay_io_wake(struct relay_io *io)
 {
-	struct epoll_event evs[EPOLL_BATCH];
-	int n, i;
+	uint64_t one = 1;
 
-	n = epoll_wait(io->epfd, evs, EPOLL_BATCH, 0);
-	if (n <= 0)
-		return;
+	(void)write(io->wake.fd, &one, sizeof(one));
+}
+
+void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
+{
+	uint64_t count;
+	int i;
+
 	io->now_ms = relay_io_now_ms();
 	io->batching = true;
-	for (i = 0; i < n; i++) {
-		struct io_handle *h = evs[i].data.ptr;
+	for (i = 0; i < e->n; i++) {
+		struct io_handle *h = e->ev[i].data.ptr;
 		if (h->dead)
 			continue;
 		switch (h->kind) {
@@ -850,24 +865,26 @@ void relay_io_dispatch(struct relay_io *io)
 			accept_conns(io, (struct listener *)h);
 			break;
 		case H_CONN:
-			conn_event(io, (struct conn *)h, evs[i].events);
+			conn_event(io, (struct conn *)h, e->ev[i].events);
 			break;
 		case H_RELAY:
 			relay_readable(io, (struct relay *)h);
+			break;
+		case H_WAKE:
+			(void)read(h->fd, &count, sizeof(count));
 			break;
 		}
 	}
 	tx_flush(io);
 	conns_flush_queued(io);
 	io->batching = false;
-	reap_dead(io);
-}
-
-void relay_io_tick(struct relay_io *io)
-{
-	io->now_ms = relay_io_now_ms();
-	if (io->server != NULL)
-		turn_server_tick(io->server, io->now_ms);
-	conns_expire(io);
+	if (io->now_ms - io->last_tick_ms >= TICK_MS) {
+		io->last_tick_ms = io->now_ms;
+		if (io->server != NULL)
+			turn_server_tick(io->server, io->now_ms);
+		conns_expire(io);
+	}
+	/* Only here, after this batch's events: a handle closed by the main
+	 * thread while this thread waited may still be in the batch. */
 	reap_dead(io);
 }

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <openssl/ssl.h>
@@ -45,13 +46,22 @@ void relay_io_relay_close(struct relay_io *io, void *handle);
 void relay_io_relay_send(struct relay_io *io, void *handle,
     const struct sockaddr *peer, const uint8_t *buf, size_t len);
 
-/* The epoll descriptor to watch for readability; when it is readable,
- * relay_io_dispatch() handles one batch of events without blocking. */
-int relay_io_fd(const struct relay_io *io);
-void relay_io_dispatch(struct relay_io *io);
-/* Expiry of allocations, permissions, channels and idle connections;
- * about once a second. */
-void relay_io_tick(struct relay_io *io);
+/* The relay's event loop, run by the relay thread (relay_thread.h):
+ * relay_io_wait() blocks up to timeout_ms for socket events without any
+ * lock; relay_io_handle() then handles them, and once a second the expiry
+ * of allocations, permissions, channels and idle connections, with the
+ * state lock held. Handles closed meanwhile by the other thread (a relay
+ * socket of a call that ended) are skipped, and freed only at the end of
+ * relay_io_handle(). relay_io_wake() makes a wait return at once; it is
+ * safe from any thread. */
+#define RELAY_IO_EVENTS 64
+struct relay_io_events {
+	struct epoll_event ev[RELAY_IO_EVENTS];
+	int n;
+};
+void relay_io_wait(struct relay_io *io, struct relay_io_events *e, int timeout_ms);
+void relay_io_handle(struct relay_io *io, const struct relay_io_events *e);
+void relay_io_wake(struct relay_io *io);
 
 /* Wall-clock milliseconds: nonces and credentials carry UNIX times that
  * other relay nodes must understand. */

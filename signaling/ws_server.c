@@ -18,6 +18,7 @@
 #include "common/fnv.h"
 #include "gateway/config.h"
 #include "gateway/log.h"
+#include "gateway/state_lock.h"
 #include "signaling/web_assets.h"
 
 #define SESSION_BUCKETS 4096
@@ -440,7 +441,7 @@ static void ws_closed(struct ws_server *w, struct conn *c)
 	c->in = NULL;
 }
 
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+static int callback_locked(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
 {
 	struct ws_server **pw = lws_protocol_vh_priv_get(lws_get_vhost(wsi),
@@ -468,6 +469,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
+}
+
+/* Every callback runs with the state lock held (gateway/state_lock.h). */
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	int rc;
+
+	state_lock();
+	rc = callback_locked(wsi, reason, user, in, len);
+	state_unlock();
+	return rc;
 }
 
 static const struct lws_protocols protocols[] = {
