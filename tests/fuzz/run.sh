@@ -62,7 +62,7 @@ max_len_of() {
 	case $1 in
 	stun|turn_server) echo 4200 ;;
 	sdp) echo 16384 ;;
-	hub) echo 32768 ;;
+	hub) echo 4096 ;;
 	jwt) echo 4096 ;;
 	*) echo 8192 ;;
 	esac
