@@ -11,7 +11,7 @@ Every request is a new connection (the API is request/response; this
 keeps one test's failure from poisoning the next). api.transcript keeps
 the last requests and answers, for assertion messages.
 
-Standard library only. Traffic goes to 127.0.0.1 only.
+Standard library only (and gh.py, next to it). Traffic goes to 127.0.0.1 only.
 """
 
 import http.client
@@ -19,7 +19,9 @@ import json
 import os
 import urllib.parse
 
-TIMEOUT = 10.0
+import gh  # slow_factor(): logins (argon2id) take seconds under valgrind
+
+TIMEOUT = 10.0 * gh.slow_factor()
 
 
 def _short(obj, limit=400):

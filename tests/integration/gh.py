@@ -16,7 +16,17 @@ Stable API (other test files import it):
 Extras (also stable, but optional to use): DELETE (a marker that removes a
 key when deep-merging a config), build_stun(), parse_stun(),
 stun_binding_stream(), relay_window(), reserve_relay_window(), tail(),
-run_as_user().
+run_as_user(), slow_factor(), valgrind_dir(), valgrind_argv(),
+valgrind_findings(), valgrind_check_pid(), Gatehouse.launcher.
+
+Under valgrind: with GH_VALGRIND=<folder> in the environment, start()
+runs the daemon under valgrind memcheck (valgrind_argv(); one log per
+daemon, <folder>/vg-<pid>.log), waits longer for it to come up and go
+down, and stop() raises when valgrind reported an error or a definite
+leak (exit code 97, "ERROR SUMMARY: N" with N > 0, "definitely lost"
+with bytes). slow_factor() is what a test multiplies a timeout by that
+waits for the daemon to do something (1 normally, GH_SLOW_FACTOR or 10
+under valgrind). tests/valgrind/run.sh drives it.
 
 Tests send traffic only to 127.0.0.1 (see TESTING.md, "Network rule").
 """
@@ -29,6 +39,7 @@ import json
 import os
 import pwd
 import random
+import re
 import select
 import shutil
 import signal
@@ -118,24 +129,38 @@ def _ports_free(lo, hi):
 def reserve_relay_window():
     """Returns (port_min, port_max, lock_fd): a random 300-port window in
     20000-31999 whose ports are free now and which no other harness user
-    holds. Release with release_relay_window(lock_fd)."""
+    holds. Release with release_relay_window(lock_fd). When none is free,
+    waits up to GH_WINDOW_WAIT_S seconds (default 0) for one: a benchmark
+    (tests/bench/run_relay.py) holds most windows for minutes, which a
+    long valgrind run had rather wait out than fail on."""
     os.makedirs(_LOCK_DIR, exist_ok=True)
     n = (RELAY_HI - RELAY_LO) // RELAY_WINDOW
-    order = list(range(n))
-    random.shuffle(order)
-    for idx in order:
-        path = os.path.join(_LOCK_DIR, "relay-%d.lock" % idx)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+    wait_s = float(os.environ.get("GH_WINDOW_WAIT_S") or 0)
+    deadline = time.monotonic() + wait_s
+    said = False
+    while True:
+        order = list(range(n))
+        random.shuffle(order)
+        for idx in order:
+            path = os.path.join(_LOCK_DIR, "relay-%d.lock" % idx)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            lo = RELAY_LO + idx * RELAY_WINDOW
+            hi = lo + RELAY_WINDOW - 1
+            if _ports_free(lo, hi):
+                return lo, hi, fd
             os.close(fd)
-            continue
-        lo = RELAY_LO + idx * RELAY_WINDOW
-        hi = lo + RELAY_WINDOW - 1
-        if _ports_free(lo, hi):
-            return lo, hi, fd
-        os.close(fd)
+        if time.monotonic() >= deadline:
+            break
+        if not said:
+            sys.stderr.write("gh: every relay port window is held or in use; waiting up to "
+                             "%.0f s (GH_WINDOW_WAIT_S)\n" % wait_s)
+            said = True
+        time.sleep(1.0)
     raise RuntimeError("no free relay port window in %d-%d" % (RELAY_LO, RELAY_HI - 1))
 
 
@@ -346,6 +371,148 @@ def tail(text, lines=60):
     return "\n".join(text.splitlines()[-lines:])
 
 
+# -------------------------------------------------------------- valgrind
+
+# valgrind's exit code when it found an error (--error-exitcode).
+VALGRIND_EXIT = 97
+
+
+def valgrind_dir():
+    """The folder for valgrind logs (GH_VALGRIND), or None: then the
+    daemon runs natively."""
+    return os.environ.get("GH_VALGRIND") or None
+
+
+def slow_factor() -> float:
+    """How much slower than native the daemon is expected to answer:
+    GH_SLOW_FACTOR when set, else 10 under valgrind (memcheck runs the
+    daemon's own code 20-50x slower, but most of a test's time is spent
+    waiting on sockets and in the test itself), else 1. Multiply a
+    timeout by it when it bounds work the daemon does; leave alone the
+    ones that measure the daemon's own timers."""
+    env = os.environ.get("GH_SLOW_FACTOR")
+    if env:
+        return max(1.0, float(env))
+    return 10.0 if valgrind_dir() else 1.0
+
+
+def valgrind_argv(log_dir=None):
+    """The argv prefix that runs the daemon under memcheck with its log in
+    log_dir (default valgrind_dir(), made if need be), or [] when there
+    is none. Only definite leaks count (--errors-for-leak-kinds): the
+    daemon's threads and libraries keep memory reachable until exit by
+    design. Nothing is suppressed unless tests/valgrind/*.supp says so,
+    each entry with the reason."""
+    log_dir = log_dir or valgrind_dir()
+    if not log_dir:
+        return []
+    _valgrind_prepare(log_dir)
+    argv = ["valgrind", "--tool=memcheck", "--leak-check=full",
+            "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
+            "--error-exitcode=%d" % VALGRIND_EXIT, "--track-fds=no",
+            "--num-callers=30", "--child-silent-after-fork=yes",
+            # No gdbserver: its FIFOs in /tmp, made as root, are left behind
+            # when the daemon, no longer root, cannot unlink them at exit.
+            "--vgdb=no",
+            "--log-file=%s" % os.path.join(os.path.abspath(log_dir), "vg-%p.log")]
+    supp_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "valgrind")
+    if os.path.isdir(supp_dir):
+        for n in sorted(os.listdir(supp_dir)):
+            if n.endswith(".supp"):
+                argv.append("--suppressions=%s" % os.path.normpath(os.path.join(supp_dir, n)))
+    return argv
+
+
+def valgrind_check_pid(pid, returncode):
+    """For a daemon started with valgrind_argv() in front (directly, or
+    by a wrapper that ends in exec, which keeps the pid) that has exited
+    with returncode: raises RuntimeError with valgrind's records when its
+    log, <GH_VALGRIND>/vg-<pid>.log, reports an error or a definite leak,
+    when valgrind exited with VALGRIND_EXIT, or when there is no such log.
+    Does nothing without GH_VALGRIND."""
+    if not valgrind_dir():
+        return
+    path = os.path.join(valgrind_dir(), "vg-%d.log" % pid)
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        raise RuntimeError("no valgrind log %s: the daemon did not run under valgrind "
+                           "(a wrapper that does not exec valgrind_argv()?)" % path)
+    ok, summary, excerpt = valgrind_findings(text)
+    if ok and returncode != VALGRIND_EXIT:
+        return
+    raise RuntimeError("valgrind report for gatehouse (exit %s, %s errors, %s bytes "
+                       "definitely lost), %s:\n%s"
+                       % (returncode, summary["errors"], summary["definitely_lost"], path, excerpt))
+
+
+def _valgrind_prepare(log_dir):
+    """Makes log_dir, writable for whoever valgrind runs as. valgrind opens
+    its log before the daemon drops privileges and keeps the descriptor,
+    but a wrapper that drops before exec'ing valgrind (test_privdrop's
+    setpriv) has it create the file as the unprivileged user. The sticky
+    bit keeps users from touching each other's logs, as in /tmp."""
+    os.makedirs(log_dir, exist_ok=True)
+    if os.geteuid() == 0 or os.stat(log_dir).st_uid == os.geteuid():
+        os.chmod(log_dir, 0o1777)
+
+
+def valgrind_findings(log_text):
+    """(ok, summary, excerpt) for one valgrind log: ok is False when it
+    reports an error, a definite leak with bytes, or no summary at all
+    (the process never reached exit: killed, or still running); summary
+    is {"errors": N, "definitely_lost": bytes, "indirectly_lost": bytes}
+    (None where the log has no such line); excerpt is the error and
+    definite-leak records with their stacks, for a failure message."""
+    summary = {"errors": None, "definitely_lost": None, "indirectly_lost": None}
+    m = re.findall(r"ERROR SUMMARY: ([\d,]+) errors", log_text)
+    if m:
+        summary["errors"] = int(m[-1].replace(",", ""))
+    for key, label in (("definitely_lost", "definitely lost"),
+                       ("indirectly_lost", "indirectly lost")):
+        m = re.findall(r"%s: ([\d,]+) bytes" % label, log_text)
+        if m:
+            summary[key] = int(m[-1].replace(",", ""))
+    if summary["errors"] is not None and summary["definitely_lost"] is None:
+        # No leak summary is printed when nothing was allocated at exit.
+        if "All heap blocks were freed" in log_text:
+            summary["definitely_lost"] = summary["indirectly_lost"] = 0
+    ok = (summary["errors"] == 0 and not summary["definitely_lost"])
+    # Records: blocks of "==pid== " lines separated by blank ones; keep the
+    # ones that are not the preamble or the summaries.
+    records, cur = [], []
+    for line in log_text.splitlines():
+        body = re.sub(r"^==\d+== ?", "", line)
+        if body.strip():
+            cur.append(line)
+        elif cur:
+            records.append(cur)
+            cur = []
+    if cur:
+        records.append(cur)
+    keep = []
+    for r in records:
+        head = re.sub(r"^==\d+== ?", "", r[0])
+        if head.startswith(("Memcheck,", "Copyright", "Using Valgrind", "Command:",
+                            "Parent PID:", "HEAP SUMMARY", "LEAK SUMMARY", "For lists of",
+                            "For counts of", "Use --track-origins", "Rerun with",
+                            "To see them", "Reachable blocks", "ERROR SUMMARY",
+                            "Searching for pointers", "All heap blocks")):
+            continue
+        if head.startswith(("Warning: set address range perms",
+                            "Warning: noted but unhandled ioctl")):
+            continue
+        keep.append("\n".join(r))
+    excerpt = "\n\n".join(keep[:8])
+    if len(keep) > 8:
+        excerpt += "\n\n(%d more records)" % (len(keep) - 8)
+    if summary["errors"] is None:
+        excerpt = (excerpt + "\n\n" if excerpt else "") + \
+            "(no ERROR SUMMARY: valgrind did not see the process exit)\n" + tail(log_text, 20)
+    return ok, summary, excerpt
+
+
 SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer",
                      "ThreadSanitizer", "UndefinedBehaviorSanitizer")
 
@@ -375,6 +542,12 @@ class Gatehouse:
         self.log_path = os.path.join(self.workdir, "gatehouse.log")
         self.proc = None
         self.returncode = None
+        # argv prefix of the daemon: valgrind under GH_VALGRIND. A test that
+        # starts the daemon through a wrapper of its own puts it in front of
+        # the binary there and sets this to [] (the log is still found and
+        # checked by pid, which exec keeps).
+        self.launcher = valgrind_argv()
+        self._vg_checked = None
         h = self.host
         turn = {
             "listen": [
@@ -410,27 +583,35 @@ class Gatehouse:
     def start(self):
         with open(self.config_path, "w") as f:
             json.dump(self.config, f, indent=2)
+        if valgrind_dir():
+            _valgrind_prepare(valgrind_dir())
+        binary = self.binary
+        if os.sep in binary:
+            # The daemon (or valgrind) is exec'd after the chdir to workdir,
+            # where a relative path such as build/gatehouse means nothing.
+            binary = os.path.abspath(binary)
         logf = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [self.binary, "run", "-c", self.config_path],
+                list(self.launcher) + [binary, "run", "-c", self.config_path],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                 cwd=self.workdir, start_new_session=True)
         finally:
             logf.close()
         self.returncode = None
-        deadline = time.monotonic() + 10.0
+        limit = 10.0 * slow_factor()
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.returncode = self.proc.returncode
                 raise RuntimeError("gatehouse exited with %s during start-up; log tail:\n%s"
                                    % (self.proc.returncode, tail(self.log())))
-            if stun_binding(self.host, self.port, timeout=0.2) is not None:
+            if stun_binding(self.host, self.port, timeout=0.2 * slow_factor()) is not None:
                 return self
             time.sleep(0.05)
         self._kill()
-        raise RuntimeError("gatehouse did not answer a STUN Binding on udp %s:%d within 10 s; log tail:\n%s"
-                           % (self.host, self.port, tail(self.log())))
+        raise RuntimeError("gatehouse did not answer a STUN Binding on udp %s:%d within %.0f s; log tail:\n%s"
+                           % (self.host, self.port, limit, tail(self.log())))
 
     def _kill(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -443,28 +624,47 @@ class Gatehouse:
             self.returncode = self.proc.returncode
 
     def stop(self) -> int:
-        """SIGTERM, then wait up to 10 s. Returns the exit code (negative:
-        killed by that signal). Raises if the daemon had to be SIGKILLed."""
+        """SIGTERM, then wait up to 10 s (times slow_factor()). Returns the
+        exit code (negative: killed by that signal). Raises if the daemon
+        had to be SIGKILLed, and under valgrind when its log reports an
+        error or a definite leak."""
         if self.proc is None:
             return self.returncode
+        limit = 10.0 * slow_factor()
         try:
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
                 try:
-                    self.proc.wait(timeout=10)
+                    self.proc.wait(timeout=limit)
                 except subprocess.TimeoutExpired:
                     self._kill()
-                    raise RuntimeError("gatehouse did not exit within 10 s of SIGTERM (killed); log tail:\n%s"
-                                       % tail(self.log()))
+                    raise RuntimeError("gatehouse did not exit within %.0f s of SIGTERM (killed); log tail:\n%s"
+                                       % (limit, tail(self.log())))
             self.returncode = self.proc.returncode
+            self.valgrind_check()
             return self.returncode
         finally:
             release_relay_window(self._window_fd)
             self._window_fd = None
 
+    def valgrind_check(self):
+        """Under valgrind, after the daemon exited: raises RuntimeError when
+        its log reports an error or a definite leak, when valgrind exited
+        with VALGRIND_EXIT, or when there is no log. Checks each start
+        once."""
+        if not valgrind_dir() or self.proc is None or self.proc.poll() is None \
+                or self._vg_checked == self.proc.pid:
+            return
+        self._vg_checked = self.proc.pid
+        try:
+            valgrind_check_pid(self.proc.pid, self.returncode)
+        except RuntimeError as e:
+            raise RuntimeError("%s\ndaemon log tail (workdir %s):\n%s"
+                               % (e, self.workdir, tail(self.log(), 20)))
+
     def alive(self) -> bool:
         return (self.proc is not None and self.proc.poll() is None
-                and stun_binding(self.host, self.port, timeout=1.0) is not None)
+                and stun_binding(self.host, self.port, timeout=1.0 * slow_factor()) is not None)
 
     def log(self) -> str:
         try:
@@ -491,10 +691,12 @@ class Gatehouse:
         ok = exc_type is None
         try:
             rc = self.stop()
-        except Exception:
+        except Exception as e:
             sys.stderr.write("kept gatehouse workdir: %s\n" % self.workdir)
             if ok:
                 raise
+            # The test's own failure propagates; say what stop() found too.
+            sys.stderr.write("note: also on stop: %s\n" % e)
             return False
         findings = self.sanitizer_findings()
         if findings:
@@ -520,12 +722,17 @@ class Gatehouse:
 def run_tests(tests):
     """Runs each test function; prints PASS/FAIL lines and a final
     "N passed, N failed"; exits 1 if any failed. GH_TESTS (comma
-    separated substrings) in the environment selects a subset."""
+    separated substrings) in the environment selects a subset; GH_SKIP
+    (the same) leaves tests out, each said with a SKIP line."""
     sel = [s for s in os.environ.get("GH_TESTS", "").split(",") if s]
+    skip = [s for s in os.environ.get("GH_SKIP", "").split(",") if s]
     passed = failed = 0
     for t in tests:
         name = t.__name__
         if sel and not any(s in name for s in sel):
+            continue
+        if any(s in name for s in skip):
+            print("SKIP %s (GH_SKIP)" % name, flush=True)
             continue
         try:
             t()

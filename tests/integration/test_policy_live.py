@@ -95,7 +95,10 @@ class AdminAPI:
         self.g = g
         self.token = None
 
-    def request(self, method, path, body=None, auth=True, timeout=5.0):
+    def request(self, method, path, body=None, auth=True, timeout=None):
+        # A login runs argon2id: seconds under valgrind (gh.slow_factor()).
+        if timeout is None:
+            timeout = 5.0 * gh.slow_factor()
         conn = http.client.HTTPConnection("127.0.0.1", self.g.admin_port, timeout=timeout)
         headers = {}
         data = None
@@ -116,7 +119,7 @@ class AdminAPI:
             obj = {"<unparsable>": text[:300]}
         return r.status, obj
 
-    def ok(self, method, path, body=None, timeout=5.0):
+    def ok(self, method, path, body=None, timeout=None):
         st, obj = self.request(method, path, body, timeout=timeout)
         assert st == 200, "%s %s answered %d %r" % (method, path, st, obj)
         return obj

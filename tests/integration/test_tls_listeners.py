@@ -219,7 +219,9 @@ def test_non_loopback_listeners_speak_tls():
             f.write(PROBE)
         with Netns() as ns:
             with open(logp, "ab") as lf:
-                proc = subprocess.Popen(ns.exec(ARGS.gatehouse, "run", "-c", conf),
+                # Under GH_VALGRIND, valgrind in front (ip netns exec keeps the pid).
+                proc = subprocess.Popen(ns.exec(*gh.valgrind_argv(), os.path.abspath(ARGS.gatehouse),
+                                                "run", "-c", conf),
                                         stdin=subprocess.DEVNULL, stdout=lf,
                                         stderr=subprocess.STDOUT, cwd=work,
                                         start_new_session=True)
@@ -259,12 +261,14 @@ def test_non_loopback_listeners_speak_tls():
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
                     try:
-                        proc.wait(timeout=10)
+                        proc.wait(timeout=10 * gh.slow_factor())
                     except subprocess.TimeoutExpired:
                         os.killpg(proc.pid, signal.SIGKILL)
                         proc.wait()
-                        raise AssertionError("gatehouse did not exit within 10 s of SIGTERM")
+                        raise AssertionError("gatehouse did not exit within %.0f s of SIGTERM"
+                                             % (10 * gh.slow_factor()))
             rc = proc.returncode
+            gh.valgrind_check_pid(proc.pid, rc)
             findings = [l for l in log().splitlines() if any(m in l for m in gh.SANITIZER_MARKERS)]
             assert not findings, "sanitizer report:\n%s" % "\n".join(findings[:10])
             assert rc == 0, "gatehouse exited with %s after SIGTERM:\n%s" % (rc, gh.tail(log(), 20))
