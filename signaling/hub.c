@@ -217,6 +217,18 @@ static void bad_request(struct msg_ctx *m, const char *why)
 	strike(m->h, m->s, m->id, why);
 }
 
+/* A message about a call that does not exist (any more): answered, but
+ * not a strike. The other side or the server may have ended the call an
+ * instant before (hangup, policy change, alert), so a well-behaved client
+ * sends these too: a late hangup, accept or trickled candidate. */
+static void no_such_call(struct msg_ctx *m, const char *why)
+{
+	if (message_str(m->msg, "call", HUB_CALL_ID_LEN) == NULL)
+		bad_request(m, why); /* no call id at all: malformed */
+	else
+		reply_error(m, "bad_request", why);
+}
+
 static json_t *media_json(unsigned media)
 {
 	json_t *a = json_array();
@@ -663,7 +675,11 @@ static void on_accept(struct msg_ctx *m)
 	struct session *s;
 	json_t *ice, *gone;
 
-	if (c == NULL || c->state != CALL_RINGING || strcmp(m->s->who.name, c->callee) != 0) {
+	if (c == NULL) {
+		no_such_call(m, "no ringing call to accept");
+		return;
+	}
+	if (c->state != CALL_RINGING || strcmp(m->s->who.name, c->callee) != 0) {
 		bad_request(m, "no ringing call to accept");
 		return;
 	}
@@ -700,7 +716,11 @@ static void on_reject(struct msg_ctx *m)
 {
 	struct call *c = call_of_message(m);
 
-	if (c == NULL || c->state != CALL_RINGING || strcmp(m->s->who.name, c->callee) != 0) {
+	if (c == NULL) {
+		no_such_call(m, "no ringing call to reject");
+		return;
+	}
+	if (c->state != CALL_RINGING || strcmp(m->s->who.name, c->callee) != 0) {
 		bad_request(m, "no ringing call to reject");
 		return;
 	}
@@ -713,7 +733,11 @@ static void on_hangup(struct msg_ctx *m)
 {
 	struct call *c = call_of_message(m);
 
-	if (c == NULL || (m->s->id != c->caller_sid && m->s->id != c->callee_sid)) {
+	if (c == NULL) {
+		no_such_call(m, "no call to hang up");
+		return;
+	}
+	if (m->s->id != c->caller_sid && m->s->id != c->callee_sid) {
 		bad_request(m, "no call to hang up");
 		return;
 	}
@@ -764,7 +788,10 @@ static void on_sdp(struct msg_ctx *m)
 	size_t flen;
 
 	if (to == 0) {
-		bad_request(m, "no accepted call for this description");
+		if (c == NULL)
+			no_such_call(m, "no accepted call for this description");
+		else
+			bad_request(m, "no accepted call for this description");
 		return;
 	}
 	kind = json_is_object(sdp) ? message_str(sdp, "type", 8) : NULL;
@@ -803,7 +830,10 @@ static void on_candidate(struct msg_ctx *m)
 	struct relay_check rc;
 
 	if (to == 0) {
-		bad_request(m, "no accepted call for this candidate");
+		if (c == NULL)
+			no_such_call(m, "no accepted call for this candidate");
+		else
+			bad_request(m, "no accepted call for this candidate");
 		return;
 	}
 	text = json_is_object(cand) ? message_str(cand, "candidate", CANDIDATE_MAX_LEN) : NULL;

@@ -624,14 +624,16 @@ class Gatehouse:
             self.returncode = self.proc.returncode
 
     def stop(self) -> int:
-        """SIGTERM, then wait up to 10 s (times slow_factor()). Returns the
+        """SIGTERM, then wait up to 10 s (times slow_factor()); releases the
+        relay port window, also when start() was never called. Returns the
         exit code (negative: killed by that signal). Raises if the daemon
         had to be SIGKILLed, and under valgrind when its log reports an
         error or a definite leak."""
-        if self.proc is None:
-            return self.returncode
         limit = 10.0 * slow_factor()
         try:
+            # Never started: nothing to stop, but the window is released.
+            if self.proc is None:
+                return self.returncode
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
                 try:

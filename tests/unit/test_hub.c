@@ -1994,6 +1994,38 @@ static void test_strikes(void)
 	CHECK_EQ_INT(F.closes[1].session, 2);
 	close_s(2);
 	teardown();
+
+	/* Late messages about a call that just ended (the other side hung
+	 * up, or the server ended it) are answered but are not strikes: a
+	 * well-behaved client sends them in that race. Without a call id they
+	 * still are. */
+	{
+		char call[HUB_CALL_ID_LEN + 1];
+
+		setup();
+		accepted_call(call);
+		say(ALICE, "{\"type\":\"hangup\",\"call\":\"%s\"}", call);
+		drain(ALICE);
+		drain(BOB);
+		for (i = 0; i < 3; i++) {
+			say(BOB, "{\"type\":\"hangup\",\"id\":1,\"call\":\"%s\"}", call);
+			EXPECT_ERROR(BOB, "bad_request", "no call to hang up", "1");
+			say(BOB, "{\"type\":\"accept\",\"id\":2,\"call\":\"%s\"}", call);
+			EXPECT_ERROR(BOB, "bad_request", "no ringing call to accept", "2");
+			say(BOB, "{\"type\":\"candidate\",\"id\":3,\"call\":\"%s\",\"candidate\":"
+			    "{\"candidate\":\"candidate:1 1 udp 1 203.0.113.5 50002 typ relay\"}}",
+			    call);
+			EXPECT_ERROR(BOB, "bad_request", "no accepted call for this candidate", "3");
+		}
+		CHECK_EQ_INT(F.ncloses, 0);
+		for (i = 0; i < 5; i++) {
+			say(BOB, "{\"type\":\"hangup\",\"id\":4}");
+			EXPECT_ERROR(BOB, "bad_request", "no call to hang up", "4");
+		}
+		CHECK_EQ_INT(F.ncloses, 1);
+		CHECK_EQ_INT(F.closes[0].session, BOB);
+		teardown();
+	}
 }
 
 static void test_rate_limit(void)
