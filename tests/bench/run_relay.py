@@ -1008,7 +1008,7 @@ def main():
     p.add_argument("--coturn-relay-threads", type=int,
                    help="coturn --relay-threads (default: coturn's, one per CPU)")
     g = p.add_argument_group("compare")
-    g.add_argument("--messages", type=int, help="uclient -n (default 1000; quick 200)")
+    g.add_argument("--messages", type=int, help="uclient -n (default 5000; quick 200)")
     g.add_argument("--pace-ms", type=int, default=2, help="uclient -z (default 2)")
     g.add_argument("--clients", default="4,40", help="uclient -m values (default 4,40)")
     g.add_argument("--sizes", default="120,1000", help="uclient -l values (default 120,1000)")
@@ -1034,7 +1034,7 @@ def main():
     args = p.parse_args()
     q = args.quick
     args.rounds = args.rounds or (1 if q else 3)
-    args.messages = args.messages or (200 if q else 1000)
+    args.messages = args.messages or (200 if q else 5000)
     args.probe_seconds = args.probe_seconds or (2.0 if q else 10.0)
     args.total_rate = args.total_rate if args.total_rate is not None else (5000 if q else 20000)
     args.allocs = args.allocs or (1000 if q else 10000)
