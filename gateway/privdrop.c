@@ -11,6 +11,7 @@
  * /proc/self/task/<tid>/status for every thread, and the start is refused
  * unless it is exactly what was asked for. */
 #include "gateway/privdrop.h"
+#include "common/errmsg.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -53,21 +54,6 @@ struct who {
 	gid_t gid;
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static bool started_as_root(void)
 {
 	uid_t r, e, s;
@@ -89,7 +75,7 @@ static int who_resolve(const struct config *cfg, struct who *w, char *err, size_
 		pw = getpwnam(name);
 	}
 	if (pw == NULL)
-		return fail(err, errlen, "run_as: no user named \"%s\" on this system "
+		return errmsg_fail(err, errlen, "run_as: no user named \"%s\" on this system "
 		    "(create it: useradd --system --no-create-home --shell /usr/sbin/nologin %s)",
 		    name, name);
 	snprintf(w->name, sizeof(w->name), "%s", name);
@@ -107,9 +93,9 @@ static int check_private(const char *path, char *err, size_t errlen)
 	struct stat st;
 
 	if (stat(path, &st) != 0)
-		return errno == ENOENT ? 0 : fail(err, errlen, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? 0 : errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
 	if (S_ISREG(st.st_mode) && (st.st_mode & 077) != 0)
-		return fail(err, errlen, "%s: group or others have access to it (mode %04o); "
+		return errmsg_fail(err, errlen, "%s: group or others have access to it (mode %04o); "
 		    "it holds keys or state for the daemon only: chmod 600 %s",
 		    path, (unsigned)(st.st_mode & 07777), path);
 	return 0;
@@ -133,26 +119,26 @@ int privdrop_check_files(const struct config *cfg, char *err, size_t errlen)
 		return -1;
 	if (stat(cfg->state_dir, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
-			return fail(err, errlen, "state_dir %s: not a directory", cfg->state_dir);
+			return errmsg_fail(err, errlen, "state_dir %s: not a directory", cfg->state_dir);
 		/* Whoever can write there can swap the key files for their own. */
 		if ((st.st_mode & 022) != 0)
-			return fail(err, errlen, "state_dir %s: group or others may write to it "
+			return errmsg_fail(err, errlen, "state_dir %s: group or others may write to it "
 			    "(mode %04o): chmod 700 %s", cfg->state_dir,
 			    (unsigned)(st.st_mode & 07777), cfg->state_dir);
 		/* Root hands the folder to run_as, not to whoever owns it now,
 		 * and never a folder that is not the daemon's own. */
 		if (root && w.uid != 0 && st.st_uid != 0 && st.st_uid != w.uid)
-			return fail(err, errlen, "state_dir %s: owned by uid %ju, which is "
+			return errmsg_fail(err, errlen, "state_dir %s: owned by uid %ju, which is "
 			    "neither root nor run_as (%s): chown -R %s: %s, or point "
 			    "state_dir elsewhere", cfg->state_dir, (uintmax_t)st.st_uid,
 			    w.name, w.name, cfg->state_dir);
 		if (root && w.uid != 0 && (realpath(cfg->state_dir, real) == NULL ||
 		    !privdrop_dir_is_own(real)))
-			return fail(err, errlen, "state_dir %s: a system folder, which would be "
+			return errmsg_fail(err, errlen, "state_dir %s: a system folder, which would be "
 			    "handed to %s: give gatehouse a folder of its own (e.g. "
 			    "/var/lib/gatehouse)", cfg->state_dir, w.name);
 	} else if (errno != ENOENT) {
-		return fail(err, errlen, "state_dir %s: %s", cfg->state_dir, strerror(errno));
+		return errmsg_fail(err, errlen, "state_dir %s: %s", cfg->state_dir, strerror(errno));
 	}
 	for (i = 0; i < sizeof(state_files) / sizeof(state_files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, state_files[i]);
@@ -212,19 +198,19 @@ static int chown_at(int dirfd, const char *name, const char *shown, const struct
 
 	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT ? 0 : fail(err, errlen, "%s: %s", shown, strerror(errno));
+		return errno == ENOENT ? 0 : errmsg_fail(err, errlen, "%s: %s", shown, strerror(errno));
 	if (fstat(fd, &st) != 0) {
-		rc = fail(err, errlen, "%s: %s", shown, strerror(errno));
+		rc = errmsg_fail(err, errlen, "%s: %s", shown, strerror(errno));
 	} else if (S_ISDIR(st.st_mode)) {
 		/* not descended into */
 	} else if (!S_ISREG(st.st_mode)) {
 		log_warn("%s: not a plain file; not handing it to %s", shown, w->name);
 	} else if (st.st_nlink != 1) {
-		rc = fail(err, errlen, "%s: has %ju hard links; refusing to hand it to %s "
+		rc = errmsg_fail(err, errlen, "%s: has %ju hard links; refusing to hand it to %s "
 		    "(copy it to a file of its own)", shown, (uintmax_t)st.st_nlink, w->name);
 	} else if ((st.st_uid != w->uid || st.st_gid != w->gid) &&
 	    fchownat(fd, "", w->uid, w->gid, AT_EMPTY_PATH) != 0) {
-		rc = fail(err, errlen, "%s: cannot hand it to %s: %s", shown, w->name,
+		rc = errmsg_fail(err, errlen, "%s: cannot hand it to %s: %s", shown, w->name,
 		    strerror(errno));
 	}
 	close(fd);
@@ -242,24 +228,24 @@ static int chown_state_dir(const char *real, const struct who *w, char *err, siz
 	int fd, rc = 0;
 
 	if (!privdrop_dir_is_own(real))
-		return fail(err, errlen, "state_dir %s: a system folder; it would be handed to "
+		return errmsg_fail(err, errlen, "state_dir %s: a system folder; it would be handed to "
 		    "%s: give gatehouse a folder of its own (e.g. /var/lib/gatehouse)", real,
 		    w->name);
 	fd = open(real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return fail(err, errlen, "state_dir %s: %s", real, strerror(errno));
+		return errmsg_fail(err, errlen, "state_dir %s: %s", real, strerror(errno));
 	if (fstat(fd, &st) != 0) {
 		close(fd);
-		return fail(err, errlen, "state_dir %s: %s", real, strerror(errno));
+		return errmsg_fail(err, errlen, "state_dir %s: %s", real, strerror(errno));
 	}
 	if ((st.st_mode & S_ISVTX) != 0) {
 		close(fd);
-		return fail(err, errlen, "state_dir %s: a shared (sticky) folder; give "
+		return errmsg_fail(err, errlen, "state_dir %s: a shared (sticky) folder; give "
 		    "gatehouse a folder of its own", real);
 	}
 	if ((d = fdopendir(dup(fd))) == NULL) {
 		close(fd);
-		return fail(err, errlen, "state_dir %s: %s", real, strerror(errno));
+		return errmsg_fail(err, errlen, "state_dir %s: %s", real, strerror(errno));
 	}
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
@@ -270,7 +256,7 @@ static int chown_state_dir(const char *real, const struct who *w, char *err, siz
 	closedir(d);
 	if (rc == 0 && (st.st_uid != w->uid || st.st_gid != w->gid) &&
 	    fchown(fd, w->uid, w->gid) != 0)
-		rc = fail(err, errlen, "state_dir %s: cannot hand it to %s: %s", real, w->name,
+		rc = errmsg_fail(err, errlen, "state_dir %s: cannot hand it to %s: %s", real, w->name,
 		    strerror(errno));
 	close(fd);
 	return rc;
@@ -302,10 +288,10 @@ static int chown_file(const char *path, const char *state_real, bool file_anywhe
 	if (!under && !file_anywhere)
 		return 0;
 	if ((fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return fail(err, errlen, "%s: %s", real, strerror(errno));
+		return errmsg_fail(err, errlen, "%s: %s", real, strerror(errno));
 	rc = chown_at(fd, basename(base), path, w, err, errlen);
 	if (rc == 0 && under && strcmp(real, state_real) != 0 && fchown(fd, w->uid, w->gid) != 0)
-		rc = fail(err, errlen, "%s: cannot hand it to %s: %s", real, w->name,
+		rc = errmsg_fail(err, errlen, "%s: cannot hand it to %s: %s", real, w->name,
 		    strerror(errno));
 	close(fd);
 	return rc;
@@ -316,7 +302,7 @@ static int hand_over(const struct config *cfg, const struct who *w, char *err, s
 	char real[PATH_MAX];
 
 	if (realpath(cfg->state_dir, real) == NULL)
-		return fail(err, errlen, "state_dir %s: %s", cfg->state_dir, strerror(errno));
+		return errmsg_fail(err, errlen, "state_dir %s: %s", cfg->state_dir, strerror(errno));
 	if (chown_state_dir(real, w, err, errlen) != 0)
 		return -1;
 	if (cfg->log.audit_file[0] != '\0' &&
@@ -375,16 +361,16 @@ static int drop_every_thread(char *err, size_t errlen)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
 	if (sigaction(sig, &sa, &old) != 0)
-		return fail(err, errlen, "cannot drop capabilities: sigaction: %s", strerror(errno));
+		return errmsg_fail(err, errlen, "cannot drop capabilities: sigaction: %s", strerror(errno));
 	if ((old.sa_flags & SA_SIGINFO) != 0 ||
 	    (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) {
 		sigaction(sig, &old, NULL);
-		return fail(err, errlen, "cannot drop capabilities: signal %d is in use", sig);
+		return errmsg_fail(err, errlen, "cannot drop capabilities: signal %d is in use", sig);
 	}
 	atomic_store(&drop_done, 0);
 	atomic_store(&drop_failed, 0);
 	if ((d = opendir("/proc/self/task")) == NULL)
-		return fail(err, errlen, "cannot drop capabilities: /proc/self/task: %s",
+		return errmsg_fail(err, errlen, "cannot drop capabilities: /proc/self/task: %s",
 		    strerror(errno));
 	while ((e = readdir(d)) != NULL) {
 		errno = 0;
@@ -402,13 +388,13 @@ static int drop_every_thread(char *err, size_t errlen)
 	/* A signal still on its way would kill the process once the default
 	 * action is back, so the handler stays unless every thread answered. */
 	if (atomic_load(&drop_done) < sent)
-		return fail(err, errlen, "cannot drop capabilities: %d of %d threads did not "
+		return errmsg_fail(err, errlen, "cannot drop capabilities: %d of %d threads did not "
 		    "answer", sent - atomic_load(&drop_done), sent);
 	sigaction(sig, &old, NULL);
 	if (thread_drop() != 0)
-		return fail(err, errlen, "cannot drop capabilities: %s", strerror(errno));
+		return errmsg_fail(err, errlen, "cannot drop capabilities: %s", strerror(errno));
 	if (atomic_load(&drop_failed) > 0)
-		return fail(err, errlen, "cannot drop capabilities in %d threads",
+		return errmsg_fail(err, errlen, "cannot drop capabilities in %d threads",
 		    atomic_load(&drop_failed));
 	return 0;
 }
@@ -534,7 +520,7 @@ static int verify_threads(const struct who *w, char *err, size_t errlen)
 	DIR *d;
 
 	if ((d = opendir("/proc/self/task")) == NULL)
-		return fail(err, errlen, "cannot check the threads' privileges: "
+		return errmsg_fail(err, errlen, "cannot check the threads' privileges: "
 		    "/proc/self/task: %s", strerror(errno));
 	while (rc == 0 && (e = readdir(d)) != NULL) {
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
@@ -543,28 +529,28 @@ static int verify_threads(const struct who *w, char *err, size_t errlen)
 		if (read_status(path, &st) != 0) {
 			if (errno == ENOENT) /* the thread has just ended */
 				continue;
-			rc = fail(err, errlen, "cannot check the privileges of thread %s: %s: %s",
+			rc = errmsg_fail(err, errlen, "cannot check the privileges of thread %s: %s: %s",
 			    e->d_name, path, strerror(errno));
 			break;
 		}
 		n++;
 		if (st.cap_inh | st.cap_prm | st.cap_eff | st.cap_amb)
-			rc = fail(err, errlen, "thread %s still holds capabilities (permitted "
+			rc = errmsg_fail(err, errlen, "thread %s still holds capabilities (permitted "
 			    "%016" PRIx64 ", effective %016" PRIx64 ", ambient %016" PRIx64 ")",
 			    e->d_name, st.cap_prm, st.cap_eff, st.cap_amb);
 		else if (st.no_new_privs == 0)
-			rc = fail(err, errlen, "thread %s: no_new_privs is not set", e->d_name);
+			rc = errmsg_fail(err, errlen, "thread %s: no_new_privs is not set", e->d_name);
 		for (i = 0; rc == 0 && w != NULL && i < 4; i++)
 			if (st.uid[i] != w->uid || st.gid[i] != w->gid)
-				rc = fail(err, errlen, "thread %s: uid %ju gid %ju remain, not %s's",
+				rc = errmsg_fail(err, errlen, "thread %s: uid %ju gid %ju remain, not %s's",
 				    e->d_name, (uintmax_t)st.uid[i], (uintmax_t)st.gid[i], w->name);
 		if (rc == 0 && w != NULL && st.ngroups != 0)
-			rc = fail(err, errlen, "thread %s: %zu supplementary groups remain",
+			rc = errmsg_fail(err, errlen, "thread %s: %zu supplementary groups remain",
 			    e->d_name, st.ngroups);
 	}
 	closedir(d);
 	if (rc == 0 && n == 0)
-		rc = fail(err, errlen, "cannot check the threads' privileges: no thread found");
+		rc = errmsg_fail(err, errlen, "cannot check the threads' privileges: no thread found");
 	return rc;
 }
 
@@ -587,7 +573,7 @@ static int need_access(const char *what, const char *path, int mode, bool may_be
 {
 	if (access(path, mode) == 0 || (errno == ENOENT && may_be_missing))
 		return 0;
-	return fail(err, errlen, "%s %s: not usable by %s (uid %ju) after dropping "
+	return errmsg_fail(err, errlen, "%s %s: not usable by %s (uid %ju) after dropping "
 	    "privileges: %s; %s", what, path, w->name, (uintmax_t)w->uid, strerror(errno), fix);
 }
 
@@ -641,14 +627,14 @@ static int become(const struct who *w, char *err, size_t errlen)
 {
 	/* Groups first: once the uid is gone, so is the right to change them. */
 	if (setgroups(0, NULL) != 0)
-		return fail(err, errlen, "setgroups: %s", strerror(errno));
+		return errmsg_fail(err, errlen, "setgroups: %s", strerror(errno));
 	if (setresgid(w->gid, w->gid, w->gid) != 0)
-		return fail(err, errlen, "setresgid(%ju): %s", (uintmax_t)w->gid, strerror(errno));
+		return errmsg_fail(err, errlen, "setresgid(%ju): %s", (uintmax_t)w->gid, strerror(errno));
 	if (setresuid(w->uid, w->uid, w->uid) != 0)
-		return fail(err, errlen, "setresuid(%ju): %s", (uintmax_t)w->uid, strerror(errno));
+		return errmsg_fail(err, errlen, "setresuid(%ju): %s", (uintmax_t)w->uid, strerror(errno));
 	/* The point of no return must be one: a way back is a failure. */
 	if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0)
-		return fail(err, errlen, "could become root again after switching to %s; "
+		return errmsg_fail(err, errlen, "could become root again after switching to %s; "
 		    "refusing to run", w->name);
 	return 0;
 }
@@ -695,7 +681,7 @@ int privdrop_become_owner(const char *dir, char *err, size_t errlen)
 	if (geteuid() != 0)
 		return 0;
 	if (stat(dir, &st) != 0)
-		return errno == ENOENT ? 0 : fail(err, errlen, "%s: %s", dir, strerror(errno));
+		return errno == ENOENT ? 0 : errmsg_fail(err, errlen, "%s: %s", dir, strerror(errno));
 	if (st.st_uid == 0)
 		return 0;
 	snprintf(w.name, sizeof(w.name), "uid %ju", (uintmax_t)st.st_uid);

@@ -1,6 +1,7 @@
 /* Files under state_dir: safe modes, atomic replacement, and the shared
  * TURN secret. */
 #include "gateway/secret.h"
+#include "common/errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,21 +19,6 @@
 #define SECRET_FILE "turn_secret"
 #define SECRET_MAX 64 /* bytes; the file holds twice as many hex digits */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static int mkdir_one(const char *dir)
 {
 	return mkdir(dir, 0700) == 0 || errno == EEXIST ? 0 : -1;
@@ -45,7 +31,7 @@ int state_dir_ensure(const char *dir, char *err, size_t errlen)
 	size_t n = strlen(dir), i;
 
 	if (n == 0 || n >= sizeof(buf))
-		return fail(err, errlen, "state_dir: empty or too long");
+		return errmsg_fail(err, errlen, "state_dir: empty or too long");
 	memcpy(buf, dir, n + 1);
 	/* mkdir -p: parents too, all 0700, since nothing but us needs them. */
 	for (i = 1; i < n; i++) {
@@ -53,18 +39,18 @@ int state_dir_ensure(const char *dir, char *err, size_t errlen)
 			continue;
 		buf[i] = '\0';
 		if (mkdir_one(buf) < 0)
-			return fail(err, errlen, "%s: cannot create: %s", buf, strerror(errno));
+			return errmsg_fail(err, errlen, "%s: cannot create: %s", buf, strerror(errno));
 		buf[i] = '/';
 	}
 	if (mkdir_one(buf) < 0)
-		return fail(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
+		return errmsg_fail(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
 	if (stat(dir, &st) < 0)
-		return fail(err, errlen, "%s: %s", dir, strerror(errno));
+		return errmsg_fail(err, errlen, "%s: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return fail(err, errlen, "%s: not a directory", dir);
+		return errmsg_fail(err, errlen, "%s: not a directory", dir);
 	/* Whoever can write here can swap our key files for their own. */
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		return fail(err, errlen, "%s: writable by group or others (chmod 700)", dir);
+		return errmsg_fail(err, errlen, "%s: writable by group or others (chmod 700)", dir);
 	return 0;
 }
 
@@ -187,15 +173,15 @@ static int secret_load(const char *path, int fd, uint8_t *out, size_t len,
 	int rc = -1;
 
 	if (fstat(fd, &st) < 0) {
-		fail(err, errlen, "%s: %s", path, strerror(errno));
+		errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		fail(err, errlen, "%s: not a regular file", path);
+		errmsg_fail(err, errlen, "%s: not a regular file", path);
 		goto out;
 	}
 	if (st.st_mode & 077) {
-		fail(err, errlen, "%s: readable by group or others (chmod 600)", path);
+		errmsg_fail(err, errlen, "%s: readable by group or others (chmod 600)", path);
 		goto out;
 	}
 	/* Read one byte more than a valid file holds, to see a longer one. */
@@ -204,7 +190,7 @@ static int secret_load(const char *path, int fd, uint8_t *out, size_t len,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			fail(err, errlen, "%s: %s", path, strerror(errno));
+			errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
 			goto out;
 		}
 		if (n == 0)
@@ -212,7 +198,7 @@ static int secret_load(const char *path, int fd, uint8_t *out, size_t len,
 		got += (size_t)n;
 	}
 	if (hex_decode(buf, got, out, len) < 0) {
-		fail(err, errlen, "%s: expected %zu hex digits and a newline", path, 2 * len);
+		errmsg_fail(err, errlen, "%s: expected %zu hex digits and a newline", path, 2 * len);
 		goto out;
 	}
 	rc = 0;
@@ -230,7 +216,7 @@ static int secret_create(const char *path, uint8_t *out, size_t len,
 	int rc = -1;
 
 	if (RAND_bytes(out, (int)len) != 1) {
-		fail(err, errlen, "%s: the random generator failed", path);
+		errmsg_fail(err, errlen, "%s: the random generator failed", path);
 		goto out;
 	}
 	for (i = 0; i < len; i++) {
@@ -239,7 +225,7 @@ static int secret_create(const char *path, uint8_t *out, size_t len,
 	}
 	buf[2 * len] = '\n';
 	if (file_write_atomic(path, buf, 2 * len + 1, 0600) < 0) {
-		fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+		errmsg_fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
 		OPENSSL_cleanse(out, len);
 		goto out;
 	}
@@ -256,10 +242,10 @@ int secret_load_or_create(const char *dir, uint8_t *out, size_t len,
 	int fd, n, rc;
 
 	if (len == 0 || len > SECRET_MAX)
-		return fail(err, errlen, "secret length %zu not supported", len);
+		return errmsg_fail(err, errlen, "secret length %zu not supported", len);
 	n = snprintf(path, sizeof(path), "%s/" SECRET_FILE, dir);
 	if (n < 0 || (size_t)n >= sizeof(path))
-		return fail(err, errlen, "%s: path too long", dir);
+		return errmsg_fail(err, errlen, "%s: path too long", dir);
 
 	/* O_NOFOLLOW and fstat on the descriptor rather than lstat then open:
 	 * nothing can swap the file between the check and the read.
@@ -271,8 +257,8 @@ int secret_load_or_create(const char *dir, uint8_t *out, size_t len,
 		return rc;
 	}
 	if (errno == ELOOP)
-		return fail(err, errlen, "%s: is a symbolic link; refusing it", path);
+		return errmsg_fail(err, errlen, "%s: is a symbolic link; refusing it", path);
 	if (errno != ENOENT)
-		return fail(err, errlen, "%s: %s", path, strerror(errno));
+		return errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
 	return secret_create(path, out, len, err, errlen);
 }

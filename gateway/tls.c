@@ -1,6 +1,7 @@
 /* Server TLS contexts, and the self-signed certificate that lets the
  * embedded defaults serve TLS on loopback without any setup. */
 #include "gateway/tls.h"
+#include "common/errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,21 +38,6 @@
 #define SELF_RENEW_S (24L * 3600)
 /* No PEM private key comes near this; a bigger file is not one. */
 #define KEY_FILE_MAX 65536
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* The first queued OpenSSL error is the most specific one ("No such file
  * or directory" rather than "PEM lib"). The queue is emptied so that a
@@ -157,7 +143,7 @@ static int self_signed_make(const char *cert_path, const char *key_path,
 	int rc = -1;
 
 	if ((pkey = EVP_EC_gen("P-256")) == NULL || (x = self_signed_cert(pkey)) == NULL) {
-		fail(err, errlen, "cannot generate a self-signed certificate: %s",
+		errmsg_fail(err, errlen, "cannot generate a self-signed certificate: %s",
 		    ssl_reason(reason, sizeof(reason)));
 		goto out;
 	}
@@ -165,18 +151,18 @@ static int self_signed_make(const char *cert_path, const char *key_path,
 	if ((kb = BIO_new(BIO_s_secmem())) == NULL || (cb = BIO_new(BIO_s_mem())) == NULL ||
 	    !PEM_write_bio_PrivateKey(kb, pkey, NULL, NULL, 0, NULL, NULL) ||
 	    !PEM_write_bio_X509(cb, x)) {
-		fail(err, errlen, "cannot encode a self-signed certificate: %s",
+		errmsg_fail(err, errlen, "cannot encode a self-signed certificate: %s",
 		    ssl_reason(reason, sizeof(reason)));
 		goto out;
 	}
 	dlen = BIO_get_mem_data(kb, &data);
 	if (dlen <= 0 || file_write_atomic(key_path, data, (size_t)dlen, 0600) < 0) {
-		fail(err, errlen, "%s: cannot write: %s", key_path, strerror(errno));
+		errmsg_fail(err, errlen, "%s: cannot write: %s", key_path, strerror(errno));
 		goto out;
 	}
 	dlen = BIO_get_mem_data(cb, &data);
 	if (dlen <= 0 || file_write_atomic(cert_path, data, (size_t)dlen, 0644) < 0) {
-		fail(err, errlen, "%s: cannot write: %s", cert_path, strerror(errno));
+		errmsg_fail(err, errlen, "%s: cannot write: %s", cert_path, strerror(errno));
 		goto out;
 	}
 	rc = 0;
@@ -200,18 +186,18 @@ static int self_signed_usable(const char *cert_path, const char *key_path,
 	int rc;
 
 	if (stat(key_path, &st) < 0)
-		return errno == ENOENT ? 0 : fail(err, errlen, "%s: %s", key_path, strerror(errno));
+		return errno == ENOENT ? 0 : errmsg_fail(err, errlen, "%s: %s", key_path, strerror(errno));
 	if (stat(cert_path, &st) < 0)
-		return errno == ENOENT ? 0 : fail(err, errlen, "%s: %s", cert_path, strerror(errno));
+		return errno == ENOENT ? 0 : errmsg_fail(err, errlen, "%s: %s", cert_path, strerror(errno));
 	if ((b = BIO_new_file(cert_path, "r")) == NULL) {
 		ERR_clear_error();
-		return fail(err, errlen, "%s: cannot open", cert_path);
+		return errmsg_fail(err, errlen, "%s: cannot open", cert_path);
 	}
 	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
 	BIO_free(b);
 	if (x == NULL) {
 		ERR_clear_error();
-		return fail(err, errlen, "%s: not a PEM certificate (remove it and "
+		return errmsg_fail(err, errlen, "%s: not a PEM certificate (remove it and "
 		    "tls-key.pem to have a new pair made)", cert_path);
 	}
 	renew = time(NULL) + SELF_RENEW_S;
@@ -235,23 +221,23 @@ static EVP_PKEY *key_load(const char *path, char *err, size_t errlen)
 
 	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		fail(err, errlen, "%s: %s", path, strerror(errno));
+		errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0) {
-		fail(err, errlen, "%s: %s", path, strerror(errno));
+		errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > KEY_FILE_MAX) {
-		fail(err, errlen, "%s: not a private key file", path);
+		errmsg_fail(err, errlen, "%s: not a private key file", path);
 		goto out;
 	}
 	if (st.st_mode & 077) {
-		fail(err, errlen, "%s: readable by group or others (chmod 600)", path);
+		errmsg_fail(err, errlen, "%s: readable by group or others (chmod 600)", path);
 		goto out;
 	}
 	if ((buf = OPENSSL_secure_malloc(KEY_FILE_MAX)) == NULL) {
-		fail(err, errlen, "%s: out of memory", path);
+		errmsg_fail(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
 	while (got < KEY_FILE_MAX) {
@@ -259,7 +245,7 @@ static EVP_PKEY *key_load(const char *path, char *err, size_t errlen)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			fail(err, errlen, "%s: %s", path, strerror(errno));
+			errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
 			goto out;
 		}
 		if (n == 0)
@@ -271,7 +257,7 @@ static EVP_PKEY *key_load(const char *path, char *err, size_t errlen)
 		BIO_free(b);
 	}
 	if (pkey == NULL)
-		fail(err, errlen, "%s: cannot load the private key: %s", path,
+		errmsg_fail(err, errlen, "%s: cannot load the private key: %s", path,
 		    ssl_reason(reason, sizeof(reason)));
 out:
 	OPENSSL_secure_clear_free(buf, KEY_FILE_MAX);
@@ -292,7 +278,7 @@ SSL_CTX *tls_server_ctx_new(const struct config_tls *tls, const char *state_dir,
 		cert = tls->cert;
 		key = tls->key;
 		if (key[0] == '\0') {
-			fail(err, errlen, "%s: no key file configured for it", cert);
+			errmsg_fail(err, errlen, "%s: no key file configured for it", cert);
 			return NULL;
 		}
 	} else {
@@ -300,7 +286,7 @@ SSL_CTX *tls_server_ctx_new(const struct config_tls *tls, const char *state_dir,
 		if (n < 0 || (size_t)n >= sizeof(cert_buf) ||
 		    snprintf(key_buf, sizeof(key_buf), "%s/" SELF_KEY_FILE, state_dir) >=
 		    (int)sizeof(key_buf)) {
-			fail(err, errlen, "%s: path too long", state_dir);
+			errmsg_fail(err, errlen, "%s: path too long", state_dir);
 			return NULL;
 		}
 		cert = cert_buf;
@@ -316,7 +302,7 @@ SSL_CTX *tls_server_ctx_new(const struct config_tls *tls, const char *state_dir,
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL ||
 	    !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
 	    !SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS)) {
-		fail(err, errlen, "cannot set up TLS: %s", ssl_reason(reason, sizeof(reason)));
+		errmsg_fail(err, errlen, "cannot set up TLS: %s", ssl_reason(reason, sizeof(reason)));
 		goto fail;
 	}
 	/* Compression opens CRIME-style length leaks; renegotiation is a
@@ -326,12 +312,12 @@ SSL_CTX *tls_server_ctx_new(const struct config_tls *tls, const char *state_dir,
 	    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_default_passwd_cb(ctx, no_password);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		fail(err, errlen, "%s: cannot load the certificate chain: %s", cert,
+		errmsg_fail(err, errlen, "%s: cannot load the certificate chain: %s", cert,
 		    ssl_reason(reason, sizeof(reason)));
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		fail(err, errlen, "%s: does not match the certificate %s: %s", key, cert,
+		errmsg_fail(err, errlen, "%s: does not match the certificate %s: %s", key, cert,
 		    ssl_reason(reason, sizeof(reason)));
 		goto fail;
 	}

@@ -18,6 +18,7 @@
  * JSON parser only ever sees bytes the issuer signed (the header is the
  * exception: it is needed to pick the algorithm and key). */
 #include "signaling/jwt.h"
+#include "common/errmsg.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -92,21 +93,6 @@ struct jwt_verifier {
 static const char *const jwt_mfa_amr[] = {
 	"mfa", "otp", "hwk", "swk", "sms", "fpt", "face", "iris", "retina", "vbm",
 };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* ---- base64url ---------------------------------------------------- */
 
@@ -369,25 +355,25 @@ static char *jwks_read(const char *path, size_t *len, char *err, size_t errlen)
 	size_t n;
 
 	if ((f = fopen(path, "rb")) == NULL) {
-		fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		errmsg_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
-		fail(err, errlen, "%s: not a regular file", path);
+		errmsg_fail(err, errlen, "%s: not a regular file", path);
 		goto out;
 	}
 	if (st.st_size > JWKS_MAX_BYTES) {
-		fail(err, errlen, "%s: larger than %d bytes", path, JWKS_MAX_BYTES);
+		errmsg_fail(err, errlen, "%s: larger than %d bytes", path, JWKS_MAX_BYTES);
 		goto out;
 	}
 	/* One byte more than allowed, in case the file grew since fstat. */
 	if ((buf = malloc(JWKS_MAX_BYTES + 1)) == NULL) {
-		fail(err, errlen, "%s: out of memory", path);
+		errmsg_fail(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
 	n = fread(buf, 1, JWKS_MAX_BYTES + 1, f);
 	if (ferror(f) || n > JWKS_MAX_BYTES) {
-		fail(err, errlen, "%s: %s", path, ferror(f) ? "read error" :
+		errmsg_fail(err, errlen, "%s: %s", path, ferror(f) ? "read error" :
 		    "larger than allowed");
 		free(buf);
 		buf = NULL;
@@ -411,19 +397,19 @@ struct jwt_verifier *jwt_verifier_new(const struct config_backend *b, char *err,
 	int rc;
 
 	if (b == NULL || b->jwks_file[0] == '\0') {
-		fail(err, errlen, "jwt backend: no jwks_file");
+		errmsg_fail(err, errlen, "jwt backend: no jwks_file");
 		return NULL;
 	}
 	/* An empty issuer or audience would match nothing useful; config.c
 	 * requires both, this is for callers that build the struct. */
 	if (b->issuer[0] == '\0' || b->audience[0] == '\0' ||
 	    b->user_claim[0] == '\0' || b->groups_claim[0] == '\0') {
-		fail(err, errlen, "%s: issuer, audience, user_claim and "
+		errmsg_fail(err, errlen, "%s: issuer, audience, user_claim and "
 		    "groups_claim are required", b->jwks_file);
 		return NULL;
 	}
 	if ((v = calloc(1, sizeof(*v))) == NULL) {
-		fail(err, errlen, "%s: out of memory", b->jwks_file);
+		errmsg_fail(err, errlen, "%s: out of memory", b->jwks_file);
 		return NULL;
 	}
 	/* Copied, so the verifier does not depend on the configuration's
@@ -441,42 +427,42 @@ struct jwt_verifier *jwt_verifier_new(const struct config_backend *b, char *err,
 		goto bad;
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
-		fail(err, errlen, "%s: line %d: %s", b->jwks_file, jerr.line,
+		errmsg_fail(err, errlen, "%s: line %d: %s", b->jwks_file, jerr.line,
 		    jerr.text);
 		goto bad;
 	}
 	/* RFC 7517 §5: {"keys": [JWK, ...]}. */
 	keys = json_object_get(root, "keys");
 	if (!json_is_object(root) || !json_is_array(keys)) {
-		fail(err, errlen, "%s: not a JWK set (no \"keys\" array)",
+		errmsg_fail(err, errlen, "%s: not a JWK set (no \"keys\" array)",
 		    b->jwks_file);
 		goto bad;
 	}
 	if (json_array_size(keys) > JWKS_MAX_KEYS) {
-		fail(err, errlen, "%s: more than %d keys", b->jwks_file,
+		errmsg_fail(err, errlen, "%s: more than %d keys", b->jwks_file,
 		    JWKS_MAX_KEYS);
 		goto bad;
 	}
 	if ((dup = jwks_duplicate_kid(keys)) != NULL) {
 		/* A kid is a public identifier, fine to show. */
-		fail(err, errlen, "%s: two keys with kid \"%.64s\"", b->jwks_file,
+		errmsg_fail(err, errlen, "%s: two keys with kid \"%.64s\"", b->jwks_file,
 		    dup);
 		goto bad;
 	}
 	if (json_array_size(keys) > 0 &&
 	    (v->keys = calloc(json_array_size(keys), sizeof(*v->keys))) == NULL) {
-		fail(err, errlen, "%s: out of memory", b->jwks_file);
+		errmsg_fail(err, errlen, "%s: out of memory", b->jwks_file);
 		goto bad;
 	}
 	json_array_foreach(keys, i, jwk) {
 		if ((rc = jwk_load(jwk, &v->keys[v->nkeys])) < 0) {
-			fail(err, errlen, "%s: out of memory", b->jwks_file);
+			errmsg_fail(err, errlen, "%s: out of memory", b->jwks_file);
 			goto bad;
 		}
 		v->nkeys += (size_t)rc;
 	}
 	if (v->nkeys == 0) {
-		fail(err, errlen, "%s: no usable public key (RSA of %d bits or "
+		errmsg_fail(err, errlen, "%s: no usable public key (RSA of %d bits or "
 		    "more, EC P-256 or Ed25519, for signatures)", b->jwks_file,
 		    RSA_MIN_BITS);
 		goto bad;

@@ -16,6 +16,7 @@
  * so two logins at once can neither both use one code nor lose a
  * failure. */
 #include "signaling/userdb.h"
+#include "common/errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,21 +75,6 @@ static const char schema_v1[] =
     " PRIMARY KEY (name, grp)"
     ") STRICT, WITHOUT ROWID;"
     "PRAGMA user_version = 1;";
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* SQLite's messages name tables and columns, never the values bound. */
 static int db_error(struct userdb *u, const char *what)
@@ -213,15 +199,15 @@ static int file_prepare(const char *path, char *err, size_t errlen)
 	if (fd >= 0)
 		close(fd);
 	else if (errno != EEXIST)
-		return fail(err, errlen, "%s: %s", path, strerror(errno));
+		return errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
 	if (lstat(path, &st) < 0)
-		return fail(err, errlen, "%s: %s", path, strerror(errno));
+		return errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
 	if (S_ISLNK(st.st_mode))
-		return fail(err, errlen, "%s: is a symbolic link; refusing it", path);
+		return errmsg_fail(err, errlen, "%s: is a symbolic link; refusing it", path);
 	if (!S_ISREG(st.st_mode))
-		return fail(err, errlen, "%s: not a regular file", path);
+		return errmsg_fail(err, errlen, "%s: not a regular file", path);
 	if (st.st_mode & 077)
-		return fail(err, errlen, "%s: readable or writable by group or others "
+		return errmsg_fail(err, errlen, "%s: readable or writable by group or others "
 		    "(chmod 600)", path);
 	return 0;
 }
@@ -248,12 +234,12 @@ static int migrate(struct userdb *u, char *err, size_t errlen)
 	int v = 0;
 
 	if (exec_quiet(u, "BEGIN IMMEDIATE") < 0)
-		return fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
+		return errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
 	if (user_version(u, &v) < 0 || (v == 0 && exec_quiet(u, schema_v1) < 0))
 		goto fail_db;
 	if (v > USERDB_SCHEMA_VERSION) {
 		rollback(u);
-		return fail(err, errlen, "%s: schema version %d is newer than this "
+		return errmsg_fail(err, errlen, "%s: schema version %d is newer than this "
 		    "gatehouse knows (%d)", u->path, v, USERDB_SCHEMA_VERSION);
 	}
 	if (exec_quiet(u, "COMMIT") < 0)
@@ -261,7 +247,7 @@ static int migrate(struct userdb *u, char *err, size_t errlen)
 	return 0;
 
 fail_db:
-	fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
+	errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
 	rollback(u);
 	return -1;
 }
@@ -275,12 +261,12 @@ static int pragmas(struct userdb *u, char *err, size_t errlen)
 	if (exec_quiet(u, "PRAGMA foreign_keys = ON") < 0 ||
 	    exec_quiet(u, "PRAGMA secure_delete = ON") < 0 ||
 	    sqlite3_prepare_v2(u->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
-		return fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
+		return errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
 	/* The pragma answers with the mode in effect, which stays the old
 	 * one where WAL is impossible (some network file systems): slower
 	 * there, but still correct. */
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		fail(err, errlen, "%s: journal_mode: %s", u->path, sqlite3_errmsg(u->db));
+		errmsg_fail(err, errlen, "%s: journal_mode: %s", u->path, sqlite3_errmsg(u->db));
 		sqlite3_finalize(st);
 		return -1;
 	}
@@ -298,17 +284,17 @@ struct userdb *userdb_open(const char *state_dir, char *err, size_t errlen)
 	int n;
 
 	if (state_dir == NULL || state_dir[0] == '\0') {
-		fail(err, errlen, "state_dir: empty");
+		errmsg_fail(err, errlen, "state_dir: empty");
 		return NULL;
 	}
 	u = calloc(1, sizeof(*u));
 	if (u == NULL) {
-		fail(err, errlen, "out of memory");
+		errmsg_fail(err, errlen, "out of memory");
 		return NULL;
 	}
 	n = snprintf(u->path, sizeof(u->path), "%s/" USERDB_FILE, state_dir);
 	if (n < 0 || (size_t)n >= sizeof(u->path)) {
-		fail(err, errlen, "%s: path too long", state_dir);
+		errmsg_fail(err, errlen, "%s: path too long", state_dir);
 		goto fail;
 	}
 	if (file_prepare(u->path, err, errlen) < 0)
@@ -317,7 +303,7 @@ struct userdb *userdb_open(const char *state_dir, char *err, size_t errlen)
 	 * between, SQLite must not make one with the umask's mode. */
 	if (sqlite3_open_v2(u->path, &u->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
 	    NULL) != SQLITE_OK) {
-		fail(err, errlen, "%s: %s", u->path,
+		errmsg_fail(err, errlen, "%s: %s", u->path,
 		    u->db != NULL ? sqlite3_errmsg(u->db) : "out of memory");
 		goto fail;
 	}
