@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,10 @@
 #include "turn/stun.h"
 
 #define TICK_MS 1000           /* expiry of allocations and connections */
+/* The relay's timer: a wait ends at least this often with no packet. A
+ * timerfd rather than an epoll_wait() timeout, which would arm and cancel
+ * a kernel timer on every wait, that is on every packet. */
+#define TIMER_MS 250
 #define UDP_BATCH 32           /* datagrams per recvmmsg() */
 #define UDP_ROUNDS 8           /* recvmmsg() calls per readable socket and batch */
 #define TX_BATCH 32            /* datagrams per sendmmsg() */
@@ -48,6 +53,7 @@ enum handle_kind {
 	H_CONN,
 	H_RELAY,
 	H_WAKE,                 /* eventfd: relay_io_wake() */
+	H_TIMER,                /* timerfd: TIMER_MS */
 };
 
 struct io_handle {
@@ -104,8 +110,16 @@ struct relay_io {
 	uint64_t next_conn_id;
 	struct io_handle *dead;         /* freed after each batch */
 	struct io_handle wake;          /* H_WAKE */
+	struct io_handle timer;         /* H_TIMER */
 	uint64_t now_ms, last_tick_ms;
+	/* recvmmsg() headers, set up once: each read resets only what the
+	 * previous one changed (rx_used entries, and the buffer size). */
 	uint8_t udp_bufs[UDP_BATCH][STUN_MAX_MESSAGE];
+	struct mmsghdr rx_msgs[UDP_BATCH];
+	struct iovec rx_iov[UDP_BATCH];
+	struct sockaddr_storage rx_from[UDP_BATCH];
+	size_t rx_buflen;
+	int rx_used;
 	/* While a batch of events is handled (batching): what to send. */
 	bool batching;
 	struct conn *flush;             /* stream connections with new output */
@@ -216,17 +230,23 @@ fail:
 	return -1;
 }
 
+static void rx_setup(struct relay_io *io);
+
 struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
     char *err, size_t errlen)
 {
 	struct relay_io *io = calloc(1, sizeof(*io));
+	const struct itimerspec period = {
+		.it_interval = { .tv_sec = 0, .tv_nsec = TIMER_MS * 1000000L },
+		.it_value = { .tv_sec = 0, .tv_nsec = TIMER_MS * 1000000L },
+	};
 	size_t i;
 
 	if (io == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	io->epfd = io->wake.fd = -1;
+	io->epfd = io->wake.fd = io->timer.fd = -1;
 	/* Connections use the context for as long as they live. */
 	if (tls != NULL && SSL_CTX_up_ref(tls) == 1)
 		io->tls = tls;
@@ -238,11 +258,16 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 	io->epfd = epoll_create1(EPOLL_CLOEXEC);
 	io->wake.kind = H_WAKE;
 	io->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	io->timer.kind = H_TIMER;
+	io->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (io->ports_used == NULL || io->epfd < 0 || io->wake.fd < 0 ||
-	    epoll_add(io, &io->wake, EPOLLIN) != 0) {
+	    io->timer.fd < 0 || epoll_add(io, &io->wake, EPOLLIN) != 0 ||
+	    epoll_add(io, &io->timer, EPOLLIN) != 0 ||
+	    timerfd_settime(io->timer.fd, 0, &period, NULL) != 0) {
 		snprintf(err, errlen, "cannot create the event loop: %s", strerror(errno));
 		goto fail;
 	}
+	rx_setup(io);
 	for (i = 0; i < cfg->nlisten; i++) {
 		if (cfg->listen[i].transport == CONFIG_TLS && io->tls == NULL) {
 			snprintf(err, errlen, "a TLS listener needs a certificate");
@@ -275,6 +300,8 @@ void relay_io_free(struct relay_io *io)
 		close(io->epfd);
 	if (io->wake.fd >= 0)
 		close(io->wake.fd);
+	if (io->timer.fd >= 0)
+		close(io->timer.fd);
 	SSL_CTX_free(io->tls);
 	free(io->ports_used);
 	free(io);
@@ -575,34 +602,48 @@ static void conns_expire(struct relay_io *io)
 
 /* --- UDP --------------------------------------------------------------- */
 
-/* One recvmmsg() of up to UDP_BATCH datagrams of at most buflen bytes
- * into io->udp_bufs; from[i] and msgs[i].msg_len say who and how long.
- * Returns how many, 0 when there are none. */
-static int udp_recv_batch(struct relay_io *io, int fd, size_t buflen,
-    struct mmsghdr *msgs, struct sockaddr_storage *from)
+static void rx_setup(struct relay_io *io)
 {
-	struct iovec iov[UDP_BATCH];
+	int i;
+
+	memset(io->rx_msgs, 0, sizeof(io->rx_msgs));
+	for (i = 0; i < UDP_BATCH; i++) {
+		io->rx_iov[i].iov_base = io->udp_bufs[i];
+		io->rx_iov[i].iov_len = STUN_MAX_MESSAGE;
+		io->rx_msgs[i].msg_hdr.msg_name = &io->rx_from[i];
+		io->rx_msgs[i].msg_hdr.msg_namelen = sizeof(io->rx_from[i]);
+		io->rx_msgs[i].msg_hdr.msg_iov = &io->rx_iov[i];
+		io->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	io->rx_buflen = STUN_MAX_MESSAGE;
+	io->rx_used = 0;
+}
+
+/* One recvmmsg() of up to UDP_BATCH datagrams of at most buflen bytes
+ * into io->udp_bufs; io->rx_from[i] and io->rx_msgs[i] say who, how long
+ * and whether it was truncated. Returns how many, 0 when there are none. */
+static int udp_recv_batch(struct relay_io *io, int fd, size_t buflen)
+{
 	int i, n;
 
-	for (i = 0; i < UDP_BATCH; i++) {
-		iov[i].iov_base = io->udp_bufs[i];
-		iov[i].iov_len = buflen;
-		memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
-		msgs[i].msg_hdr.msg_name = &from[i];
-		msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
-		msgs[i].msg_hdr.msg_iov = &iov[i];
-		msgs[i].msg_hdr.msg_iovlen = 1;
+	/* The kernel wrote the address length of the entries it filled. */
+	for (i = 0; i < io->rx_used; i++)
+		io->rx_msgs[i].msg_hdr.msg_namelen = sizeof(io->rx_from[i]);
+	if (buflen != io->rx_buflen) {
+		for (i = 0; i < UDP_BATCH; i++)
+			io->rx_iov[i].iov_len = buflen;
+		io->rx_buflen = buflen;
 	}
-	n = recvmmsg(fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
-	return n > 0 ? n : 0;
+	n = recvmmsg(fd, io->rx_msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+	io->rx_used = n > 0 ? n : 0;
+	return io->rx_used;
 }
 
 static void tx_flush(struct relay_io *io);
 
 static void udp_readable(struct relay_io *io, struct listener *l)
 {
-	struct mmsghdr msgs[UDP_BATCH];
-	struct sockaddr_storage from[UDP_BATCH];
+	const struct mmsghdr *msgs = io->rx_msgs;
 	struct turn_client client;
 	int n, i, rounds;
 
@@ -610,13 +651,13 @@ static void udp_readable(struct relay_io *io, struct listener *l)
 	client.transport = TURN_TP_UDP;
 	client.local = l->addr;
 	for (rounds = 0; rounds < UDP_ROUNDS; rounds++) {
-		n = udp_recv_batch(io, l->h.fd, STUN_MAX_MESSAGE, msgs, from);
+		n = udp_recv_batch(io, l->h.fd, STUN_MAX_MESSAGE);
 		for (i = 0; i < n; i++) {
 			/* Larger than any message we accept: drop, don't parse a
 			 * truncated copy. */
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
 				continue;
-			memcpy(&client.remote, &from[i], sizeof(from[i]));
+			memcpy(&client.remote, &io->rx_from[i], sizeof(client.remote));
 			turn_server_on_client(io->server, &client, io->udp_bufs[i],
 			    msgs[i].msg_len, io->now_ms);
 		}
@@ -812,17 +853,16 @@ void relay_io_relay_send(struct relay_io *io, void *handle,
 
 static void relay_readable(struct relay_io *io, struct relay *r)
 {
-	struct mmsghdr msgs[UDP_BATCH];
-	struct sockaddr_storage from[UDP_BATCH];
+	const struct mmsghdr *msgs = io->rx_msgs;
 	int n, i, rounds;
 
 	for (rounds = 0; rounds < UDP_ROUNDS && !r->h.dead; rounds++) {
-		n = udp_recv_batch(io, r->h.fd, RELAY_READ_MAX, msgs, from);
+		n = udp_recv_batch(io, r->h.fd, RELAY_READ_MAX);
 		for (i = 0; i < n && !r->h.dead; i++) {
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
 				continue;
 			turn_server_on_peer(io->server, r->owner,
-			    (const struct sockaddr *)&from[i], io->udp_bufs[i],
+			    (const struct sockaddr *)&io->rx_from[i], io->udp_bufs[i],
 			    msgs[i].msg_len, io->now_ms);
 		}
 		if (n < UDP_BATCH)
@@ -871,6 +911,7 @@ void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 			relay_readable(io, (struct relay *)h);
 			break;
 		case H_WAKE:
+		case H_TIMER:
 			(void)read(h->fd, &count, sizeof(count));
 			break;
 		}

@@ -10,10 +10,6 @@
 
 #include "gateway/state_lock.h"
 
-/* Upper bound on a wait: expiry runs at least this often even when no
- * packet arrives (relay_io_handle() does it once a second). */
-#define WAIT_MS 250
-
 struct relay_thread {
 	pthread_t thread;
 	struct relay_io *io;
@@ -26,7 +22,9 @@ static void *relay_main(void *arg)
 	struct relay_io_events e;
 
 	while (!atomic_load(&t->stop)) {
-		relay_io_wait(t->io, &e, WAIT_MS);
+		/* No timeout: the relay's own timer ends a wait 4 times a second,
+		 * so expiry runs with no packet arriving. */
+		relay_io_wait(t->io, &e, -1);
 		state_lock();
 		relay_io_handle(t->io, &e);
 		state_unlock();

@@ -85,12 +85,14 @@ struct turn_server_ops {
 	 * and port), and again for every datagram to or from such a peer.
 	 * True lets it through, which should happen only for the relayed
 	 * transport address of another allocation that `from` may reach.
-	 * Must be cheap: it runs on the packet path. */
+	 * Must be cheap: it runs on the packet path (hence now_ms, the time
+	 * of the datagram, instead of a clock read). */
 	bool (*permit_peer)(void *ctx, const struct turn_alloc *from,
-	    const struct sockaddr *peer);
+	    const struct sockaddr *peer, uint64_t now_ms);
 	/* Optional: is this client address blocked (an automatic response
-	 * to an alert)? Everything from it is dropped. Runs per message. */
-	bool (*source_blocked)(void *ctx, const struct sockaddr *src);
+	 * to an alert)? Everything from it is dropped. Runs per message, so
+	 * it is given the time rather than reading a clock. */
+	bool (*source_blocked)(void *ctx, const struct sockaddr *src, uint64_t now_ms);
 	/* Optional: may these call credentials (verified, unexpired) still
 	 * be used? False once their call has ended, so credentials die with
 	 * the call rather than with their expiry. Not asked for static users. */

@@ -214,16 +214,18 @@ static void f_relay_send(void *ctx, void *handle, const struct sockaddr *peer,
 }
 
 static bool f_permit_peer(void *ctx, const struct turn_alloc *from,
-    const struct sockaddr *peer)
+    const struct sockaddr *peer, uint64_t now_ms)
 {
 	(void)ctx;
+	(void)now_ms;
 	return permit(from, peer);
 }
 
-static bool f_source_blocked(void *ctx, const struct sockaddr *src)
+static bool f_source_blocked(void *ctx, const struct sockaddr *src, uint64_t now_ms)
 {
 	(void)ctx;
 	(void)src;
+	(void)now_ms;
 	return false;
 }
 

@@ -88,11 +88,13 @@ static void f_relay_send(void *ctx, void *handle, const struct sockaddr *peer,
 }
 
 /* The gateway's rule: only another live allocation's relayed address. */
-static bool f_permit(void *ctx, const struct turn_alloc *from, const struct sockaddr *peer)
+static bool f_permit(void *ctx, const struct turn_alloc *from, const struct sockaddr *peer,
+    uint64_t now_ms)
 {
 	struct turn_alloc *to;
 
 	(void)ctx;
+	(void)now_ms;
 	to = turn_server_find_relayed(F.s, peer);
 	return to != NULL && to != from;
 }
