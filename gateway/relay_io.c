@@ -200,7 +200,11 @@ static int bind_listener(struct relay_io *io, const struct config_listen *cl,
 	fd = socket_for(cl->addr.ss_family, type);
 	if (fd < 0)
 		goto fail;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* TCP only: a restart must not wait out TIME_WAIT. On UDP the option
+	 * would let any local user bind the same port (with the option too)
+	 * and take the datagrams meant for the relay. */
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (cl->addr.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (type == SOCK_DGRAM) {

@@ -228,6 +228,34 @@ def test_channeldata_unbound_channel():
     serves()
 
 
+def test_udp_ports_not_shared():
+    """Another local process cannot bind the relay's UDP ports alongside it
+    (SO_REUSEADDR on UDP would let any local user do so and receive the
+    datagrams meant for the relay), neither the listener nor a relayed port."""
+    a = allocated()
+    try:
+        for what, port in (("listener", G.port), ("relayed port", a.relayed[1])):
+            for opt in (socket.SO_REUSEADDR, socket.SO_REUSEPORT):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, opt, 1)
+                    try:
+                        s.bind(("127.0.0.1", port))
+                    except OSError as e:
+                        assert e.errno == 98, "%s: bind failed with %s" % (what, e)
+                    else:
+                        raise AssertionError("a second socket bound the %s %d with %s"
+                                             % (what, port, "SO_REUSEADDR" if opt ==
+                                                socket.SO_REUSEADDR else "SO_REUSEPORT"))
+                finally:
+                    s.close()
+        r = a.refresh(600)
+        assert r is not None and r.ok, "the allocation stopped working: %r" % r
+    finally:
+        a.close()
+    serves()
+
+
 def test_tcp_frame_too_large_closed():
     s = socket.create_connection((G.host, G.port), timeout=3)
     try:
@@ -1060,7 +1088,7 @@ TESTS = [
     test_parse_attribute_overruns_message, test_parse_100_attributes,
     test_parse_huge_datagram, test_parse_huge_stun_datagram, test_parse_bad_fingerprint,
     test_parse_fingerprint_not_last, test_channeldata_length_lies, test_channeldata_unbound_channel,
-    test_tcp_frame_too_large_closed, test_tcp_garbage_closed,
+    test_udp_ports_not_shared, test_tcp_frame_too_large_closed, test_tcp_garbage_closed,
     test_peer_refused_v4_create_permission, test_peer_refused_v6_create_permission,
     test_peer_refused_v4_channel_bind, test_peer_refused_v6_channel_bind, test_peer_own_service_ports,
     test_peer_relayed_address_v6_spellings, test_peer_mixed_list_installs_none,
