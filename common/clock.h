@@ -15,4 +15,16 @@ static inline uint64_t clock_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The same clock at the kernel tick's resolution (1 to 10 ms, never
+ * ahead of clock_wall_ms()), several times cheaper to read: for the
+ * relay, which reads it on every wake-up and needs it only for expiry and
+ * rates. */
+static inline uint64_t clock_wall_coarse_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 #endif

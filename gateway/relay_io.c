@@ -280,7 +280,7 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 		if (bind_listener(io, &cfg->listen[i], err, errlen) != 0)
 			goto fail;
 	}
-	io->now_ms = relay_io_now_ms();
+	io->now_ms = clock_wall_coarse_ms();
 	return io;
 fail:
 	relay_io_free(io);
@@ -895,7 +895,7 @@ void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 	uint64_t count;
 	int i;
 
-	io->now_ms = relay_io_now_ms();
+	io->now_ms = clock_wall_coarse_ms();
 	io->batching = true;
 	for (i = 0; i < e->n; i++) {
 		struct io_handle *h = e->ev[i].data.ptr;

@@ -480,6 +480,10 @@ bool peer_same_ip(const struct sockaddr *a, const struct sockaddr *b)
 {
 	uint8_t x[16], y[16];
 
+	/* The common case on the packet path, without the conversion. */
+	if (a != NULL && b != NULL && a->sa_family == AF_INET && b->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
+		    ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
 	if (sa_to_16(a, x, NULL) < 0 || sa_to_16(b, y, NULL) < 0)
 		return false;
 	return memcmp(x, y, 16) == 0;
