@@ -35,11 +35,11 @@
 #include "gateway/log.h"
 #include "turn/stun.h"
 
-#define TICK_MS 1000           /* expiry of allocations and connections */
-/* The relay's timer: a wait ends at least this often with no packet. A
- * timerfd rather than an epoll_wait() timeout, which would arm and cancel
- * a kernel timer on every wait, that is on every packet. */
-#define TIMER_MS 250
+/* Expiry of allocations, permissions, channels and connections runs when
+ * the relay's timer fires, once a second: a timerfd in the epoll set
+ * rather than an epoll_wait() timeout, which would arm and cancel a kernel
+ * timer on every wait, that is on every packet. */
+#define TICK_S 1
 #define UDP_BATCH 32           /* datagrams per recvmmsg() */
 #define UDP_ROUNDS 8           /* recvmmsg() calls per readable socket and batch */
 #define TX_BATCH 32            /* datagrams per sendmmsg() */
@@ -53,7 +53,7 @@ enum handle_kind {
 	H_CONN,
 	H_RELAY,
 	H_WAKE,                 /* eventfd: relay_io_wake() */
-	H_TIMER,                /* timerfd: TIMER_MS */
+	H_TIMER,                /* timerfd: TICK_S */
 };
 
 struct io_handle {
@@ -111,7 +111,7 @@ struct relay_io {
 	struct io_handle *dead;         /* freed after each batch */
 	struct io_handle wake;          /* H_WAKE */
 	struct io_handle timer;         /* H_TIMER */
-	uint64_t now_ms, last_tick_ms;
+	uint64_t now_ms;
 	/* recvmmsg() headers, set up once: each read resets only what the
 	 * previous one changed (rx_used entries, and the buffer size). */
 	uint8_t udp_bufs[UDP_BATCH][STUN_MAX_MESSAGE];
@@ -241,8 +241,8 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 {
 	struct relay_io *io = calloc(1, sizeof(*io));
 	const struct itimerspec period = {
-		.it_interval = { .tv_sec = 0, .tv_nsec = TIMER_MS * 1000000L },
-		.it_value = { .tv_sec = 0, .tv_nsec = TIMER_MS * 1000000L },
+		.it_interval = { .tv_sec = TICK_S, .tv_nsec = 0 },
+		.it_value = { .tv_sec = TICK_S, .tv_nsec = 0 },
 	};
 	size_t i;
 
@@ -893,6 +893,7 @@ void relay_io_wake(struct relay_io *io)
 void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 {
 	uint64_t count;
+	bool tick = false;
 	int i;
 
 	io->now_ms = clock_wall_coarse_ms();
@@ -915,16 +916,18 @@ void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 			relay_readable(io, (struct relay *)h);
 			break;
 		case H_WAKE:
+			(void)read(h->fd, &count, sizeof(count));
+			break;
 		case H_TIMER:
 			(void)read(h->fd, &count, sizeof(count));
+			tick = true;
 			break;
 		}
 	}
 	tx_flush(io);
 	conns_flush_queued(io);
 	io->batching = false;
-	if (io->now_ms - io->last_tick_ms >= TICK_MS) {
-		io->last_tick_ms = io->now_ms;
+	if (tick) {
 		if (io->server != NULL)
 			turn_server_tick(io->server, io->now_ms);
 		conns_expire(io);

@@ -48,9 +48,9 @@ void relay_io_relay_send(struct relay_io *io, void *handle,
 
 /* The relay's event loop, run by the relay thread (relay_thread.h):
  * relay_io_wait() blocks up to timeout_ms (-1: no limit; a timer of the
- * relay_io ends a wait at least every 250 ms anyway) for socket events
- * without any lock; relay_io_handle() then handles them, and once a second the expiry
- * of allocations, permissions, channels and idle connections, with the
+ * relay_io ends a wait once a second anyway) for socket events without
+ * any lock; relay_io_handle() then handles them, and when that timer
+ * fired, the expiry of allocations, permissions, channels and idle connections, with the
  * state lock held. Handles closed meanwhile by the other thread (a relay
  * socket of a call that ended) are skipped, and freed only at the end of
  * relay_io_handle(). relay_io_wake() makes a wait return at once; it is

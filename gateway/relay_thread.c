@@ -22,7 +22,7 @@ static void *relay_main(void *arg)
 	struct relay_io_events e;
 
 	while (!atomic_load(&t->stop)) {
-		/* No timeout: the relay's own timer ends a wait 4 times a second,
+		/* No timeout: the relay's own timer ends a wait once a second,
 		 * so expiry runs with no packet arriving. */
 		relay_io_wait(t->io, &e, -1);
 		state_lock();
