@@ -8,8 +8,9 @@
  * Per-packet cost is mostly system calls, so they are batched: UDP is read
  * with recvmmsg() on listeners and relay sockets alike, and while a batch
  * of events is being handled, datagrams to UDP clients are queued and sent
- * with one sendmmsg() per batch, and stream connections are written once
- * per batch, whatever number of frames they were given. */
+ * with one sendmmsg() per batch (udp_tx.h, which also coalesces bursts to
+ * one client with GSO), and stream connections are written once per
+ * batch, whatever number of frames they were given. */
 #include "gateway/relay_io.h"
 
 #include <errno.h>
@@ -33,6 +34,7 @@
 #include "common/bytes.h"
 #include "common/clock.h"
 #include "gateway/log.h"
+#include "gateway/udp_tx.h"
 #include "turn/stun.h"
 
 /* Expiry of allocations, permissions, channels and connections runs when
@@ -42,7 +44,6 @@
 #define TICK_S 1
 #define UDP_BATCH 32           /* datagrams per recvmmsg() */
 #define UDP_ROUNDS 8           /* recvmmsg() calls per readable socket and batch */
-#define TX_BATCH 32            /* datagrams per sendmmsg() */
 /* Room for the Data indication headers inside one STUN_MAX_MESSAGE. */
 #define RELAY_READ_MAX (STUN_MAX_MESSAGE - 64)
 #define CONN_BUCKETS 1024
@@ -123,11 +124,7 @@ struct relay_io {
 	/* While a batch of events is handled (batching): what to send. */
 	bool batching;
 	struct conn *flush;             /* stream connections with new output */
-	size_t ntx;                     /* datagrams queued for UDP clients */
-	int tx_fd[TX_BATCH];
-	struct sockaddr_storage tx_to[TX_BATCH];
-	size_t tx_len[TX_BATCH];
-	uint8_t tx_bufs[TX_BATCH][STUN_MAX_MESSAGE];
+	struct udp_tx tx;               /* datagrams queued for UDP clients */
 };
 
 uint64_t relay_io_now_ms(void)
@@ -272,6 +269,7 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 		goto fail;
 	}
 	rx_setup(io);
+	udp_tx_init(&io->tx);
 	for (i = 0; i < cfg->nlisten; i++) {
 		if (cfg->listen[i].transport == CONFIG_TLS && io->tls == NULL) {
 			snprintf(err, errlen, "a TLS listener needs a certificate");
@@ -643,8 +641,6 @@ static int udp_recv_batch(struct relay_io *io, int fd, size_t buflen)
 	return io->rx_used;
 }
 
-static void tx_flush(struct relay_io *io);
-
 static void udp_readable(struct relay_io *io, struct listener *l)
 {
 	const struct mmsghdr *msgs = io->rx_msgs;
@@ -667,41 +663,10 @@ static void udp_readable(struct relay_io *io, struct listener *l)
 		}
 		/* Answers leave before the next read: a burst waits no longer
 		 * than one batch. */
-		tx_flush(io);
+		udp_tx_flush(&io->tx);
 		if (n < UDP_BATCH)
 			return;
 	}
-}
-
-/* Sends the datagrams queued for UDP clients: one sendmmsg() per run of
- * the same listener socket. UDP semantics: a datagram the kernel refuses
- * (full buffer, unreachable) is dropped and the rest still go. */
-static void tx_flush(struct relay_io *io)
-{
-	struct mmsghdr msgs[TX_BATCH];
-	struct iovec iov[TX_BATCH];
-	size_t i, next, run_end;
-	int n;
-
-	for (i = 0; i < io->ntx; i++) {
-		iov[i].iov_base = io->tx_bufs[i];
-		iov[i].iov_len = io->tx_len[i];
-		memset(&msgs[i], 0, sizeof(msgs[i]));
-		msgs[i].msg_hdr.msg_name = &io->tx_to[i];
-		msgs[i].msg_hdr.msg_namelen = addr_len(&io->tx_to[i]);
-		msgs[i].msg_hdr.msg_iov = &iov[i];
-		msgs[i].msg_hdr.msg_iovlen = 1;
-	}
-	for (next = 0; next < io->ntx; next = run_end) {
-		run_end = next + 1;
-		while (run_end < io->ntx && io->tx_fd[run_end] == io->tx_fd[next])
-			run_end++;
-		for (i = next; i < run_end; ) {
-			n = sendmmsg(io->tx_fd[i], &msgs[i], (unsigned)(run_end - i), MSG_DONTWAIT);
-			i += n > 0 ? (size_t)n : 1;
-		}
-	}
-	io->ntx = 0;
 }
 
 void relay_io_send_client(struct relay_io *io, const struct turn_client *c,
@@ -728,15 +693,7 @@ void relay_io_send_client(struct relay_io *io, const struct turn_client *c,
 			    (const struct sockaddr *)&c->remote, addr_len(&c->remote));
 			return;
 		}
-		if (len > sizeof(io->tx_bufs[0]))
-			return;
-		if (io->ntx == TX_BATCH)
-			tx_flush(io);
-		io->tx_fd[io->ntx] = l->h.fd;
-		io->tx_to[io->ntx] = c->remote;
-		io->tx_len[io->ntx] = len;
-		memcpy(io->tx_bufs[io->ntx], buf, len);
-		io->ntx++;
+		(void)udp_tx_queue(&io->tx, l->h.fd, &c->remote, buf, len);
 		return;
 	}
 }
@@ -924,7 +881,7 @@ void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 			break;
 		}
 	}
-	tx_flush(io);
+	udp_tx_flush(&io->tx);
 	conns_flush_queued(io);
 	io->batching = false;
 	if (tick) {
