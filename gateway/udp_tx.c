@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "turn/alloc.h"
 
@@ -37,10 +38,26 @@ static socklen_t addr_len(const struct sockaddr_storage *ss)
 	    sizeof(struct sockaddr_in);
 }
 
+/* A kernel that lacks UDP_SEGMENT might not refuse the control message
+ * but ignore it, and send the coalesced datagrams as one: ask first. The
+ * option can be read since it exists (Linux 4.18). */
+static bool kernel_has_gso(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), size = 0;
+	socklen_t len = sizeof(size);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &len) == 0;
+	close(fd);
+	return ok;
+}
+
 void udp_tx_init(struct udp_tx *tx)
 {
 	tx->n = 0;
-	tx->gso_off = false;
+	tx->gso_off = !kernel_has_gso();
 }
 
 int udp_tx_queue(struct udp_tx *tx, int fd, const struct sockaddr_storage *to,
