@@ -162,6 +162,25 @@ def proc_run_s(pid):
     return total / 1e9
 
 
+def proc_wakeups(pid):
+    """How many times the process's live threads went to sleep and were
+    woken (voluntary context switches, /proc/PID/task/*/status): on a
+    relay, about one per batch of packets. None if it is gone."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            total += int(line.split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    except OSError:
+        return None
+    return total
+
+
 def proc_mem(pid):
     """VmRSS, RssAnon, VmHWM (KiB), threads and open descriptors."""
     out = {}
@@ -555,7 +574,7 @@ class Bench:
         # stragglers: a generous bound.
         timeout = a.messages * a.pace_ms / 1000.0 * 2 + 60
         cpu0, busy0, kids0 = proc_cpu_s(srv.pid), machine_busy_s(), children_cpu_s()
-        run0 = proc_run_s(srv.pid)
+        run0, wake0 = proc_run_s(srv.pid), proc_wakeups(srv.pid)
         t0 = time.monotonic()
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, start_new_session=True)
@@ -568,8 +587,8 @@ class Bench:
                           % (label, timeout, gh.tail(out, 15)))
         elapsed = time.monotonic() - t0
         cpu1, busy1, kids1 = proc_cpu_s(srv.pid), machine_busy_s(), children_cpu_s()
-        run1 = proc_run_s(srv.pid)
-        if not srv.alive() or cpu1 is None or run1 is None:
+        run1, wake1 = proc_run_s(srv.pid), proc_wakeups(srv.pid)
+        if not srv.alive() or cpu1 is None or run1 is None or wake1 is None:
             raise Failure("%s: the server died during the load" % label)
         if p.returncode != 0:
             raise Failure("%s: uclient exited %d; tail:\n%s" % (label, p.returncode,
@@ -590,6 +609,8 @@ class Bench:
                   "cpu_per_100k": round(cpu / r["received"] * 100000, 3),
                   "sched_cpu_s": round(run1 - run0, 4),
                   "sched_cpu_per_100k": round((run1 - run0) / r["received"] * 100000, 4),
+                  "wakeups": wake1 - wake0,
+                  "msgs_per_wakeup": round(r["received"] / max(1, wake1 - wake0), 2),
                   "uclient_cpu_s": round(client_cpu, 3),
                   "others_cpu_s": round(max(0.0, busy1 - busy0 - cpu - client_cpu), 2)})
         m = srv.metrics()
@@ -620,11 +641,12 @@ class Bench:
                               "transport": transport, "size": size, "clients": clients})
                     runs.append(r)
                     log("  %-30s relayed %6d lost %4d rtt %.3f ms jitter %.3f ms  "
-                        "cpu %.2f s (%.3f s/100k; schedstat %.3f s)  %.1f s, uclient cpu "
-                        "%.2f s, others %.2f s"
+                        "cpu %.2f s (%.3f s/100k; schedstat %.3f s)  %.1f s, %d wake-ups "
+                        "(%.1f msgs each), uclient cpu %.2f s, others %.2f s"
                         % (label, r["received"], r["lost"], r["rtt_ms"], r["jitter_ms"],
                            r["cpu_s"], r["cpu_per_100k"], r["sched_cpu_s"], r["elapsed_s"],
-                           r["uclient_cpu_s"], r["others_cpu_s"])
+                           r["wakeups"], r["msgs_per_wakeup"], r["uclient_cpu_s"],
+                           r["others_cpu_s"])
                         + ("; in process %d of %d" % (r["relayed_packets_local"],
                                                      r["relayed_packets_to_peer"])
                            if r.get("relayed_packets_to_peer") is not None
@@ -637,7 +659,8 @@ class Bench:
                 rs = [r for r in runs if r["load"] == name and r["server"] == server]
                 med[server] = {k: median([r[k] for r in rs]) for k in
                                ("received", "lost", "rtt_ms", "jitter_ms", "cpu_s",
-                                "cpu_per_100k", "sched_cpu_s", "sched_cpu_per_100k")}
+                                "cpu_per_100k", "sched_cpu_s", "sched_cpu_per_100k",
+                                "msgs_per_wakeup")}
                 med[server]["rounds"] = len(rs)
             row = {"load": name, "median": med}
             if "gatehouse" in med and "coturn" in med:
@@ -658,9 +681,9 @@ class Bench:
             "G/C = Gatehouse / coturn):" % self.args.rounds)
         log("  (cpu s: utime+stime from /proc/PID/stat, 10 ms ticks; sched/100k: the same "
             "from /proc/PID/task/*/schedstat, in ns)")
-        hdr = "  %-15s %-9s %7s %5s %7s %7s %6s %8s %9s %7s %7s %7s"
+        hdr = "  %-15s %-9s %7s %5s %7s %7s %6s %8s %9s %8s %7s %7s %7s"
         log(hdr % ("load", "server", "relayed", "lost", "rtt ms", "jit ms", "cpu s",
-                   "cpu/100k", "sched/100k", "G/C cpu", "G/C sch", "G/C jit"))
+                   "cpu/100k", "sched/100k", "msg/wake", "G/C cpu", "G/C sch", "G/C jit"))
         for row in summary:
             first = True
             for server, m in row["median"].items():
@@ -670,6 +693,7 @@ class Bench:
                            fmt(m["jitter_ms"], "%.3f"), fmt(m["cpu_s"]),
                            fmt(m["cpu_per_100k"], "%.3f"),
                            fmt(m["sched_cpu_per_100k"], "%.3f"),
+                           fmt(m["msgs_per_wakeup"], "%.1f"),
                            fmt(rt.get("cpu_per_100k"), "%.2f", ""),
                            fmt(rt.get("sched_cpu_per_100k"), "%.2f", ""),
                            fmt(rt.get("jitter_ms"), "%.2f", "")))
