@@ -51,11 +51,20 @@
 #define DEFERRED_MAX 64
 
 /* An alert response raised on the relay thread, carried out on the main
- * thread because it reaches signaling sessions (state_lock.h). */
+ * thread because it reaches signaling sessions (state_lock.h), or frees
+ * allocations the relay thread may be using at that moment. */
+enum deferred_kind { DEFER_END_CALL, DEFER_LOCK_USER, DEFER_CLOSE_SOURCE };
+
 struct deferred_response {
-	bool end_call;          /* else: lock the user */
-	char name[128];         /* call id or user name */
+	enum deferred_kind kind;
+	char name[128];         /* call id, user name or source IP */
 	uint32_t seconds;
+};
+
+static const char *const deferred_what[] = {
+	[DEFER_END_CALL] = "ending call",
+	[DEFER_LOCK_USER] = "locking user",
+	[DEFER_CLOSE_SOURCE] = "closing what is open from",
 };
 
 struct daemon {
@@ -248,6 +257,55 @@ static void hub_event(void *ctx, const struct hub_event *e)
 
 /* --- automatic responses to alerts ---------------------------------------- */
 
+static bool defer_response(struct daemon *d, enum deferred_kind kind, const char *name,
+    uint32_t seconds);
+
+struct source_sessions {
+	struct daemon *d;
+	struct sockaddr_storage ip;
+	size_t n;
+};
+
+/* Closing is asynchronous (the adapter reports the session gone later),
+ * so it is safe while the hub walks its sessions. */
+static void close_source_session(void *ctx, const struct hub_session_info *s)
+{
+	struct source_sessions *ss = ctx;
+
+	if (peer_same_ip(s->from, (const struct sockaddr *)&ss->ip))
+		ss->n += (size_t)hub_close_session(ss->d->hub, s->id, "source blocked");
+}
+
+/* A block also ends what the source already has open: its signaling
+ * sessions (new ones are refused at the upgrade) and its allocations,
+ * which would otherwise go on relaying peers' media to it until they
+ * expire (only what it sends is dropped). */
+static void close_source(struct daemon *d, const char *ip)
+{
+	struct source_sessions ss;
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss.ip;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss.ip;
+	size_t allocs;
+
+	if (defer_response(d, DEFER_CLOSE_SOURCE, ip, 0))
+		return;
+	memset(&ss, 0, sizeof(ss));
+	ss.d = d;
+	if (inet_pton(AF_INET, ip, &in4->sin_addr) == 1)
+		in4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1)
+		in6->sin6_family = AF_INET6;
+	else
+		return;
+	allocs = d->turn != NULL ? turn_server_remove_source(d->turn,
+	    (const struct sockaddr *)&ss.ip) : 0;
+	if (d->hub != NULL)
+		hub_each_session(d->hub, close_source_session, &ss);
+	if (allocs > 0 || ss.n > 0)
+		log_warn("response: closed %zu signaling session(s) and %zu allocation(s) of %s",
+		    ss.n, allocs, ip);
+}
+
 static void respond_block(void *ctx, const char *ip, uint32_t seconds, const char *why)
 {
 	struct daemon *d = ctx;
@@ -260,11 +318,12 @@ static void respond_block(void *ctx, const char *ip, uint32_t seconds, const cha
 	audit_log(d->audit, now, "response.block", json_pack("{s:s, s:s, s:i, s:s}", "source",
 	    ip, "reason", why, "block_s", (int)seconds, "outcome", "success"));
 	log_warn("response: source %s blocked for %u s (%s)", ip, seconds, why);
+	close_source(d, ip);
 }
 
 /* Off the main thread, queues the response for it (the state lock is
  * held by both sides when they touch the queue) and returns true. */
-static bool defer_response(struct daemon *d, bool end_call, const char *name,
+static bool defer_response(struct daemon *d, enum deferred_kind kind, const char *name,
     uint32_t seconds)
 {
 	struct deferred_response *r;
@@ -274,11 +333,11 @@ static bool defer_response(struct daemon *d, bool end_call, const char *name,
 		return false;
 	if (d->ndeferred == DEFERRED_MAX) {
 		log_warn("response: queue full, %s %s not carried out",
-		    end_call ? "ending call" : "locking user", name);
+		    deferred_what[kind], name);
 		return true;
 	}
 	r = &d->deferred[d->ndeferred++];
-	r->end_call = end_call;
+	r->kind = kind;
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->seconds = seconds;
 	(void)write(d->deferred_fd, &one, sizeof(one));
@@ -299,10 +358,12 @@ static void on_deferred(void *arg)
 	memcpy(todo, d->deferred, n * sizeof(todo[0]));
 	d->ndeferred = 0;
 	for (i = 0; i < n; i++) {
-		if (todo[i].end_call)
+		if (todo[i].kind == DEFER_END_CALL)
 			respond_end_call(d, todo[i].name);
-		else
+		else if (todo[i].kind == DEFER_LOCK_USER)
 			respond_lock(d, todo[i].name, todo[i].seconds);
+		else
+			close_source(d, todo[i].name);
 	}
 }
 
@@ -311,7 +372,7 @@ static void respond_lock(void *ctx, const char *user, uint32_t seconds)
 	struct daemon *d = ctx;
 	uint64_t now = relay_io_now_ms();
 
-	if (defer_response(d, false, user, seconds))
+	if (defer_response(d, DEFER_LOCK_USER, user, seconds))
 		return;
 	if (seconds == 0)
 		seconds = 300;
@@ -326,7 +387,7 @@ static void respond_end_call(void *ctx, const char *call)
 {
 	struct daemon *d = ctx;
 
-	if (defer_response(d, true, call, 0))
+	if (defer_response(d, DEFER_END_CALL, call, 0))
 		return;
 	if (hub_end_call(d->hub, call, "alert") == 0) {
 		audit_log(d->audit, relay_io_now_ms(), "response.end_call", json_pack("{s:s, s:s}",

@@ -1133,6 +1133,7 @@ void hub_each_session(struct hub *h, void (*fn)(void *ctx, const struct hub_sess
 			info.id = s->id;
 			info.user = s->authed ? s->who.name : "";
 			info.since_ms = s->since_ms;
+			info.from = (const struct sockaddr *)&s->from;
 			fn(ctx, &info);
 		}
 	}

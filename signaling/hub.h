@@ -131,6 +131,7 @@ struct hub_session_info {
 	uint64_t id;
 	const char *user;           /* "" before login */
 	uint64_t since_ms;
+	const struct sockaddr *from; /* the client's address */
 };
 struct hub_call_info {
 	const char *id, *caller, *callee, *rule;

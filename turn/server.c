@@ -1011,6 +1011,21 @@ size_t turn_server_remove_call(struct turn_server *s, const char *call,
 	return n;
 }
 
+size_t turn_server_remove_source(struct turn_server *s, const struct sockaddr *ip)
+{
+	struct turn_alloc *a, *next;
+	size_t n = 0;
+
+	for (a = alloc_table_first(s->allocs); a != NULL; a = next) {
+		next = alloc_next(a);
+		if (peer_same_ip((const struct sockaddr *)&a->client.remote, ip)) {
+			alloc_remove(s, a, "source blocked");
+			n++;
+		}
+	}
+	return n;
+}
+
 size_t turn_server_alloc_count(const struct turn_server *s)
 {
 	return alloc_table_count(s->allocs);

@@ -145,6 +145,12 @@ struct turn_stats;
 size_t turn_server_remove_call(struct turn_server *s, const char *call,
     struct turn_stats *totals);
 
+/* Removes every allocation whose client has this IP address (any port,
+ * any transport; an IPv4-mapped IPv6 spelling is the same address): what
+ * a blocked source has open. Returns how many. Not from inside one of the
+ * server's own callbacks: it frees allocations the caller may hold. */
+size_t turn_server_remove_source(struct turn_server *s, const struct sockaddr *ip);
+
 size_t turn_server_alloc_count(const struct turn_server *s);
 
 /* Totals relayed since start, for metrics. */

@@ -344,8 +344,10 @@ def login_ok(d, name, src="127.0.0.1"):
         w.close()
 
 
-def failed_logins(d, src, names, password="wrong-password"):
-    """One failed login per name from src (5 at most a connection)."""
+def failed_logins(d, src, names, password="wrong-password", blocks=False):
+    """One failed login per name from src (5 at most a connection). With
+    blocks, the last one raises an alert whose response blocks src, which
+    closes the connection: no answer to it is fine then."""
     w = None
     try:
         for i, n in enumerate(names):
@@ -354,7 +356,14 @@ def failed_logins(d, src, names, password="wrong-password"):
                     w.close()
                 w = WS(d.g.signaling_port, src)
                 assert w.status == 101, "upgrade from %s: HTTP %s" % (src, w.status)
-            r = w.login(n, password)
+            if blocks and i == len(names) - 1:
+                try:
+                    r = w.login(n, password)
+                except AssertionError as e:
+                    assert "(closed)" in str(e), "last failed login: %s" % e
+                    return
+            else:
+                r = w.login(n, password)
             assert r.get("type") == "error" and r.get("code") == "auth_failed", \
                 "failed login of %s answered %r" % (n, r)
     finally:
@@ -660,7 +669,7 @@ def test_block_source_default_length():
     over = {"alerts": {"password_guessing_user": {"window_s": 60, "threshold": 3,
                                                   "response": "block_source"}}}
     with Daemon(over, users=[("victim", [])]) as d:
-        failed_logins(d, "127.0.0.7", ["victim"] * 3, password="guess")
+        failed_logins(d, "127.0.0.7", ["victim"] * 3, password="guess", blocks=True)
         d.wait_alert("password_guessing_user", key="victim")
         blk = d.wait_audit(lambda e: e.get("event") == "response.block", what="response.block")
         st = upgrade_status(d, "127.0.0.7")
@@ -670,14 +679,57 @@ def test_block_source_default_length():
                 st, blk.get("block_s"), blk)
 
 
+def open_session(d, name, src):
+    """A logged-in signaling session of name from src, left open."""
+    u = d.users[name]
+    w = WS(d.g.signaling_port, src)
+    assert w.status == 101, "upgrade from %s: HTTP %s" % (src, w.status)
+    r = w.login(u.name, u.password, u.next_totp())
+    assert r.get("type") == "login.ok", "login of %s from %s: %r" % (name, src, r)
+    return w
+
+
+def check_source_closed(d, src, sessions, allocations, kept=()):
+    """A block of src ended what src had open: every signaling session in
+    sessions is closed by the server, and allocations (their relayed
+    addresses) are deleted with reason "source blocked"; the sessions in
+    kept, from other addresses, stay open."""
+    for w in sessions:
+        assert w.wait_closed(5.0), "a signaling session from blocked %s is still open" % src
+    for relayed in allocations:
+        e = d.wait_audit(lambda e: e.get("event") == "allocation.deleted" and
+                         e.get("relayed") == "%s:%d" % relayed,
+                         what="allocation.deleted of %s:%d" % relayed)
+        assert e.get("reason") == "source blocked" and \
+            e.get("source", "").startswith(src + ":"), "%r" % e
+    for w in kept:
+        assert not w.wait_closed(0.5), "a session from another address was closed too"
+
+
 def test_password_guessing_source():
+    """Blocked from the main thread (signaling events): the block also
+    closes the source's open session and deletes its allocation."""
     kind = "password_guessing_source"
     over = {"alerts": {kind: {"window_s": 60, "threshold": 4, "response": "block_source",
                               "block_s": 30}}}
     with Daemon(over, users=[("alice", []), ("op", ["operator"])]) as d:
         before = d.alerts_total(kind)
-        failed_logins(d, "127.0.0.2", ["nobody1", "nobody2", "alice", "nobody3"])
-        a = d.wait_alert(kind, key="127.0.0.2")
+        open_from_2 = open_session(d, "alice", "127.0.0.2")
+        open_from_1 = open_session(d, "alice", "127.0.0.1")
+        c = tc.TurnClient("127.0.0.1", d.g.port, "udp", "bench", "secret",
+                          local=("127.0.0.2", 0))
+        try:
+            r = c.allocate()
+            assert r is not None and r.ok, "Allocate from 127.0.0.2: %r" % r
+            failed_logins(d, "127.0.0.2", ["nobody1", "nobody2", "alice", "nobody3"],
+                          blocks=True)
+            a = d.wait_alert(kind, key="127.0.0.2")
+            check_source_closed(d, "127.0.0.2", [open_from_2], [c.relayed],
+                                kept=[open_from_1])
+        finally:
+            c.close(release=False)
+            open_from_2.close()
+            open_from_1.close()
         assert a.get("response") == "block_source" and a.get("block_s") == 30 and \
             a.get("source") == "127.0.0.2" and a.get("value") == 4, "alert: %r" % a
         blk = d.wait_audit(lambda e: e.get("event") == "response.block" and
@@ -727,7 +779,7 @@ def test_credential_stuffing():
         time.sleep(0.5)
         assert not [e for e in d.audit() if e.get("event") == "alert" and e.get("kind") == kind], \
             "credential_stuffing fired on two distinct users (threshold 3)"
-        failed_logins(d, "127.0.0.5", ["chris"])
+        failed_logins(d, "127.0.0.5", ["chris"], blocks=True)
         a = d.wait_alert(kind, key="127.0.0.5")
         assert a.get("response") == "block_source" and a.get("value") == 3, "alert: %r" % a
         d.wait_audit(lambda e: e.get("event") == "response.block" and
@@ -766,6 +818,9 @@ def test_relay_scanning():
             a.get("value") == 5, "alert: %r" % a
         d.wait_audit(lambda e: e.get("event") == "response.block" and
                      e.get("source") == "127.0.0.3", what="response.block of 127.0.0.3")
+        # Blocked from the relay thread: the scanner's allocation is deleted
+        # (by the main thread, after the relay's batch).
+        check_source_closed(d, "127.0.0.3", [], [c.relayed])
         refused = [e for e in d.audit() if e.get("event") == "permission.refused"]
         assert len(refused) == 5, "%d permission.refused events" % len(refused)
         assert not turn_answers(d, "127.0.0.3"), "the relay still answers the scanner 127.0.0.3"
