@@ -47,6 +47,7 @@ struct audit {
 	bool busy;                   /* the writer holds an item */
 	bool stop, reopen;
 	uint64_t dropped, dropped_reported;
+	uint64_t syslog_failed;      /* events the collector did not get */
 };
 
 static int open_file(const char *path, char *err, size_t errlen)
@@ -133,9 +134,12 @@ static void write_item(struct audit *a, struct item *it)
 {
 	if (a->fd >= 0)
 		(void)!write(a->fd, it->line, it->len);
-	if (a->syslog != NULL)
-		(void)syslog_out_send(a->syslog, it->severity, it->event, it->ts, it->line,
-		    it->len - 1);
+	if (a->syslog != NULL && syslog_out_send(a->syslog, it->severity, it->event, it->ts,
+	    it->line, it->len - 1) != 0) {
+		pthread_mutex_lock(&a->mu);
+		a->syslog_failed++;
+		pthread_mutex_unlock(&a->mu);
+	}
 	if (a->webhook != NULL && strcmp(it->event, "alert") == 0)
 		webhook_send(a->webhook, it->line, it->len - 1);
 }
@@ -320,6 +324,18 @@ uint64_t audit_dropped(struct audit *a)
 		return 0;
 	pthread_mutex_lock(&a->mu);
 	n = a->dropped;
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
+
+uint64_t audit_syslog_failed(struct audit *a)
+{
+	uint64_t n;
+
+	if (a == NULL)
+		return 0;
+	pthread_mutex_lock(&a->mu);
+	n = a->syslog_failed;
 	pthread_mutex_unlock(&a->mu);
 	return n;
 }

@@ -39,6 +39,9 @@ void audit_reopen(struct audit *a);
 
 /* Events dropped because the queue was full, since start. */
 uint64_t audit_dropped(struct audit *a);
+/* Events that could not be handed to the syslog collector (unreachable,
+ * connection lost), since start. They are still in the file. */
+uint64_t audit_syslog_failed(struct audit *a);
 
 /* Events between since_ms and until_ms (0: unbounded) whose "actor" or
  * "user" or "target" equals user (NULL: any) and whose event equals

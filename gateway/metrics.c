@@ -175,6 +175,9 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 	    c[M_SESSIONS_ABUSE]);
 	counter(&o, "gatehouse_audit_dropped_total",
 	    "Audit events dropped because the writer could not keep up.", g->audit_dropped);
+	counter(&o, "gatehouse_syslog_failed_total",
+	    "Audit events the syslog collector did not get (unreachable, connection lost).",
+	    g->syslog_failed);
 	gauge(&o, "gatehouse_blocked_sources", "Source addresses blocked by a response.",
 	    g->blocked_sources);
 	add(&o, "# HELP gatehouse_alerts_total Anomaly alerts by kind.\n"

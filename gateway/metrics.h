@@ -39,6 +39,7 @@ struct metrics_gauges {
 	uint64_t packets_to_peers, packets_from_peers;
 	uint64_t packets_relayed_locally;
 	uint64_t audit_dropped;                         /* since start */
+	uint64_t syslog_failed;                         /* since start */
 	uint64_t blocked_sources;
 };
 

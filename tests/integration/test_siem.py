@@ -541,6 +541,7 @@ def test_syslog_collector_restart():
                     assert time.monotonic() < deadline, "%s: nothing delivered before the " \
                         "restart" % transport
                     time.sleep(0.1)
+                failed0 = d.metric("gatehouse_syslog_failed_total")
                 rs.stop()
                 for _ in range(2):
                     w = WS(d.g.signaling_port)
@@ -548,6 +549,12 @@ def test_syslog_collector_restart():
                     w.close()
                     assert r.get("code") == "auth_failed", "login while the collector is down: %r" % r
                 run(sc.fresh_ping(d.g))
+                # What the collector missed is counted.
+                deadline = time.monotonic() + 10
+                while d.metric("gatehouse_syslog_failed_total") <= failed0:
+                    assert time.monotonic() < deadline, "%s: gatehouse_syslog_failed_total " \
+                        "stayed at %d while the collector was down" % (transport, failed0)
+                    time.sleep(0.2)
                 rs.restart()
                 n0 = len(mine())
                 t0 = time.monotonic()
