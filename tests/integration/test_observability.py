@@ -459,6 +459,7 @@ def test_metrics_after_activity():
                 ("gatehouse_candidates_removed_total", {}, 1),
                 ("gatehouse_sessions_abuse_total", {}, 0),
                 ("gatehouse_audit_dropped_total", {}, 0),
+                ("gatehouse_syslog_failed_total", {}, 0),
                 ("gatehouse_blocked_sources", {}, 0),
             ]
             wrong = []
