@@ -36,6 +36,7 @@ struct token {
 	char user[IDENTITY_NAME_MAX];
 	enum admin_role role;
 	uint64_t created_ms, last_ms;
+	uint64_t cred_tag;            /* the user's credentials it was issued against */
 };
 
 struct pending_login {
@@ -148,6 +149,7 @@ static struct token *token_find(struct admin *a, const char *header, uint64_t no
 static struct token *token_new(struct admin *a, const char *user, enum admin_role role,
     uint64_t now_ms, char text[TOKEN_TEXT + 1])
 {
+	struct userdb_entry e;
 	uint8_t raw[TOKEN_RAW];
 	struct token *t = NULL, *oldest = NULL;
 	size_t i;
@@ -173,6 +175,8 @@ static struct token *token_new(struct admin *a, const char *user, enum admin_rol
 	snprintf(t->user, sizeof(t->user), "%s", user);
 	t->role = role;
 	t->created_ms = t->last_ms = now_ms;
+	if (a->env.users != NULL && userdb_get(a->env.users, user, &e) == USERDB_OK)
+		t->cred_tag = e.cred_tag;
 	return t;
 }
 
@@ -185,8 +189,9 @@ static void tokens_revoke_user(struct admin *a, const char *user)
 			memset(&a->tokens[i], 0, sizeof(a->tokens[i]));
 }
 
-/* A token is only as good as its user: deleted, disabled or no longer in
- * an admin group (changed from the CLI, say) and it stops working. */
+/* A token is only as good as its user: deleted, disabled, no longer in an
+ * admin group, or with a new password or TOTP secret (changed from the
+ * CLI, say) and it stops working. */
 static bool token_user_ok(struct admin *a, const struct token *t)
 {
 	struct identity_user who;
@@ -194,7 +199,7 @@ static bool token_user_ok(struct admin *a, const struct token *t)
 	size_t i;
 
 	if (a->env.users == NULL || userdb_get(a->env.users, t->user, &e) != USERDB_OK ||
-	    e.disabled)
+	    e.disabled || e.cred_tag != t->cred_tag)
 		return false;
 	memset(&who, 0, sizeof(who));
 	for (i = 0; i < e.ngroups && i < IDENTITY_MAX_GROUPS; i++)

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sqlite3.h>
 
@@ -361,6 +362,24 @@ static int groups_load(struct userdb *u, struct userdb_entry *e)
 	"locked_until"
 
 /* Fills r from the current row of st (selected with ROW_COLUMNS). */
+/* The salted hash changes with every password set, even to the same
+ * password, and the secret with every TOTP enrolment. */
+static void cred_tag_of(struct row *r)
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	r->e.cred_tag = 0;
+	if (c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(c, r->pw_hash, strlen(r->pw_hash) + 1) == 1 &&
+	    EVP_DigestUpdate(c, r->secret, r->secret_len) == 1 &&
+	    EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen >= 8)
+		memcpy(&r->e.cred_tag, md, 8);
+	EVP_MD_CTX_free(c);
+	OPENSSL_cleanse(md, sizeof(md));
+}
+
 static int row_read(struct userdb *u, sqlite3_stmt *st, struct row *r)
 {
 	const unsigned char *s;
@@ -393,6 +412,7 @@ static int row_read(struct userdb *u, sqlite3_stmt *st, struct row *r)
 	f = sqlite3_column_int64(st, 5);
 	r->e.failures = f <= 0 ? 0 : f >= UINT32_MAX ? UINT32_MAX : (uint32_t)f;
 	r->e.locked_until_s = from_db_u64(sqlite3_column_int64(st, 6));
+	cred_tag_of(r);
 	return USERDB_OK;
 
 corrupt:

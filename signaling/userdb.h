@@ -63,6 +63,11 @@ struct userdb_entry {
 	bool disabled;
 	uint32_t failures;
 	uint64_t locked_until_s;
+	/* Changes whenever the password or the TOTP secret is set (by any
+	 * process): a digest of the stored hash and secret, so that whatever
+	 * was granted against the old credentials (an admin token) can be
+	 * told apart. It never leaves the process. */
+	uint64_t cred_tag;
 };
 
 /* Calls fn for every user in name order; stops early when fn returns

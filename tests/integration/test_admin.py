@@ -41,7 +41,7 @@ ROLE_NAMES = {AUD: "auditor", OP: "operator", ADM: "admin"}
 TEAM = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivan",
         "judy", "ken", "victim", "sigonly"]
 ADMINS = {  # name -> groups
-    "root": ["admin"], "adm2": ["admin"], "adm3": ["admin"], "dis": ["admin"],
+    "root": ["admin"], "adm2": ["admin"], "adm3": ["admin"], "dis": ["admin"], "pwc": ["admin"],
     "logadm": ["admin"], "orig": ["admin"], "locka": ["admin"], "same": ["admin"],
     "op": ["operator"], "logop": ["operator"],
     "aud": ["auditor"], "logaud": ["auditor"], "cl0aud": ["auditor"],
@@ -623,6 +623,29 @@ def test_disabled_admin_token_dies():
     api.expect(200, "GET", "/api/status", token=t2)
     st, b = api.call("GET", "/api/status", token=t)
     assert_error(st, b, 401, "unauthorized", "the old token after the admin was enabled again")
+
+
+def test_cli_passwd_ends_admin_token():
+    """`gatehouse user passwd` from the CLI (another process, straight to
+    users.db) ends the tokens issued against the old password; the new
+    password logs in."""
+    g = shared()
+    api = S.api
+    u = U("pwc")
+    t = api.login(u, expect_role="admin")
+    api.expect(200, "GET", "/api/status", token=t)
+    new_password = "changed-" + u.password
+    p = subprocess.run([g.binary, "user", "passwd", u.name, "--password-stdin",
+                        "-c", g.config_path], input=(new_password + "\n").encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    assert p.returncode == 0, "user passwd: exit %d: %s" % (p.returncode, p.stdout.decode())
+    st, b = api.call("GET", "/api/status", token=t)
+    assert_error(st, b, 401, "unauthorized", "a token issued before the CLI changed the password")
+    st, b = api.login_raw(u.name, u.password, u.next_totp())
+    check_failed_login(st, b, "a login with the old password")
+    u.password = new_password
+    t2 = api.login(u, expect_role="admin")
+    api.expect(200, "GET", "/api/status", token=t2)
 
 
 def test_mfa_off_and_token_expiry():
@@ -1266,6 +1289,7 @@ if __name__ == "__main__":
         test_strongest_group_wins,
         test_tokens_logout_forged_replayed,
         test_disabled_admin_token_dies,
+        test_cli_passwd_ends_admin_token,
         test_cross_origin,
         test_cross_origin_long_origin,
         test_users_add_list_disable_enable_delete,
