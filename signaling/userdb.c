@@ -257,6 +257,7 @@ static int pragmas(struct userdb *u, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	const unsigned char *mode;
+	int rc, waited_ms;
 
 	sqlite3_busy_timeout(u->db, USERDB_BUSY_MS);
 	if (exec_quiet(u, "PRAGMA foreign_keys = ON") < 0 ||
@@ -265,8 +266,16 @@ static int pragmas(struct userdb *u, char *err, size_t errlen)
 		return errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
 	/* The pragma answers with the mode in effect, which stays the old
 	 * one where WAL is impossible (some network file systems): slower
-	 * there, but still correct. */
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	 * there, but still correct. While another process switches a new
+	 * file to WAL at the same moment, SQLite answers "locked" at once
+	 * rather than through the busy handler: try again for as long as the
+	 * busy timeout. */
+	for (waited_ms = 0; (rc = sqlite3_step(st)) == SQLITE_BUSY &&
+	    waited_ms < USERDB_BUSY_MS; waited_ms += 10) {
+		sqlite3_reset(st);
+		sqlite3_sleep(10);
+	}
+	if (rc != SQLITE_ROW) {
 		errmsg_fail(err, errlen, "%s: journal_mode: %s", u->path, sqlite3_errmsg(u->db));
 		sqlite3_finalize(st);
 		return -1;

@@ -551,6 +551,44 @@ static void test_two_connections_and_another_process(void)
 	userdb_close(a);
 }
 
+/* Several processes open a users.db that does not exist yet at the same
+ * time (`gatehouse user add` run in parallel by a provisioning script):
+ * every one of them gets it, none fails with "database is locked" while
+ * the first of them switches it to WAL. */
+static void test_concurrent_first_opens(void)
+{
+	char dir[PATH_MAX], cmd[PATH_MAX + 16], name[16];
+	int round, i, status, ok = 0, total = 0;
+	pid_t pids[6];
+
+	for (round = 0; round < 8; round++) {
+		snprintf(dir, sizeof(dir), "%s/race%d", tmpdir, round);
+		if (mkdir(dir, 0700) != 0) {
+			CHECK(0);
+			return;
+		}
+		for (i = 0; i < 6; i++) {
+			snprintf(name, sizeof(name), "u%d", i);
+			pids[i] = fork();
+			if (pids[i] == 0) {
+				execl("/proc/self/exe", "test_userdb", "add-other-process", dir, name,
+				    (char *)NULL);
+				_exit(127);
+			}
+		}
+		for (i = 0; i < 6; i++, total++) {
+			status = -1;
+			if (pids[i] > 0 && waitpid(pids[i], &status, 0) == pids[i] &&
+			    WIFEXITED(status) && WEXITSTATUS(status) == 0)
+				ok++;
+		}
+	}
+	CHECK_EQ_INT(ok, total);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'/race*", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s/race*\n", tmpdir);
+}
+
 static void cleanup(void)
 {
 	char cmd[PATH_MAX + 16];
@@ -566,11 +604,15 @@ static int add_other_process(const char *dir, const char *name)
 	struct userdb *c = userdb_open(dir, err, sizeof(err));
 	int rc;
 
-	if (c == NULL)
+	if (c == NULL) {
+		fprintf(stderr, "add-other-process %s: %s\n", name, err);
 		return 1;
+	}
 	password_set_cost_for_tests(8, 1);
 	rc = userdb_add(c, name, "a long enough password", NULL, 0, false, NULL, 0);
 	userdb_close(c);
+	if (rc != USERDB_OK)
+		fprintf(stderr, "add-other-process %s: userdb_add: %d\n", name, rc);
 	return rc == USERDB_OK ? 0 : 1;
 }
 
@@ -604,6 +646,7 @@ int main(int argc, char **argv)
 	userdb_close(db);
 	test_reopen();
 	test_two_connections_and_another_process();
+	test_concurrent_first_opens();
 	cleanup();
 	return check_done("test_userdb");
 }
