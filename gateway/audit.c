@@ -316,28 +316,15 @@ void audit_reopen(struct audit *a)
 	pthread_mutex_unlock(&a->mu);
 }
 
-uint64_t audit_dropped(struct audit *a)
+void audit_losses(struct audit *a, uint64_t *dropped, uint64_t *syslog_failed)
 {
-	uint64_t n;
-
+	*dropped = *syslog_failed = 0;
 	if (a == NULL)
-		return 0;
+		return;
 	pthread_mutex_lock(&a->mu);
-	n = a->dropped;
+	*dropped = a->dropped;
+	*syslog_failed = a->syslog_failed;
 	pthread_mutex_unlock(&a->mu);
-	return n;
-}
-
-uint64_t audit_syslog_failed(struct audit *a)
-{
-	uint64_t n;
-
-	if (a == NULL)
-		return 0;
-	pthread_mutex_lock(&a->mu);
-	n = a->syslog_failed;
-	pthread_mutex_unlock(&a->mu);
-	return n;
 }
 
 /* Waits until the writer has caught up, at most about a second. */

@@ -37,11 +37,10 @@ void audit_log(struct audit *a, uint64_t now_ms, const char *event, json_t *fiel
 /* Reopens the file (after logrotate moved it; SIGUSR1). */
 void audit_reopen(struct audit *a);
 
-/* Events dropped because the queue was full, since start. */
-uint64_t audit_dropped(struct audit *a);
-/* Events that could not be handed to the syslog collector (unreachable,
- * connection lost), since start. They are still in the file. */
-uint64_t audit_syslog_failed(struct audit *a);
+/* Since start: events dropped because the queue was full, and events
+ * that could not be handed to the syslog collector (unreachable,
+ * connection lost; they are still in the file). */
+void audit_losses(struct audit *a, uint64_t *dropped, uint64_t *syslog_failed);
 
 /* Events between since_ms and until_ms (0: unbounded) whose "actor" or
  * "user" or "target" equals user (NULL: any) and whose event equals

@@ -461,8 +461,7 @@ static char *render_metrics(void *ctx)
 	g.packets_to_peers = ts.packets_to_peers;
 	g.packets_from_peers = ts.packets_from_peers;
 	g.packets_relayed_locally = ts.packets_relayed_locally;
-	g.audit_dropped = audit_dropped(d->audit);
-	g.syslog_failed = audit_syslog_failed(d->audit);
+	audit_losses(d->audit, &g.audit_dropped, &g.syslog_failed);
 	blocklist_each(d->blocks, relay_io_now_ms(), count_block, &g.blocked_sources);
 	return metrics_render(d->metrics, &g);
 }
