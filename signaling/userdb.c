@@ -370,7 +370,6 @@ static int groups_load(struct userdb *u, struct userdb_entry *e)
 #define ROW_COLUMNS "name, pw_hash, totp_secret, totp_last_step, disabled, failures, " \
 	"locked_until"
 
-/* Fills r from the current row of st (selected with ROW_COLUMNS). */
 /* The salted hash changes with every password set, even to the same
  * password, and the secret with every TOTP enrolment. */
 static void cred_tag_of(struct row *r)
@@ -389,6 +388,7 @@ static void cred_tag_of(struct row *r)
 	OPENSSL_cleanse(md, sizeof(md));
 }
 
+/* Fills r from the current row of st (selected with ROW_COLUMNS). */
 static int row_read(struct userdb *u, sqlite3_stmt *st, struct row *r)
 {
 	const unsigned char *s;
