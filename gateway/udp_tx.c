@@ -171,6 +171,8 @@ void udp_tx_flush(struct udp_tx *tx)
 		h->msg_iov = &iov[groups[k].iov_at];
 		h->msg_iovlen = groups[k].count;
 		if (groups[k].count > 1) {
+			/* Whole, padding included: the kernel is handed all of it. */
+			memset(control[k].buf, 0, sizeof(control[k].buf));
 			h->msg_control = control[k].buf;
 			h->msg_controllen = sizeof(control[k].buf);
 			cm = CMSG_FIRSTHDR(h);
