@@ -132,12 +132,6 @@ uint64_t relay_io_now_ms(void)
 	return clock_wall_ms();
 }
 
-static socklen_t addr_len(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-	    sizeof(struct sockaddr_in);
-}
-
 static void set_port(struct sockaddr_storage *ss, uint16_t port)
 {
 	if (ss->ss_family == AF_INET6)
@@ -209,7 +203,7 @@ static int bind_listener(struct relay_io *io, const struct config_listen *cl,
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
 	}
-	if (bind(fd, (const struct sockaddr *)&cl->addr, addr_len(&cl->addr)) != 0)
+	if (bind(fd, (const struct sockaddr *)&cl->addr, sockaddr_len(&cl->addr)) != 0)
 		goto fail;
 	if (type == SOCK_STREAM && listen(fd, 512) != 0)
 		goto fail;
@@ -690,7 +684,7 @@ void relay_io_send_client(struct relay_io *io, const struct turn_client *c,
 		if (!io->batching) {
 			/* UDP semantics: a full socket buffer drops the datagram. */
 			(void)sendto(l->h.fd, buf, len, MSG_DONTWAIT,
-			    (const struct sockaddr *)&c->remote, addr_len(&c->remote));
+			    (const struct sockaddr *)&c->remote, sockaddr_len(&c->remote));
 			return;
 		}
 		(void)udp_tx_queue(&io->tx, l->h.fd, &c->remote, buf, len);
@@ -712,7 +706,7 @@ static struct relay *relay_bind(struct relay_io *io, struct turn_alloc *owner,
 	if (fd < 0)
 		return NULL;
 	set_port(&addr, port);
-	if (bind(fd, (const struct sockaddr *)&addr, addr_len(&addr)) != 0) {
+	if (bind(fd, (const struct sockaddr *)&addr, sockaddr_len(&addr)) != 0) {
 		close(fd);
 		return NULL;
 	}

@@ -32,12 +32,6 @@ struct group {
 	size_t iov_at;          /* where its datagrams start in iov[] */
 };
 
-static socklen_t addr_len(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-	    sizeof(struct sockaddr_in);
-}
-
 /* A kernel that lacks UDP_SEGMENT might not refuse the control message
  * but ignore it, and send the coalesced datagrams as one: ask first. The
  * option can be read since it exists (Linux 4.18). */
@@ -167,7 +161,7 @@ void udp_tx_flush(struct udp_tx *tx)
 		struct msghdr *h = &msgs[k].msg_hdr;
 		memset(&msgs[k], 0, sizeof(msgs[k]));
 		h->msg_name = &tx->to[groups[k].first];
-		h->msg_namelen = addr_len(&tx->to[groups[k].first]);
+		h->msg_namelen = sockaddr_len(&tx->to[groups[k].first]);
 		h->msg_iov = &iov[groups[k].iov_at];
 		h->msg_iovlen = groups[k].count;
 		if (groups[k].count > 1) {

@@ -139,4 +139,11 @@ void alloc_expire_children(struct turn_alloc *a, uint64_t now_ms);
 bool sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b);
 uint64_t sockaddr_hash(const struct sockaddr *sa, bool with_port);
 
+/* The length to pass with an IPv4 or IPv6 address. */
+static inline socklen_t sockaddr_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+}
+
 #endif
