@@ -547,6 +547,24 @@ static void count_line(void *ctx, const char *text)
 	(*(json_int_t *)ctx)++;
 }
 
+static void list_add(void *ctx, const char *text)
+{
+	json_array_append_new(ctx, json_string(text));
+}
+
+/* Adds "undeclared_groups" to a policy answer when rules name groups that
+ * "groups" does not list: accepted, and shown so that a client can flag a
+ * misspelt one. Absent otherwise, so the usual answer stays as it was. */
+static void add_undeclared(json_t *out, const struct policy *p)
+{
+	json_t *list = json_array();
+
+	policy_each_undeclared(p, list_add, list);
+	if (json_array_size(list) > 0)
+		json_object_set(out, "undeclared_groups", list);
+	json_decref(list);
+}
+
 static void h_policy_validate(struct act *x)
 {
 	char err[512];
@@ -558,14 +576,16 @@ static void h_policy_validate(struct act *x)
 		return;
 	}
 	policy_describe(p, count_line, &rules);
-	policy_free(p);
 	x->out = json_pack("{s:b, s:I}", "ok", 1, "rules", rules);
+	add_undeclared(x->out, p);
+	policy_free(p);
 }
 
 static void h_policy_put(struct act *x)
 {
 	char err[512], *before_text;
 	json_t *before = NULL, *after;
+	struct policy *p;
 	int rc;
 
 	if (x->a->env.policy_path[0] == '\0') {
@@ -592,7 +612,11 @@ static void h_policy_put(struct act *x)
 	audit(x, "admin.policy.replace", "success", json_pack("{s:s, s:o, s:o}", "target",
 	    x->a->env.policy_path, "before", before != NULL ? before : json_null(),
 	    "after", after != NULL ? after : json_null()));
+	/* Parsed again only for the list: it was valid a moment ago. */
+	p = policy_parse(x->rq->body, x->rq->body_len, err, sizeof(err));
 	x->out = json_pack("{s:b}", "ok", 1);
+	add_undeclared(x->out, p);
+	policy_free(p);
 }
 
 /* Reads one query parameter's value (no percent-decoding: the values we

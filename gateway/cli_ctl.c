@@ -1821,8 +1821,9 @@ out:
 
 static int policy_send(struct ctl *c, bool put)
 {
-	char shown[CELL_MAX];
-	json_t *rules;
+	char shown[CELL_MAX], cell[CELL_MAX];
+	json_t *rules, *group;
+	size_t i;
 	struct resp r;
 	char *text;
 	size_t len;
@@ -1838,6 +1839,14 @@ static int policy_send(struct ctl *c, bool put)
 		goto out;
 	esc(shown, sizeof(shown), c->arg);
 	rules = json_object_get(r.json, "rules");
+	json_array_foreach(json_object_get(r.json, "undeclared_groups"), i, group) {
+		if (!json_is_string(group))
+			continue;
+		esc(cell, sizeof(cell), json_string_value(group));
+		fprintf(stderr, "gatehouse: %s: warning: group \"%s\" is named by rules but "
+		    "not listed in \"groups\": only the identity backend puts users in it; "
+		    "check its spelling\n", shown, cell);
+	}
 	if (c->opt[O_JSON] != NULL)
 		print_raw(&r);
 	else if (put)

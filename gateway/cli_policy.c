@@ -152,6 +152,13 @@ static void print_line(void *ctx, const char *text)
 	(*n)++;
 }
 
+static void warn_undeclared(void *ctx, const char *group)
+{
+	fprintf(stderr, "gatehouse: %s: warning: group \"%s\" is named by rules but not "
+	    "listed in \"groups\": only the identity backend (users.db groups, token "
+	    "claims) puts users in it; check its spelling\n", (const char *)ctx, group);
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	struct policy *p;
@@ -163,6 +170,7 @@ static int cmd_check(int argc, char **argv)
 	if ((p = load_policy(argv[1], &code)) == NULL)
 		return code;
 	policy_describe(p, print_line, &nrules);
+	policy_each_undeclared(p, warn_undeclared, argv[1]);
 	printf("%s: ok, %zu rule%s\n", argv[1], nrules, nrules == 1 ? "" : "s");
 	policy_free(p);
 	return finish(0);

@@ -519,8 +519,23 @@ static bool policy_mtime(const char *path, struct timespec *out)
 
 /* Swaps in a checked policy: every live call is decided again (ending
  * those no longer allowed, reason "policy") and contacts are pushed. */
+static void warn_undeclared_one(void *ctx, const char *group)
+{
+	log_warn("policy %s: group \"%s\" is named by rules but not listed in \"groups\": "
+	    "only the identity backend (users.db groups, token claims) puts users in it",
+	    (const char *)ctx, group);
+}
+
+/* Accepted, as DESIGN.md's example needs, but said aloud: a misspelt
+ * group looks the same, and would silently weaken a deny rule. */
+static void warn_undeclared(const struct daemon *d, const struct policy *p)
+{
+	policy_each_undeclared(p, warn_undeclared_one, (void *)d->cfg->policy_file);
+}
+
 static void policy_apply(struct daemon *d, struct policy *p, char *src, const char *how)
 {
+	warn_undeclared(d, p);
 	free(d->policy_src);
 	d->policy_src = src;
 	hub_set_policy(d->hub, p);
@@ -1022,6 +1037,7 @@ int daemon_run(const struct config *cfg)
 		if ((d.policy = policy_load(cfg->policy_file, &d.policy_mtime, &d.policy_src,
 		    err, sizeof(err))) == NULL)
 			goto fail;
+		warn_undeclared(&d, d.policy);
 	} else {
 		log_warn("no policy file configured: every call is denied");
 	}

@@ -58,6 +58,7 @@ struct rule {
 struct group {
 	char name[POLICY_NAME_MAX];
 	uint32_t file_idx;                  /* position in the file, for messages */
+	bool declared;                      /* listed in "groups", not only in rules */
 };
 
 /* Every user the file names, sorted by name, with the groups the file
@@ -301,11 +302,54 @@ static int mention_add(struct parse *x, const char *name, uint32_t group, uint32
 
 /* ---- groups ---- */
 
+/* The name after "group:" in a rule's from or to, when there is a valid
+ * one; anything else is left for the rule's own parsing to report. */
+static const char *rule_group(json_t *rule, const char *key)
+{
+	const char *s = json_string_value(json_object_get(rule, key));
+
+	return s != NULL && strncmp(s, "group:", 6) == 0 && name_ok(s + 6) ? s + 6 : NULL;
+}
+
+/* A group that rules name but "groups" does not list has no members in
+ * the file: only the identity backend (users.db groups, token claims) can
+ * put a user in it. DESIGN.md's example policy relies on that for
+ * "contractors". It still needs a bit, so it joins the table here;
+ * policy_each_undeclared() lets the tools warn about it, since it is also
+ * what a misspelt group looks like. */
+static int add_undeclared(struct parse *x, json_t *rules, size_t *n)
+{
+	static const char *const keys[] = { "from", "to" };
+	struct policy *p = x->p;
+	const char *name;
+	json_t *rule;
+	size_t i, k, j;
+
+	json_array_foreach(rules, i, rule) {
+		for (k = 0; k < 2; k++) {
+			if ((name = rule_group(rule, keys[k])) == NULL)
+				continue;
+			for (j = 0; j < *n && strcmp(p->groups[j].name, name) != 0; j++)
+				;
+			if (j < *n)
+				continue;
+			if (*n == POLICY_MAX_GROUPS)
+				return fail(x, "rules", "more than %d groups, with those "
+				    "that only rules name", POLICY_MAX_GROUPS);
+			memcpy(p->groups[*n].name, name, strlen(name) + 1);
+			p->groups[*n].file_idx = (uint32_t)*n;
+			(*n)++;
+		}
+	}
+	return 0;
+}
+
 /* Groups are parsed before the rules so that a rule can be checked
  * against them, and sorted so that lookups are binary searches; the bit
  * of a group is its sorted index. Members are only noted here and merged
- * into the user table once the rules have added theirs. */
-static int parse_groups(struct parse *x, json_t *obj)
+ * into the user table once the rules have added theirs. obj may be NULL
+ * (no "groups"); rules is the file's "rules" when it is an array. */
+static int parse_groups(struct parse *x, json_t *obj, json_t *rules)
 {
 	char path[PATH_CAP], ipath[PATH_CAP], esc[QUOTE_CAP];
 	struct policy *p = x->p;
@@ -315,11 +359,13 @@ static int parse_groups(struct parse *x, json_t *obj)
 	json_t *members, *m;
 	int rc = -1;
 
-	if (!json_is_object(obj))
+	if (obj != NULL && !json_is_object(obj))
 		return fail(x, "groups", "expected an object of group name: [user names]");
 	if (json_object_size(obj) > POLICY_MAX_GROUPS)
 		return fail(x, "groups", "more than %d groups", POLICY_MAX_GROUPS);
-	p->groups = calloc(json_object_size(obj) + 1, sizeof(*p->groups));
+	/* Room for the undeclared groups too: at most two a rule. */
+	p->groups = calloc(json_object_size(obj) + 2 * json_array_size(rules) + 1,
+	    sizeof(*p->groups));
 	if (p->groups == NULL)
 		return fail(x, NULL, "out of memory");
 
@@ -342,8 +388,11 @@ static int parse_groups(struct parse *x, json_t *obj)
 		}
 		memcpy(p->groups[i].name, key, strlen(key) + 1);
 		p->groups[i].file_idx = (uint32_t)i;
+		p->groups[i].declared = true;
 		i++;
 	}
+	if (add_undeclared(x, rules, &i) < 0)
+		return -1;
 	p->ngroups = i;
 	qsort(p->groups, p->ngroups, sizeof(p->groups[0]), cmp_group);
 
@@ -420,6 +469,7 @@ static int parse_party(struct parse *x, struct party *pt, json_t *v, const char 
 		if (!name_ok(s + 6))
 			return fail(x, path, "invalid group name \"%s\" (" NAME_RULE ")",
 			    escape(esc, sizeof(esc), s + 6));
+		/* Every group a rule names is in the table (add_undeclared). */
 		if ((g = group_find(x->p, s + 6)) == NULL)
 			return fail(x, path, "unknown group \"%s\"", escape(esc, sizeof(esc), s + 6));
 		pt->kind = PARTY_GROUP;
@@ -667,9 +717,10 @@ static int parse_top(struct parse *x, json_t *root)
 		if (s == NULL || strcmp(s, "deny") != 0)
 			return fail(x, "default", "only \"deny\" is supported");
 	}
-	if ((v = json_object_get(root, "groups")) != NULL && parse_groups(x, v) < 0)
+	v = json_object_get(root, "rules");
+	if (parse_groups(x, json_object_get(root, "groups"), json_is_array(v) ? v : NULL) < 0)
 		return -1;
-	if ((v = json_object_get(root, "rules")) == NULL)
+	if (v == NULL)
 		return fail(x, NULL, "missing \"rules\"");
 	if (parse_rules(x, v) < 0)
 		return -1;
@@ -862,4 +913,14 @@ void policy_describe(const struct policy *p, void (*line)(void *ctx, const char 
 		    r->record ? " record" : "");
 		line(ctx, text);
 	}
+}
+
+void policy_each_undeclared(const struct policy *p, void (*fn)(void *ctx, const char *group),
+    void *ctx)
+{
+	size_t i;
+
+	for (i = 0; p != NULL && i < p->ngroups; i++)
+		if (!p->groups[i].declared)
+			fn(ctx, p->groups[i].name);
 }

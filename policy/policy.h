@@ -44,7 +44,7 @@ struct policy_decision {
 /* Parses and validates a policy file's text. On failure returns NULL and
  * writes one line into err naming the place: "3:17: <jansson message>"
  * for JSON syntax, or a path like "rules[2].media[1]: unknown media kind
- * \"vidoe\"", "rules[0].from: unknown group \"sles\"", "rules[1]: missing
+ * \"vidoe\"", "rules[0].from: invalid group name \"s les\"", "rules[1]: missing
  * \"action\"", "groups.sales[0]: expected a user name". Unknown keys,
  * duplicate keys, duplicate rule names and a "default" other than "deny"
  * are errors. Returns owned: free with policy_free(). */
@@ -66,6 +66,13 @@ unsigned policy_allowed_media(const struct policy *p, const struct policy_subjec
 /* The users the policy file names (in groups and user: rules), for
  * contacts lists: calls fn once per distinct name. */
 void policy_each_user(const struct policy *p, void (*fn)(void *ctx, const char *user),
+    void *ctx);
+
+/* The groups that rules name but "groups" does not list, by name: only
+ * the identity backend can put a user in them. Accepted (DESIGN.md's
+ * example names such a group), but the tools warn, since a misspelt group
+ * looks the same and would silently weaken a deny rule. */
+void policy_each_undeclared(const struct policy *p, void (*fn)(void *ctx, const char *group),
     void *ctx);
 
 /* Rules in order, for `gatehouse policy check`: writes a human-readable

@@ -148,7 +148,7 @@ def create_user(g, name, password, groups=(), with_totp=True):
 def write_policy(path, rules, groups=None, default="deny"):
     """Writes a policy file (DESIGN.md "Policy file"). rules: list of dicts
     {"name", "from", "to", "media", "action"[, "record"]}; groups: dict
-    name -> [users]; every group a rule names must be declared."""
+    name -> [users]."""
     pol = {"default": default, "groups": dict(groups or {}), "rules": list(rules)}
     with open(path, "w") as f:
         json.dump(pol, f, indent=2)

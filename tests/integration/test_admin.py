@@ -1103,6 +1103,11 @@ def test_policy_get_and_validate():
     p = policy_blocking("frank", "gina")
     b = api.expect(200, "POST", "/api/policy/validate", token=root, body=p)
     assert b == {"ok": True, "rules": 3}, "validate of 3 rules: %r" % b
+    # A group that rules name but "groups" does not list is valid (only
+    # the identity backend puts users in it), and is named in the answer.
+    p["rules"][0]["from"] = "group:tema"
+    b = api.expect(200, "POST", "/api/policy/validate", token=root, body=p)
+    assert b == {"ok": True, "rules": 3, "undeclared_groups": ["tema"]}, "validate: %r" % b
     for raw, where in (('{"default": "deny",\n "rules": [,]}', re.compile(r"^2:\d+: ")),
                        ("", None)):
         st, b = api.call("POST", "/api/policy/validate", token=root, raw=raw)
@@ -1114,13 +1119,13 @@ def test_policy_get_and_validate():
 
 def invalid_policies():
     syntax = '{\n  "default": "deny",\n  "groups": {"team": ["alice"]},\n  "rules": [\n    {"name": "x",, "from": "*"}\n  ]\n}\n'
-    unknown_group = base_policy()
-    unknown_group["rules"][0]["from"] = "group:tema"
+    bad_group = base_policy()
+    bad_group["rules"][0]["from"] = "group:te ma"
     unknown_media = base_policy()
     unknown_media["rules"][0]["media"] = ["audio", "vidoe"]
     return [
         ("syntax error", syntax, re.compile(r"^5:\d+: ")),
-        ("unknown group", json.dumps(unknown_group), re.compile(r"^rules\[0\]\.from: .*tema")),
+        ("invalid group name", json.dumps(bad_group), re.compile(r"^rules\[0\]\.from: .*te ma")),
         ("unknown media kind", json.dumps(unknown_media), re.compile(r"^rules\[0\]\.media\[1\]: .*vidoe")),
     ]
 

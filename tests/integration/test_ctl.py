@@ -17,6 +17,7 @@ up in its output. Traffic goes to 127.0.0.1 only (TESTING.md).
 import asyncio
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -214,6 +215,15 @@ def test_policy_get_validate_put():
     with open(S.policy_path) as f:
         assert f.read() == before, "an invalid policy changed the file"
 
+    # A group that rules name but "groups" does not list is valid, with a
+    # warning that names it.
+    loose = os.path.join(S.tmp, "loose.json")
+    sc.write_policy(loose, [TEAM_RULE, {"name": "no-contractors", "from": "group:contractors",
+                                        "to": "*", "media": ["screen"], "action": "deny"}],
+                    {"team": ["alice", "bob"]})
+    rc, out, err = ctl("policy", "validate", loose, expect=0)
+    assert "ok, 2 rules" in out, out
+    assert re.search(r'warning: group "contractors" is named by rules but not listed', err), err
     # Not JSON at all: the error gives line and column.
     syntax = os.path.join(S.tmp, "syntax.json")
     with open(syntax, "w") as f:

@@ -367,6 +367,69 @@ def test_jwt_tokens():
         with_log(g, lambda: run(body()))
 
 
+# DESIGN.md's "Policy file" example, verbatim: "contractors" is named by a
+# rule but not listed in "groups", so only the identity backend puts users
+# in it (here users.db groups).
+DESIGN_POLICY = """{
+  "default": "deny",
+  "groups": { "sales": ["alice", "bob"], "support": ["carol"] },
+  "rules": [
+    {"name": "sales-calls", "from": "group:sales", "to": "group:sales",
+     "media": ["audio", "video", "data", "screen"], "action": "allow"},
+    {"name": "support-recorded", "from": "group:support", "to": "user:dave",
+     "media": ["audio"], "action": "allow", "record": true},
+    {"name": "no-screens-for-contractors", "from": "group:contractors", "to": "*",
+     "media": ["screen"], "action": "deny"}
+  ]
+}
+"""
+
+
+def test_design_example_policy():
+    """The daemon runs DESIGN.md's example policy as printed. erin is in
+    sales and contractors by her users.db groups: she may call alice with
+    audio but not share her screen; bob (sales in the file only) may."""
+    g = gh.Gatehouse(ARGS.gatehouse)
+    policy = os.path.join(g.workdir, "policy.json")
+    with open(policy, "w") as f:
+        f.write(DESIGN_POLICY)
+    g.config["policy"] = {"file": policy}
+    sc.write_config(g)
+    p = subprocess.run([g.binary, "policy", "check", policy], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    out, err = p.stdout.decode(), p.stderr.decode()
+    assert p.returncode == 0 and "ok, 3 rules" in out, "policy check: %d %r %r" % (
+        p.returncode, out, err)
+    assert 'warning: group "contractors"' in err and "sales" not in err, err
+    users = {n: sc.create_user(g, n, password_of(n), groups)
+             for n, groups in (("alice", ()), ("bob", ()), ("erin", ("sales", "contractors")))}
+
+    async def body():
+        ca = await sc.logged_in(g, users["alice"], "alice")
+        cb = await sc.logged_in(g, users["bob"], "bob")
+        ce = await sc.logged_in(g, users["erin"], "erin")
+        try:
+            r = await ce.request({"type": "call", "to": "alice", "media": ["audio", "screen"]})
+            assert r.get("type") == "error" and r.get("code") == "forbidden", \
+                "erin (contractor) -> alice with screen: %r" % r
+            await ca.expect_nothing(0.3, lambda m: m.get("type") == "incoming")
+            for caller, c, media in (("erin", ce, ["audio", "video"]),
+                                     ("bob", cb, ["audio", "screen"])):
+                r = await c.request({"type": "call", "to": "alice", "media": media})
+                assert r.get("type") == "call.ok", "%s -> alice %r: %r" % (caller, media, r)
+                await ca.wait_for("incoming", call=r["call"])
+                r2 = await c.request({"type": "hangup", "call": r["call"]})
+                assert r2.get("type") == "hangup.ok", "hangup: %r" % r2
+        finally:
+            for c in (ca, cb, ce):
+                await c.close()
+        await serves(g)
+    with g:
+        with_log(g, lambda: run(body()))
+        assert re.search(r'group "contractors" is named by rules but not listed', g.log()), \
+            "no warning about the undeclared group in the daemon log"
+
+
 # ------------------------------------------------------------ call errors
 
 def test_call_forbidden():
@@ -1105,6 +1168,7 @@ if __name__ == "__main__":
         test_login_failures_identical,
         test_login_missing_totp,
         test_jwt_tokens,
+        test_design_example_policy,
         test_call_forbidden,
         test_call_offline,
         test_call_self,
