@@ -415,7 +415,7 @@ static void h_user_add(struct act *x)
 	x->out = json_pack("{s:s}", "name", name);
 	if (totp && totp_uri("Gatehouse", name, b32, uri, sizeof(uri)) > 0)
 		json_object_set_new(x->out, "otpauth", json_string(uri));
-	hub_push_contacts(x->a->env.hub);
+	x->a->env.users_changed(x->a->env.ctx);
 out:
 	OPENSSL_cleanse(b32, sizeof(b32));
 	json_decref(body);
@@ -455,9 +455,8 @@ static int do_disable(struct act *x)
 
 	if (rc == USERDB_OK) {
 		/* Zero trust: a disabled user's sessions and admin tokens end now. */
-		hub_close_user(x->a->env.hub, x->arg, "user disabled");
+		x->a->env.users_changed(x->a->env.ctx);
 		tokens_revoke_user(x->a, x->arg);
-		hub_push_contacts(x->a->env.hub);
 	}
 	return rc;
 }
@@ -467,7 +466,7 @@ static int do_enable(struct act *x)
 	int rc = userdb_set_disabled(x->a->env.users, x->arg, false);
 
 	if (rc == USERDB_OK)
-		hub_push_contacts(x->a->env.hub);
+		x->a->env.users_changed(x->a->env.ctx);
 	return rc;
 }
 
@@ -481,9 +480,8 @@ static int do_delete(struct act *x)
 	int rc = userdb_del(x->a->env.users, x->arg);
 
 	if (rc == USERDB_OK) {
-		hub_close_user(x->a->env.hub, x->arg, "user deleted");
+		x->a->env.users_changed(x->a->env.ctx);
 		tokens_revoke_user(x->a, x->arg);
-		hub_push_contacts(x->a->env.hub);
 	}
 	return rc;
 }

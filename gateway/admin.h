@@ -88,6 +88,10 @@ struct admin_env {
 	struct blocklist *blocks;       /* borrowed: sources blocked by responses */
 	/* The Prometheus exposition text (owned, free()), or NULL. */
 	char *(*metrics)(void *ctx);
+	/* A user was added, disabled, enabled or deleted through the API:
+	 * the daemon applies the change to live sessions at once
+	 * (user_watch.h), as it does for changes made by other processes. */
+	void (*users_changed)(void *ctx);
 	/* Optional: an admin login failed (for the anomaly detectors). */
 	void (*login_failed)(void *ctx, const char *user, const char *source_ip);
 	/* Sends the answer to a request that admin_handle() deferred. */

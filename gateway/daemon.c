@@ -40,6 +40,7 @@
 #include "gateway/relay_thread.h"
 #include "gateway/secret.h"
 #include "gateway/tls.h"
+#include "gateway/user_watch.h"
 #include "policy/policy.h"
 #include "signaling/hub.h"
 #include "signaling/identity.h"
@@ -81,6 +82,7 @@ struct daemon {
 	struct peer_policy peers;
 	struct registry *registry;
 	struct userdb *users;
+	struct user_watch *user_watch;   /* NULL without local users */
 	struct identity *identity;
 	struct policy *policy;
 	struct hub *hub;
@@ -618,6 +620,8 @@ static void on_tick(void *arg)
 
 	hub_tick(d->hub, relay_io_now_ms());
 	policy_watch(d);
+	if (d->user_watch != NULL)
+		user_watch_poll(d->user_watch, relay_io_now_ms());
 	turn_server_each_alloc(d->turn, sample_traffic, d);
 }
 
@@ -630,6 +634,14 @@ static void admin_reply(void *ctx, uint64_t request, int status, const char *bod
     size_t len)
 {
 	admin_http_reply(((struct daemon *)ctx)->admin_http, request, status, body, len);
+}
+
+static void admin_users_changed(void *ctx)
+{
+	struct daemon *d = ctx;
+
+	if (d->user_watch != NULL)
+		user_watch_poll(d->user_watch, relay_io_now_ms());
 }
 
 static char *admin_policy_text(void *ctx)
@@ -855,6 +867,7 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 	env.blocks = d->blocks;
 	env.reply = admin_reply;
 	env.login_failed = admin_login_failed;
+	env.users_changed = admin_users_changed;
 	env.started_ms = relay_io_now_ms();
 	env.token_ttl_s = cfg->admin_token_ttl_s;
 	/* Browser requests only from the API's own origin. */
@@ -972,6 +985,7 @@ static void shutdown_all(struct daemon *d)
 	login_worker_free(d->logins);
 	admin_free(d->admin);
 	admin_http_free(d->admin_http);
+	user_watch_free(d->user_watch);
 	hub_free(d->hub);
 	ws_server_free(d->ws);
 	turn_server_free(d->turn);
@@ -1043,6 +1057,8 @@ int daemon_run(const struct config *cfg)
 	}
 	if (start_turn(&d, secret, err, sizeof(err)) != 0 ||
 	    start_signaling(&d, err, sizeof(err)) != 0 ||
+	    (d.users != NULL && (d.user_watch = user_watch_new(d.users, d.hub, d.audit,
+	    err, sizeof(err))) == NULL) ||
 	    start_admin(&d, err, sizeof(err)) != 0)
 		goto fail;
 	if (d.deferred_fd < 0 ||

@@ -38,7 +38,7 @@
 #include "signaling/password.h"
 #include "signaling/totp.h"
 
-#define USERDB_SCHEMA_VERSION 1
+#define USERDB_SCHEMA_VERSION 2
 #define USERDB_BUSY_MS 2000
 #define USERDB_B32_MIN 33 /* base32 of the 20-byte secret and a NUL */
 #define USERDB_SECRET_MAX 64
@@ -76,6 +76,32 @@ static const char schema_v1[] =
     " PRIMARY KEY (name, grp)"
     ") STRICT, WITHOUT ROWID;"
     "PRAGMA user_version = 1;";
+
+/* Version 2: a log of the changes that decide whether a user may be
+ * signed in, written by triggers, so that the daemon learns of those made
+ * by another process (`gatehouse user disable` on the host) and ends the
+ * user's sessions as the admin API would. Only the newest 10,000 are
+ * kept (userdb.h); the daemon reads it every second. */
+static const char schema_v2[] =
+    "CREATE TABLE user_changes ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " name TEXT NOT NULL,"
+    " kind INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TRIGGER user_changes_added AFTER INSERT ON users BEGIN"
+    " INSERT INTO user_changes (name, kind) VALUES (NEW.name, 0); END;"
+    "CREATE TRIGGER user_changes_deleted AFTER DELETE ON users BEGIN"
+    " INSERT INTO user_changes (name, kind) VALUES (OLD.name, 1); END;"
+    "CREATE TRIGGER user_changes_disabled AFTER UPDATE OF disabled ON users"
+    " WHEN NEW.disabled IS NOT OLD.disabled BEGIN"
+    " INSERT INTO user_changes (name, kind) VALUES (NEW.name,"
+    " CASE WHEN NEW.disabled THEN 2 ELSE 3 END); END;"
+    "CREATE TRIGGER user_changes_kept AFTER INSERT ON user_changes BEGIN"
+    " DELETE FROM user_changes WHERE seq <= NEW.seq - 10000; END;"
+    "PRAGMA user_version = 2;";
+
+_Static_assert(USERDB_CHANGE_ADDED == 0 && USERDB_CHANGE_DELETED == 1 &&
+    USERDB_CHANGE_DISABLED == 2 && USERDB_CHANGE_ENABLED == 3, "kinds in schema_v2");
 
 /* SQLite's messages name tables and columns, never the values bound. */
 static int db_error(struct userdb *u, const char *what)
@@ -228,15 +254,17 @@ static int user_version(struct userdb *u, int *v)
 }
 
 /* The schema version lives in the header's user_version: 0 is a new
- * file. BEGIN IMMEDIATE so that two processes opening a new file at
- * once do not both create the tables. */
+ * file. Each version's statements run in turn, in one transaction, and
+ * BEGIN IMMEDIATE so that two processes opening the file at once do not
+ * both run them. */
 static int migrate(struct userdb *u, char *err, size_t errlen)
 {
 	int v = 0;
 
 	if (exec_quiet(u, "BEGIN IMMEDIATE") < 0)
 		return errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
-	if (user_version(u, &v) < 0 || (v == 0 && exec_quiet(u, schema_v1) < 0))
+	if (user_version(u, &v) < 0 || (v == 0 && exec_quiet(u, schema_v1) < 0) ||
+	    (v < 2 && exec_quiet(u, schema_v2) < 0))
 		goto fail_db;
 	if (v > USERDB_SCHEMA_VERSION) {
 		rollback(u);
@@ -499,6 +527,63 @@ int userdb_list(struct userdb *u, int (*fn)(void *ctx, const struct userdb_entry
 		rc = USERDB_OK;
 	else if (rc != USERDB_ERROR)
 		rc = db_error(u, "list users");
+	sqlite3_finalize(st);
+	rollback(u);
+	return rc;
+}
+
+int userdb_change_last(struct userdb *u, uint64_t *seq)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prepare(u, "SELECT IFNULL(MAX(seq), 0) FROM user_changes", &st)) != USERDB_OK)
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*seq = from_db_u64(sqlite3_column_int64(st, 0));
+		rc = USERDB_OK;
+	} else {
+		rc = db_error(u, "read the change log");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int userdb_changes(struct userdb *u, uint64_t *seq, size_t max, bool *missed,
+    void (*fn)(void *ctx, const char *name, enum userdb_change kind), void *ctx)
+{
+	sqlite3_stmt *st;
+	const unsigned char *name;
+	uint64_t at;
+	int rc, kind;
+	bool first = true;
+
+	*missed = false;
+	/* One read transaction: the oldest row kept and the rows after *seq
+	 * come from the same snapshot. */
+	if ((rc = exec(u, "BEGIN")) != USERDB_OK)
+		return rc;
+	if ((rc = prepare(u, "SELECT seq, name, kind, (SELECT MIN(seq) FROM user_changes) "
+	    "FROM user_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2", &st)) != USERDB_OK) {
+		rollback(u);
+		return rc;
+	}
+	sqlite3_bind_int64(st, 1, to_db_time(*seq));
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)(max < INT32_MAX ? max : INT32_MAX));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		at = from_db_u64(sqlite3_column_int64(st, 0));
+		/* Rows are only ever pruned from the old end: when the oldest
+		 * kept is past the next one wanted, some were never seen. */
+		if (first && from_db_u64(sqlite3_column_int64(st, 3)) > *seq + 1)
+			*missed = true;
+		first = false;
+		name = sqlite3_column_text(st, 1);
+		kind = sqlite3_column_int(st, 2);
+		*seq = at;
+		if (name != NULL && kind >= USERDB_CHANGE_ADDED && kind <= USERDB_CHANGE_ENABLED)
+			fn(ctx, (const char *)name, (enum userdb_change)kind);
+	}
+	rc = rc == SQLITE_DONE ? USERDB_OK : db_error(u, "read the change log");
 	sqlite3_finalize(st);
 	rollback(u);
 	return rc;

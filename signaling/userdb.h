@@ -76,6 +76,26 @@ int userdb_list(struct userdb *db, int (*fn)(void *ctx, const struct userdb_entr
     void *ctx);
 int userdb_get(struct userdb *db, const char *name, struct userdb_entry *out);
 
+/* The changes that decide whether a user may be signed in, from any
+ * process, numbered in the order they were made. Password and TOTP
+ * changes are not among them: they end admin tokens (cred_tag), not
+ * signaling sessions. */
+enum userdb_change {
+	USERDB_CHANGE_ADDED,
+	USERDB_CHANGE_DELETED,
+	USERDB_CHANGE_DISABLED,
+	USERDB_CHANGE_ENABLED,
+};
+
+/* The newest change's number, 0 when there is none. */
+int userdb_change_last(struct userdb *db, uint64_t *seq);
+
+/* Calls fn for at most max changes numbered after *seq, oldest first, and
+ * moves *seq to the last one. *missed is set when changes after *seq were
+ * already dropped from the log (it keeps the newest 10,000). */
+int userdb_changes(struct userdb *db, uint64_t *seq, size_t max, bool *missed,
+    void (*fn)(void *ctx, const char *name, enum userdb_change kind), void *ctx);
+
 /* Checks a password (always running argon2, also for unknown users, so
  * timing does not tell who exists) and, when check_totp, a TOTP code
  * (6 digits, 30 s steps, +-1 step, each step's code accepted once).

@@ -644,6 +644,72 @@ def test_cli_passwd_ends_admin_token():
     api.expect(200, "GET", "/api/status", token=t2)
 
 
+def test_cli_disable_and_delete_close_sessions():
+    """`gatehouse user disable` and `user del` on the host (another process,
+    straight to users.db) close the user's signaling sessions within the
+    daemon's one-second look at the change log, as the admin API does; other
+    users' sessions stay, and get their contacts again. Each change is
+    audited as user.changed, with the sessions it closed."""
+    g = shared()
+    api = S.api
+    us = make_users(g, {"clidis": ["team"], "clidel": ["team"]})
+
+    def cli(*args):
+        p = subprocess.run([g.binary, "user"] + list(args) + ["-c", g.config_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        assert p.returncode == 0, "user %s: exit %d: %s" % (args, p.returncode, p.stdout.decode())
+
+    async def closes(c, what):
+        t0 = time.monotonic()
+        assert await c.wait_closed(3.0 * gh.slow_factor()), \
+            "%s: the session is still open\n%s" % (what, c.describe())
+        return time.monotonic() - t0
+
+    async def body():
+        control = await sc.logged_in(g, U("alice"), "alice")
+        cd = await sc.logged_in(g, us["clidis"], "clidis")
+        cx = await sc.logged_in(g, us["clidel"], "clidel")
+        try:
+            cli("disable", "clidis")
+            took = await closes(cd, "user disable from the CLI")
+            print("CLI disable closed the session in %.2f s" % took)
+            cli("del", "clidel")
+            took = await closes(cx, "user del from the CLI")
+            print("CLI del closed the session in %.2f s" % took)
+            # The others stay, and hear of the change.
+            await control.wait_for("contacts.ok")
+            await control.ping()
+            async with sc.SigClient(sc.ws_url(g), name="clidis-again") as c:
+                u = us["clidis"]
+                r = await c.login(u.name, u.password, u.next_totp())
+                assert r.get("code") == "auth_failed", "a disabled user's login: %r" % r
+            cli("enable", "clidis")
+            c = await sc.logged_in(g, us["clidis"], "clidis-enabled")
+            await asyncio.sleep(1.5)     # a poll or two: enabling closes nothing
+            await c.ping()
+            await c.close()
+        finally:
+            for c in (control, cd, cx):
+                await c.close()
+        root = token("root")
+        seen = {}
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for e in audit_events(api, root, event="user.changed"):
+                if e.get("user") in ("clidis", "clidel"):
+                    seen[(e["user"], e.get("reason"))] = e
+            if ("clidis", "enabled") in seen:
+                break
+            await asyncio.sleep(0.2)
+        for (user, reason), closed in ((("clidis", "added"), 0), (("clidel", "added"), 0),
+                                       (("clidis", "disabled"), 1), (("clidel", "deleted"), 1),
+                                       (("clidis", "enabled"), 0)):
+            e = seen.get((user, reason))
+            assert e is not None, "no user.changed %s %s in the audit: %r" % (user, reason, seen)
+            assert e.get("sessions_closed") == closed, "user.changed %r" % e
+    with_log(g, lambda: run(body()), api)
+
+
 def test_mfa_off_and_token_expiry():
     """identity.mfa "off" does not lift MFA from admin logins; with
     admin.token_ttl_s 10 a token idle for 11 s is refused."""
@@ -1291,6 +1357,7 @@ if __name__ == "__main__":
         test_tokens_logout_forged_replayed,
         test_disabled_admin_token_dies,
         test_cli_passwd_ends_admin_token,
+        test_cli_disable_and_delete_close_sessions,
         test_cross_origin,
         test_cross_origin_long_origin,
         test_users_add_list_disable_enable_delete,

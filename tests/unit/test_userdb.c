@@ -94,14 +94,14 @@ static void test_open_refusals(void)
 
 	/* A schema newer than ours is refused, not misread. */
 	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
-	CHECK_EQ_INT(sqlite3_exec(raw, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_exec(raw, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(raw);
 	db = userdb_open(tmpdir, err, sizeof(err));
 	CHECK(db == NULL);
 	CHECK(strstr(err, dbpath) != NULL);
-	CHECK(strstr(err, "schema version 2") != NULL);
+	CHECK(strstr(err, "schema version 3") != NULL);
 	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
-	CHECK_EQ_INT(sqlite3_exec(raw, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_exec(raw, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(raw);
 
 	/* A symbolic link in place of the file. */
@@ -131,7 +131,7 @@ static void test_schema(void)
 	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
 	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
-	CHECK_EQ_INT(sqlite3_column_int(st, 0), 1);
+	CHECK_EQ_INT(sqlite3_column_int(st, 0), 2);
 	sqlite3_finalize(st);
 	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
@@ -144,7 +144,149 @@ static void test_schema(void)
 	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "SELECT name, grp FROM user_groups", -1, &st,
 	    NULL), SQLITE_OK);
 	sqlite3_finalize(st);
+	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "SELECT seq, name, kind FROM user_changes", -1, &st,
+	    NULL), SQLITE_OK);
+	sqlite3_finalize(st);
 	sqlite3_close(raw);
+}
+
+struct changes {
+	char log[512];
+};
+
+static void change_fn(void *ctx, const char *name, enum userdb_change kind)
+{
+	static const char *const kinds[] = { "added", "deleted", "disabled", "enabled" };
+	struct changes *c = ctx;
+	size_t used = strlen(c->log);
+
+	snprintf(c->log + used, sizeof(c->log) - used, "%s%s %s", used ? "," : "", kinds[kind],
+	    name);
+}
+
+/* Reads the changes after *seq into c->log. */
+static int read_changes(struct userdb *db, uint64_t *seq, size_t max, bool *missed,
+    struct changes *c)
+{
+	c->log[0] = '\0';
+	return userdb_changes(db, seq, max, missed, change_fn, c);
+}
+
+/* The change log that tells the daemon of users added, deleted, disabled
+ * or enabled by another process: every such change once, in order, and
+ * nothing for changes that do not decide access. */
+static void test_change_log(struct userdb *db)
+{
+	struct userdb *other = open_db();
+	struct changes c;
+	uint64_t seq, start;
+	bool missed = true;
+
+	CHECK_EQ_INT(userdb_change_last(db, &start), USERDB_OK);
+	seq = start;
+	CHECK_EQ_INT(read_changes(db, &seq, 100, &missed, &c), USERDB_OK);
+	CHECK(strcmp(c.log, "") == 0);
+	CHECK(!missed);
+	CHECK(seq == start);
+
+	/* Written through another connection, as `gatehouse user` would. */
+	CHECK_EQ_INT(userdb_add(other, "logged", "a long enough password", NULL, 0, false,
+	    NULL, 0), USERDB_OK);
+	CHECK_EQ_INT(userdb_set_disabled(other, "logged", true), USERDB_OK);
+	CHECK_EQ_INT(userdb_set_disabled(other, "logged", true), USERDB_OK); /* no change */
+	CHECK_EQ_INT(userdb_passwd(other, "logged", "another long password"), USERDB_OK);
+	CHECK_EQ_INT(userdb_lock(other, "logged", T0 + 60), USERDB_OK);
+	CHECK_EQ_INT(userdb_set_disabled(other, "logged", false), USERDB_OK);
+	CHECK_EQ_INT(userdb_del(other, "logged"), USERDB_OK);
+	CHECK_EQ_INT(userdb_del(other, "logged"), USERDB_NOTFOUND);
+
+	/* In batches of two: the position moves with each. */
+	CHECK_EQ_INT(read_changes(db, &seq, 2, &missed, &c), USERDB_OK);
+	CHECK(strcmp(c.log, "added logged,disabled logged") == 0);
+	CHECK(seq == start + 2);
+	CHECK_EQ_INT(read_changes(db, &seq, 2, &missed, &c), USERDB_OK);
+	CHECK(strcmp(c.log, "enabled logged,deleted logged") == 0);
+	CHECK_EQ_INT(read_changes(db, &seq, 2, &missed, &c), USERDB_OK);
+	CHECK(strcmp(c.log, "") == 0);
+	CHECK(!missed);
+	CHECK_EQ_INT(userdb_change_last(other, &seq), USERDB_OK);
+	CHECK(seq == start + 4);
+
+	/* Changes pruned before they were read are reported. */
+	CHECK_EQ_INT(userdb_add(other, "pruned1", "a long enough password", NULL, 0, false,
+	    NULL, 0), USERDB_OK);
+	CHECK_EQ_INT(userdb_add(other, "pruned2", "a long enough password", NULL, 0, false,
+	    NULL, 0), USERDB_OK);
+	{
+		sqlite3 *raw;
+		char sql[128];
+
+		CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
+		sqlite3_busy_timeout(raw, 2000);
+		snprintf(sql, sizeof(sql), "DELETE FROM user_changes WHERE seq <= %llu",
+		    (unsigned long long)(start + 5));
+		CHECK_EQ_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(raw);
+	}
+	seq = start + 4;
+	CHECK_EQ_INT(read_changes(db, &seq, 10, &missed, &c), USERDB_OK);
+	CHECK(missed);
+	CHECK(strcmp(c.log, "added pruned2") == 0);
+	CHECK_EQ_INT(userdb_del(other, "pruned1"), USERDB_OK);
+	CHECK_EQ_INT(userdb_del(other, "pruned2"), USERDB_OK);
+	CHECK_EQ_INT(read_changes(db, &seq, 10, &missed, &c), USERDB_OK);
+	CHECK(!missed);
+	CHECK(strcmp(c.log, "deleted pruned1,deleted pruned2") == 0);
+	userdb_close(other);
+}
+
+/* A version 1 file (sessions 1 to 3) gains the change log on open, and
+ * keeps its users. */
+static void test_migrate_v1(void)
+{
+	static const char v1[] =
+	    "CREATE TABLE users (name TEXT PRIMARY KEY NOT NULL, pw_hash TEXT NOT NULL,"
+	    " totp_secret BLOB, totp_last_step INTEGER NOT NULL DEFAULT 0,"
+	    " disabled INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,"
+	    " locked_until INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL) STRICT;"
+	    "CREATE TABLE user_groups (name TEXT NOT NULL REFERENCES users(name)"
+	    " ON DELETE CASCADE, grp TEXT NOT NULL, PRIMARY KEY (name, grp))"
+	    " STRICT, WITHOUT ROWID;"
+	    "PRAGMA user_version = 1;";
+	char dir[PATH_MAX], path[PATH_MAX + 16], sql[512], hash[PASSWORD_ENCODED_MAX];
+	struct userdb *db;
+	struct changes c;
+	uint64_t seq = 0;
+	bool missed;
+	sqlite3 *raw;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/v1", tmpdir);
+	CHECK_EQ_INT(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/" USERDB_FILE, dir);
+	fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_EQ_INT(password_hash("a long enough password", hash, sizeof(hash)), PASSWORD_OK);
+	snprintf(sql, sizeof(sql), "INSERT INTO users (name, pw_hash, created) "
+	    "VALUES ('old', '%s', 1)", hash);
+	CHECK_EQ_INT(sqlite3_open(path, &raw), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_exec(raw, v1, NULL, NULL, NULL), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+
+	db = userdb_open(dir, err, sizeof(err));
+	CHECK(db != NULL);
+	if (db == NULL)
+		return;
+	CHECK_EQ_INT(userdb_verify(db, "old", "a long enough password", NULL, false, T0, NULL),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_change_last(db, &seq), USERDB_OK);
+	CHECK(seq == 0);
+	CHECK_EQ_INT(userdb_set_disabled(db, "old", true), USERDB_OK);
+	CHECK_EQ_INT(read_changes(db, &seq, 10, &missed, &c), USERDB_OK);
+	CHECK(strcmp(c.log, "disabled old") == 0);
+	userdb_close(db);
 }
 
 struct collect {
@@ -643,7 +785,9 @@ int main(int argc, char **argv)
 	db = open_db();
 	test_lockout(db);
 	test_disable_passwd(db);
+	test_change_log(db);
 	userdb_close(db);
+	test_migrate_v1();
 	test_reopen();
 	test_two_connections_and_another_process();
 	test_concurrent_first_opens();
