@@ -145,11 +145,11 @@ static struct token *token_find(struct admin *a, const char *header, uint64_t no
 	return hit;
 }
 
-/* A new token for user; writes its text. NULL when every slot is live. */
+/* A new token for user, bound to the credentials its login was checked
+ * against (cred_tag); writes its text. NULL when every slot is live. */
 static struct token *token_new(struct admin *a, const char *user, enum admin_role role,
-    uint64_t now_ms, char text[TOKEN_TEXT + 1])
+    uint64_t cred_tag, uint64_t now_ms, char text[TOKEN_TEXT + 1])
 {
-	struct userdb_entry e;
 	uint8_t raw[TOKEN_RAW];
 	struct token *t = NULL, *oldest = NULL;
 	size_t i;
@@ -175,8 +175,7 @@ static struct token *token_new(struct admin *a, const char *user, enum admin_rol
 	snprintf(t->user, sizeof(t->user), "%s", user);
 	t->role = role;
 	t->created_ms = t->last_ms = now_ms;
-	if (a->env.users != NULL && userdb_get(a->env.users, user, &e) == USERDB_OK)
-		t->cred_tag = e.cred_tag;
+	t->cred_tag = cred_tag;
 	return t;
 }
 
@@ -916,7 +915,7 @@ void admin_login_done(struct admin *a, const struct login_result *r, uint64_t no
 	x.status = 200;
 	role = r->rc == IDENTITY_OK ? role_of(&r->who) : ADMIN_ROLE_NONE;
 	if (role != ADMIN_ROLE_NONE)
-		t = token_new(a, r->who.name, role, now_ms, text);
+		t = token_new(a, r->who.name, role, r->cred_tag, now_ms, text);
 	if (t == NULL) {
 		/* The same answer for every reason, including "not an admin". */
 		fail(&x, 401, "unauthorized", "authentication failed");

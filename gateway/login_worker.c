@@ -94,6 +94,7 @@ static void run_admin(struct login_worker *w, struct job *j, struct login_result
 		snprintf(r->who.groups[i], sizeof(r->who.groups[i]), "%s", e.groups[i]);
 	r->who.ngroups = i;
 	r->who.mfa = true;
+	r->cred_tag = e.cred_tag;
 	r->rc = IDENTITY_OK;
 	OPENSSL_cleanse(&e, sizeof(e));
 }

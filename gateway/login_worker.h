@@ -20,6 +20,7 @@ struct login_result {
 	bool admin;                /* an admin API login (always password + TOTP) */
 	int rc;                    /* enum identity_rc */
 	struct identity_user who;  /* filled when rc == IDENTITY_OK */
+	uint64_t cred_tag;         /* admin: of the credentials checked (userdb_entry) */
 	const char *why;           /* static text, for logs */
 };
 

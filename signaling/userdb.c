@@ -804,16 +804,26 @@ int userdb_set_disabled(struct userdb *u, const char *name, bool disabled)
 static int settle(struct userdb *u, const char *name, bool pw_ok, const char *totp,
     bool check_totp, uint64_t now_s, struct row *r)
 {
+	char checked[sizeof(r->pw_hash)];
+	size_t len = strlen(r->pw_hash);
 	sqlite3_stmt *st;
 	uint64_t step;
 	uint32_t failures;
 	int64_t locked_until;
 	int rc, verdict;
 
+	memcpy(checked, r->pw_hash, len + 1);
 	if ((rc = exec(u, "BEGIN IMMEDIATE")) != USERDB_OK)
-		return rc;
+		goto out;
 	if ((rc = row_load(u, name, r)) != USERDB_OK)
 		goto out_rollback;
+	/* The password was set anew while argon2 ran: what was checked is no
+	 * longer the password, and what this login would be granted (an
+	 * admin token bound to cred_tag) would carry the new one's tag. */
+	if (pw_ok && (strlen(r->pw_hash) != len || CRYPTO_memcmp(r->pw_hash, checked, len) != 0)) {
+		rc = USERDB_BADPASSWORD;
+		goto out_rollback;
+	}
 	if (r->e.disabled) {
 		rc = USERDB_DISABLED;
 		goto out_rollback;
@@ -858,10 +868,13 @@ static int settle(struct userdb *u, const char *name, bool pw_ok, const char *to
 		goto out_rollback;
 	r->e.failures = failures;
 	r->e.locked_until_s = (uint64_t)locked_until;
-	return verdict;
+	rc = verdict;
+	goto out;
 
 out_rollback:
 	rollback(u);
+out:
+	OPENSSL_cleanse(checked, sizeof(checked));
 	return rc;
 }
 

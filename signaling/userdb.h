@@ -100,6 +100,9 @@ int userdb_changes(struct userdb *db, uint64_t *seq, size_t max, bool *missed,
  * timing does not tell who exists) and, when check_totp, a TOTP code
  * (6 digits, 30 s steps, +-1 step, each step's code accepted once).
  * Counts failures and locks progressively; success resets the count.
+ * A password set anew (by any process) while argon2 ran is refused with
+ * USERDB_BADPASSWORD and counts no failure: out (cred_tag included) is
+ * always the entry of the credentials that were checked.
  * Returns USERDB_OK, or the specific refusal for the logs. */
 int userdb_verify(struct userdb *db, const char *name, const char *password,
     const char *totp, bool check_totp, uint64_t now_s, struct userdb_entry *out);

@@ -240,6 +240,47 @@ static void test_change_log(struct userdb *db)
 	userdb_close(other);
 }
 
+/* A password set anew while a login's argon2 runs: the login, checked
+ * against the old password, is refused and counts no failure; otherwise
+ * what it grants (an admin token bound to cred_tag) would carry the new
+ * password's tag and outlive the change. Another process changes it
+ * 0.1 s into a check that takes several times that. */
+static void test_password_changed_during_check(struct userdb *db)
+{
+	struct userdb_entry e;
+	int go[2], status = 0;
+	char byte = 'g';
+	pid_t pid;
+
+	password_set_cost_for_tests(32768, 8);
+	CHECK_EQ_INT(userdb_add(db, "racer", "the old password", NULL, 0, false, NULL, 0),
+	    USERDB_OK);
+	password_set_cost_for_tests(8, 1);
+	CHECK_EQ_INT(pipe(go), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct userdb *other = userdb_open(tmpdir, err, sizeof(err));
+
+		close(go[1]);
+		if (other == NULL || read(go[0], &byte, 1) != 1)
+			_exit(2);
+		usleep(100 * 1000);
+		_exit(userdb_passwd(other, "racer", "the new password") == USERDB_OK ? 0 : 1);
+	}
+	close(go[0]);
+	CHECK(pid > 0);
+	CHECK_EQ_INT(write(go[1], &byte, 1), 1);
+	CHECK_EQ_INT(userdb_verify(db, "racer", "the old password", NULL, false, T0, &e),
+	    USERDB_BADPASSWORD);
+	close(go[1]);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_EQ_INT(userdb_get(db, "racer", &e), USERDB_OK);
+	CHECK_EQ_INT(e.failures, 0);
+	CHECK_EQ_INT(userdb_verify(db, "racer", "the new password", NULL, false, T0, NULL),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_del(db, "racer"), USERDB_OK);
+}
+
 /* A version 1 file (sessions 1 to 3) gains the change log on open, and
  * keeps its users. */
 static void test_migrate_v1(void)
@@ -786,6 +827,7 @@ int main(int argc, char **argv)
 	test_lockout(db);
 	test_disable_passwd(db);
 	test_change_log(db);
+	test_password_changed_during_check(db);
 	userdb_close(db);
 	test_migrate_v1();
 	test_reopen();
