@@ -800,27 +800,26 @@ int userdb_set_disabled(struct userdb *u, const char *name, bool disabled)
 /* The second half of userdb_verify, in one write transaction: reads the
  * user again (another login may have changed the counters or used the
  * code while argon2 ran), checks the code when the password was right,
- * and records the outcome. */
-static int settle(struct userdb *u, const char *name, bool pw_ok, const char *totp,
-    bool check_totp, uint64_t now_s, struct row *r)
+ * and records the outcome. checked is the hash the password was checked
+ * against, NULL when only a code is checked (userdb_check_code). */
+static int settle(struct userdb *u, const char *name, const char *checked, bool pw_ok,
+    const char *totp, bool check_totp, uint64_t now_s, struct row *r)
 {
-	char checked[sizeof(r->pw_hash)];
-	size_t len = strlen(r->pw_hash);
 	sqlite3_stmt *st;
 	uint64_t step;
 	uint32_t failures;
 	int64_t locked_until;
 	int rc, verdict;
 
-	memcpy(checked, r->pw_hash, len + 1);
 	if ((rc = exec(u, "BEGIN IMMEDIATE")) != USERDB_OK)
-		goto out;
+		return rc;
 	if ((rc = row_load(u, name, r)) != USERDB_OK)
 		goto out_rollback;
 	/* The password was set anew while argon2 ran: what was checked is no
 	 * longer the password, and what this login would be granted (an
 	 * admin token bound to cred_tag) would carry the new one's tag. */
-	if (pw_ok && (strlen(r->pw_hash) != len || CRYPTO_memcmp(r->pw_hash, checked, len) != 0)) {
+	if (checked != NULL && pw_ok && (strlen(r->pw_hash) != strlen(checked) ||
+	    CRYPTO_memcmp(r->pw_hash, checked, strlen(checked)) != 0)) {
 		rc = USERDB_BADPASSWORD;
 		goto out_rollback;
 	}
@@ -868,19 +867,17 @@ static int settle(struct userdb *u, const char *name, bool pw_ok, const char *to
 		goto out_rollback;
 	r->e.failures = failures;
 	r->e.locked_until_s = (uint64_t)locked_until;
-	rc = verdict;
-	goto out;
+	return verdict;
 
 out_rollback:
 	rollback(u);
-out:
-	OPENSSL_cleanse(checked, sizeof(checked));
 	return rc;
 }
 
 int userdb_verify(struct userdb *u, const char *name, const char *password,
     const char *totp, bool check_totp, uint64_t now_s, struct userdb_entry *out)
 {
+	char checked[sizeof(((struct row *)0)->pw_hash)];
 	struct row r;
 	int rc, pw;
 
@@ -925,11 +922,13 @@ int userdb_verify(struct userdb *u, const char *name, const char *password,
 		rc = USERDB_ERROR;
 		goto out;
 	}
-	rc = settle(u, name, pw == PASSWORD_OK, totp, check_totp, now_s, &r);
+	memcpy(checked, r.pw_hash, sizeof(checked));
+	rc = settle(u, name, checked, pw == PASSWORD_OK, totp, check_totp, now_s, &r);
 	if (rc == USERDB_OK && out != NULL)
 		*out = r.e;
 out:
 	OPENSSL_cleanse(&r, sizeof(r));
+	OPENSSL_cleanse(checked, sizeof(checked));
 	return rc;
 }
 
@@ -944,7 +943,7 @@ int userdb_check_code(struct userdb *u, const char *name, const char *totp,
 		return USERDB_NOTFOUND;
 	/* As after a right password: the code alone is checked, a wrong one
 	 * counts as a failure, a right one is used up. */
-	rc = settle(u, name, true, totp, true, now_s, &r);
+	rc = settle(u, name, NULL, true, totp, true, now_s, &r);
 	OPENSSL_cleanse(&r, sizeof(r));
 	return rc;
 }
