@@ -115,6 +115,11 @@ struct loop *loop_new(char *err, size_t errlen)
 	    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	/* Enough descriptors for the relay's sessions and sockets too. */
 	info.fd_limit_per_thread = 0;
+	/* A browser sends every cookie of the host with the WebSocket
+	 * upgrade; single sign-on cookies of a company domain easily pass
+	 * lws's default of 4 KiB, and past it the upgrade just fails. The
+	 * space is held only while a request's headers are read. */
+	info.max_http_header_data = LOOP_HTTP_HEADERS_MAX;
 	l->ctx = lws_create_context(&info);
 	if (l->ctx == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");

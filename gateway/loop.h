@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The most an HTTP request's headers may hold, in all, on the signaling
+ * and admin listeners; a longer request is dropped. */
+#define LOOP_HTTP_HEADERS_MAX 16384
+
 struct lws_context;
 struct loop;
 

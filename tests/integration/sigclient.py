@@ -170,9 +170,10 @@ class SigClient:
     """One WebSocket connection to /ws. Received JSON objects queue up in
     an inbox; wait_for()/request() take the first matching one out."""
 
-    def __init__(self, url, origin=None, name="client"):
+    def __init__(self, url, origin=None, name="client", headers=None):
         self.url = url
         self.origin = origin
+        self.headers = headers     # extra upgrade request headers
         self.name = name
         self.session = None
         self.ws = None
@@ -190,7 +191,7 @@ class SigClient:
         self.session = aiohttp.ClientSession()
         try:
             self.ws = await self.session.ws_connect(
-                self.url, origin=self.origin, autoping=True, max_msg_size=0,
+                self.url, origin=self.origin, headers=self.headers, autoping=True, max_msg_size=0,
                 timeout=timeout, receive_timeout=None)
         except BaseException:
             await self.session.close()

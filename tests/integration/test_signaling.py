@@ -631,6 +631,32 @@ def test_origin_configured():
         with_log(g, lambda: run(body()))
 
 
+def test_large_upgrade_headers():
+    """A browser sends every cookie of the host with the upgrade: 12 KiB of
+    them (single sign-on cookies of a company domain) still connects and
+    logs in. Past the 16 KiB limit the request is dropped, and the daemon
+    serves on."""
+    g = shared()
+
+    async def body():
+        big = {"Cookie": "; ".join("sso%d=%s" % (i, "v" * 1000) for i in range(12))}
+        async with sc.SigClient(sc.ws_url(g), name="12 KiB of cookies", headers=big) as c:
+            u = U("carol")
+            r = await c.login(u.name, u.password, u.next_totp())
+            assert r.get("type") == "login.ok", "login with 12 KiB of cookies: %r" % r
+        huge = {"Cookie": "; ".join("sso%d=%s" % (i, "v" * 1000) for i in range(20))}
+        c = sc.SigClient(sc.ws_url(g), name="20 KiB of cookies", headers=huge)
+        try:
+            await c.connect()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        else:
+            await c.close()
+            raise AssertionError("an upgrade with 20 KiB of headers was accepted")
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
 # --------------------------------------------------------- bad requests
 
 def bad_inputs():
@@ -1176,6 +1202,7 @@ if __name__ == "__main__":
         test_lockout_same_answer,
         test_origin_default,
         test_origin_configured,
+        test_large_upgrade_headers,
         test_bad_requests,
         test_strikes_close_connection,
         test_flood,
