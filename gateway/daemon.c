@@ -519,8 +519,6 @@ static bool policy_mtime(const char *path, struct timespec *out)
 	return true;
 }
 
-/* Swaps in a checked policy: every live call is decided again (ending
- * those no longer allowed, reason "policy") and contacts are pushed. */
 static void warn_undeclared_one(void *ctx, const char *group)
 {
 	log_warn("policy %s: group \"%s\" is named by rules but not listed in \"groups\": "
@@ -535,6 +533,8 @@ static void warn_undeclared(const struct daemon *d, const struct policy *p)
 	policy_each_undeclared(p, warn_undeclared_one, (void *)d->cfg->policy_file);
 }
 
+/* Swaps in a checked policy: every live call is decided again (ending
+ * those no longer allowed, reason "policy") and contacts are pushed. */
 static void policy_apply(struct daemon *d, struct policy *p, char *src, const char *how)
 {
 	warn_undeclared(d, p);

@@ -77,14 +77,18 @@ static void note(void *ctx, const char *name, enum userdb_change kind)
 
 static void apply(struct user_watch *w, const struct change *c, uint64_t now_ms)
 {
+	char shown[4 * IDENTITY_NAME_MAX];
 	size_t closed = 0;
 
 	if (c->kind == USERDB_CHANGE_DELETED)
 		closed = hub_close_user(w->hub, c->name, "user deleted");
 	else if (c->kind == USERDB_CHANGE_DISABLED)
 		closed = hub_close_user(w->hub, c->name, "user disabled");
+	/* Names are checked on the way into users.db, but the file is not
+	 * ours alone: escaped all the same. */
 	if (closed > 0)
-		log_info("users.db: user %s %s: %zu signaling session%s closed", c->name,
+		log_info("users.db: user %s %s: %zu signaling session%s closed",
+		    log_escape(shown, sizeof(shown), (const uint8_t *)c->name, strlen(c->name)),
 		    change_names[c->kind], closed, closed == 1 ? "" : "s");
 	audit_log(w->audit, now_ms, "user.changed", json_pack("{s:s, s:s, s:s, s:I}",
 	    "outcome", "success", "user", c->name, "reason", change_names[c->kind],

@@ -790,7 +790,7 @@ static void resolve(const struct policy *p, const struct policy_subject *s,
 		memcpy(out->groups, u->groups, sizeof(out->groups));
 	}
 	for (i = 0; s->groups != NULL && i < s->ngroups; i++) {
-		/* Claimed groups the file does not declare can match no rule. */
+		/* Claimed groups that the file never names can match no rule. */
 		if (s->groups[i] == NULL || (g = group_find(p, s->groups[i])) == NULL)
 			continue;
 		id = (size_t)(g - p->groups);

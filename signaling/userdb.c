@@ -568,7 +568,7 @@ int userdb_changes(struct userdb *u, uint64_t *seq, size_t max, bool *missed,
 		rollback(u);
 		return rc;
 	}
-	sqlite3_bind_int64(st, 1, to_db_time(*seq));
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)*seq); /* read from the log: fits */
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)(max < INT32_MAX ? max : INT32_MAX));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		at = from_db_u64(sqlite3_column_int64(st, 0));

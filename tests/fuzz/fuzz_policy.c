@@ -10,7 +10,9 @@
  *   of them, and it names a rule;
  * - policy_allowed_media() agrees with policy_decide() medium by medium
  *   (contacts must never offer what a call would refuse, or hide what it
- *   would allow). */
+ *   would allow);
+ * - the groups that rules name without listing them come out sorted,
+ *   once each, as valid names. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,6 +53,17 @@ static void describe_line(void *ctx, const char *text)
 	FUZZ_CHECK(strchr(text, '\n') == NULL || strchr(text, '\n')[1] == '\0');
 }
 
+/* Undeclared groups come out sorted, each once, as valid names. */
+static void check_undeclared(void *ctx, const char *group)
+{
+	char *last = ctx;
+	size_t n = strlen(group);
+
+	FUZZ_CHECK(n > 0 && n < POLICY_NAME_MAX);
+	FUZZ_CHECK(last[0] == '\0' || strcmp(last, group) < 0);
+	memcpy(last, group, n + 1);
+}
+
 static void decide_pair(const struct policy *p, const struct policy_subject *a,
     const struct policy_subject *b)
 {
@@ -79,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct policy_subject subj[4 + MAX_NAMED];
 	struct named nm;
 	struct policy *p;
-	char err[256];
+	char err[256], last_group[POLICY_NAME_MAX];
 	size_t i, j, ns;
 
 	memset(err, 0x5a, sizeof(err));
@@ -92,6 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&nm, 0, sizeof(nm));
 	policy_each_user(p, collect_user, &nm);
 	policy_describe(p, describe_line, NULL);
+	last_group[0] = '\0';
+	policy_each_undeclared(p, check_undeclared, last_group);
 
 	subj[0] = (struct policy_subject){ "alice", NULL, 0 };
 	subj[1] = (struct policy_subject){ "bob", g_sales, 1 };
