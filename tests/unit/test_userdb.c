@@ -260,12 +260,15 @@ static void test_password_changed_during_check(struct userdb *db)
 	pid = fork();
 	if (pid == 0) {
 		struct userdb *other = userdb_open(tmpdir, err, sizeof(err));
+		int rc = USERDB_ERROR;
 
 		close(go[1]);
-		if (other == NULL || read(go[0], &byte, 1) != 1)
-			_exit(2);
-		usleep(100 * 1000);
-		_exit(userdb_passwd(other, "racer", "the new password") == USERDB_OK ? 0 : 1);
+		if (other != NULL && read(go[0], &byte, 1) == 1) {
+			usleep(100 * 1000);
+			rc = userdb_passwd(other, "racer", "the new password");
+		}
+		userdb_close(other);
+		_exit(rc == USERDB_OK ? 0 : 1);
 	}
 	close(go[0]);
 	CHECK(pid > 0);
