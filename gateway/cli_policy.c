@@ -26,11 +26,12 @@
 #define MEDIA_LIST_CAP 64 /* "audio, video, screen, data" */
 
 static const char usage_text[] =
-    "usage: gatehouse policy check FILE\n"
+    "usage: gatehouse policy check [--strict] FILE\n"
     "       gatehouse policy explain FROM TO MEDIA[,MEDIA...]\n"
     "           (-c CONFIG | --policy FILE) [--group-from G]... [--group-to G]...\n"
     "\n"
-    "  check     validate a policy file and list its rules\n"
+    "  check     validate a policy file and list its rules; --strict also\n"
+    "            refuses groups that rules name but \"groups\" does not list\n"
     "  explain   show whether FROM may call TO with MEDIA (audio, video,\n"
     "            screen, data), and which rule decides; --group-from and\n"
     "            --group-to add groups as a token's claims would\n";
@@ -152,26 +153,45 @@ static void print_line(void *ctx, const char *text)
 	(*n)++;
 }
 
+struct undeclared {
+	const char *path;
+	bool strict;
+	size_t n;
+};
+
 static void warn_undeclared(void *ctx, const char *group)
 {
-	fprintf(stderr, "gatehouse: %s: warning: group \"%s\" is named by rules but not "
+	struct undeclared *u = ctx;
+
+	u->n++;
+	fprintf(stderr, "gatehouse: %s: %s: group \"%s\" is named by rules but not "
 	    "listed in \"groups\": only the identity backend (users.db groups, token "
-	    "claims) puts users in it; check its spelling\n", (const char *)ctx, group);
+	    "claims) puts users in it; check its spelling\n", u->path,
+	    u->strict ? "error" : "warning", group);
 }
 
 static int cmd_check(int argc, char **argv)
 {
+	struct undeclared u = { .strict = argc == 3 && strcmp(argv[1], "--strict") == 0 };
 	struct policy *p;
 	size_t nrules = 0;
 	int code;
 
-	if (argc != 2 || (argv[1][0] == '-' && argv[1][1] != '\0'))
+	if (argc != 2 + u.strict)
 		return usage(stderr, EXIT_USAGE);
-	if ((p = load_policy(argv[1], &code)) == NULL)
+	u.path = argv[1 + u.strict];
+	if (u.path[0] == '-' && u.path[1] != '\0')
+		return usage(stderr, EXIT_USAGE);
+	if ((p = load_policy(u.path, &code)) == NULL)
 		return code;
+	policy_each_undeclared(p, warn_undeclared, &u);
+	/* Strict: for a pipeline that wants every group of the file listed. */
+	if (u.strict && u.n > 0) {
+		policy_free(p);
+		return EXIT_USAGE;
+	}
 	policy_describe(p, print_line, &nrules);
-	policy_each_undeclared(p, warn_undeclared, argv[1]);
-	printf("%s: ok, %zu rule%s\n", argv[1], nrules, nrules == 1 ? "" : "s");
+	printf("%s: ok, %zu rule%s\n", u.path, nrules, nrules == 1 ? "" : "s");
 	policy_free(p);
 	return finish(0);
 }

@@ -401,6 +401,10 @@ def test_design_example_policy():
     assert p.returncode == 0 and "ok, 3 rules" in out, "policy check: %d %r %r" % (
         p.returncode, out, err)
     assert 'warning: group "contractors"' in err and "sales" not in err, err
+    p = subprocess.run([g.binary, "policy", "check", "--strict", policy], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    assert p.returncode == 2 and 'error: group "contractors"' in p.stderr.decode(), \
+        "policy check --strict: %d %r" % (p.returncode, p.stderr)
     users = {n: sc.create_user(g, n, password_of(n), groups)
              for n, groups in (("alice", ()), ("bob", ()), ("erin", ("sales", "contractors")))}
 
