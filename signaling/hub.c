@@ -18,6 +18,7 @@
 
 #include "common/b64url.h"
 #include "common/fnv.h"
+#include "signaling/directory.h"
 #include "signaling/message.h"
 #include "signaling/sdp_filter.h"
 
@@ -74,6 +75,7 @@ struct call {
 struct hub {
 	struct hub_config cfg;
 	struct hub_ops ops;
+	struct directory *directory; /* contacts: local users and the policy's names */
 	struct session *sessions[BUCKETS];
 	struct user_entry *users[BUCKETS];
 	struct call *calls[BUCKETS];
@@ -290,20 +292,6 @@ static void identity_of(struct hub *h, const char *user, struct identity_user *o
 		(void)identity_user_groups(h->cfg.identity, user, out);
 }
 
-static unsigned allowed_media(struct hub *h, const struct identity_user *from,
-    const char *to)
-{
-	struct identity_user callee;
-	struct subject a, b;
-
-	if (h->cfg.policy == NULL)
-		return 0;
-	identity_of(h, to, &callee);
-	subject_from(&a, from);
-	subject_from(&b, &callee);
-	return policy_allowed_media(h->cfg.policy, &a.ps, &b.ps);
-}
-
 /* --- calls ------------------------------------------------------------- */
 
 static json_t *ice_servers_json(struct hub *h, const char *user, const char *call,
@@ -479,74 +467,83 @@ void hub_login_done(struct hub *h, uint64_t session, int rc,
 }
 
 /* Contacts: every user we know of (local users, the policy's names,
- * who is online) that this user may call, with the media allowed. */
-struct name_set {
-	char (*names)[IDENTITY_NAME_MAX];
-	size_t n, cap;
+ * who is online) that this user may call, with the media allowed. The
+ * first two come from the directory, read once (directory.h); who is
+ * online, and with which identity, from the live sessions. */
+struct contact {
+	const char *name;
+	bool online;
+	unsigned media;
 };
 
-static void name_set_add(void *ctx, const char *name)
+static int contact_cmp(const void *a, const void *b)
 {
-	struct name_set *set = ctx;
-	void *grown;
+	return strcmp(((const struct contact *)a)->name, ((const struct contact *)b)->name);
+}
 
-	if (!name_ok(name))
-		return;
-	if (set->n == set->cap) {
-		size_t cap = set->cap ? set->cap * 2 : 64;
-		grown = realloc(set->names, cap * sizeof(*set->names));
-		if (grown == NULL)
-			return;
-		set->names = grown;
-		set->cap = cap;
+/* What who may use toward name: an online user as its session knows it
+ * (token groups included), else with its directory groups (k). */
+static unsigned contact_media(struct hub *h, const struct subject *from, const char *name,
+    size_t k, bool *online)
+{
+	struct user_entry *u = user_find(h, name, false);
+	struct subject to;
+
+	*online = u != NULL && u->sessions != NULL;
+	if (*online) {
+		subject_from(&to, &u->sessions->who);
+	} else {
+		to.ps.user = name;
+		to.ps.groups = to.groups;
+		to.ps.ngroups = directory_groups(h->directory, k, to.groups);
 	}
-	snprintf(set->names[set->n++], IDENTITY_NAME_MAX, "%s", name);
-}
-
-static int userdb_name(void *ctx, const struct userdb_entry *e)
-{
-	if (!e->disabled)
-		name_set_add(ctx, e->name);
-	return 0;
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(a, b);
+	return policy_allowed_media(h->cfg.policy, &from->ps, &to.ps);
 }
 
 static json_t *contacts_json(struct hub *h, const struct identity_user *who)
 {
-	struct name_set set = { NULL, 0, 0 };
+	struct contact *list;
 	struct user_entry *u;
-	json_t *list = json_array();
-	unsigned media;
-	size_t i;
+	struct subject from;
+	size_t i, k, n = 0, cap;
+	json_t *out = json_array();
+	bool online;
 
-	if (h->cfg.users != NULL)
-		(void)userdb_list(h->cfg.users, userdb_name, &set);
-	if (h->cfg.policy != NULL)
-		policy_each_user(h->cfg.policy, name_set_add, &set);
-	for (i = 0; i < BUCKETS; i++)
-		for (u = h->users[i]; u != NULL; u = u->next)
-			if (u->sessions != NULL)
-				name_set_add(&set, u->name);
-	if (set.n > 0)
-		qsort(set.names, set.n, sizeof(*set.names), name_cmp);
-	for (i = 0; i < set.n; i++) {
-		if ((i > 0 && strcmp(set.names[i], set.names[i - 1]) == 0) ||
-		    strcmp(set.names[i], who->name) == 0)
+	if (h->cfg.policy == NULL)
+		return out;
+	directory_refresh(h->directory, h->cfg.users, h->cfg.policy, h->now_ms);
+	cap = directory_count(h->directory) + h->nsessions;
+	if ((list = calloc(cap + 1, sizeof(*list))) == NULL)
+		return out;
+	subject_from(&from, who);
+	for (k = 0; k < directory_count(h->directory); k++) {
+		const char *name = directory_name(h->directory, k);
+		if (strcmp(name, who->name) == 0)
 			continue;
-		media = allowed_media(h, who, set.names[i]);
-		if (media == 0)
-			continue;
-		u = user_find(h, set.names[i], false);
-		json_array_append_new(list, json_pack("{s:s, s:b, s:o}", "user",
-		    set.names[i], "online", u != NULL && u->sessions != NULL,
-		    "media", media_json(media)));
+		list[n].media = contact_media(h, &from, name, k, &online);
+		list[n].online = online;
+		list[n].name = name;
+		n += list[n].media != 0;
 	}
-	free(set.names);
-	return list;
+	/* Signed-in users the directory does not know (token logins). */
+	for (i = 0; i < BUCKETS; i++) {
+		for (u = h->users[i]; u != NULL && n < cap; u = u->next) {
+			if (u->sessions == NULL || strcmp(u->name, who->name) == 0 ||
+			    directory_has(h->directory, u->name))
+				continue;
+			list[n].media = contact_media(h, &from, u->name, 0, &online);
+			list[n].online = true;
+			list[n].name = u->name;
+			n += list[n].media != 0;
+		}
+	}
+	if (n > 1)
+		qsort(list, n, sizeof(*list), contact_cmp);
+	for (i = 0; i < n; i++)
+		json_array_append_new(out, json_pack("{s:s, s:b, s:o}", "user", list[i].name,
+		    "online", list[i].online, "media", media_json(list[i].media)));
+	free(list);
+	return out;
 }
 
 static void on_contacts(struct msg_ctx *m)
@@ -1059,6 +1056,10 @@ struct hub *hub_new(const struct hub_config *cfg, const struct hub_ops *ops)
 		return NULL;
 	h->cfg = *cfg;
 	h->ops = *ops;
+	if ((h->directory = directory_new()) == NULL) {
+		free(h);
+		return NULL;
+	}
 	return h;
 }
 
@@ -1073,6 +1074,7 @@ void hub_set_policy(struct hub *h, const struct policy *p)
 	size_t i;
 
 	h->cfg.policy = p;
+	directory_invalidate(h->directory);
 	for (i = 0; i < BUCKETS; i++) {
 		for (c = h->calls[i]; c != NULL; c = next) {
 			next = c->next;
@@ -1118,6 +1120,7 @@ void hub_free(struct hub *h)
 			free(c);
 		}
 	}
+	directory_free(h->directory);
 	free(h);
 }
 
@@ -1197,6 +1200,7 @@ void hub_push_contacts(struct hub *h)
 	struct session *s;
 	size_t i;
 
+	directory_invalidate(h->directory);
 	for (i = 0; i < BUCKETS; i++)
 		for (s = h->sessions[i]; s != NULL; s = s->next_id)
 			if (s->authed)
