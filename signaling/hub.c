@@ -528,8 +528,8 @@ static json_t *contacts_json(struct hub *h, const struct identity_user *who)
 	/* Signed-in users the directory does not know (token logins). */
 	for (i = 0; i < BUCKETS; i++) {
 		for (u = h->users[i]; u != NULL && n < cap; u = u->next) {
-			if (u->sessions == NULL || strcmp(u->name, who->name) == 0 ||
-			    directory_has(h->directory, u->name))
+			if (u->sessions == NULL || !name_ok(u->name) ||
+			    strcmp(u->name, who->name) == 0 || directory_has(h->directory, u->name))
 				continue;
 			list[n].media = contact_media(h, &from, u->name, 0, &online);
 			list[n].online = true;
