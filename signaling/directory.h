@@ -9,6 +9,7 @@
 #ifndef GH_SIGNALING_DIRECTORY_H
 #define GH_SIGNALING_DIRECTORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
