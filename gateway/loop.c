@@ -12,6 +12,7 @@
 
 #include <libwebsockets.h>
 
+#include "common/clock.h"
 #include "gateway/log.h"
 #include "gateway/state_lock.h"
 
@@ -66,11 +67,32 @@ static const struct lws_protocols raw_protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
-/* libwebsockets' own messages go to our log, warnings and errors only. */
+/* libwebsockets' own messages go to our log, warnings and errors only.
+ * Most of them are caused by clients (a request with too many headers, a
+ * failed TLS handshake), so a client could fill the log with them: at
+ * most LWS_LOG_PER_S a second get through, and the rest are counted in
+ * one line with the next message of a later second. libwebsockets runs
+ * on the main thread only, so the counters need no lock. */
+#define LWS_LOG_PER_S 10
+
 static void lws_log_emit(int level, const char *line)
 {
+	static uint64_t second, shown, suppressed;
+	uint64_t now = clock_wall_coarse_ms() / 1000;
 	size_t n = strlen(line);
 
+	if (now != second) {
+		if (suppressed > 0)
+			log_warn("lws: %llu more messages were not logged (at most %d a second)",
+			    (unsigned long long)suppressed, LWS_LOG_PER_S);
+		second = now;
+		shown = suppressed = 0;
+	}
+	if (shown == LWS_LOG_PER_S) {
+		suppressed++;
+		return;
+	}
+	shown++;
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		n--;
 	log_msg(level == LLL_ERR ? LOG_ERR : LOG_WARNING, "lws: %.*s", (int)n, line);

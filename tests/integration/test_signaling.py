@@ -660,6 +660,31 @@ def test_large_upgrade_headers():
         await serves(g)
     with_log(g, lambda: run(body()))
 
+    # Each dropped request makes libwebsockets log a line: a client must
+    # not be able to fill the log with them.
+    def oversized():
+        with socket.create_connection((g.host, g.signaling_port), timeout=5) as s:
+            s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nCookie: " + b"v" * 20000 + b"\r\n\r\n")
+            try:
+                while s.recv(4096):
+                    pass
+            except OSError:
+                pass
+    before = g.log().count("Ran out of header data space")
+    t0 = time.monotonic()
+    for _ in range(60):
+        oversized()
+    took = time.monotonic() - t0
+    time.sleep(1.1)
+    oversized()          # a later second: the count of the rest is logged
+    log = g.log()
+    lines = log.count("Ran out of header data space") - before
+    assert lines <= 10 * (int(took) + 3), \
+        "%d lws lines for 61 dropped requests in %.2f s: not rate-limited" % (lines, took)
+    assert re.search(r"lws: \d+ more messages were not logged", log), \
+        "no count of the lws messages left out\n%s" % gh.tail(log, 20)
+    run(serves(g))
+
 
 # --------------------------------------------------------- bad requests
 
