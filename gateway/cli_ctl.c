@@ -51,6 +51,7 @@
 #include "gateway/http_resp.h"
 #include "gateway/log.h"
 #include "gateway/secret.h"
+#include "policy/policy.h"
 #include "signaling/identity.h"
 #include "signaling/password.h"
 #include "signaling/totp.h"
@@ -1843,9 +1844,8 @@ static int policy_send(struct ctl *c, bool put)
 		if (!json_is_string(group))
 			continue;
 		esc(cell, sizeof(cell), json_string_value(group));
-		fprintf(stderr, "gatehouse: %s: warning: group \"%s\" is named by rules but "
-		    "not listed in \"groups\": only the identity backend puts users in it; "
-		    "check its spelling\n", shown, cell);
+		fprintf(stderr, "gatehouse: %s: warning: group \"%s\" " POLICY_UNDECLARED_TEXT
+		    "; check its spelling\n", shown, cell);
 	}
 	if (c->opt[O_JSON] != NULL)
 		print_raw(&r);

@@ -164,10 +164,8 @@ static void warn_undeclared(void *ctx, const char *group)
 	struct undeclared *u = ctx;
 
 	u->n++;
-	fprintf(stderr, "gatehouse: %s: %s: group \"%s\" is named by rules but not "
-	    "listed in \"groups\": only the identity backend (users.db groups, token "
-	    "claims) puts users in it; check its spelling\n", u->path,
-	    u->strict ? "error" : "warning", group);
+	fprintf(stderr, "gatehouse: %s: %s: group \"%s\" " POLICY_UNDECLARED_TEXT
+	    "; check its spelling\n", u->path, u->strict ? "error" : "warning", group);
 }
 
 static int cmd_check(int argc, char **argv)

@@ -521,9 +521,7 @@ static bool policy_mtime(const char *path, struct timespec *out)
 
 static void warn_undeclared_one(void *ctx, const char *group)
 {
-	log_warn("policy %s: group \"%s\" is named by rules but not listed in \"groups\": "
-	    "only the identity backend (users.db groups, token claims) puts users in it",
-	    (const char *)ctx, group);
+	log_warn("policy %s: group \"%s\" " POLICY_UNDECLARED_TEXT, (const char *)ctx, group);
 }
 
 /* Accepted, as DESIGN.md's example needs, but said aloud: a misspelt

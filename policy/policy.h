@@ -74,6 +74,9 @@ void policy_each_user(const struct policy *p, void (*fn)(void *ctx, const char *
  * looks the same and would silently weaken a deny rule. */
 void policy_each_undeclared(const struct policy *p, void (*fn)(void *ctx, const char *group),
     void *ctx);
+/* What the tools say after `group "NAME"` for each of them. */
+#define POLICY_UNDECLARED_TEXT "is named by rules but not listed in \"groups\": only " \
+    "the identity backend (users.db groups, token claims) puts users in it"
 
 /* Rules in order, for `gatehouse policy check`: writes a human-readable
  * listing into a FILE-like callback, one line per rule. */
