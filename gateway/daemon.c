@@ -39,6 +39,7 @@
 #include "gateway/relay_io.h"
 #include "gateway/relay_thread.h"
 #include "gateway/secret.h"
+#include "gateway/state_lock.h"
 #include "gateway/tls.h"
 #include "gateway/user_watch.h"
 #include "policy/policy.h"
@@ -250,6 +251,12 @@ static void hub_call_ended(void *ctx, const char *call, uint64_t expires_s)
 	    "bytes_to_peer", (json_int_t)t.bytes_to_peers, "bytes_from_peer",
 	    (json_int_t)t.bytes_from_peers, "packets_to_peer", (json_int_t)t.packets_to_peers,
 	    "packets_from_peer", (json_int_t)t.packets_from_peers, "outcome", "success"));
+}
+
+static void hub_yield(void *ctx)
+{
+	(void)ctx;
+	state_yield();
 }
 
 static void hub_event(void *ctx, const struct hub_event *e)
@@ -820,6 +827,7 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 	ho.relay_of = hub_relay_of;
 	ho.call_ended = hub_call_ended;
 	ho.event = hub_event;
+	ho.yield = hub_yield;
 	d->hub = hub_new(&hc, &ho);
 	if (d->hub == NULL) {
 		snprintf(err, errlen, "out of memory");

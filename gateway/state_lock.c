@@ -1,16 +1,75 @@
-/* The daemon's state lock (see state_lock.h). */
+/* The daemon's state lock (see state_lock.h).
+ *
+ * A ticket lock: each thread that has to wait takes the next ticket and
+ * owns the lock when the ticket is served. A plain mutex would let the
+ * main thread, yielding, take the lock straight back before the waiting
+ * relay thread had even woken up. */
 #include "gateway/state_lock.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 
-static pthread_mutex_t state = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static pthread_mutex_t guard = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t served = PTHREAD_COND_INITIALIZER;
+static unsigned long next_ticket, now_serving;
+static bool owned;
+static pthread_t owner;
+static unsigned depth;
+
+/* With guard held: waits for a ticket of its own, then owns the lock. */
+static void take_turn(unsigned at_depth)
+{
+	unsigned long ticket = next_ticket++;
+	while (ticket != now_serving)
+		pthread_cond_wait(&served, &guard);
+	owned = true;
+	owner = pthread_self();
+	depth = at_depth;
+}
+
+/* With guard held: hands the lock to the next ticket. */
+static void pass_turn(void)
+{
+	owned = false;
+	depth = 0;
+	now_serving++;
+	if (next_ticket != now_serving)
+		pthread_cond_broadcast(&served);
+}
 
 void state_lock(void)
 {
-	pthread_mutex_lock(&state);
+	pthread_mutex_lock(&guard);
+	if (owned && pthread_equal(owner, pthread_self()))
+		depth++;
+	else
+		take_turn(1);
+	pthread_mutex_unlock(&guard);
 }
 
 void state_unlock(void)
 {
-	pthread_mutex_unlock(&state);
+	pthread_mutex_lock(&guard);
+	if (--depth == 0)
+		pass_turn();
+	pthread_mutex_unlock(&guard);
+}
+
+void state_yield(void)
+{
+	unsigned held;
+
+	pthread_mutex_lock(&guard);
+	if (!owned || !pthread_equal(owner, pthread_self())) {
+		pthread_mutex_unlock(&guard);
+		return;
+	}
+	held = depth;
+	pass_turn();
+	pthread_mutex_unlock(&guard);
+	sched_yield();
+	pthread_mutex_lock(&guard);
+	take_turn(held);
+	pthread_mutex_unlock(&guard);
 }

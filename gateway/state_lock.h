@@ -10,6 +10,11 @@
  * these entry points needs no locking of its own. The lock is recursive,
  * as libwebsockets may call a callback from inside another.
  *
+ * The lock is fair: threads get it in the order they asked for it. Media
+ * waits while the main thread holds it, and some main-thread work is long
+ * (a contacts list of thousands of users, a push of them to every
+ * session), so such work calls state_yield() between its steps.
+ *
  * The relay thread must not call libwebsockets (it is not thread-safe):
  * work that would, such as ending a call in response to an alert, is
  * handed to the main thread (daemon.c). */
@@ -18,5 +23,17 @@
 
 void state_lock(void);
 void state_unlock(void);
+
+/* For the holder, between two steps of a long piece of work: lets a
+ * thread that waits for the lock run its work first, and the relay
+ * thread have the CPU if it woke up on this one, then takes the lock
+ * back at the same depth. Without the second, a thread that computes
+ * for milliseconds without a system call keeps its CPU until the
+ * scheduler's next tick (4 ms at HZ=250 on kernels without full
+ * preemption), however urgent the thread that woke up there.
+ * Only for work whose own data the other thread never touches: the
+ * hub's sessions and contacts, say, which the relay thread never sees.
+ * Does nothing for a thread that does not hold the lock. */
+void state_yield(void);
 
 #endif

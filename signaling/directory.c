@@ -17,11 +17,21 @@ struct directory {
 	size_t ngroups, gcap;
 	bool valid;
 	uint64_t built_ms;
+	void (*yield)(void *ctx);
+	void *yield_ctx;
 };
 
-struct directory *directory_new(void)
+#define YIELD_EVERY 32
+
+struct directory *directory_new(void (*yield)(void *ctx), void *ctx)
 {
-	return calloc(1, sizeof(struct directory));
+	struct directory *d = calloc(1, sizeof(struct directory));
+
+	if (d != NULL) {
+		d->yield = yield;
+		d->yield_ctx = ctx;
+	}
+	return d;
 }
 
 void directory_free(struct directory *d)
@@ -80,6 +90,8 @@ static int add_local(void *ctx, const struct userdb_entry *e)
 {
 	struct directory *d = ctx;
 
+	if (d->yield != NULL && d->n % YIELD_EVERY == YIELD_EVERY - 1)
+		d->yield(d->yield_ctx);
 	if (e->disabled)
 		return 0;
 	return add(d, e->name, e->groups, e->ngroups < IDENTITY_MAX_GROUPS ? e->ngroups :

@@ -21,8 +21,10 @@
 
 struct directory;
 
-/* Returns owned: free with directory_free(). NULL on ENOMEM. */
-struct directory *directory_new(void);
+/* Returns owned: free with directory_free(). NULL on ENOMEM. yield, if
+ * not NULL, is called with ctx every few dozen users read, so that the
+ * daemon can let its relay thread run during a long read. */
+struct directory *directory_new(void (*yield)(void *ctx), void *ctx);
 void directory_free(struct directory *d);
 
 /* Users or the policy changed: the next directory_refresh() reads again. */

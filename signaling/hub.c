@@ -231,6 +231,21 @@ static void no_such_call(struct msg_ctx *m, const char *why)
 		reply_error(m, "bad_request", why);
 }
 
+/* Contacts lists and pushes yield this often: at most a fraction of a
+ * millisecond of media waits for them at a time (gateway/state_lock.h). */
+#define YIELD_EVERY 32
+
+static void hub_yield(struct hub *h)
+{
+	if (h->ops.yield != NULL)
+		h->ops.yield(h->ops.ctx);
+}
+
+static void hub_yield_cb(void *ctx)
+{
+	hub_yield(ctx);
+}
+
 static json_t *media_json(unsigned media)
 {
 	json_t *a = json_array();
@@ -500,25 +515,33 @@ static unsigned contact_media(struct hub *h, const struct subject *from, const c
 	return policy_allowed_media(h->cfg.policy, &from->ps, &to.ps);
 }
 
-static json_t *contacts_json(struct hub *h, const struct identity_user *who)
+/* Who may call whom, for a contacts list: sorted by name, in *out
+ * (owned; NULL when there are none). The names point into the directory
+ * and the hub's users, which stay put until the list is sent. */
+static size_t contacts_collect(struct hub *h, const struct identity_user *who,
+    struct contact **out)
 {
 	struct contact *list;
 	struct user_entry *u;
 	struct subject from;
 	size_t i, k, n = 0, cap;
-	json_t *out = json_array();
 	bool online;
 
+	*out = NULL;
 	if (h->cfg.policy == NULL)
-		return out;
+		return 0;
 	directory_refresh(h->directory, h->cfg.users, h->cfg.policy, h->now_ms);
 	cap = directory_count(h->directory) + h->nsessions;
 	if ((list = calloc(cap + 1, sizeof(*list))) == NULL)
-		return out;
+		return 0;
 	subject_from(&from, who);
 	for (k = 0; k < directory_count(h->directory); k++) {
 		const char *name = directory_name(h->directory, k);
-		if (strcmp(name, who->name) == 0)
+		if (k % YIELD_EVERY == YIELD_EVERY - 1)
+			hub_yield(h);
+		/* The list is written as text without escaping (contacts_send):
+		 * a name no session could sign in with is left out. */
+		if (!name_ok(name) || strcmp(name, who->name) == 0)
 			continue;
 		list[n].media = contact_media(h, &from, name, k, &online);
 		list[n].online = online;
@@ -539,17 +562,58 @@ static json_t *contacts_json(struct hub *h, const struct identity_user *who)
 	}
 	if (n > 1)
 		qsort(list, n, sizeof(*list), contact_cmp);
-	for (i = 0; i < n; i++)
-		json_array_append_new(out, json_pack("{s:s, s:b, s:o}", "user", list[i].name,
-		    "online", list[i].online, "media", media_json(list[i].media)));
+	*out = list;
+	return n;
+}
+
+/* Sends who's contacts.ok, with id when not NULL. It is written as text
+ * rather than built as JSON objects: with thousands of contacts, the
+ * objects and their dump cost several times the policy checks, all of it
+ * while media waits (see YIELD_EVERY). Names are name_ok, media names
+ * are the policy's: neither needs escaping. */
+static void contacts_send(struct hub *h, uint64_t sid, const struct identity_user *who,
+    json_t *id)
+{
+	struct contact *list;
+	size_t i, n = contacts_collect(h, who, &list), len = 0;
+	char *text = NULL, *id_text = NULL;
+	const char *sep;
+	unsigned bit;
+	FILE *f;
+
+	if (id != NULL && (id_text = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT)) == NULL)
+		goto out;
+	if ((f = open_memstream(&text, &len)) == NULL)
+		goto out;
+	fputs("{\"type\":\"contacts.ok\",\"contacts\":[", f);
+	for (i = 0; i < n; i++) {
+		if (i % YIELD_EVERY == YIELD_EVERY - 1)
+			hub_yield(h);
+		fprintf(f, "%s{\"user\":\"%s\",\"online\":%s,\"media\":[", i > 0 ? "," : "",
+		    list[i].name, list[i].online ? "true" : "false");
+		for (bit = 1, sep = ""; bit <= POLICY_DATA; bit <<= 1) {
+			if (list[i].media & bit) {
+				fprintf(f, "%s\"%s\"", sep, policy_media_name(bit));
+				sep = ",";
+			}
+		}
+		fputs("]}", f);
+	}
+	fputs("]", f);
+	if (id_text != NULL)
+		fprintf(f, ",\"id\":%s", id_text);
+	fputs("}", f);
+	if (fclose(f) == 0 && text != NULL)
+		h->ops.send(h->ops.ctx, sid, text, len);
+out:
+	free(text);
+	free(id_text);
 	free(list);
-	return out;
 }
 
 static void on_contacts(struct msg_ctx *m)
 {
-	reply(m, json_pack("{s:s, s:o}", "type", "contacts.ok", "contacts",
-	    contacts_json(m->h, &m->s->who)));
+	contacts_send(m->h, m->s->id, &m->s->who, m->id);
 }
 
 /* Reads "media": a non-empty array of distinct known kinds. */
@@ -1056,7 +1120,7 @@ struct hub *hub_new(const struct hub_config *cfg, const struct hub_ops *ops)
 		return NULL;
 	h->cfg = *cfg;
 	h->ops = *ops;
-	if ((h->directory = directory_new()) == NULL) {
+	if ((h->directory = directory_new(hub_yield_cb, h)) == NULL) {
 		free(h);
 		return NULL;
 	}
@@ -1204,8 +1268,7 @@ void hub_push_contacts(struct hub *h)
 	for (i = 0; i < BUCKETS; i++)
 		for (s = h->sessions[i]; s != NULL; s = s->next_id)
 			if (s->authed)
-				send_json(h, s->id, json_pack("{s:s, s:o}", "type", "contacts.ok",
-				    "contacts", contacts_json(h, &s->who)));
+				contacts_send(h, s->id, &s->who, NULL);
 }
 
 size_t hub_session_count(const struct hub *h)

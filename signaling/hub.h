@@ -89,6 +89,10 @@ struct hub_ops {
 	void (*call_ended)(void *ctx, const char *call, uint64_t expires_s);
 	/* Optional: something happened (see struct hub_event). */
 	void (*event)(void *ctx, const struct hub_event *e);
+	/* Optional: called between the steps of long work (a contacts list,
+	 * a push to every session), which touches only the hub's own data,
+	 * so that the daemon can let its relay thread run meanwhile. */
+	void (*yield)(void *ctx);
 };
 
 struct hub_config {

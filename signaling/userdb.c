@@ -366,16 +366,15 @@ void userdb_close(struct userdb *u)
 
 /* ---- reading ---- */
 
-static int groups_load(struct userdb *u, struct userdb_entry *e)
+#define GROUPS_SQL "SELECT grp FROM user_groups WHERE name = ?1 ORDER BY grp"
+
+/* Reads e's groups with st (prepared from GROUPS_SQL, reset after). */
+static int groups_read(struct userdb *u, sqlite3_stmt *st, struct userdb_entry *e)
 {
-	sqlite3_stmt *st;
 	const unsigned char *g;
 	int rc, n;
 
 	e->ngroups = 0;
-	if ((rc = prepare(u, "SELECT grp FROM user_groups WHERE name = ?1 ORDER BY grp",
-	    &st)) != USERDB_OK)
-		return rc;
 	sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		g = sqlite3_column_text(st, 0);
@@ -384,15 +383,28 @@ static int groups_load(struct userdb *u, struct userdb_entry *e)
 		 * holds them was not written by us. */
 		if (g == NULL || n <= 0 || n >= IDENTITY_NAME_MAX ||
 		    e->ngroups >= IDENTITY_MAX_GROUPS) {
-			sqlite3_finalize(st);
+			sqlite3_reset(st);
 			log_err("%s: user_groups: unexpected row", u->path);
 			return USERDB_ERROR;
 		}
 		memcpy(e->groups[e->ngroups], g, (size_t)n + 1);
 		e->ngroups++;
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return rc == SQLITE_DONE ? USERDB_OK : db_error(u, "read groups");
+}
+
+static int groups_load(struct userdb *u, struct userdb_entry *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prepare(u, GROUPS_SQL, &st)) != USERDB_OK)
+		return rc;
+	rc = groups_read(u, st, e);
+	sqlite3_finalize(st);
+	return rc;
 }
 
 #define ROW_COLUMNS "name, pw_hash, totp_secret, totp_last_step, disabled, failures, " \
@@ -498,7 +510,7 @@ int userdb_get(struct userdb *u, const char *name, struct userdb_entry *out)
 int userdb_list(struct userdb *u, int (*fn)(void *ctx, const struct userdb_entry *e),
     void *ctx)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st, *groups = NULL;
 	struct row r;
 	int rc;
 
@@ -511,9 +523,16 @@ int userdb_list(struct userdb *u, int (*fn)(void *ctx, const struct userdb_entry
 		rollback(u);
 		return rc;
 	}
+	/* One statement for every user's groups: preparing it anew for
+	 * each was most of the time of a list of thousands. */
+	if ((rc = prepare(u, GROUPS_SQL, &groups)) != USERDB_OK) {
+		sqlite3_finalize(st);
+		rollback(u);
+		return rc;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((rc = row_read(u, st, &r)) != USERDB_OK ||
-		    (rc = groups_load(u, &r.e)) != USERDB_OK)
+		    (rc = groups_read(u, groups, &r.e)) != USERDB_OK)
 			break;
 		OPENSSL_cleanse(r.pw_hash, sizeof(r.pw_hash));
 		OPENSSL_cleanse(r.secret, sizeof(r.secret));
@@ -527,6 +546,7 @@ int userdb_list(struct userdb *u, int (*fn)(void *ctx, const struct userdb_entry
 		rc = USERDB_OK;
 	else if (rc != USERDB_ERROR)
 		rc = db_error(u, "list users");
+	sqlite3_finalize(groups);
 	sqlite3_finalize(st);
 	rollback(u);
 	return rc;

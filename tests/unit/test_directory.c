@@ -43,7 +43,7 @@ static void render(const struct directory *d, char *out, size_t cap)
 int main(void)
 {
 	static const char *const sales[] = { "sales" }, *const two[] = { "ops", "sales" };
-	struct directory *d = directory_new();
+	struct directory *d = directory_new(NULL, NULL);
 	struct userdb *db;
 	struct policy *p;
 	char err[256], text[512], cmd[128];
