@@ -19,6 +19,7 @@
 #include "gateway/audit.h"
 #include "gateway/blocklist.h"
 #include "gateway/login_worker.h"
+#include "gateway/state_lock.h"
 #include "policy/policy.h"
 #include "signaling/hub.h"
 #include "signaling/totp.h"
@@ -656,6 +657,8 @@ static void h_audit(struct act *x)
 	uint64_t since = 0, until = 0, limit = AUDIT_DEFAULT_LIMIT;
 	char user[IDENTITY_NAME_MAX], event[64];
 	bool has_user, has_event;
+	unsigned held;
+	json_t *events;
 
 	if (!query_u64(x->rq->query, "since", &since) || !query_u64(x->rq->query, "until", &until) ||
 	    !query_u64(x->rq->query, "limit", &limit) || limit == 0 || limit > AUDIT_MAX_LIMIT) {
@@ -664,8 +667,14 @@ static void h_audit(struct act *x)
 	}
 	has_user = query_get(x->rq->query, "user", user, sizeof(user));
 	has_event = query_get(x->rq->query, "event", event, sizeof(event));
-	x->out = json_pack("{s:o}", "events", audit_query(x->a->env.audit, since, until,
-	    has_user ? user : NULL, has_event ? event : NULL, (size_t)limit));
+	/* A query reads the whole audit file, which can take seconds: the
+	 * state lock is given up meanwhile, so that media goes on. It only
+	 * touches the audit object, which has a lock of its own. */
+	held = state_suspend();
+	events = audit_query(x->a->env.audit, since, until, has_user ? user : NULL,
+	    has_event ? event : NULL, (size_t)limit);
+	state_resume(held);
+	x->out = json_pack("{s:o}", "events", events);
 }
 
 static void block_row(void *ctx, const char *ip, uint64_t until_ms, const char *why)

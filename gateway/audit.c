@@ -363,33 +363,65 @@ static bool matches(json_t *e, uint64_t since_ms, uint64_t until_ms, const char 
 	return false;
 }
 
+/* Whether line can hold needle as a JSON string: a cheap test before
+ * parsing every line of a file of millions. Only for needles that JSON
+ * writes as they are (printable ASCII but quote and backslash, as every
+ * user and event name is); for any other, every line may. */
+static bool may_contain(const char *line, size_t len, const char *needle)
+{
+	char quoted[128];
+	const char *c;
+	int n;
+
+	if (needle == NULL)
+		return true;
+	for (c = needle; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e || *c == '"' || *c == '\\')
+			return true;
+	n = snprintf(quoted, sizeof(quoted), "\"%s\"", needle);
+	if (n < 0 || (size_t)n >= sizeof(quoted))
+		return true;
+	return memmem(line, len, quoted, (size_t)n) != NULL;
+}
+
 json_t *audit_query(struct audit *a, uint64_t since_ms, uint64_t until_ms,
     const char *user, const char *event, size_t limit)
 {
-	json_t *out = json_array(), *e;
+	json_t *out = json_array(), *e, **ring;
+	size_t cap = 0, kept = 0, next = 0, i;
 	char *line = NULL;
-	size_t cap = 0;
 	ssize_t n;
 	FILE *f;
 
-	if (a == NULL)
+	if (a == NULL || limit == 0)
 		return out;
 	drain(a);
-	if ((f = fopen(a->path, "r")) == NULL)
+	/* The newest limit matches, in a ring: dropping the oldest from the
+	 * front of a JSON array would move all the others, for every match. */
+	if ((ring = calloc(limit, sizeof(*ring))) == NULL)
 		return out;
+	if ((f = fopen(a->path, "r")) == NULL) {
+		free(ring);
+		return out;
+	}
 	while ((n = getline(&line, &cap, f)) > 0) {
-		if ((size_t)n > AUDIT_LINE_MAX)
+		if ((size_t)n > AUDIT_LINE_MAX || !may_contain(line, (size_t)n, event) ||
+		    !may_contain(line, (size_t)n, user))
 			continue;
 		e = json_loadb(line, (size_t)n, 0, NULL);
 		if (json_is_object(e) && matches(e, since_ms, until_ms, user, event)) {
-			json_array_append(out, e);
-			/* Keep the newest limit events. */
-			if (limit > 0 && json_array_size(out) > limit)
-				json_array_remove(out, 0);
+			json_decref(ring[next]);
+			ring[next] = e;
+			next = (next + 1) % limit;
+			kept += kept < limit;
+		} else {
+			json_decref(e);
 		}
-		json_decref(e);
 	}
 	free(line);
 	fclose(f);
+	for (i = 0; i < kept; i++)
+		json_array_append_new(out, ring[(next + limit - kept + i) % limit]);
+	free(ring);
 	return out;
 }

@@ -1050,6 +1050,10 @@ int daemon_run(const struct config *cfg)
 	if (has_local_backend(cfg) &&
 	    (d.users = userdb_open(cfg->state_dir, err, sizeof(err))) == NULL)
 		goto fail;
+	/* Passwords set through the admin API are hashed on this thread:
+	 * media goes on meanwhile. */
+	if (d.users != NULL)
+		userdb_set_hash_hooks(d.users, state_suspend, state_resume);
 	if ((d.identity = identity_new(&cfg->identity, d.users, err, sizeof(err))) == NULL ||
 	    (d.logins = login_worker_new(cfg, err, sizeof(err))) == NULL)
 		goto fail;

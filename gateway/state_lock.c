@@ -56,20 +56,34 @@ void state_unlock(void)
 	pthread_mutex_unlock(&guard);
 }
 
-void state_yield(void)
+unsigned state_suspend(void)
 {
-	unsigned held;
+	unsigned held = 0;
 
 	pthread_mutex_lock(&guard);
-	if (!owned || !pthread_equal(owner, pthread_self())) {
-		pthread_mutex_unlock(&guard);
-		return;
+	if (owned && pthread_equal(owner, pthread_self())) {
+		held = depth;
+		pass_turn();
 	}
-	held = depth;
-	pass_turn();
 	pthread_mutex_unlock(&guard);
-	sched_yield();
+	return held;
+}
+
+void state_resume(unsigned held)
+{
+	if (held == 0)
+		return;
 	pthread_mutex_lock(&guard);
 	take_turn(held);
 	pthread_mutex_unlock(&guard);
+}
+
+void state_yield(void)
+{
+	unsigned held = state_suspend();
+
+	if (held == 0)
+		return;
+	sched_yield();
+	state_resume(held);
 }

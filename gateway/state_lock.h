@@ -24,6 +24,14 @@
 void state_lock(void);
 void state_unlock(void);
 
+/* For the holder, around long work that touches none of the shared
+ * state, such as the argon2id hash of a password being set: gives the
+ * lock up meanwhile. state_suspend() returns the depth to give
+ * state_resume(), which takes the lock back (after whoever has it now);
+ * 0 from a thread that does not hold it, for which both do nothing. */
+unsigned state_suspend(void);
+void state_resume(unsigned held);
+
 /* For the holder, between two steps of a long piece of work: lets a
  * thread that waits for the lock run its work first, and the relay
  * thread have the CPU if it woke up on this one, then takes the lock

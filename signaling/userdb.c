@@ -48,6 +48,8 @@ _Static_assert((USERDB_TOTP_SECRET_LEN * 8 + 4) / 5 < USERDB_B32_MIN, "USERDB_B3
 struct userdb {
 	sqlite3 *db;
 	char path[PATH_MAX];
+	unsigned (*hash_before)(void);
+	void (*hash_after)(unsigned);
 };
 
 /* Everything about one user that a check needs. Wiped after use. */
@@ -644,6 +646,24 @@ static int insert_groups(struct userdb *u, const char *name, const char *const *
 	return rc;
 }
 
+void userdb_set_hash_hooks(struct userdb *u, unsigned (*before)(void),
+    void (*after)(unsigned))
+{
+	u->hash_before = before;
+	u->hash_after = after;
+}
+
+/* password_hash() between the hooks. */
+static int hash_new_password(struct userdb *u, const char *password, char *hash, size_t cap)
+{
+	unsigned held = u->hash_before != NULL ? u->hash_before() : 0;
+	int rc = password_hash(password, hash, cap);
+
+	if (u->hash_after != NULL)
+		u->hash_after(held);
+	return rc;
+}
+
 int userdb_add(struct userdb *u, const char *name, const char *password,
     const char *const *groups, size_t ngroups, bool want_totp,
     char *totp_b32, size_t b32cap)
@@ -663,7 +683,7 @@ int userdb_add(struct userdb *u, const char *name, const char *password,
 			return USERDB_INVALID;
 	if (want_totp && (rc = new_secret(secret, b32, sizeof(b32))) != USERDB_OK)
 		goto out;
-	if (password_hash(password, hash, sizeof(hash)) != PASSWORD_OK) {
+	if (hash_new_password(u, password, hash, sizeof(hash)) != PASSWORD_OK) {
 		rc = USERDB_ERROR;
 		log_err("%s: password hashing failed", u->path);
 		goto out;
@@ -732,7 +752,7 @@ int userdb_passwd(struct userdb *u, const char *name, const char *password)
 
 	if (!name_ok(name) || !password_ok(password))
 		return USERDB_INVALID;
-	if (password_hash(password, hash, sizeof(hash)) != PASSWORD_OK) {
+	if (hash_new_password(u, password, hash, sizeof(hash)) != PASSWORD_OK) {
 		log_err("%s: password hashing failed", u->path);
 		return USERDB_ERROR;
 	}

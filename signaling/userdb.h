@@ -38,6 +38,14 @@ struct userdb;
 struct userdb *userdb_open(const char *state_dir, char *err, size_t errlen);
 void userdb_close(struct userdb *db);
 
+/* Optional: called around each argon2id hash that userdb_add() and
+ * userdb_passwd() compute (a quarter of a second by design), outside any
+ * transaction; what before() returns is given to after(). The daemon
+ * gives its state lock up meanwhile, so that relayed media does not wait
+ * for an admin adding users (gateway/state_lock.h). */
+void userdb_set_hash_hooks(struct userdb *db, unsigned (*before)(void),
+    void (*after)(unsigned));
+
 /* Names: 1..63 of [A-Za-z0-9._@-], not starting with '-' or '.'.
  * Groups likewise. Passwords: 8..1024 bytes. With want_totp, a fresh
  * secret is made and its base32 form written to totp_b32 (at least 33

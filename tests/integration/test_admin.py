@@ -1092,6 +1092,10 @@ def test_audit_query_filters():
         "user=victim since t0: %r" % ev
     ev = audit_events(api, aud, event="admin.user.unlock", limit=1)
     assert len(ev) == 1 and ev[0].get("actor") == "op", "limit=1 (the newest): %r" % ev
+    # More matches than the limit: the newest ones, still oldest first.
+    api.expect(200, "POST", "/api/users/victim/unlock", token=root)
+    ev = audit_events(api, aud, event="admin.user.unlock", since=t0, limit=2)
+    assert [e.get("actor") for e in ev] == ["op", "root"], "limit=2 of 3: %r" % ev
     for q in ({"since": "yesterday"}, {"limit": "0"}, {"limit": "10001"}, {"until": "soon"}):
         st, b = api.call("GET", "/api/audit", token=aud, query=q)
         assert_error(st, b, 400, "bad_request", "audit query %r" % q)

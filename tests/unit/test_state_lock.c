@@ -1,6 +1,7 @@
-/* Unit tests for gateway/state_lock.c: recursive, mutually exclusive, and
- * a yield hands the lock to a thread that waits for it before the holder
- * goes on (the relay thread must not wait for a whole contacts list). */
+/* Unit tests for gateway/state_lock.c: recursive, mutually exclusive, a
+ * yield hands the lock to a thread that waits for it before the holder
+ * goes on (the relay thread must not wait for a whole contacts list), and
+ * a suspended holder gets it back at its depth. */
 #include "gateway/state_lock.h"
 
 #include <pthread.h>
@@ -58,6 +59,7 @@ static void *hammer(void *arg)
 int main(void)
 {
 	pthread_t t, h[2];
+	unsigned held;
 	int i, before;
 
 	/* Recursive: the holder may lock again, and keeps the lock until
@@ -82,6 +84,30 @@ int main(void)
 	state_unlock();
 	state_unlock();
 	CHECK_EQ_INT(pthread_join(t, NULL), 0);
+
+	/* Suspended, the lock is the waiter's; resumed, it is ours again at
+	 * the depth we had. */
+	atomic_store(&step, 0);
+	state_lock();
+	state_lock();
+	CHECK_EQ_INT(pthread_create(&t, NULL, waiter, NULL), 0);
+	CHECK(wait_step(1));
+	held = state_suspend();
+	CHECK_EQ_INT(held, 2);
+	CHECK(wait_step(2));
+	state_resume(held);
+	state_unlock();
+	CHECK_EQ_INT(pthread_join(t, NULL), 0);
+	atomic_store(&step, 0);
+	CHECK_EQ_INT(pthread_create(&t, NULL, waiter, NULL), 0);
+	CHECK(wait_step(1));
+	sleep_ms(50);
+	CHECK_EQ_INT(atomic_load(&step), 1);   /* depth 1 left: still ours */
+	state_unlock();
+	CHECK_EQ_INT(pthread_join(t, NULL), 0);
+	CHECK_EQ_INT(atomic_load(&step), 2);
+	CHECK_EQ_INT(state_suspend(), 0);      /* not held: nothing to give up */
+	state_resume(0);
 
 	/* Mutual exclusion: two threads and this one, yielding, never see
 	 * another holder inside the section, and no increment is lost. */

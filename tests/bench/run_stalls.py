@@ -1,0 +1,232 @@
+#!/usr/bin/python3
+"""Stalls benchmark: what control-plane work does to relayed media (see
+tests/bench/README.md).
+
+    /usr/bin/python3 tests/bench/run_stalls.py [--scenarios idle,contacts,admin,audit]
+        [--seconds S] [--users N] [--sessions S] [--audit-lines N] [--gatehouse BINARY]
+        [--probe BINARY]
+
+The signaling thread and the relay thread share the daemon's state lock
+(gateway/state_lock.h): whatever the signaling thread does while it holds
+the lock, every relayed packet waits for. For each scenario this starts
+a fresh build/gatehouse through the integration harness, streams 1000
+packets a second of 200 bytes through its TURN relay with
+`bench_turn_probe latency` for S seconds (and the same stream directly
+over loopback, for comparison), runs the scenario's load meanwhile, and
+prints the probe's percentiles of latency and jitter. Scenarios:
+
+  idle      no load: the baseline.
+  contacts  N local users (see run_contacts.py); each of S signed-in
+            sessions asks for its contacts ten times a second (half the
+            rate limit), and two SIGHUPs push new lists to all of them.
+  admin     an admin signed in to the admin API adds users (POST
+            /api/users) one request after another, at most 40; each one
+            hashes a password with argon2id.
+  audit     the audit file gets --audit-lines synthetic call records
+            (300,000, about 70 MB), and an auditor queries it through the
+            admin API one request after another, at most 40: the newest
+            1000 records, then one user's newest 100.
+
+Exit status: 0 when it worked, however slow; 1 when a request or the
+probe failed, or the daemon did not stop cleanly. Traffic goes only to
+127.0.0.1.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import adminclient as ac  # noqa: E402
+import gh  # noqa: E402
+import sigclient as sc  # noqa: E402
+from run_contacts import setup_directory  # noqa: E402
+
+ADMIN_MAX_REQUESTS = 40
+
+
+async def with_probe(g, a, load):
+    """Runs the latency probe against g for a.seconds while load(done)
+    runs; load must return once done is set. Returns the probe's lines
+    and what load returned."""
+    probe = await asyncio.create_subprocess_exec(
+        a.probe, "latency", "--server", "127.0.0.1:%d" % g.port, "--rate", "1000",
+        "--size", "200", "--seconds", str(a.seconds),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    done = asyncio.Event()
+    task = asyncio.ensure_future(load(done))
+    try:
+        out, _ = await asyncio.wait_for(probe.communicate(), timeout=a.seconds * 3 + 120)
+    finally:
+        done.set()
+    what = await task
+    text = out.decode(errors="replace")
+    if probe.returncode != 0:
+        raise RuntimeError("bench_turn_probe failed (exit %d):\n%s"
+                           % (probe.returncode, gh.tail(text, 15)))
+    return [l for l in text.splitlines() if l.startswith("probe:")], what
+
+
+def scenario_idle(a):
+    g = gh.Gatehouse(a.gatehouse, config={"log": {"level": "warning"}})
+
+    async def load(done):
+        await done.wait()
+        return "no load"
+
+    with g:
+        return asyncio.run(with_probe(g, a, load))
+
+
+def scenario_contacts(a):
+    g = gh.Gatehouse(a.gatehouse, config={"log": {"level": "warning"}})
+    users = setup_directory(g, a.users, a.sessions)
+
+    async def run():
+        cs = [await sc.logged_in(g, u, u.name) for u in users]
+        answers = [0]
+
+        async def ask(c, done):
+            while not done.is_set():
+                t = time.monotonic()
+                r = await c.request({"type": "contacts"}, timeout=300)
+                assert r.get("type") == "contacts.ok", "contacts: %r" % r
+                answers[0] += 1
+                await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
+
+        async def load(done):
+            tasks = [asyncio.ensure_future(ask(c, done)) for c in cs]
+            for _ in range(2):
+                try:
+                    await asyncio.wait_for(done.wait(), timeout=a.seconds / 3.0)
+                except asyncio.TimeoutError:
+                    os.kill(g.proc.pid, signal.SIGHUP)
+            await done.wait()
+            await asyncio.gather(*tasks)
+            return ("%d sessions asked for contacts of %d users (%d answers), 2 policy "
+                    "reloads" % (len(cs), a.users, answers[0]))
+
+        try:
+            return await with_probe(g, a, load)
+        finally:
+            for c in cs:
+                await c.close()
+
+    with g:
+        return asyncio.run(run())
+
+
+def scenario_admin(a):
+    g = gh.Gatehouse(a.gatehouse, config={"log": {"level": "warning"}})
+    sc.write_config(g)
+    admin = sc.create_user(g, "root", "bench-admin-password", ["admin"])
+    api = ac.AdminClient(g)
+
+    def work(stop, added):
+        token = api.login(admin)
+        while not stop.is_set() and added[0] < ADMIN_MAX_REQUESTS:
+            st, body = api.call("POST", "/api/users", token=token, body={
+                "name": "added%03d" % added[0], "password": "bench-password-%d" % added[0],
+                "groups": ["team"], "totp": False})
+            assert st == 200, "POST /api/users: HTTP %d %r" % (st, body)
+            added[0] += 1
+
+    async def load(done):
+        added, stop = [0], threading.Event()
+        fut = asyncio.get_running_loop().run_in_executor(None, work, stop, added)
+        await done.wait()
+        stop.set()
+        await fut
+        return "an admin added %d users through the admin API" % added[0]
+
+    with g:
+        return asyncio.run(with_probe(g, a, load))
+
+
+def fill_audit(path, lines):
+    """Appends lines synthetic call records to the audit file, as a
+    gateway that has run for a while has them."""
+    t0 = int(time.time() * 1000) - lines * 100
+    with open(path, "a") as f:
+        for i in range(lines):
+            f.write(json.dumps({
+                "ts": "2026-11-27T00:00:00.000Z", "ts_ms": t0 + i * 100, "event": "call.end",
+                "outcome": "success", "user": "u%06d" % (i % 5000), "call": "c%012d" % i,
+                "peer": "u%06d" % ((i + 1) % 5000), "media": ["audio", "video"],
+                "reason": "hangup", "duration_s": 61, "bytes_relayed": 1234567},
+                separators=(",", ":")) + "\n")
+
+
+def scenario_audit(a):
+    g = gh.Gatehouse(a.gatehouse, config={"log": {"level": "warning"}})
+    sc.write_config(g)
+    admin = sc.create_user(g, "root", "bench-admin-password", ["admin"])
+    api = ac.AdminClient(g)
+    queries = ["/api/audit", "/api/audit?user=u000042&limit=100"]
+
+    def work(stop, done_queries):
+        token = api.login(admin)
+        while not stop.is_set() and done_queries[0] < ADMIN_MAX_REQUESTS:
+            path = queries[done_queries[0] % len(queries)]
+            st, body = api.call("GET", path, token=token)
+            assert st == 200 and body.get("events"), "GET %s: HTTP %d" % (path, st)
+            done_queries[0] += 1
+
+    async def load(done):
+        count, stop = [0], threading.Event()
+        fut = asyncio.get_running_loop().run_in_executor(None, work, stop, count)
+        await done.wait()
+        stop.set()
+        await fut
+        return ("an auditor queried an audit trail of %d records %d times (all; one user's)"
+                % (a.audit_lines, count[0]))
+
+    with g:
+        fill_audit(ac.audit_path(g), a.audit_lines)
+        return asyncio.run(with_probe(g, a, load))
+
+
+SCENARIOS = {"idle": scenario_idle, "contacts": scenario_contacts, "admin": scenario_admin,
+             "audit": scenario_audit}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenarios", default="idle,contacts,admin,audit")
+    ap.add_argument("--audit-lines", type=int, default=300000)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--sessions", type=int, default=8)
+    ap.add_argument("--gatehouse", default=os.path.join(ROOT, "build", "gatehouse"))
+    ap.add_argument("--probe", default=os.path.join(ROOT, "build", "tests", "bench",
+                                                    "bench_turn_probe"))
+    a = ap.parse_args()
+    names = [s for s in a.scenarios.split(",") if s]
+    if not names or any(s not in SCENARIOS for s in names):
+        ap.error("--scenarios: a comma-separated list of %s" % ", ".join(SCENARIOS))
+    if not 1 <= a.seconds <= 600 or a.sessions < 1 or a.users < a.sessions:
+        ap.error("need 1 <= --seconds <= 600 and 1 <= --sessions <= --users")
+    if not os.access(a.probe, os.X_OK):
+        ap.error("no %s: build it (cmake --build build --target bench_turn_probe) "
+                 "or name it with --probe" % a.probe)
+    print("gatehouse %s; relayed and direct: 1000 packets/s of 200 bytes for %d s"
+          % (a.gatehouse, a.seconds))
+    for name in names:
+        lines, what = SCENARIOS[name](a)
+        print("\n== %s: %s" % (name, what))
+        for line in lines:
+            if "latency" in line or "jitter" in line or "received" in line or "µs" in line:
+                print("  " + line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
