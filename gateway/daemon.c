@@ -560,10 +560,15 @@ static void policy_reload(struct daemon *d, const char *how)
 {
 	struct policy *p;
 	char err[512], *src = NULL;
+	unsigned held;
 
 	if (d->cfg->policy_file[0] == '\0')
 		return;
+	/* Reading and checking up to a megabyte of rules touches nothing
+	 * the relay thread does: media goes on meanwhile. */
+	held = state_suspend();
 	p = policy_load(d->cfg->policy_file, &d->policy_mtime, &src, err, sizeof(err));
+	state_resume(held);
 	if (p == NULL) {
 		log_err("policy reload refused, keeping the running policy: %s", err);
 		audit_log(d->audit, relay_io_now_ms(), "policy.reload", json_pack("{s:s, s:s, s:s}",
@@ -601,15 +606,24 @@ static int admin_policy_replace(void *ctx, const char *text, size_t len, char *e
 {
 	struct daemon *d = ctx;
 	struct policy *p;
+	unsigned held;
+	int written;
 
 	if (len > POLICY_MAX_BYTES) {
 		snprintf(err, errlen, "larger than %d bytes", POLICY_MAX_BYTES);
 		return -1;
 	}
-	if ((p = policy_parse(text, len, err, errlen)) == NULL)
-		return -1;
-	if (file_write_atomic(d->cfg->policy_file, text, len, 0600) != 0) {
+	/* Checking the rules and writing them out (with an fsync) touch
+	 * nothing the relay thread does: media goes on meanwhile. */
+	held = state_suspend();
+	p = policy_parse(text, len, err, errlen);
+	written = p != NULL ? file_write_atomic(d->cfg->policy_file, text, len, 0600) : 0;
+	if (written != 0)
 		snprintf(err, errlen, "%s: cannot write: %s", d->cfg->policy_file, strerror(errno));
+	state_resume(held);
+	if (p == NULL)
+		return -1;
+	if (written != 0) {
 		policy_free(p);
 		return -2;
 	}
