@@ -294,9 +294,11 @@ static void h_status(struct act *x)
 /* Lists of sessions, calls and users can have thousands of rows: every
  * so often, media gets the state lock (gateway/state_lock.h). The hub and
  * users.db are the main thread's alone, so they stay as they are. */
+#define LIST_YIELD_EVERY 32
+
 static void row_added(json_t *list)
 {
-	if (json_array_size(list) % 32 == 0)
+	if (json_array_size(list) % LIST_YIELD_EVERY == 0)
 		state_yield();
 }
 

@@ -19,6 +19,7 @@ struct directory {
 	uint64_t built_ms;
 	void (*yield)(void *ctx);
 	void *yield_ctx;
+	size_t rows;                        /* read from users.db by this refresh */
 };
 
 #define YIELD_EVERY 32
@@ -90,7 +91,7 @@ static int add_local(void *ctx, const struct userdb_entry *e)
 {
 	struct directory *d = ctx;
 
-	if (d->yield != NULL && d->n % YIELD_EVERY == YIELD_EVERY - 1)
+	if (d->yield != NULL && ++d->rows % YIELD_EVERY == 0)
 		d->yield(d->yield_ctx);
 	if (e->disabled)
 		return 0;
@@ -124,6 +125,7 @@ void directory_refresh(struct directory *d, struct userdb *users, const struct p
 		return;
 	d->n = 0;
 	d->ngroups = 0;
+	d->rows = 0;
 	if (users != NULL && userdb_list(users, add_local, d) != USERDB_OK) {
 		/* Keeps nothing half read; tries again at the next list. */
 		d->n = 0;

@@ -67,6 +67,9 @@ async def with_probe(g, a, load):
         out, _ = await asyncio.wait_for(probe.communicate(), timeout=a.seconds * 3 + 120)
     finally:
         done.set()
+        if probe.returncode is None:
+            probe.kill()
+            await probe.wait()
     what = await task
     text = out.decode(errors="replace")
     if probe.returncode != 0:
@@ -124,31 +127,44 @@ def scenario_contacts(a):
         return asyncio.run(run())
 
 
-def scenario_admin(a):
+def admin_load(a, one_request, describe, prepare=None):
+    """A fresh daemon with an admin, who makes one_request(api, token, i)
+    one after another (at most ADMIN_MAX_REQUESTS) while the probe runs;
+    prepare(g), when given, runs once the daemon is up. describe(count)
+    says what was done."""
     g = gh.Gatehouse(a.gatehouse, config={"log": {"level": "warning"}})
     sc.write_config(g)
     admin = sc.create_user(g, "root", "bench-admin-password", ["admin"])
     api = ac.AdminClient(g)
 
-    def work(stop, added):
+    def work(stop, count):
         token = api.login(admin)
-        while not stop.is_set() and added[0] < ADMIN_MAX_REQUESTS:
-            st, body = api.call("POST", "/api/users", token=token, body={
-                "name": "added%03d" % added[0], "password": "bench-password-%d" % added[0],
-                "groups": ["team"], "totp": False})
-            assert st == 200, "POST /api/users: HTTP %d %r" % (st, body)
-            added[0] += 1
+        while not stop.is_set() and count[0] < ADMIN_MAX_REQUESTS:
+            one_request(api, token, count[0])
+            count[0] += 1
 
     async def load(done):
-        added, stop = [0], threading.Event()
-        fut = asyncio.get_running_loop().run_in_executor(None, work, stop, added)
+        count, stop = [0], threading.Event()
+        fut = asyncio.get_running_loop().run_in_executor(None, work, stop, count)
         await done.wait()
         stop.set()
         await fut
-        return "an admin added %d users through the admin API" % added[0]
+        return describe(count[0])
 
     with g:
+        if prepare is not None:
+            prepare(g)
         return asyncio.run(with_probe(g, a, load))
+
+
+def scenario_admin(a):
+    def add_user(api, token, i):
+        st, body = api.call("POST", "/api/users", token=token, body={
+            "name": "added%03d" % i, "password": "bench-password-%d" % i,
+            "groups": ["team"], "totp": False})
+        assert st == 200, "POST /api/users: HTTP %d %r" % (st, body)
+
+    return admin_load(a, add_user, lambda n: "an admin added %d users through the admin API" % n)
 
 
 def fill_audit(path, lines):
@@ -166,32 +182,17 @@ def fill_audit(path, lines):
 
 
 def scenario_audit(a):
-    g = gh.Gatehouse(a.gatehouse, config={"log": {"level": "warning"}})
-    sc.write_config(g)
-    admin = sc.create_user(g, "root", "bench-admin-password", ["admin"])
-    api = ac.AdminClient(g)
     queries = ["/api/audit", "/api/audit?user=u000042&limit=100"]
 
-    def work(stop, done_queries):
-        token = api.login(admin)
-        while not stop.is_set() and done_queries[0] < ADMIN_MAX_REQUESTS:
-            path = queries[done_queries[0] % len(queries)]
-            st, body = api.call("GET", path, token=token)
-            assert st == 200 and body.get("events"), "GET %s: HTTP %d" % (path, st)
-            done_queries[0] += 1
+    def query(api, token, i):
+        path = queries[i % len(queries)]
+        st, body = api.call("GET", path, token=token)
+        assert st == 200 and body.get("events"), "GET %s: HTTP %d" % (path, st)
 
-    async def load(done):
-        count, stop = [0], threading.Event()
-        fut = asyncio.get_running_loop().run_in_executor(None, work, stop, count)
-        await done.wait()
-        stop.set()
-        await fut
-        return ("an auditor queried an audit trail of %d records %d times (all; one user's)"
-                % (a.audit_lines, count[0]))
-
-    with g:
-        fill_audit(ac.audit_path(g), a.audit_lines)
-        return asyncio.run(with_probe(g, a, load))
+    return admin_load(
+        a, query, lambda n: "an auditor queried an audit trail of %d records %d times "
+        "(all; one user's)" % (a.audit_lines, n),
+        prepare=lambda g: fill_audit(ac.audit_path(g), a.audit_lines))
 
 
 SCENARIOS = {"idle": scenario_idle, "contacts": scenario_contacts, "admin": scenario_admin,
