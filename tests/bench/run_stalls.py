@@ -2,7 +2,7 @@
 """Stalls benchmark: what control-plane work does to relayed media (see
 tests/bench/README.md).
 
-    /usr/bin/python3 tests/bench/run_stalls.py [--scenarios idle,contacts,admin,audit]
+    /usr/bin/python3 tests/bench/run_stalls.py [--scenarios idle,contacts,logins,admin,audit]
         [--seconds S] [--users N] [--sessions S] [--audit-lines N] [--gatehouse BINARY]
         [--probe BINARY]
 
@@ -22,6 +22,8 @@ prints the probe's percentiles of latency and jitter. Scenarios:
   admin     an admin signed in to the admin API adds users (POST
             /api/users) one request after another, at most 40; each one
             hashes a password with argon2id.
+  logins    two clients sign in with a password, again and again (the
+            argon2id checks run on the login worker thread).
   audit     the audit file gets --audit-lines synthetic call records
             (300,000, about 70 MB), and an auditor queries it through the
             admin API one request after another, at most 40: the newest
@@ -127,6 +129,35 @@ def scenario_contacts(a):
         return asyncio.run(run())
 
 
+def scenario_logins(a):
+    # Password only, so that a user can sign in again at once (a TOTP
+    # code is good once).
+    g = gh.Gatehouse(a.gatehouse, config={"log": {"level": "warning"},
+                                          "identity": {"mfa": "optional"}})
+    sc.write_config(g)
+    users = [sc.create_user(g, "l%02d" % i, "bench-password-%d" % i, with_totp=False)
+             for i in range(2)]
+
+    async def login_loop(u, done, count):
+        while not done.is_set():
+            c = await sc.connect(g, u.name)
+            try:
+                r = await c.login(u.name, u.password)
+                assert r.get("type") == "login.ok", "login of %s: %r" % (u.name, r)
+                count[0] += 1
+            finally:
+                await c.close()
+
+    async def load(done):
+        count = [0]
+        await asyncio.gather(*[login_loop(u, done, count) for u in users])
+        return "%d clients signed in %d times with passwords (argon2id on the login " \
+            "worker)" % (len(users), count[0])
+
+    with g:
+        return asyncio.run(with_probe(g, a, load))
+
+
 def admin_load(a, one_request, describe, prepare=None):
     """A fresh daemon with an admin, who makes one_request(api, token, i)
     one after another (at most ADMIN_MAX_REQUESTS) while the probe runs;
@@ -195,13 +226,13 @@ def scenario_audit(a):
         prepare=lambda g: fill_audit(ac.audit_path(g), a.audit_lines))
 
 
-SCENARIOS = {"idle": scenario_idle, "contacts": scenario_contacts, "admin": scenario_admin,
-             "audit": scenario_audit}
+SCENARIOS = {"idle": scenario_idle, "contacts": scenario_contacts, "logins": scenario_logins,
+             "admin": scenario_admin, "audit": scenario_audit}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scenarios", default="idle,contacts,admin,audit")
+    ap.add_argument("--scenarios", default="idle,contacts,logins,admin,audit")
     ap.add_argument("--audit-lines", type=int, default=300000)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--users", type=int, default=2000)
