@@ -168,6 +168,12 @@ static void warn_undeclared(void *ctx, const char *group)
 	    "; check its spelling\n", u->path, u->strict ? "error" : "warning", group);
 }
 
+static void warn_recording(void *ctx, const char *rule)
+{
+	fprintf(stderr, "gatehouse: %s: warning: rule \"%s\" " POLICY_RECORD_TEXT "\n",
+	    (const char *)ctx, rule);
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	struct undeclared u = { .strict = argc == 3 && strcmp(argv[1], "--strict") == 0 };
@@ -188,6 +194,7 @@ static int cmd_check(int argc, char **argv)
 		policy_free(p);
 		return EXIT_USAGE;
 	}
+	policy_each_recording_rule(p, warn_recording, (void *)u.path);
 	policy_describe(p, print_line, &nrules);
 	printf("%s: ok, %zu rule%s\n", u.path, nrules, nrules == 1 ? "" : "s");
 	policy_free(p);

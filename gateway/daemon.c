@@ -531,18 +531,26 @@ static void warn_undeclared_one(void *ctx, const char *group)
 	log_warn("policy %s: group \"%s\" " POLICY_UNDECLARED_TEXT, (const char *)ctx, group);
 }
 
-/* Accepted, as DESIGN.md's example needs, but said aloud: a misspelt
- * group looks the same, and would silently weaken a deny rule. */
-static void warn_undeclared(const struct daemon *d, const struct policy *p)
+static void warn_recording_one(void *ctx, const char *rule)
+{
+	log_warn("policy %s: rule \"%s\" " POLICY_RECORD_TEXT, (const char *)ctx, rule);
+}
+
+/* Accepted, but said aloud at every load: a group that rules name
+ * without listing it (DESIGN.md's example needs one; a misspelt group
+ * looks the same, and would silently weaken a deny rule), and a rule
+ * that asks for recording, which nothing does yet. */
+static void warn_policy(const struct daemon *d, const struct policy *p)
 {
 	policy_each_undeclared(p, warn_undeclared_one, (void *)d->cfg->policy_file);
+	policy_each_recording_rule(p, warn_recording_one, (void *)d->cfg->policy_file);
 }
 
 /* Swaps in a checked policy: every live call is decided again (ending
  * those no longer allowed, reason "policy") and contacts are pushed. */
 static void policy_apply(struct daemon *d, struct policy *p, char *src, const char *how)
 {
-	warn_undeclared(d, p);
+	warn_policy(d, p);
 	free(d->policy_src);
 	d->policy_src = src;
 	hub_set_policy(d->hub, p);
@@ -1075,7 +1083,7 @@ int daemon_run(const struct config *cfg)
 		if ((d.policy = policy_load(cfg->policy_file, &d.policy_mtime, &d.policy_src,
 		    err, sizeof(err))) == NULL)
 			goto fail;
-		warn_undeclared(&d, d.policy);
+		warn_policy(&d, d.policy);
 	} else {
 		log_warn("no policy file configured: every call is denied");
 	}

@@ -924,3 +924,13 @@ void policy_each_undeclared(const struct policy *p, void (*fn)(void *ctx, const 
 		if (!p->groups[i].declared)
 			fn(ctx, p->groups[i].name);
 }
+
+void policy_each_recording_rule(const struct policy *p,
+    void (*fn)(void *ctx, const char *rule), void *ctx)
+{
+	size_t i;
+
+	for (i = 0; p != NULL && i < p->nrules; i++)
+		if (p->rules[i].record)
+			fn(ctx, p->rules[i].name);
+}

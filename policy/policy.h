@@ -78,6 +78,15 @@ void policy_each_undeclared(const struct policy *p, void (*fn)(void *ctx, const 
 #define POLICY_UNDECLARED_TEXT "is named by rules but not listed in \"groups\": only " \
     "the identity backend (users.db groups, token claims) puts users in it"
 
+/* The rules that ask for recording ("record": true), by name. */
+void policy_each_recording_rule(const struct policy *p,
+    void (*fn)(void *ctx, const char *rule), void *ctx);
+/* What the tools say after `rule "NAME"` for each of them: the calls are
+ * flagged, but nothing records them until media termination is built. */
+#define POLICY_RECORD_TEXT "asks for recording, which this version of Gatehouse does " \
+    "not do yet: the calls it allows are relayed, audited and flagged \"record\" to " \
+    "both sides, but their media is not recorded"
+
 /* Rules in order, for `gatehouse policy check`: writes a human-readable
  * listing into a FILE-like callback, one line per rule. */
 void policy_describe(const struct policy *p, void (*line)(void *ctx, const char *text),

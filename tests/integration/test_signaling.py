@@ -401,6 +401,9 @@ def test_design_example_policy():
     assert p.returncode == 0 and "ok, 3 rules" in out, "policy check: %d %r %r" % (
         p.returncode, out, err)
     assert 'warning: group "contractors"' in err and "sales" not in err, err
+    # Recording is asked for and not done: said, for that rule only.
+    assert 'warning: rule "support-recorded" asks for recording' in err and \
+        "media is not recorded" in err and err.count("asks for recording") == 1, err
     p = subprocess.run([g.binary, "policy", "check", "--strict", policy], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=30)
     assert p.returncode == 2 and 'error: group "contractors"' in p.stderr.decode(), \
@@ -432,6 +435,8 @@ def test_design_example_policy():
         with_log(g, lambda: run(body()))
         assert re.search(r'group "contractors" is named by rules but not listed', g.log()), \
             "no warning about the undeclared group in the daemon log"
+        assert re.search(r'rule "support-recorded" asks for recording', g.log()), \
+            "no warning about the recording rule in the daemon log"
 
 
 # ------------------------------------------------------------ call errors

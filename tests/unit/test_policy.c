@@ -156,7 +156,7 @@ static void test_design_verbatim(void)
 	    " \"to\": \"*\", \"media\": [\"screen\"], \"action\": \"deny\"}]}";
 	struct policy_subject eve = subj("eve", both, 2), alice = subj("alice", NULL, 0);
 	struct policy_decision d;
-	char undeclared[256] = "";
+	char undeclared[256] = "", recording[256] = "";
 	struct policy *p = load(verbatim);
 
 	if (p == NULL)
@@ -193,6 +193,24 @@ static void test_design_verbatim(void)
 	undeclared[0] = '\0';
 	policy_each_undeclared(p, join_names, undeclared);
 	CHECK(strcmp(undeclared, "x") == 0);
+	policy_free(p);
+
+	/* Rules that ask for recording, in file order: nothing records yet,
+	 * so the tools name each one. */
+	p = load(design_policy);
+	recording[0] = '\0';
+	policy_each_recording_rule(p, join_names, recording);
+	CHECK(strcmp(recording, "support-recorded") == 0);
+	policy_free(p);
+	p = load("{\"rules\": [{\"name\": \"r2\", \"from\": \"*\", \"to\": \"*\","
+	    " \"media\": [\"audio\"], \"action\": \"allow\", \"record\": true},"
+	    "{\"name\": \"plain\", \"from\": \"*\", \"to\": \"*\","
+	    " \"media\": [\"video\"], \"action\": \"allow\", \"record\": false},"
+	    "{\"name\": \"r1\", \"from\": \"*\", \"to\": \"*\","
+	    " \"media\": [\"data\"], \"action\": \"allow\", \"record\": true}]}");
+	recording[0] = '\0';
+	policy_each_recording_rule(p, join_names, recording);
+	CHECK(strcmp(recording, "r2,r1") == 0);
 	policy_free(p);
 }
 
