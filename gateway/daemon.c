@@ -187,6 +187,11 @@ static void hub_send(void *ctx, uint64_t session, const char *text, size_t len)
 	ws_server_send(((struct daemon *)ctx)->ws, session, text, len);
 }
 
+static void hub_send_update(void *ctx, uint64_t session, const char *text, size_t len)
+{
+	ws_server_send_update(((struct daemon *)ctx)->ws, session, text, len);
+}
+
 static void hub_close(void *ctx, uint64_t session, const char *why)
 {
 	ws_server_close(((struct daemon *)ctx)->ws, session, why);
@@ -843,6 +848,7 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 	memset(&ho, 0, sizeof(ho));
 	ho.ctx = d;
 	ho.send = hub_send;
+	ho.send_update = hub_send_update;
 	ho.login = hub_login;
 	ho.close = hub_close;
 	ho.mint = hub_mint;

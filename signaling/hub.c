@@ -603,7 +603,12 @@ static void contacts_send(struct hub *h, uint64_t sid, const struct identity_use
 	if (id_text != NULL)
 		fprintf(f, ",\"id\":%s", id_text);
 	fputs("}", f);
-	if (fclose(f) == 0 && text != NULL)
+	if (fclose(f) != 0 || text == NULL)
+		goto out;
+	/* A push (no id) supersedes any earlier push still queued. */
+	if (id == NULL && h->ops.send_update != NULL)
+		h->ops.send_update(h->ops.ctx, sid, text, len);
+	else
 		h->ops.send(h->ops.ctx, sid, text, len);
 out:
 	free(text);

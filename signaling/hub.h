@@ -69,6 +69,10 @@ struct hub_ops {
 	void *ctx;
 	/* Queues a text message for a session. */
 	void (*send)(void *ctx, uint64_t session, const char *text, size_t len);
+	/* Optional (send when NULL): queues a message that makes the one
+	 * queued this way before it stale (a pushed contacts list), which may
+	 * then be dropped unsent. */
+	void (*send_update)(void *ctx, uint64_t session, const char *text, size_t len);
 	/* Closes a session (after what was queued is sent). */
 	void (*close)(void *ctx, uint64_t session, const char *why);
 	/* Starts checking a login away from the loop (argon2id is slow on

@@ -28,6 +28,7 @@
 struct out_msg {
 	struct out_msg *next;
 	size_t len;
+	bool update;               /* from ws_server_send_update() */
 	unsigned char buf[];       /* LWS_PRE bytes of headroom, then len */
 };
 
@@ -41,7 +42,7 @@ struct conn {
 	size_t inlen;
 	bool oversized;            /* dropping the rest of a too-large message */
 	struct out_msg *head, *tail;
-	size_t queued;
+	size_t queued;             /* bytes of head..tail but the update */
 	bool closing;
 	uint64_t timeout_armed_ms; /* when the idle timeout was last set */
 	struct conn *next;         /* session index chain */
@@ -153,34 +154,76 @@ static void queue_free(struct conn *c)
 	c->queued = 0;
 }
 
-void ws_server_send(void *ctx, uint64_t session, const char *text, size_t len)
+/* Drops c's queued update, if any (lws_write takes a message whole, so
+ * a queued one has not been started). */
+static void drop_update(struct conn *c)
 {
-	struct ws_server *w = ctx;
-	struct conn *c = session_find(w, session);
+	struct out_msg **pp, *prev = NULL;
+
+	for (pp = &c->head; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
+		if ((*pp)->update) {
+			struct out_msg *m = *pp;
+			*pp = m->next;
+			if (c->tail == m)
+				c->tail = prev;
+			free(m);
+			return;
+		}
+	}
+}
+
+static void enqueue(struct ws_server *w, struct conn *c, const char *text, size_t len,
+    bool update)
+{
 	struct out_msg *m;
 
-	if (c == NULL || c->closing)
-		return;
 	/* A reader that does not keep up is closed, not buffered forever. */
-	if (c->queued + len > WS_MAX_QUEUED) {
-		ws_server_close(w, session, "too slow");
+	if (!update && c->queued + len > WS_MAX_QUEUED) {
+		ws_server_close(w, c->id, "too slow");
 		return;
 	}
 	m = malloc(sizeof(*m) + LWS_PRE + len);
 	if (m == NULL) {
-		ws_server_close(w, session, "out of memory");
+		ws_server_close(w, c->id, "out of memory");
 		return;
 	}
+	if (update)
+		drop_update(c);
 	m->next = NULL;
 	m->len = len;
+	m->update = update;
 	memcpy(m->buf + LWS_PRE, text, len);
 	if (c->tail != NULL)
 		c->tail->next = m;
 	else
 		c->head = m;
 	c->tail = m;
-	c->queued += len;
+	if (!update)
+		c->queued += len;
 	lws_callback_on_writable(c->wsi);
+}
+
+void ws_server_send(void *ctx, uint64_t session, const char *text, size_t len)
+{
+	struct ws_server *w = ctx;
+	struct conn *c = session_find(w, session);
+
+	if (c != NULL && !c->closing)
+		enqueue(w, c, text, len, false);
+}
+
+/* An update (a pushed contacts list) makes the one queued before it
+ * stale: it replaces it, so a session has at most one, and it is not
+ * counted against WS_MAX_QUEUED. A push of a list of 10,000 users
+ * (670 KB) while the answer to a contacts request is still queued would
+ * otherwise close a reader that does nothing wrong. */
+void ws_server_send_update(void *ctx, uint64_t session, const char *text, size_t len)
+{
+	struct ws_server *w = ctx;
+	struct conn *c = session_find(w, session);
+
+	if (c != NULL && !c->closing)
+		enqueue(w, c, text, len, true);
 }
 
 void ws_server_close(void *ctx, uint64_t session, const char *why)
@@ -417,7 +460,8 @@ static int ws_writeable(struct conn *c, struct lws *wsi)
 	c->head = m->next;
 	if (c->head == NULL)
 		c->tail = NULL;
-	c->queued -= m->len;
+	if (!m->update)
+		c->queued -= m->len;
 	free(m);
 	if (c->head != NULL || c->closing)
 		lws_callback_on_writable(wsi);

@@ -50,8 +50,9 @@ struct ws_server *ws_server_new(struct lws_context *ctx,
 void ws_server_free(struct ws_server *w);
 void ws_server_set_hub(struct ws_server *w, struct hub *h);
 
-/* The two hub ops this server implements (ctx is the ws_server). */
+/* The hub ops this server implements (ctx is the ws_server). */
 void ws_server_send(void *ctx, uint64_t session, const char *text, size_t len);
+void ws_server_send_update(void *ctx, uint64_t session, const char *text, size_t len);
 void ws_server_close(void *ctx, uint64_t session, const char *why);
 
 #endif

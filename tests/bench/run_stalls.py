@@ -3,7 +3,8 @@
 tests/bench/README.md).
 
     /usr/bin/python3 tests/bench/run_stalls.py [--scenarios idle,contacts,logins,admin,audit]
-        [--seconds S] [--users N] [--sessions S] [--audit-lines N] [--gatehouse BINARY]
+        [--seconds S] [--users N] [--sessions S] [--interval S] [--audit-lines N]
+        [--gatehouse BINARY]
         [--probe BINARY]
 
 The signaling thread and the relay thread share the daemon's state lock
@@ -17,8 +18,9 @@ prints the probe's percentiles of latency and jitter. Scenarios:
 
   idle      no load: the baseline.
   contacts  N local users (see run_contacts.py); each of S signed-in
-            sessions asks for its contacts ten times a second (half the
-            rate limit), and two SIGHUPs push new lists to all of them.
+            sessions asks for its contacts every --interval seconds (0.1:
+            half the rate limit), and two SIGHUPs push new lists to all
+            of them.
   admin     an admin signed in to the admin API adds users (POST
             /api/users) one request after another, at most 40; each one
             hashes a password with argon2id.
@@ -105,7 +107,7 @@ def scenario_contacts(a):
                 r = await c.request({"type": "contacts"}, timeout=300)
                 assert r.get("type") == "contacts.ok", "contacts: %r" % r
                 answers[0] += 1
-                await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
+                await asyncio.sleep(max(0.0, a.interval - (time.monotonic() - t)))
 
         async def load(done):
             tasks = [asyncio.ensure_future(ask(c, done)) for c in cs]
@@ -237,6 +239,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--users", type=int, default=2000)
     ap.add_argument("--sessions", type=int, default=8)
+    ap.add_argument("--interval", type=float, default=0.1)
     ap.add_argument("--gatehouse", default=os.path.join(ROOT, "build", "gatehouse"))
     ap.add_argument("--probe", default=os.path.join(ROOT, "build", "tests", "bench",
                                                     "bench_turn_probe"))
@@ -244,8 +247,10 @@ def main():
     names = [s for s in a.scenarios.split(",") if s]
     if not names or any(s not in SCENARIOS for s in names):
         ap.error("--scenarios: a comma-separated list of %s" % ", ".join(SCENARIOS))
-    if not 1 <= a.seconds <= 600 or a.sessions < 1 or a.users < a.sessions:
-        ap.error("need 1 <= --seconds <= 600 and 1 <= --sessions <= --users")
+    if not 1 <= a.seconds <= 600 or a.sessions < 1 or a.users < a.sessions or \
+            a.interval < 0.05:
+        ap.error("need 1 <= --seconds <= 600, 1 <= --sessions <= --users and "
+                 "--interval >= 0.05 (the rate limit is 20 messages a second)")
     if not os.access(a.probe, os.X_OK):
         ap.error("no %s: build it (cmake --build build --target bench_turn_probe) "
                  "or name it with --probe" % a.probe)

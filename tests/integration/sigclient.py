@@ -369,10 +369,18 @@ class RawWebSocket:
     ws = RawWebSocket("127.0.0.1", port); ws.send_texts([...]) (one
     sendall); frames, how = ws.read_until_closed(timeout) where frames is
     a list of (opcode, payload bytes) and how is "close-frame", "eof",
-    "reset" or "timeout"."""
+    "reset" or "timeout". rcvbuf=N makes a slow reader."""
 
-    def __init__(self, host, port, path="/ws", origin=None, timeout=5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, path="/ws", origin=None, timeout=5.0, rcvbuf=None):
+        if rcvbuf is None:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        else:
+            # A small receive buffer, set before the connection so that
+            # the window stays small: a reader that does not keep up.
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"

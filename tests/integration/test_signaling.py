@@ -24,7 +24,9 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -691,6 +693,64 @@ def test_large_upgrade_headers():
     run(serves(g))
 
 
+PUSHES = 12
+
+
+def test_contacts_push_replaces_unsent_push():
+    """A policy change pushes every session its new contacts list. With
+    8,000 users a list is 540 KB, so a few policy changes in a row, while
+    a reader is still taking the answer to its own contacts request, went
+    past the 1 MiB a slow reader may have queued, and the session was
+    closed. A push now replaces the one still unsent: the session stays,
+    and gets its answer and the newest list."""
+    g = gh.Gatehouse(ARGS.gatehouse)
+    policy = os.path.join(g.workdir, "policy.json")
+    sc.write_policy(policy, [{"name": "team", "from": "group:team", "to": "group:team",
+                              "media": ["audio"], "action": "allow"}], {"team": []})
+    g.config["policy"] = {"file": policy}
+    sc.write_config(g)
+    u = sc.create_user(g, "reader", password_of("reader"), ["team"])
+    db = sqlite3.connect(os.path.join(g.state_dir, "users.db"))
+    pw_hash = db.execute("SELECT pw_hash FROM users LIMIT 1").fetchone()[0]
+    names = ["member%05d" % i for i in range(8000)]
+    db.executemany("INSERT INTO users (name, pw_hash, created) VALUES (?, ?, 1)",
+                   [(n, pw_hash) for n in names])
+    db.executemany("INSERT INTO user_groups (name, grp) VALUES (?, 'team')",
+                   [(n,) for n in names])
+    db.commit()
+    db.close()
+    with g:
+        ws = sc.RawWebSocket(g.host, g.signaling_port, timeout=10,
+                             rcvbuf=4096)
+        try:
+            ws.send_texts([json.dumps({"type": "login", "id": 1, "user": u.name,
+                                       "password": u.password, "totp": u.next_totp()})])
+            frames, how = ws.read_until_closed(timeout=5)
+            assert any(b'"login.ok"' in p for _, p in frames), "login: %s %r" % (how, frames)
+            ws.send_texts([json.dumps({"type": "contacts", "id": 2})])
+            time.sleep(0.5)
+            # Twelve pushes, none read meanwhile: more than the kernel's
+            # buffers on loopback take, so the rest waits in the daemon.
+            for _ in range(PUSHES):
+                os.kill(g.proc.pid, signal.SIGHUP)
+                time.sleep(0.3)
+            frames, how = ws.read_until_closed(timeout=10)
+        finally:
+            ws.close()
+        texts = [json.loads(p) for op, p in frames if op == 0x1]
+        assert how == "timeout", "the session was closed (%s) after %d messages: %r" % (
+            how, len(texts), [t.get("type") for t in texts])
+        replies = [t for t in texts if t.get("type") == "contacts.ok" and t.get("id") == 2]
+        pushes = [t for t in texts if t.get("type") == "contacts.ok" and "id" not in t]
+        assert len(replies) == 1 and len(replies[0]["contacts"]) == 8000, \
+            "the answer: %r" % [len(r["contacts"]) for r in replies]
+        assert 1 <= len(pushes) < PUSHES and all(len(p["contacts"]) == 8000 for p in pushes), \
+            "%d of %d pushes arrived: none replaced another" % (len(pushes), PUSHES)
+        print("  %d of %d pushes arrived, the others were replaced unsent"
+              % (len(pushes), PUSHES), flush=True)
+        run(serves(g))
+
+
 # --------------------------------------------------------- bad requests
 
 def bad_inputs():
@@ -1237,6 +1297,7 @@ if __name__ == "__main__":
         test_origin_default,
         test_origin_configured,
         test_large_upgrade_headers,
+        test_contacts_push_replaces_unsent_push,
         test_bad_requests,
         test_strikes_close_connection,
         test_flood,
