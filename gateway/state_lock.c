@@ -21,6 +21,7 @@ static unsigned depth;
 static void take_turn(unsigned at_depth)
 {
 	unsigned long ticket = next_ticket++;
+
 	while (ticket != now_serving)
 		pthread_cond_wait(&served, &guard);
 	owned = true;

@@ -13,7 +13,9 @@
  * The lock is fair: threads get it in the order they asked for it. Media
  * waits while the main thread holds it, and some main-thread work is long
  * (a contacts list of thousands of users, a push of them to every
- * session), so such work calls state_yield() between its steps.
+ * session), so such work calls state_yield() between its steps; work
+ * that touches no shared state at all (an argon2id hash) runs between
+ * state_suspend() and state_resume().
  *
  * The relay thread must not call libwebsockets (it is not thread-safe):
  * work that would, such as ending a call in response to an alert, is

@@ -77,11 +77,18 @@ int main(void)
 	CHECK_EQ_INT(atomic_load(&step), 1);   /* still held after one unlock */
 
 	/* A yield lets the waiter run to the end of its section before the
-	 * holder gets the lock back, at the same depth. */
+	 * holder gets the lock back, at the same depth. (The waiter queues
+	 * for the lock just after it says step 1: on a slow machine, it may
+	 * not have yet at the first yield.) */
 	state_lock();
-	state_yield();
+	for (i = 0; i < 1000 && atomic_load(&step) < 2; i++) {
+		state_yield();
+		if (atomic_load(&step) < 2)
+			sleep_ms(1);
+	}
 	CHECK_EQ_INT(atomic_load(&step), 2);
 	state_unlock();
+	CHECK_EQ_INT(atomic_load(&step), 2);
 	state_unlock();
 	CHECK_EQ_INT(pthread_join(t, NULL), 0);
 
