@@ -99,6 +99,7 @@ struct fake {
 	uint64_t open[MAX_OPEN];    /* sessions the hub was told about and not closed */
 	size_t nopen;
 	unsigned sent_to_closed, bad_json, leaks;
+	unsigned updates, yields;   /* ops.send_update and ops.yield calls */
 
 	struct { uint64_t session; char why[128]; } closes[MAX_CLOSES];
 	size_t ncloses;
@@ -182,6 +183,18 @@ static void f_send(void *ctx, uint64_t session, const char *text, size_t len)
 		json_decref(m->json);
 		m->json = NULL;
 	}
+}
+
+static void f_send_update(void *ctx, uint64_t session, const char *text, size_t len)
+{
+	F.updates++;
+	f_send(ctx, session, text, len);
+}
+
+static void f_yield(void *ctx)
+{
+	(void)ctx;
+	F.yields++;
 }
 
 static void f_close(void *ctx, uint64_t session, const char *why)
@@ -444,6 +457,8 @@ static void setup(void)
 	memset(&ops, 0, sizeof(ops));
 	ops.ctx = &F;
 	ops.send = f_send;
+	ops.send_update = f_send_update;
+	ops.yield = f_yield;
 	ops.close = f_close;
 	ops.login = f_login;
 	ops.mint = f_mint;
@@ -1012,6 +1027,48 @@ static json_t *contact(json_t *list, const char *user)
 		if (strcmp(jstr(e, "user"), user) == 0)
 			return e;
 	return NULL;
+}
+
+/* Pushes go out as updates (a newer one may replace one still unsent);
+ * answers do not. A long list yields between its steps. */
+static void test_contacts_push(void)
+{
+	char text[4096], err[256];
+	struct policy *big;
+	size_t used, i;
+	json_t *list;
+
+	setup();
+	ONLINE(ALICE, "alice");
+	ONLINE(BOB, "bob");
+	hub_push_contacts(F.h);
+	CHECK(id_is(EXPECT(ALICE, "contacts.ok"), NULL));
+	CHECK(id_is(EXPECT(BOB, "contacts.ok"), NULL));
+	CHECK_EQ_INT(F.updates, 2);
+	say(ALICE, "{\"type\":\"contacts\",\"id\":5}");
+	CHECK(id_is(EXPECT(ALICE, "contacts.ok"), "5"));
+	CHECK_EQ_INT(F.updates, 2);
+	CHECK_EQ_INT(F.yields, 0);      /* 4 names: nothing to yield for */
+
+	used = (size_t)snprintf(text, sizeof(text), "{\"groups\": {\"many\": [\"alice\"");
+	for (i = 0; i < 100; i++)
+		used += (size_t)snprintf(text + used, sizeof(text) - used, ", \"m%03zu\"", i);
+	snprintf(text + used, sizeof(text) - used, "]}, \"rules\": [{\"name\": \"r\", "
+	    "\"from\": \"group:many\", \"to\": \"group:many\", \"media\": [\"audio\"], "
+	    "\"action\": \"allow\"}]}");
+	big = policy_parse(text, strlen(text), err, sizeof(err));
+	CHECK(big != NULL);
+	if (big != NULL) {
+		hub_set_policy(F.h, big);
+		say(ALICE, "{\"type\":\"contacts\",\"id\":6}");
+		list = json_object_get(EXPECT(ALICE, "contacts.ok"), "contacts");
+		CHECK_EQ_INT(json_array_size(list), 100);
+		/* 101 names read, 100 written: 3 yields each. */
+		CHECK_EQ_INT(F.yields, 6);
+		hub_set_policy(F.h, F.policy);
+		policy_free(big);
+	}
+	teardown();
 }
 
 static void test_contacts(void)
@@ -2434,6 +2491,7 @@ int main(void)
 	test_login_failure();
 	test_login_done_edge();
 	test_contacts();
+	test_contacts_push();
 	test_call_decisions();
 	test_call_ok();
 	test_reject();
