@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import sys
 import time
 
@@ -50,15 +49,7 @@ def setup_directory(g, n_users, n_sessions):
     sc.write_config(g)
     users = [sc.create_user(g, "s%05d" % i, "bench-password-%d" % i, ["team"])
              for i in range(n_sessions)]
-    db = sqlite3.connect(os.path.join(g.state_dir, "users.db"))
-    pw_hash = db.execute("SELECT pw_hash FROM users LIMIT 1").fetchone()[0]
-    rest = ["u%06d" % i for i in range(n_users - n_sessions)]
-    db.executemany("INSERT INTO users (name, pw_hash, created) VALUES (?, ?, 1)",
-                   [(n, pw_hash) for n in rest])
-    db.executemany("INSERT INTO user_groups (name, grp) VALUES (?, 'team')",
-                   [(n,) for n in rest])
-    db.commit()
-    db.close()
+    sc.bulk_users(g, ["u%06d" % i for i in range(n_users - n_sessions)], "team")
     return users
 
 

@@ -26,7 +26,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -710,18 +709,9 @@ def test_contacts_push_replaces_unsent_push():
     g.config["policy"] = {"file": policy}
     sc.write_config(g)
     u = sc.create_user(g, "reader", password_of("reader"), ["team"])
-    db = sqlite3.connect(os.path.join(g.state_dir, "users.db"))
-    pw_hash = db.execute("SELECT pw_hash FROM users LIMIT 1").fetchone()[0]
-    names = ["member%05d" % i for i in range(8000)]
-    db.executemany("INSERT INTO users (name, pw_hash, created) VALUES (?, ?, 1)",
-                   [(n, pw_hash) for n in names])
-    db.executemany("INSERT INTO user_groups (name, grp) VALUES (?, 'team')",
-                   [(n,) for n in names])
-    db.commit()
-    db.close()
+    sc.bulk_users(g, ["member%05d" % i for i in range(8000)], "team")
     with g:
-        ws = sc.RawWebSocket(g.host, g.signaling_port, timeout=10,
-                             rcvbuf=4096)
+        ws = sc.RawWebSocket(g.host, g.signaling_port, timeout=10, rcvbuf=4096)
         try:
             ws.send_texts([json.dumps({"type": "login", "id": 1, "user": u.name,
                                        "password": u.password, "totp": u.next_totp()})])
