@@ -31,8 +31,8 @@ void directory_free(struct directory *d);
 void directory_invalidate(struct directory *d);
 
 /* Reads users (may be NULL) and the names p gives (may be NULL) when the
- * directory is invalid or too old. On a database error the previous
- * contents stay. */
+ * directory is invalid or too old. On a database error it is left empty
+ * (nothing half read) and read again at the next refresh. */
 void directory_refresh(struct directory *d, struct userdb *users, const struct policy *p,
     uint64_t now_ms);
 
