@@ -140,15 +140,14 @@ static bool turn_permit_peer(void *ctx, const struct turn_alloc *from,
     const struct sockaddr *peer, uint64_t now_ms)
 {
 	struct daemon *d = ctx;
-	struct registry_alloc to;
+	const struct registry_alloc *to = registry_alloc_find(d->registry, peer);
 
-	if (registry_alloc_find(d->registry, peer, &to) != 0 ||
-	    sockaddr_equal(peer, (const struct sockaddr *)&from->advertised))
+	if (to == NULL || sockaddr_equal(peer, (const struct sockaddr *)&from->advertised))
 		return false;
 	if (from->id.kind == TURN_ID_STATIC)
-		return to.call[0] == '\0';
-	return strcmp(to.call, from->id.call) == 0 &&
-	    strcmp(to.user, from->id.user) != 0 &&
+		return to->call[0] == '\0';
+	return strcmp(to->call, from->id.call) == 0 &&
+	    strcmp(to->user, from->id.user) != 0 &&
 	    !registry_call_ended(d->registry, from->id.call, now_ms / 1000);
 }
 
@@ -231,10 +230,10 @@ static int hub_mint(void *ctx, const char *user, const char *call, uint64_t expi
 static bool hub_relay_of(void *ctx, const char *user, const char *call,
     const struct sockaddr *addr)
 {
-	struct registry_alloc owner;
+	const struct registry_alloc *owner =
+	    registry_alloc_find(((struct daemon *)ctx)->registry, addr);
 
-	return registry_alloc_find(((struct daemon *)ctx)->registry, addr, &owner) == 0 &&
-	    strcmp(owner.user, user) == 0 && strcmp(owner.call, call) == 0;
+	return owner != NULL && strcmp(owner->user, user) == 0 && strcmp(owner->call, call) == 0;
 }
 
 /* A call is over: its credentials are revoked and its allocations go now,

@@ -132,18 +132,15 @@ void registry_alloc_del(struct registry *r, const struct sockaddr *relayed)
 	}
 }
 
-int registry_alloc_find(const struct registry *r, const struct sockaddr *relayed,
-    struct registry_alloc *out)
+const struct registry_alloc *registry_alloc_find(const struct registry *r,
+    const struct sockaddr *relayed)
 {
 	const struct alloc_entry *a;
 
-	for (a = r->allocs[addr_bucket(relayed)]; a != NULL; a = a->next) {
-		if (same_addr((const struct sockaddr *)&a->relayed, relayed)) {
-			*out = a->owner;
-			return 0;
-		}
-	}
-	return -1;
+	for (a = r->allocs[addr_bucket(relayed)]; a != NULL; a = a->next)
+		if (same_addr((const struct sockaddr *)&a->relayed, relayed))
+			return &a->owner;
+	return NULL;
 }
 
 /* Forgets revocations whose credentials have expired anyway; at most

@@ -30,9 +30,11 @@ void registry_free(struct registry *r);
 int registry_alloc_add(struct registry *r, const struct sockaddr *relayed,
     const char *user, const char *call);
 void registry_alloc_del(struct registry *r, const struct sockaddr *relayed);
-/* 0 and *out filled when known, -1 otherwise. */
-int registry_alloc_find(const struct registry *r, const struct sockaddr *relayed,
-    struct registry_alloc *out);
+/* The owner, or NULL when unknown. Valid until the registry next changes;
+ * a pointer rather than a copy, because the relay asks for every datagram
+ * between two allocations. */
+const struct registry_alloc *registry_alloc_find(const struct registry *r,
+    const struct sockaddr *relayed);
 
 /* A call ended: its credentials are refused until until_s (their
  * expiry), after which the entry is forgotten. */

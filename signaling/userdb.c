@@ -50,6 +50,9 @@ struct userdb {
 	char path[PATH_MAX];
 	unsigned (*hash_before)(void);
 	void (*hash_after)(unsigned);
+	/* The daemon reads the change log every second: compiled once, at
+	 * the first read, rather than at every one. */
+	sqlite3_stmt *changes_st;
 };
 
 /* Everything about one user that a check needs. Wiped after use. */
@@ -360,8 +363,9 @@ void userdb_close(struct userdb *u)
 {
 	if (u == NULL)
 		return;
-	/* v2 closes once the last statement is finalized; none outlive a
-	 * call here, so this closes now. */
+	/* v2 closes once the last statement is finalized; the only one kept
+	 * between calls is finalized first, so this closes now. */
+	sqlite3_finalize(u->changes_st);
 	sqlite3_close_v2(u->db);
 	free(u);
 }
@@ -581,15 +585,13 @@ int userdb_changes(struct userdb *u, uint64_t *seq, size_t max, bool *missed,
 	bool first = true;
 
 	*missed = false;
-	/* One read transaction: the oldest row kept and the rows after *seq
-	 * come from the same snapshot. */
-	if ((rc = exec(u, "BEGIN")) != USERDB_OK)
+	/* One statement is one read transaction: the oldest row kept and the
+	 * rows after *seq come from the same snapshot. */
+	if (u->changes_st == NULL &&
+	    (rc = prepare(u, "SELECT seq, name, kind, (SELECT MIN(seq) FROM user_changes) "
+	    "FROM user_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2", &u->changes_st)) != USERDB_OK)
 		return rc;
-	if ((rc = prepare(u, "SELECT seq, name, kind, (SELECT MIN(seq) FROM user_changes) "
-	    "FROM user_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2", &st)) != USERDB_OK) {
-		rollback(u);
-		return rc;
-	}
+	st = u->changes_st;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)*seq); /* read from the log: fits */
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)(max < INT32_MAX ? max : INT32_MAX));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -606,8 +608,9 @@ int userdb_changes(struct userdb *u, uint64_t *seq, size_t max, bool *missed,
 			fn(ctx, (const char *)name, (enum userdb_change)kind);
 	}
 	rc = rc == SQLITE_DONE ? USERDB_OK : db_error(u, "read the change log");
-	sqlite3_finalize(st);
-	rollback(u);
+	/* Ends the read transaction, which would otherwise hold back the
+	 * write-ahead log's checkpoints. */
+	sqlite3_reset(st);
 	return rc;
 }
 
