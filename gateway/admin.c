@@ -18,6 +18,7 @@
 #include "common/b64url.h"
 #include "gateway/audit.h"
 #include "gateway/blocklist.h"
+#include "gateway/audit_reader.h"
 #include "gateway/login_worker.h"
 #include "gateway/state_lock.h"
 #include "policy/policy.h"
@@ -62,6 +63,7 @@ struct act {
 	char argbuf[128];
 	int status;
 	json_t *out;
+	bool deferred;                /* answered later, through env.reply */
 };
 
 static const char *role_name(enum admin_role r)
@@ -669,26 +671,25 @@ static bool query_u64(const char *q, const char *key, uint64_t *v)
 static void h_audit(struct act *x)
 {
 	uint64_t since = 0, until = 0, limit = AUDIT_DEFAULT_LIMIT;
-	char user[IDENTITY_NAME_MAX], event[64];
-	bool has_user, has_event;
-	unsigned held;
-	json_t *events;
+	struct audit_filter f;
 
 	if (!query_u64(x->rq->query, "since", &since) || !query_u64(x->rq->query, "until", &until) ||
 	    !query_u64(x->rq->query, "limit", &limit) || limit == 0 || limit > AUDIT_MAX_LIMIT) {
 		fail(x, 400, "bad_request", "since and until are UNIX milliseconds, limit 1..10000");
 		return;
 	}
-	has_user = query_get(x->rq->query, "user", user, sizeof(user));
-	has_event = query_get(x->rq->query, "event", event, sizeof(event));
-	/* A query reads the whole audit file, which can take seconds: the
-	 * state lock is given up meanwhile, so that media goes on. It only
-	 * touches the audit object, which has a lock of its own. */
-	held = state_suspend();
-	events = audit_query(x->a->env.audit, since, until, has_user ? user : NULL,
-	    has_event ? event : NULL, (size_t)limit);
-	state_resume(held);
-	x->out = json_pack("{s:o}", "events", events);
+	memset(&f, 0, sizeof(f));
+	f.since_ms = since;
+	f.until_ms = until;
+	f.limit = (size_t)limit;
+	f.has_user = query_get(x->rq->query, "user", f.user, sizeof(f.user));
+	f.has_event = query_get(x->rq->query, "event", f.event, sizeof(f.event));
+	/* A query reads the whole audit file, which can take a second: on
+	 * the audit reader's thread, answered later. */
+	if (audit_reader_submit(x->a->env.audit_reader, x->rq->id, &f) == 0)
+		x->deferred = true;
+	else
+		fail(x, 503, "busy", "too many audit queries in progress, try again");
 }
 
 static void block_row(void *ctx, const char *ip, uint64_t until_ms, const char *why)
@@ -903,6 +904,8 @@ bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_
 			}
 		}
 		routes[i].fn(&x);
+		if (x.deferred)
+			return false;
 		goto out;
 	}
 	if (path_known)
@@ -963,6 +966,17 @@ void admin_login_done(struct admin *a, const struct login_result *r, uint64_t no
 	OPENSSL_cleanse(body, strlen(body));
 	free(body);
 	memset(p, 0, sizeof(*p));
+}
+
+void admin_audit_done(struct admin *a, uint64_t request, const char *body)
+{
+	static const char no_memory[] =
+	    "{\"error\":\"internal\",\"message\":\"out of memory while reading the audit trail\"}";
+
+	if (body != NULL)
+		a->env.reply(a->env.ctx, request, 200, body, strlen(body));
+	else
+		a->env.reply(a->env.ctx, request, 500, no_memory, sizeof(no_memory) - 1);
 }
 
 void admin_request_gone(struct admin *a, uint64_t request)

@@ -66,6 +66,7 @@ struct hub;
 struct userdb;
 struct audit;
 struct login_worker;
+struct audit_reader;
 struct login_result;
 struct blocklist;
 
@@ -75,6 +76,7 @@ struct admin_env {
 	struct userdb *users;           /* borrowed; NULL: no local users */
 	struct audit *audit;            /* borrowed */
 	struct login_worker *logins;    /* borrowed */
+	struct audit_reader *audit_reader; /* borrowed: runs audit queries */
 	const char *policy_path;        /* "" when no policy file is configured */
 	/* Validates text as a policy, writes it to policy_path atomically and
 	 * applies it (live calls decided again). 0, -1 with err naming the
@@ -125,12 +127,17 @@ void admin_free(struct admin *a);
 
 /* Handles one request. Returns true with *status, *body (owned, free())
  * and *content_type (static) set, or false when the answer will come
- * through env->reply (a login being checked; always JSON). */
+ * through env->reply (a login being checked, or an audit query being
+ * read; always JSON). */
 bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_ms,
     int *status, char **body, const char **content_type);
 
 /* The outcome of an admin login started by admin_handle(). */
 void admin_login_done(struct admin *a, const struct login_result *r, uint64_t now_ms);
+
+/* The answer of a deferred audit query (audit_reader_drain()): body, or
+ * NULL when the reader ran out of memory. */
+void admin_audit_done(struct admin *a, uint64_t request, const char *body);
 
 /* A request that was deferred will never be answered (its connection
  * went away). */

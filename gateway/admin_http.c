@@ -17,6 +17,11 @@
 #include "gateway/state_lock.h"
 
 #define PENDING_BUCKETS 256
+/* How long a deferred answer may take: a login waits behind the others
+ * queued for argon2id (a quarter of a second each), an audit query
+ * behind the others reading the file. Without it, libwebsockets would
+ * close the connection after its idle timeout, 5 s. */
+#define DEFERRED_TIMEOUT_S 120
 #define HTTP_CHUNK 16384
 
 /* Per-connection data, zeroed by libwebsockets. */
@@ -102,6 +107,7 @@ static void dispatch(struct admin_http *s, struct req *r)
 		return;
 	}
 	r->deferred = true;
+	lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, DEFERRED_TIMEOUT_S);
 	r->next = s->pending[r->id % PENDING_BUCKETS];
 	s->pending[r->id % PENDING_BUCKETS] = r;
 }

@@ -28,6 +28,7 @@
 #include "gateway/admin_http.h"
 #include "gateway/alerts.h"
 #include "gateway/audit.h"
+#include "gateway/audit_reader.h"
 #include "gateway/blocklist.h"
 #include "gateway/events.h"
 #include "gateway/metrics.h"
@@ -89,6 +90,7 @@ struct daemon {
 	struct hub *hub;
 	struct ws_server *ws;
 	struct login_worker *logins;
+	struct audit_reader *audit_reader;
 	struct audit *audit;
 	struct events *events;
 	struct metrics *metrics;
@@ -218,6 +220,18 @@ static void on_logins_ready(void *arg)
 	struct daemon *d = arg;
 
 	login_worker_drain(d->logins, login_done, d);
+}
+
+static void audit_done(void *ctx, uint64_t request, const char *body)
+{
+	admin_audit_done(((struct daemon *)ctx)->admin, request, body);
+}
+
+static void on_audit_ready(void *arg)
+{
+	struct daemon *d = arg;
+
+	audit_reader_drain(d->audit_reader, audit_done, d);
 }
 
 static int hub_mint(void *ctx, const char *user, const char *call, uint64_t expires_s,
@@ -892,6 +906,7 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 	env.users = d->users;
 	env.audit = d->audit;
 	env.logins = d->logins;
+	env.audit_reader = d->audit_reader;
 	env.policy_path = cfg->policy_file;
 	env.policy_replace = admin_policy_replace;
 	env.alloc_count = admin_alloc_count;
@@ -1016,6 +1031,7 @@ static void shutdown_all(struct daemon *d)
 	relay_thread_stop(d->relay);
 	loop_free(d->loop);
 	login_worker_free(d->logins);
+	audit_reader_free(d->audit_reader);
 	admin_free(d->admin);
 	admin_http_free(d->admin_http);
 	user_watch_free(d->user_watch);
@@ -1068,7 +1084,8 @@ int daemon_run(const struct config *cfg)
 			snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	if ((d.audit = open_audit(cfg, err, sizeof(err))) == NULL)
+	if ((d.audit = open_audit(cfg, err, sizeof(err))) == NULL ||
+	    (d.audit_reader = audit_reader_new(d.audit, err, sizeof(err))) == NULL)
 		goto fail;
 	if (start_events(&d) != 0) {
 		snprintf(err, sizeof(err), "out of memory");
@@ -1101,6 +1118,7 @@ int daemon_run(const struct config *cfg)
 	if (d.deferred_fd < 0 ||
 	    loop_add_fd(d.loop, d.deferred_fd, on_deferred, &d) != 0 ||
 	    loop_add_fd(d.loop, login_worker_fd(d.logins), on_logins_ready, &d) != 0 ||
+	    loop_add_fd(d.loop, audit_reader_fd(d.audit_reader), on_audit_ready, &d) != 0 ||
 	    loop_add_timer(d.loop, 1000, on_tick, &d) != 0) {
 		snprintf(err, sizeof(err), "cannot set up the event loop");
 		goto fail;

@@ -1,12 +1,13 @@
 /* Least privilege (see privdrop.h).
  *
  * Linux keeps capabilities and no_new_privs per thread, and capset() only
- * changes the calling thread's. The audit writer and the login worker
- * already run when the listeners are bound, so dropping in the main
- * thread alone would leave them privileged, and a thread's privileges
- * are the whole process's to anyone who runs code in it. glibc applies
- * setgroups/setresgid/setresuid to every thread itself; for the rest,
- * each thread is signalled and drops its own (what libcap's psx does).
+ * changes the calling thread's. The audit writer, the audit reader and
+ * the login worker already run when the listeners are bound, so dropping
+ * in the main thread alone would leave them privileged, and a thread's
+ * privileges are the whole process's to anyone who runs code in it. glibc
+ * applies setgroups/setresgid/setresuid to every thread itself; for the
+ * rest, each thread is signalled and drops its own (what libcap's psx
+ * does).
  * Whatever the mechanism, the result is then read back from
  * /proc/self/task/<tid>/status for every thread, and the start is refused
  * unless it is exactly what was asked for. */

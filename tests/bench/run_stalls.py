@@ -38,7 +38,6 @@ probe failed, or the daemon did not stop cleanly. Traffic goes only to
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -200,20 +199,6 @@ def scenario_admin(a):
     return admin_load(a, add_user, lambda n: "an admin added %d users through the admin API" % n)
 
 
-def fill_audit(path, lines):
-    """Appends lines synthetic call records to the audit file, as a
-    gateway that has run for a while has them."""
-    t0 = int(time.time() * 1000) - lines * 100
-    with open(path, "a") as f:
-        for i in range(lines):
-            f.write(json.dumps({
-                "ts": "2026-11-27T00:00:00.000Z", "ts_ms": t0 + i * 100, "event": "call.end",
-                "outcome": "success", "user": "u%06d" % (i % 5000), "call": "c%012d" % i,
-                "peer": "u%06d" % ((i + 1) % 5000), "media": ["audio", "video"],
-                "reason": "hangup", "duration_s": 61, "bytes_relayed": 1234567},
-                separators=(",", ":")) + "\n")
-
-
 def scenario_audit(a):
     queries = ["/api/audit", "/api/audit?user=u000042&limit=100"]
 
@@ -225,7 +210,7 @@ def scenario_audit(a):
     return admin_load(
         a, query, lambda n: "an auditor queried an audit trail of %d records %d times "
         "(all; one user's)" % (a.audit_lines, n),
-        prepare=lambda g: fill_audit(ac.audit_path(g), a.audit_lines))
+        prepare=lambda g: ac.fill_audit(g, a.audit_lines))
 
 
 SCENARIOS = {"idle": scenario_idle, "contacts": scenario_contacts, "logins": scenario_logins,

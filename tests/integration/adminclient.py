@@ -17,6 +17,7 @@ Standard library only (and gh.py, next to it). Traffic goes to 127.0.0.1 only.
 import http.client
 import json
 import os
+import time
 import urllib.parse
 
 import gh  # slow_factor(): logins (argon2id) take seconds under valgrind
@@ -119,6 +120,21 @@ class AdminClient:
 
 def audit_path(g):
     return g.config.get("log", {}).get("audit_file") or os.path.join(g.state_dir, "audit.jsonl")
+
+
+def fill_audit(g, lines):
+    """Appends lines synthetic call records to g's audit file, as a
+    gateway that has run for a while has them: users u000000..u004999,
+    one record 100 ms after the other, the last one now."""
+    t0 = int(time.time() * 1000) - lines * 100
+    with open(audit_path(g), "a") as f:
+        for i in range(lines):
+            f.write(json.dumps({
+                "ts": "2026-11-27T00:00:00.000Z", "ts_ms": t0 + i * 100, "event": "call.end",
+                "outcome": "success", "user": "u%06d" % (i % 5000), "call": "c%012d" % i,
+                "peer": "u%06d" % ((i + 1) % 5000), "media": ["audio", "video"],
+                "reason": "hangup", "duration_s": 61, "bytes_relayed": 1234567},
+                separators=(",", ":")) + "\n")
 
 
 def read_audit(g):

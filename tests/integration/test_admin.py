@@ -1101,6 +1101,63 @@ def test_audit_query_filters():
         assert_error(st, b, 400, "bad_request", "audit query %r" % q)
 
 
+def test_audit_query_off_the_loop():
+    """An audit query reads the whole audit file on a thread of its own
+    (gateway/audit_reader.h). While one runs, the API answers other
+    requests: a health check sent after it is answered before it. More
+    than 4 at once are told to come back (503 busy) rather than queued
+    without end; the others get their right answers."""
+    RECORDS = 300000
+    g = gh.Gatehouse(ARGS.gatehouse)
+    sc.write_config(g)
+    us = make_users(g, {"bigaud": ["auditor"]})
+    api = ac.AdminClient(g)
+
+    def query(tok, **q):
+        st, b = api.call("GET", "/api/audit", token=tok, query=dict(q, limit="3"))
+        return st, b, time.monotonic()
+
+    def check_answer(st, b, calls, what):
+        assert st == 200 and [e.get("call") for e in b.get("events", [])] == \
+            ["c%012d" % n for n in calls], "%s: HTTP %d %s" % (what, st, ac._short(b))
+
+    def body():
+        ac.fill_audit(g, RECORDS)
+        tok = api.login(us["bigaud"])
+        newest = (RECORDS - 3, RECORDS - 2, RECORDS - 1)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            # Every record is a call.end, so every line is parsed: most
+            # of a second, long enough for a health check sent 0.1 s
+            # later to go first.
+            first = pool.submit(query, tok, event="call.end")
+            time.sleep(0.1)
+            st, b = api.call("GET", "/api/health")
+            health_at = time.monotonic()
+            assert st == 200, "health during an audit query: HTTP %d %r" % (st, b)
+            st, b, audit_at = first.result()
+            check_answer(st, b, newest, "the first query")
+            assert health_at < audit_at, "the health check waited for the audit query"
+            # One user's records: only lines that name them are parsed,
+            # but the file is still read through, for tens of
+            # milliseconds; eight sent at once overlap.
+            more = [pool.submit(query, tok, user="u%06d" % i) for i in range(8)]
+            answers = [f.result() for f in more]
+        assert any(st == 503 for st, b, _ in answers), \
+            "8 queries at once, none refused: %r" % [a[0] for a in answers]
+        for i, (st, b, _) in enumerate(answers):
+            if st == 503:
+                assert_error(st, b, 503, "busy", "query %d of 8 at once" % i)
+            else:
+                check_answer(st, b, [n * 5000 + i for n in (57, 58, 59)],
+                             "query %d of 8 at once" % i)
+        # The queue has drained: asked again, the reader answers.
+        st, b, _ = query(tok, event="call.end")
+        check_answer(st, b, newest, "a query after the busy ones")
+
+    with g:
+        with_log(g, body, api)
+
+
 # ------------------------------------------------------ sessions, calls
 
 def test_sessions_and_calls():
@@ -1368,6 +1425,7 @@ if __name__ == "__main__":
         test_password_reset_needs_actor_totp,
         test_totp_reenrol_needs_actor_totp,
         test_audit_query_filters,
+        test_audit_query_off_the_loop,
         test_sessions_and_calls,
         test_policy_get_and_validate,
         test_policy_put_invalid_leaves_policy,
