@@ -47,10 +47,29 @@ struct pending_login {
 	char remote[64];
 };
 
+/* A user added or a password set through the API, waiting for the login
+ * worker to hash the password (a quarter of a second of argon2id, which
+ * on the loop would hold up every signaling session). */
+enum change_kind { CHANGE_ADD, CHANGE_PASSWORD };
+
+struct pending_change {
+	uint64_t request;             /* 0: free */
+	enum change_kind kind;
+	char name[IDENTITY_NAME_MAX];
+	char groups[IDENTITY_MAX_GROUPS][IDENTITY_NAME_MAX];
+	size_t ngroups;
+	bool totp;
+	/* Who asked, for the audit trail: their token may be gone by then. */
+	char actor[IDENTITY_NAME_MAX];
+	enum admin_role role;
+	char remote[64];
+};
+
 struct admin {
 	struct admin_env env;
 	struct token tokens[ADMIN_MAX_TOKENS];
 	struct pending_login pending[MAX_PENDING];
+	struct pending_change changes[MAX_PENDING];
 };
 
 /* One request being handled. */
@@ -391,50 +410,103 @@ static void h_users(struct act *x)
 	x->out = json_pack("{s:o}", "users", list);
 }
 
+/* Sends password to the login worker to be hashed; the change c is made
+ * when the hash comes back (admin_hash_done()). */
+static void start_change(struct act *x, const struct pending_change *c, const char *password)
+{
+	struct pending_change *p = NULL;
+	size_t i;
+
+	for (i = 0; i < MAX_PENDING && p == NULL; i++)
+		if (x->a->changes[i].request == 0)
+			p = &x->a->changes[i];
+	if (p == NULL || login_worker_submit_hash(x->a->env.logins, x->rq->id, password) != 0) {
+		fail(x, 503, "busy", "too many password changes in progress, try again");
+		return;
+	}
+	*p = *c;
+	p->request = x->rq->id;
+	snprintf(p->actor, sizeof(p->actor), "%s", x->tok->user);
+	p->role = x->tok->role;
+	snprintf(p->remote, sizeof(p->remote), "%s", x->rq->remote != NULL ? x->rq->remote : "");
+	x->deferred = true;
+}
+
 static void h_user_add(struct act *x)
 {
 	json_t *body = body_json(x), *groups, *g;
 	const char *name = jstr(body, "name"), *password = jstr(body, "password");
-	const char *gl[IDENTITY_MAX_GROUPS];
-	char b32[64] = "", uri[512];
-	bool totp;
-	size_t i, n = 0;
-	int rc;
+	struct pending_change c;
+	struct userdb_entry e;
+	bool valid;
+	size_t i;
 
 	if (!need_users(x))
 		goto out;
 	groups = json_object_get(body, "groups");
-	totp = json_is_true(json_object_get(body, "totp"));
 	if (name == NULL || password == NULL || (groups != NULL && !json_is_array(groups)) ||
 	    json_array_size(groups) > IDENTITY_MAX_GROUPS) {
 		fail(x, 400, "bad_request", "expected {name, password, groups: [..], totp: bool}");
 		goto out;
 	}
+	memset(&c, 0, sizeof(c));
+	c.kind = CHANGE_ADD;
+	c.totp = json_is_true(json_object_get(body, "totp"));
+	valid = userdb_name_ok(name) && userdb_password_ok(password);
 	json_array_foreach(groups, i, g) {
 		if (!json_is_string(g)) {
 			fail(x, 400, "bad_request", "groups are strings");
 			goto out;
 		}
-		gl[n++] = json_string_value(g);
+		valid = valid && userdb_name_ok(json_string_value(g));
+		if (valid)
+			snprintf(c.groups[c.ngroups++], sizeof(c.groups[0]), "%s", json_string_value(g));
 	}
-	rc = userdb_add(x->a->env.users, name, password, gl, n, totp, b32, sizeof(b32));
-	if (rc != USERDB_OK) {
-		fail(x, rc == USERDB_EXISTS ? 409 : 400, rc == USERDB_EXISTS ? "conflict" :
-		    "bad_request", rc == USERDB_EXISTS ? "the user exists" :
-		    "invalid name, group or password (8 to 1024 bytes)");
+	/* Refused before the password is hashed; the database checks again
+	 * when the user is written. */
+	if (!valid || userdb_get(x->a->env.users, name, &e) == USERDB_OK) {
+		fail(x, valid ? 409 : 400, valid ? "conflict" : "bad_request", valid ?
+		    "the user exists" : "invalid name, group or password (8 to 1024 bytes)");
 		audit(x, "admin.user.add", "failed", json_pack("{s:s}", "target", name));
 		goto out;
 	}
-	audit(x, "admin.user.add", "success", json_pack("{s:s, s:n, s:{s:O, s:b}}", "target",
-	    name, "before", "after", "groups", groups != NULL ? groups : json_array(),
-	    "totp", totp));
-	x->out = json_pack("{s:s}", "name", name);
-	if (totp && totp_uri("Gatehouse", name, b32, uri, sizeof(uri)) > 0)
-		json_object_set_new(x->out, "otpauth", json_string(uri));
-	x->a->env.users_changed(x->a->env.ctx);
+	snprintf(c.name, sizeof(c.name), "%s", name);
+	start_change(x, &c, password);
 out:
-	OPENSSL_cleanse(b32, sizeof(b32));
 	json_decref(body);
+}
+
+static void finish_add(struct act *x, const struct pending_change *p, const char *hash)
+{
+	const char *gl[IDENTITY_MAX_GROUPS];
+	char b32[64] = "", uri[512];
+	json_t *groups = json_array();
+	size_t i;
+	int rc;
+
+	for (i = 0; i < p->ngroups; i++) {
+		gl[i] = p->groups[i];
+		json_array_append_new(groups, json_string(p->groups[i]));
+	}
+	rc = userdb_add_hashed(x->a->env.users, p->name, hash, gl, p->ngroups, p->totp,
+	    b32, sizeof(b32));
+	if (rc != USERDB_OK) {
+		if (rc == USERDB_EXISTS)
+			fail(x, 409, "conflict", "the user exists");
+		else
+			fail(x, 500, "internal", "the user database refused the change");
+		audit(x, "admin.user.add", "failed", json_pack("{s:s}", "target", p->name));
+		json_decref(groups);
+		return;
+	}
+	audit(x, "admin.user.add", "success", json_pack("{s:s, s:n, s:{s:o, s:b}}", "target",
+	    p->name, "before", "after", "groups", groups, "totp", p->totp));
+	x->out = json_pack("{s:s}", "name", p->name);
+	if (p->totp && totp_uri("Gatehouse", p->name, b32, uri, sizeof(uri)) > 0)
+		json_object_set_new(x->out, "otpauth", json_string(uri));
+	OPENSSL_cleanse(b32, sizeof(b32));
+	OPENSSL_cleanse(uri, sizeof(uri));
+	x->a->env.users_changed(x->a->env.ctx);
 }
 
 /* Changes one user with fn; audits the entry before and after. */
@@ -502,21 +574,67 @@ static int do_delete(struct act *x)
 	return rc;
 }
 
-static int do_password(struct act *x)
+/* POST /api/users/NAME/password: checked here, hashed on the login
+ * worker, written in finish_password(). */
+static void h_user_password(struct act *x)
 {
-	json_t *body = body_json(x);
-	const char *pw = jstr(body, "password");
-	int rc = USERDB_INVALID;
+	struct pending_change c;
+	struct userdb_entry e;
+	json_t *body;
+	const char *pw;
 
-	if (pw == NULL)
+	if (!need_users(x))
+		return;
+	if (userdb_get(x->a->env.users, x->arg, &e) != USERDB_OK) {
+		fail(x, 404, "not_found", "no such user");
+		audit(x, "admin.user.password", "failed", json_pack("{s:s}", "target", x->arg));
+		return;
+	}
+	body = body_json(x);
+	pw = jstr(body, "password");
+	if (pw == NULL) {
 		fail(x, 400, "bad_request", "expected {password, actor_totp}");
-	else if (actor_code_ok(x, body) &&
-	    (rc = userdb_passwd(x->a->env.users, x->arg, pw)) == USERDB_INVALID)
+	} else if (!actor_code_ok(x, body)) {
+		/* actor_code_ok() answered. */
+	} else if (!userdb_password_ok(pw)) {
 		fail(x, 400, "bad_request", "passwords are 8 to 1024 bytes");
-	if (rc == USERDB_OK)
-		tokens_revoke_user(x->a, x->arg);
+	} else {
+		memset(&c, 0, sizeof(c));
+		c.kind = CHANGE_PASSWORD;
+		snprintf(c.name, sizeof(c.name), "%s", x->arg);
+		start_change(x, &c, pw);
+	}
+	if (!x->deferred)
+		audit(x, "admin.user.password", "failed", json_pack("{s:s}", "target", x->arg));
 	json_decref(body);
-	return rc;
+}
+
+static void finish_password(struct act *x, const struct pending_change *p, const char *hash)
+{
+	struct userdb_entry before, after;
+	int rc;
+
+	if (userdb_get(x->a->env.users, p->name, &before) != USERDB_OK) {
+		fail(x, 404, "not_found", "no such user");
+		audit(x, "admin.user.password", "failed", json_pack("{s:s}", "target", p->name));
+		return;
+	}
+	rc = userdb_passwd_hashed(x->a->env.users, p->name, hash);
+	if (rc != USERDB_OK) {
+		fail(x, rc == USERDB_NOTFOUND ? 404 : 500, rc == USERDB_NOTFOUND ? "not_found" :
+		    "internal", rc == USERDB_NOTFOUND ? "no such user" :
+		    "the user database refused the change");
+		audit(x, "admin.user.password", "failed", json_pack("{s:s}", "target", p->name));
+		return;
+	}
+	/* A new password ends the sessions the old one opened. */
+	tokens_revoke_user(x->a, p->name);
+	if (userdb_get(x->a->env.users, p->name, &after) != USERDB_OK)
+		memset(&after, 0, sizeof(after));
+	audit(x, "admin.user.password", "success", json_pack("{s:s, s:o, s:o}", "target",
+	    p->name, "before", user_json(&before), "after", after.name[0] ? user_json(&after) :
+	    json_null()));
+	x->out = json_pack("{s:s}", "user", p->name);
 }
 
 static int do_totp(struct act *x)
@@ -538,7 +656,6 @@ static void h_user_disable(struct act *x) { user_change(x, "admin.user.disable",
 static void h_user_enable(struct act *x) { user_change(x, "admin.user.enable", do_enable); }
 static void h_user_unlock(struct act *x) { user_change(x, "admin.user.unlock", do_unlock); }
 static void h_user_delete(struct act *x) { user_change(x, "admin.user.delete", do_delete); }
-static void h_user_password(struct act *x) { user_change(x, "admin.user.password", do_password); }
 static void h_user_totp(struct act *x) { user_change(x, "admin.user.totp", do_totp); }
 
 
@@ -979,13 +1096,60 @@ void admin_audit_done(struct admin *a, uint64_t request, const char *body)
 		a->env.reply(a->env.ctx, request, 500, no_memory, sizeof(no_memory) - 1);
 }
 
+void admin_hash_done(struct admin *a, const struct login_result *r, uint64_t now_ms)
+{
+	struct admin_request rq;
+	struct pending_change *p = NULL;
+	struct token tok;
+	struct act x;
+	char *body;
+	size_t i;
+
+	for (i = 0; i < MAX_PENDING && p == NULL; i++)
+		if (a->changes[i].request == r->session && r->session != 0)
+			p = &a->changes[i];
+	/* The request is gone (its connection closed): nothing is changed,
+	 * as nobody would hear of it. */
+	if (p == NULL)
+		return;
+	memset(&rq, 0, sizeof(rq));
+	rq.remote = p->remote;
+	memset(&tok, 0, sizeof(tok));
+	snprintf(tok.user, sizeof(tok.user), "%s", p->actor);
+	tok.role = p->role;
+	memset(&x, 0, sizeof(x));
+	x.a = a;
+	x.rq = &rq;
+	x.tok = &tok;
+	x.now_ms = now_ms;
+	x.status = 200;
+	if (r->rc != IDENTITY_OK) {
+		fail(&x, 500, "internal", "the password could not be hashed");
+		audit(&x, p->kind == CHANGE_ADD ? "admin.user.add" : "admin.user.password", "failed",
+		    json_pack("{s:s}", "target", p->name));
+	} else if (p->kind == CHANGE_ADD) {
+		finish_add(&x, p, r->pw_hash);
+	} else {
+		finish_password(&x, p, r->pw_hash);
+	}
+	body = dump(x.out);
+	a->env.reply(a->env.ctx, p->request, x.status, body, strlen(body));
+	/* It may hold a new TOTP secret. */
+	OPENSSL_cleanse(body, strlen(body));
+	free(body);
+	memset(p, 0, sizeof(*p));
+}
+
 void admin_request_gone(struct admin *a, uint64_t request)
 {
 	size_t i;
 
-	for (i = 0; i < MAX_PENDING; i++)
+	for (i = 0; i < MAX_PENDING; i++) {
 		if (a->pending[i].request == request)
 			memset(&a->pending[i], 0, sizeof(a->pending[i]));
+		if (a->changes[i].request == request)
+			memset(&a->changes[i], 0, sizeof(a->changes[i]));
+	}
 }
 
 struct admin *admin_new(const struct admin_env *env)

@@ -127,13 +127,18 @@ void admin_free(struct admin *a);
 
 /* Handles one request. Returns true with *status, *body (owned, free())
  * and *content_type (static) set, or false when the answer will come
- * through env->reply (a login being checked, or an audit query being
- * read; always JSON). */
+ * through env->reply (a login being checked, a password being hashed, or
+ * an audit query being read; always JSON). */
 bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_ms,
     int *status, char **body, const char **content_type);
 
 /* The outcome of an admin login started by admin_handle(). */
 void admin_login_done(struct admin *a, const struct login_result *r, uint64_t now_ms);
+
+/* The hash of a password that the API sets (login_worker_submit_hash()):
+ * the user is added or the password changed now, and the request
+ * answered. */
+void admin_hash_done(struct admin *a, const struct login_result *r, uint64_t now_ms);
 
 /* The answer of a deferred audit query (audit_reader_drain()): body, or
  * NULL when the reader ran out of memory. */

@@ -209,7 +209,9 @@ static void login_done(void *ctx, const struct login_result *r)
 {
 	struct daemon *d = ctx;
 
-	if (r->admin)
+	if (r->hash)
+		admin_hash_done(d->admin, r, relay_io_now_ms());
+	else if (r->admin)
 		admin_login_done(d->admin, r, relay_io_now_ms());
 	else
 		hub_login_done(d->hub, r->session, r->rc, &r->who, r->why, relay_io_now_ms());
@@ -1094,10 +1096,6 @@ int daemon_run(const struct config *cfg)
 	if (has_local_backend(cfg) &&
 	    (d.users = userdb_open(cfg->state_dir, err, sizeof(err))) == NULL)
 		goto fail;
-	/* Passwords set through the admin API are hashed on this thread:
-	 * media goes on meanwhile. */
-	if (d.users != NULL)
-		userdb_set_hash_hooks(d.users, state_suspend, state_resume);
 	if ((d.identity = identity_new(&cfg->identity, d.users, err, sizeof(err))) == NULL ||
 	    (d.logins = login_worker_new(cfg, err, sizeof(err))) == NULL)
 		goto fail;

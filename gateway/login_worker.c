@@ -18,7 +18,7 @@
 
 struct job {
 	struct job *next;
-	bool admin;
+	bool admin, hash;
 	uint64_t session;
 	uint64_t now_s;
 	char *user, *password, *totp, *token; /* owned, wiped on free */
@@ -105,8 +105,13 @@ static void run_job(struct login_worker *w, struct job *j)
 
 	r->session = j->session;
 	r->admin = j->admin;
+	r->hash = j->hash;
 	r->why = "bad request";
-	if (j->admin)
+	if (j->hash) {
+		r->rc = password_hash(j->password, r->pw_hash, sizeof(r->pw_hash)) == PASSWORD_OK ?
+		    IDENTITY_OK : IDENTITY_FAILED;
+		r->why = "password hashing failed";
+	} else if (j->admin)
 		run_admin(w, j, r);
 	else if (j->token != NULL)
 		r->rc = identity_login_token(w->identity, j->token, strlen(j->token),
@@ -206,7 +211,7 @@ void login_worker_free(struct login_worker *w)
 	}
 	for (j = w->done_head; j != NULL; j = next) {
 		next = j->next;
-		OPENSSL_cleanse(&j->result.who, sizeof(j->result.who));
+		OPENSSL_cleanse(&j->result, sizeof(j->result));
 		job_free(j);
 	}
 	identity_free(w->identity);
@@ -218,8 +223,9 @@ void login_worker_free(struct login_worker *w)
 	free(w);
 }
 
-static int submit(struct login_worker *w, bool admin, uint64_t session, const char *user,
-    const char *password, const char *totp, const char *token, uint64_t now_s)
+static int submit(struct login_worker *w, bool admin, bool hash, uint64_t session,
+    const char *user, const char *password, const char *totp, const char *token,
+    uint64_t now_s)
 {
 	struct job *j;
 	int rc = -1;
@@ -228,6 +234,7 @@ static int submit(struct login_worker *w, bool admin, uint64_t session, const ch
 	if (j == NULL)
 		return -1;
 	j->admin = admin;
+	j->hash = hash;
 	j->session = session;
 	j->now_s = now_s;
 	j->user = dup_secret(user);
@@ -259,13 +266,18 @@ static int submit(struct login_worker *w, bool admin, uint64_t session, const ch
 int login_worker_submit(struct login_worker *w, uint64_t session, const char *user,
     const char *password, const char *totp, const char *token, uint64_t now_s)
 {
-	return submit(w, false, session, user, password, totp, token, now_s);
+	return submit(w, false, false, session, user, password, totp, token, now_s);
 }
 
 int login_worker_submit_admin(struct login_worker *w, uint64_t request, const char *user,
     const char *password, const char *totp, uint64_t now_s)
 {
-	return submit(w, true, request, user, password, totp, NULL, now_s);
+	return submit(w, true, false, request, user, password, totp, NULL, now_s);
+}
+
+int login_worker_submit_hash(struct login_worker *w, uint64_t request, const char *password)
+{
+	return submit(w, false, true, request, NULL, password, NULL, NULL, 0);
 }
 
 int login_worker_fd(const struct login_worker *w)
@@ -289,7 +301,7 @@ void login_worker_drain(struct login_worker *w,
 	for (j = list; j != NULL; j = next) {
 		next = j->next;
 		done(ctx, &j->result);
-		OPENSSL_cleanse(&j->result.who, sizeof(j->result.who));
+		OPENSSL_cleanse(&j->result, sizeof(j->result));
 		job_free(j);
 	}
 }

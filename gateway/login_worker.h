@@ -1,6 +1,7 @@
 /* Logins off the event loop. An argon2id check costs about a third of a
  * second by design; done on the loop it would stall every session and
- * every relayed packet for that long. A worker thread with its own
+ * every relayed packet for that long. The admin API's password hashes
+ * are made here too, for the same reason. A worker thread with its own
  * database connection and identity backends does the checks; results
  * come back through an eventfd that the loop watches. */
 #ifndef GH_GATEWAY_LOGIN_WORKER_H
@@ -12,12 +13,15 @@
 
 #include "gateway/config.h"
 #include "signaling/identity.h"
+#include "signaling/password.h"
 
 #define LOGIN_QUEUE_MAX 256   /* pending logins before new ones are refused */
 
 struct login_result {
 	uint64_t session;          /* or the admin request id */
 	bool admin;                /* an admin API login (always password + TOTP) */
+	bool hash;                 /* a password to hash for the admin API */
+	char pw_hash[PASSWORD_ENCODED_MAX]; /* hash: the encoding, when rc == IDENTITY_OK */
 	int rc;                    /* enum identity_rc */
 	struct identity_user who;  /* filled when rc == IDENTITY_OK */
 	uint64_t cred_tag;         /* admin: of the credentials checked (userdb_entry) */
@@ -42,6 +46,11 @@ int login_worker_submit(struct login_worker *w, uint64_t session, const char *us
  * identity.mfa says; the result has admin set and the user's groups. */
 int login_worker_submit_admin(struct login_worker *w, uint64_t request, const char *user,
     const char *password, const char *totp, uint64_t now_s);
+
+/* A password that the admin API sets (a user added, a password reset),
+ * hashed here rather than on the loop; the result has hash set and
+ * pw_hash filled. Same queue as the logins. */
+int login_worker_submit_hash(struct login_worker *w, uint64_t request, const char *password);
 
 /* Readable when results are waiting. */
 int login_worker_fd(const struct login_worker *w);

@@ -14,8 +14,8 @@
  * waits while the main thread holds it, and some main-thread work is long
  * (a contacts list of thousands of users, a push of them to every
  * session), so such work calls state_yield() between its steps; work
- * that touches no shared state at all (an argon2id hash) runs between
- * state_suspend() and state_resume().
+ * that touches no shared state at all (reading a policy file, writing
+ * out an admin answer) runs between state_suspend() and state_resume().
  *
  * The relay thread must not call libwebsockets (it is not thread-safe):
  * work that would, such as ending a call in response to an alert, is
@@ -27,8 +27,7 @@ void state_lock(void);
 void state_unlock(void);
 
 /* For the holder, around long work that touches none of the shared
- * state, such as the argon2id hash of a password being set: gives the
- * lock up meanwhile. state_suspend() returns the depth to give
+ * state, such as reading a policy file: gives the lock up meanwhile. state_suspend() returns the depth to give
  * state_resume(), which takes the lock back (after whoever has it now);
  * 0 from a thread that does not hold it, for which both do nothing. */
 unsigned state_suspend(void);

@@ -48,8 +48,6 @@ _Static_assert((USERDB_TOTP_SECRET_LEN * 8 + 4) / 5 < USERDB_B32_MIN, "USERDB_B3
 struct userdb {
 	sqlite3 *db;
 	char path[PATH_MAX];
-	unsigned (*hash_before)(void);
-	void (*hash_after)(unsigned);
 	/* The daemon reads the change log every second: compiled once, at
 	 * the first read, rather than at every one. */
 	sqlite3_stmt *changes_st;
@@ -141,6 +139,15 @@ static int password_ok(const char *pw)
 		return 0;
 	n = strnlen(pw, PASSWORD_MAX_LEN + 1);
 	return n >= PASSWORD_MIN_LEN && n <= PASSWORD_MAX_LEN;
+}
+
+/* What password_hash() writes: an argon2id encoding. A hash made
+ * elsewhere is checked for its form before it replaces a password, so
+ * that a mistake cannot lock a user out with a string no check accepts. */
+static int hash_ok(const char *hash)
+{
+	return hash != NULL && strncmp(hash, "$argon2id$", 10) == 0 &&
+	    strnlen(hash, PASSWORD_ENCODED_MAX) < PASSWORD_ENCODED_MAX;
 }
 
 /* SQLite integers are signed 64-bit; times beyond that do not occur,
@@ -649,48 +656,64 @@ static int insert_groups(struct userdb *u, const char *name, const char *const *
 	return rc;
 }
 
-void userdb_set_hash_hooks(struct userdb *u, unsigned (*before)(void),
-    void (*after)(unsigned))
+bool userdb_name_ok(const char *name)
 {
-	u->hash_before = before;
-	u->hash_after = after;
+	return name_ok(name);
 }
 
-/* password_hash() between the hooks. */
-static int hash_new_password(struct userdb *u, const char *password, char *hash, size_t cap)
+bool userdb_password_ok(const char *password)
 {
-	unsigned held = u->hash_before != NULL ? u->hash_before() : 0;
-	int rc = password_hash(password, hash, cap);
+	return password_ok(password);
+}
 
-	if (u->hash_after != NULL)
-		u->hash_after(held);
-	return rc;
+/* Everything userdb_add() takes but the password. */
+static bool add_args_ok(const char *name, const char *const *groups, size_t ngroups,
+    bool want_totp, const char *totp_b32, size_t b32cap)
+{
+	size_t i;
+
+	if (!name_ok(name) || ngroups > IDENTITY_MAX_GROUPS || (ngroups > 0 && groups == NULL) ||
+	    (want_totp && (totp_b32 == NULL || b32cap < USERDB_B32_MIN)))
+		return false;
+	for (i = 0; i < ngroups; i++)
+		if (!name_ok(groups[i]))
+			return false;
+	return true;
 }
 
 int userdb_add(struct userdb *u, const char *name, const char *password,
     const char *const *groups, size_t ngroups, bool want_totp,
     char *totp_b32, size_t b32cap)
 {
-	char hash[PASSWORD_ENCODED_MAX], b32[USERDB_B32_MIN];
-	uint8_t secret[USERDB_TOTP_SECRET_LEN];
-	sqlite3_stmt *st = NULL;
-	size_t i;
+	char hash[PASSWORD_ENCODED_MAX];
 	int rc;
 
-	if (!name_ok(name) || !password_ok(password) || ngroups > IDENTITY_MAX_GROUPS ||
-	    (ngroups > 0 && groups == NULL) ||
-	    (want_totp && (totp_b32 == NULL || b32cap < USERDB_B32_MIN)))
+	/* Refused before the quarter of a second of hashing. */
+	if (!add_args_ok(name, groups, ngroups, want_totp, totp_b32, b32cap) ||
+	    !password_ok(password))
 		return USERDB_INVALID;
-	for (i = 0; i < ngroups; i++)
-		if (!name_ok(groups[i]))
-			return USERDB_INVALID;
+	if (password_hash(password, hash, sizeof(hash)) != PASSWORD_OK) {
+		log_err("%s: password hashing failed", u->path);
+		return USERDB_ERROR;
+	}
+	rc = userdb_add_hashed(u, name, hash, groups, ngroups, want_totp, totp_b32, b32cap);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return rc;
+}
+
+int userdb_add_hashed(struct userdb *u, const char *name, const char *hash,
+    const char *const *groups, size_t ngroups, bool want_totp,
+    char *totp_b32, size_t b32cap)
+{
+	char b32[USERDB_B32_MIN];
+	uint8_t secret[USERDB_TOTP_SECRET_LEN];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!add_args_ok(name, groups, ngroups, want_totp, totp_b32, b32cap) || !hash_ok(hash))
+		return USERDB_INVALID;
 	if (want_totp && (rc = new_secret(secret, b32, sizeof(b32))) != USERDB_OK)
 		goto out;
-	if (hash_new_password(u, password, hash, sizeof(hash)) != PASSWORD_OK) {
-		rc = USERDB_ERROR;
-		log_err("%s: password hashing failed", u->path);
-		goto out;
-	}
 
 	if ((rc = exec(u, "BEGIN IMMEDIATE")) != USERDB_OK)
 		goto out;
@@ -727,7 +750,6 @@ int userdb_add(struct userdb *u, const char *name, const char *password,
 out_rollback:
 	rollback(u);
 out:
-	OPENSSL_cleanse(hash, sizeof(hash));
 	OPENSSL_cleanse(secret, sizeof(secret));
 	OPENSSL_cleanse(b32, sizeof(b32));
 	return rc;
@@ -750,23 +772,31 @@ int userdb_del(struct userdb *u, const char *name)
 int userdb_passwd(struct userdb *u, const char *name, const char *password)
 {
 	char hash[PASSWORD_ENCODED_MAX];
-	sqlite3_stmt *st;
 	int rc;
 
 	if (!name_ok(name) || !password_ok(password))
 		return USERDB_INVALID;
-	if (hash_new_password(u, password, hash, sizeof(hash)) != PASSWORD_OK) {
+	if (password_hash(password, hash, sizeof(hash)) != PASSWORD_OK) {
 		log_err("%s: password hashing failed", u->path);
 		return USERDB_ERROR;
 	}
-	if ((rc = prepare(u, "UPDATE users SET pw_hash = ?2 WHERE name = ?1", &st)) ==
-	    USERDB_OK) {
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-		rc = write_one(u, st);
-	}
+	rc = userdb_passwd_hashed(u, name, hash);
 	OPENSSL_cleanse(hash, sizeof(hash));
 	return rc;
+}
+
+int userdb_passwd_hashed(struct userdb *u, const char *name, const char *hash)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!name_ok(name) || !hash_ok(hash))
+		return USERDB_INVALID;
+	if ((rc = prepare(u, "UPDATE users SET pw_hash = ?2 WHERE name = ?1", &st)) != USERDB_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	return write_one(u, st);
 }
 
 int userdb_totp_reset(struct userdb *u, const char *name, char *totp_b32, size_t b32cap)

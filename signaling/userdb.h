@@ -38,13 +38,11 @@ struct userdb;
 struct userdb *userdb_open(const char *state_dir, char *err, size_t errlen);
 void userdb_close(struct userdb *db);
 
-/* Optional: called around each argon2id hash that userdb_add() and
- * userdb_passwd() compute (a quarter of a second by design), outside any
- * transaction; what before() returns is given to after(). The daemon
- * gives its state lock up meanwhile, so that relayed media does not wait
- * for an admin adding users (gateway/state_lock.h). */
-void userdb_set_hash_hooks(struct userdb *db, unsigned (*before)(void),
-    void (*after)(unsigned));
+/* Whether userdb_add() and userdb_passwd() would take a name (or group)
+ * and a password: callers that hash elsewhere refuse a bad request
+ * before they spend a quarter of a second on argon2id. */
+bool userdb_name_ok(const char *name);
+bool userdb_password_ok(const char *password);
 
 /* Names: 1..63 of [A-Za-z0-9._@-], not starting with '-' or '.'.
  * Groups likewise. Passwords: 8..1024 bytes. With want_totp, a fresh
@@ -55,6 +53,13 @@ int userdb_add(struct userdb *db, const char *name, const char *password,
     char *totp_b32, size_t b32cap);
 int userdb_del(struct userdb *db, const char *name);
 int userdb_passwd(struct userdb *db, const char *name, const char *password);
+/* The same with the password already hashed by password_hash(): the
+ * daemon hashes on its login worker, and only the write is done on its
+ * loop. */
+int userdb_add_hashed(struct userdb *db, const char *name, const char *hash,
+    const char *const *groups, size_t ngroups, bool want_totp,
+    char *totp_b32, size_t b32cap);
+int userdb_passwd_hashed(struct userdb *db, const char *name, const char *hash);
 /* Replaces the TOTP secret (re-enrolment); writes the new base32. */
 int userdb_totp_reset(struct userdb *db, const char *name, char *totp_b32, size_t b32cap);
 int userdb_unlock(struct userdb *db, const char *name);

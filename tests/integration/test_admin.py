@@ -969,6 +969,45 @@ def test_users_add_list_disable_enable_delete():
     with_log(g, lambda: run(body()), api)
 
 
+def test_user_add_hashes_off_the_loop():
+    """A password set through the API is hashed on the login worker, not
+    on the loop: four users added at once (a quarter of a second of
+    argon2id each, one after the other) and a health check sent just
+    after them: the health check is answered before the last add. Each
+    add is audited with the admin who asked."""
+    shared()
+    api = S.api
+    root = token("root")
+    names = ["offloop%d" % i for i in range(4)]
+
+    def add(name):
+        st, b = api.call("POST", "/api/users", token=root, body={
+            "name": name, "password": password_of(name), "groups": ["team"], "totp": False})
+        return st, b, time.monotonic()
+
+    t0 = now_ms()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        adds = [pool.submit(add, n) for n in names]
+        time.sleep(0.05)
+        st, b = api.call("GET", "/api/health")
+        health_at = time.monotonic()
+        answers = [f.result() for f in adds]
+    assert st == 200, "health while users are added: HTTP %d %r" % (st, b)
+    for n, (st, b, _) in zip(names, answers):
+        assert st == 200 and b == {"name": n}, "add %s: HTTP %d %r" % (n, st, b)
+    assert health_at < max(at for _, _, at in answers), \
+        "the health check waited for every password hash"
+    ev = audit_events(api, token("aud"), event="admin.user.add", since=t0)
+    assert sorted(e.get("target") for e in ev) == names and \
+        all(e.get("actor") == "root" and e.get("role") == "admin" and
+            e.get("outcome") == "success" for e in ev), "audit of the adds: %r" % ev
+    users = users_by_name(api, token("aud"))
+    assert all(users.get(n, {}).get("groups") == ["team"] for n in names), \
+        "the added users: %r" % {n: users.get(n) for n in names}
+    for n in names:
+        api.expect(200, "DELETE", "/api/users/" + n, token=root)
+
+
 def test_password_reset_needs_actor_totp():
     g = shared()
     api = S.api
@@ -1422,6 +1461,7 @@ if __name__ == "__main__":
         test_cross_origin,
         test_cross_origin_long_origin,
         test_users_add_list_disable_enable_delete,
+        test_user_add_hashes_off_the_loop,
         test_password_reset_needs_actor_totp,
         test_totp_reenrol_needs_actor_totp,
         test_audit_query_filters,
