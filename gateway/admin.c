@@ -17,8 +17,8 @@
 
 #include "common/b64url.h"
 #include "gateway/audit.h"
-#include "gateway/blocklist.h"
 #include "gateway/audit_reader.h"
+#include "gateway/blocklist.h"
 #include "gateway/login_worker.h"
 #include "gateway/state_lock.h"
 #include "policy/policy.h"
@@ -1039,6 +1039,32 @@ out:
 	return true;
 }
 
+/* The act of a deferred request, taken up again when its work is done:
+ * only the source address is left of the request itself. */
+static void deferred_act(struct act *x, struct admin *a, struct admin_request *rq,
+    const char *remote, uint64_t now_ms)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->remote = remote;
+	memset(x, 0, sizeof(*x));
+	x->a = a;
+	x->rq = rq;
+	x->now_ms = now_ms;
+	x->status = 200;
+}
+
+/* Sends x's answer to a deferred request, then wipes it: it may hold a
+ * new token or a TOTP secret. */
+static void deferred_reply(struct act *x, uint64_t request)
+{
+	char *body = dump(x->out);
+
+	x->out = NULL;
+	x->a->env.reply(x->a->env.ctx, request, x->status, body, strlen(body));
+	OPENSSL_cleanse(body, strlen(body));
+	free(body);
+}
+
 void admin_login_done(struct admin *a, const struct login_result *r, uint64_t now_ms)
 {
 	struct admin_request rq;
@@ -1046,7 +1072,7 @@ void admin_login_done(struct admin *a, const struct login_result *r, uint64_t no
 	struct token *t = NULL;
 	struct act x;
 	enum admin_role role;
-	char text[TOKEN_TEXT + 1], *body;
+	char text[TOKEN_TEXT + 1];
 	size_t i;
 
 	for (i = 0; i < MAX_PENDING && p == NULL; i++)
@@ -1054,13 +1080,7 @@ void admin_login_done(struct admin *a, const struct login_result *r, uint64_t no
 			p = &a->pending[i];
 	if (p == NULL)
 		return;
-	memset(&rq, 0, sizeof(rq));
-	rq.remote = p->remote;
-	memset(&x, 0, sizeof(x));
-	x.a = a;
-	x.rq = &rq;
-	x.now_ms = now_ms;
-	x.status = 200;
+	deferred_act(&x, a, &rq, p->remote, now_ms);
 	role = r->rc == IDENTITY_OK ? role_of(&r->who) : ADMIN_ROLE_NONE;
 	if (role != ADMIN_ROLE_NONE)
 		t = token_new(a, r->who.name, role, r->cred_tag, now_ms, text);
@@ -1078,10 +1098,7 @@ void admin_login_done(struct admin *a, const struct login_result *r, uint64_t no
 		audit(&x, "admin.login", "success", NULL);
 		OPENSSL_cleanse(text, sizeof(text));
 	}
-	body = dump(x.out);
-	a->env.reply(a->env.ctx, p->request, x.status, body, strlen(body));
-	OPENSSL_cleanse(body, strlen(body));
-	free(body);
+	deferred_reply(&x, p->request);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -1102,7 +1119,6 @@ void admin_hash_done(struct admin *a, const struct login_result *r, uint64_t now
 	struct pending_change *p = NULL;
 	struct token tok;
 	struct act x;
-	char *body;
 	size_t i;
 
 	for (i = 0; i < MAX_PENDING && p == NULL; i++)
@@ -1112,17 +1128,11 @@ void admin_hash_done(struct admin *a, const struct login_result *r, uint64_t now
 	 * as nobody would hear of it. */
 	if (p == NULL)
 		return;
-	memset(&rq, 0, sizeof(rq));
-	rq.remote = p->remote;
+	deferred_act(&x, a, &rq, p->remote, now_ms);
 	memset(&tok, 0, sizeof(tok));
 	snprintf(tok.user, sizeof(tok.user), "%s", p->actor);
 	tok.role = p->role;
-	memset(&x, 0, sizeof(x));
-	x.a = a;
-	x.rq = &rq;
 	x.tok = &tok;
-	x.now_ms = now_ms;
-	x.status = 200;
 	if (r->rc != IDENTITY_OK) {
 		fail(&x, 500, "internal", "the password could not be hashed");
 		audit(&x, p->kind == CHANGE_ADD ? "admin.user.add" : "admin.user.password", "failed",
@@ -1132,11 +1142,7 @@ void admin_hash_done(struct admin *a, const struct login_result *r, uint64_t now
 	} else {
 		finish_password(&x, p, r->pw_hash);
 	}
-	body = dump(x.out);
-	a->env.reply(a->env.ctx, p->request, x.status, body, strlen(body));
-	/* It may hold a new TOTP secret. */
-	OPENSSL_cleanse(body, strlen(body));
-	free(body);
+	deferred_reply(&x, p->request);
 	memset(p, 0, sizeof(*p));
 }
 

@@ -17,10 +17,11 @@
 #include "gateway/state_lock.h"
 
 #define PENDING_BUCKETS 256
-/* How long a deferred answer may take: a login waits behind the others
- * queued for argon2id (a quarter of a second each), an audit query
- * behind the others reading the file. Without it, libwebsockets would
- * close the connection after its idle timeout, 5 s. */
+/* How long a deferred answer may take: a login, or a password set,
+ * waits behind the others queued for argon2id (a quarter of a second
+ * each), an audit query behind the others reading the file. Without
+ * this, libwebsockets would close the connection after its idle
+ * timeout, 5 s. */
 #define DEFERRED_TIMEOUT_S 120
 #define HTTP_CHUNK 16384
 
