@@ -14,7 +14,10 @@ a fresh build/gatehouse through the integration harness, streams 1000
 packets a second of 200 bytes through its TURN relay with
 `bench_turn_probe latency` for S seconds (and the same stream directly
 over loopback, for comparison), runs the scenario's load meanwhile, and
-prints the probe's percentiles of latency and jitter. Scenarios:
+prints the probe's percentiles of latency and jitter. Meanwhile a
+WebSocket session, from a process of its own, pings the signaling
+server every 0.1 s: the percentiles of its round trips, in ms, show what
+the load does to signaling. Scenarios:
 
   idle      no load: the baseline.
   contacts  N local users (see run_contacts.py); each of S signed-in
@@ -23,13 +26,14 @@ prints the probe's percentiles of latency and jitter. Scenarios:
             of them.
   admin     an admin signed in to the admin API adds users (POST
             /api/users) one request after another, at most 40; each one
-            hashes a password with argon2id.
+            hashes a password with argon2id (on the login worker).
   logins    two clients sign in with a password, again and again (the
             argon2id checks run on the login worker thread).
   audit     the audit file gets --audit-lines synthetic call records
             (300,000, about 70 MB), and an auditor queries it through the
             admin API one request after another, at most 40: the newest
-            1000 records, then one user's newest 100.
+            1000 records, then one user's newest 100 (on the audit reader
+            thread).
 
 Exit status: 0 when it worked, however slow; 1 when a request or the
 probe failed, or the daemon did not stop cleanly. Traffic goes only to
@@ -54,6 +58,30 @@ import sigclient as sc  # noqa: E402
 from run_contacts import setup_directory  # noqa: E402
 
 ADMIN_MAX_REQUESTS = 40
+PING_INTERVAL_S = 0.1   # half the signaling rate limit's 20 a second
+
+
+def percentile(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(len(v) * p / 100.0))]
+
+
+async def signaling_probe(url, seconds):
+    """The --signaling-probe mode, in a process of its own so that the
+    load's clients do not delay it: a WebSocket session (not signed in;
+    ping works before login) pings every PING_INTERVAL_S for seconds and
+    prints each round trip in ms, one a line."""
+    c = sc.SigClient(url, name="pinger")
+    await c.connect()
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            t = time.monotonic()
+            await c.ping(timeout=120)
+            print("%.3f" % ((time.monotonic() - t) * 1000.0), flush=True)
+            await asyncio.sleep(max(0.0, PING_INTERVAL_S - (time.monotonic() - t)))
+    finally:
+        await c.close()
 
 
 async def with_probe(g, a, load):
@@ -64,21 +92,37 @@ async def with_probe(g, a, load):
         a.probe, "latency", "--server", "127.0.0.1:%d" % g.port, "--rate", "1000",
         "--size", "200", "--seconds", str(a.seconds),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    pinger = await asyncio.create_subprocess_exec(
+        sys.executable, os.path.abspath(__file__), "--signaling-probe", sc.ws_url(g),
+        "--seconds", str(a.seconds), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     done = asyncio.Event()
     task = asyncio.ensure_future(load(done))
     try:
         out, _ = await asyncio.wait_for(probe.communicate(), timeout=a.seconds * 3 + 120)
+        pings, _ = await asyncio.wait_for(pinger.communicate(), timeout=a.seconds * 3 + 120)
     finally:
         done.set()
-        if probe.returncode is None:
-            probe.kill()
-            await probe.wait()
+        for p in (probe, pinger):
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
     what = await task
     text = out.decode(errors="replace")
     if probe.returncode != 0:
         raise RuntimeError("bench_turn_probe failed (exit %d):\n%s"
                            % (probe.returncode, gh.tail(text, 15)))
-    return [l for l in text.splitlines() if l.startswith("probe:")], what
+    ping_text = pings.decode(errors="replace")
+    try:
+        rtts = [float(l) for l in ping_text.split()]
+    except ValueError:
+        rtts = []
+    if pinger.returncode != 0 or not rtts:
+        raise RuntimeError("the signaling probe failed (exit %d):\n%s"
+                           % (pinger.returncode, gh.tail(ping_text, 15)))
+    lines = [l for l in text.splitlines() if l.startswith("probe:")]
+    lines.append("signaling ping ms (%d)         %9.2f %9.2f %9.2f %9.2f" % (
+        len(rtts), percentile(rtts, 50), percentile(rtts, 90), percentile(rtts, 99), max(rtts)))
+    return lines, what
 
 
 def scenario_idle(a):
@@ -228,7 +272,11 @@ def main():
     ap.add_argument("--gatehouse", default=os.path.join(ROOT, "build", "gatehouse"))
     ap.add_argument("--probe", default=os.path.join(ROOT, "build", "tests", "bench",
                                                     "bench_turn_probe"))
+    ap.add_argument("--signaling-probe", metavar="URL", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.signaling_probe:
+        asyncio.run(signaling_probe(a.signaling_probe, a.seconds))
+        return 0
     names = [s for s in a.scenarios.split(",") if s]
     if not names or any(s not in SCENARIOS for s in names):
         ap.error("--scenarios: a comma-separated list of %s" % ", ".join(SCENARIOS))
@@ -245,7 +293,8 @@ def main():
         lines, what = SCENARIOS[name](a)
         print("\n== %s: %s" % (name, what))
         for line in lines:
-            if "latency" in line or "jitter" in line or "received" in line or "µs" in line:
+            if "latency" in line or "jitter" in line or "received" in line or "µs" in line \
+                    or line.startswith("signaling"):
                 print("  " + line)
     return 0
 
