@@ -88,6 +88,19 @@ static bool mfa_reason(const char *why)
 	    strstr(why, "TOTP") != NULL);
 }
 
+/* What an alert lacks for its response to act (configuration.md,
+ * "Responses"), or NULL: an alert on a static user's allocation has no
+ * call to end, one on a signaling flood before login no user to lock. */
+static const char *response_lacks(const struct alert *a)
+{
+	switch (a->response) {
+	case ALERT_RESPONSE_BLOCK_SOURCE: return a->source[0] == '\0' ? "source" : NULL;
+	case ALERT_RESPONSE_LOCK_USER: return a->user[0] == '\0' ? "user" : NULL;
+	case ALERT_RESPONSE_END_CALL: return a->call[0] == '\0' ? "call" : NULL;
+	default: return NULL;
+	}
+}
+
 /* An alert: audited, logged, counted, sent to the webhook, and its
  * response carried out (and audited, so an operator can undo it). */
 static void raise_alert(struct events *ev, const struct alert *a, uint64_t now)
@@ -104,8 +117,13 @@ static void raise_alert(struct events *ev, const struct alert *a, uint64_t now)
 	if (a->response == ALERT_RESPONSE_BLOCK_SOURCE)
 		json_object_set_new(f, "block_s", json_integer(a->block_s));
 	metrics_alert(ev->metrics, a->kind);
-	log_warn("alert: %s on %s (%llu, threshold %u), response %s", kind,
-	    esc(key, sizeof(key), a->key), (unsigned long long)a->value, a->threshold, resp);
+	/* The log says when the response cannot act, rather than name one
+	 * that nothing follows. */
+	log_warn("alert: %s on %s (%llu, threshold %u), response %s%s%s%s", kind,
+	    esc(key, sizeof(key), a->key), (unsigned long long)a->value, a->threshold, resp,
+	    response_lacks(a) != NULL ? " (not applied: the alert names no " : "",
+	    response_lacks(a) != NULL ? response_lacks(a) : "",
+	    response_lacks(a) != NULL ? ")" : "");
 	text = json_dumps(f, JSON_COMPACT);
 	if (text != NULL && ev->resp.notify != NULL)
 		ev->resp.notify(ev->resp.ctx, text, strlen(text));

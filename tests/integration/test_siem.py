@@ -839,9 +839,11 @@ def test_relay_scanning():
 
 def test_traffic_spike():
     """Two allocations of the static user relay to each other (relay to
-    relay on 127.0.0.1) far above a 200 kB/s cap."""
+    relay on 127.0.0.1) far above a 200 kB/s cap. The response, end_call,
+    has no call to end (a static user has none): the log line says it is
+    not applied, and the allocations go on relaying."""
     kind = "traffic_spike"
-    over = {"alerts": {kind: {"window_s": 10, "threshold": 200000, "response": "none"}}}
+    over = {"alerts": {kind: {"window_s": 10, "threshold": 200000, "response": "end_call"}}}
     with Daemon(over) as d:
         before = d.alerts_total(kind)
         a = tc.TurnClient("127.0.0.1", d.g.port, "udp", "bench", "secret")
@@ -883,13 +885,25 @@ def test_traffic_spike():
             keys = {"%s:%d" % a.relayed, "%s:%d" % b.relayed}
             assert al.get("key") in keys, "alert key %r is not one of the allocations %s" % (
                 al.get("key"), keys)
-            assert al.get("response") == "none" and al.get("threshold") == 200000 and \
-                al.get("value", 0) > 200000 and al.get("user") == "bench", "alert: %r" % al
+            assert al.get("response") == "end_call" and al.get("threshold") == 200000 and \
+                al.get("value", 0) > 200000 and al.get("user") == "bench" and \
+                "call" not in al, "alert: %r" % al
+            assert "response end_call (not applied: the alert names no call)" in d.g.log(), \
+                "the alert's log line:\n%s" % gh.tail(d.g.log(), 10)
+            assert not any(e.get("event") == "response.end_call" for e in d.audit()), \
+                "an end_call response was audited for a static user's allocation"
+            time.sleep(0.5)
+            while b.recv_data(0.2) is not None:
+                pass    # what was still in flight
+            a.send_channel(0x4000, b"still relaying")
+            got = b.recv_data(2.0)
+            assert got is not None and got[2] == b"still relaying", \
+                "after the alert, B got %r" % (got,)
         finally:
             a.close()
             b.close()
         check_alert_metric(d, kind, before)
-        check_alert_syslog(d, kind, "none")
+        check_alert_syslog(d, kind, "end_call")
 
 
 def test_signaling_flood():
