@@ -472,6 +472,13 @@ def median(values):
     return statistics.median(v) if v else None
 
 
+def spread(values):
+    """'lo-hi' of a list of ratios, '' when there is none."""
+    if not values:
+        return ""
+    return "%.2f-%.2f" % (min(values), max(values))
+
+
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
@@ -668,6 +675,20 @@ class Bench:
                     k: ratio(med["gatehouse"][k], med["coturn"][k])
                     for k in ("cpu_s", "cpu_per_100k", "sched_cpu_per_100k", "rtt_ms",
                               "jitter_ms")}
+                # Round by round, the two servers ran back to back: the
+                # spread of their ratio shows how far one median can move.
+                per_round = []
+                for rnd in range(1, a.rounds + 1):
+                    g = [r for r in runs if r["load"] == name and r["round"] == rnd and
+                         r["server"] == "gatehouse"]
+                    c = [r for r in runs if r["load"] == name and r["round"] == rnd and
+                         r["server"] == "coturn"]
+                    if g and c:
+                        q = ratio(g[0]["sched_cpu_per_100k"], c[0]["sched_cpu_per_100k"])
+                        if q is not None:
+                            per_round.append(q)
+                if per_round:
+                    row["sched_ratio_per_round"] = per_round
             summary.append(row)
         self.results["compare"] = {
             "uclient": {"messages": a.messages, "pace_ms": a.pace_ms,
@@ -681,9 +702,11 @@ class Bench:
             "G/C = Gatehouse / coturn):" % self.args.rounds)
         log("  (cpu s: utime+stime from /proc/PID/stat, 10 ms ticks; sched/100k: the same "
             "from /proc/PID/task/*/schedstat, in ns)")
-        hdr = "  %-15s %-9s %7s %5s %7s %7s %6s %8s %9s %8s %7s %7s %7s"
+        log("  (G/C sch rounds: the lowest and highest of the rounds' own ratios)")
+        hdr = "  %-15s %-9s %7s %5s %7s %7s %6s %8s %9s %8s %7s %7s %7s %14s"
         log(hdr % ("load", "server", "relayed", "lost", "rtt ms", "jit ms", "cpu s",
-                   "cpu/100k", "sched/100k", "msg/wake", "G/C cpu", "G/C sch", "G/C jit"))
+                   "cpu/100k", "sched/100k", "msg/wake", "G/C cpu", "G/C sch", "G/C jit",
+                   "G/C sch rounds"))
         for row in summary:
             first = True
             for server, m in row["median"].items():
@@ -696,7 +719,9 @@ class Bench:
                            fmt(m["msgs_per_wakeup"], "%.1f"),
                            fmt(rt.get("cpu_per_100k"), "%.2f", ""),
                            fmt(rt.get("sched_cpu_per_100k"), "%.2f", ""),
-                           fmt(rt.get("jitter_ms"), "%.2f", "")))
+                           fmt(rt.get("jitter_ms"), "%.2f", ""),
+                           spread(row.get("sched_ratio_per_round"))
+                           if server == "gatehouse" else ""))
                 first = False
 
     # -------------------------------------------------------- probe
@@ -902,7 +927,7 @@ class Bench:
                 self.fail("%s: %s" % (label, pr))
             windows_big.release()
         n = res["held"]["allocated"]
-        b, h, r = samples.get("before"), samples.get("held"), samples.get("released")
+        b, h = samples.get("before"), samples.get("held")
         mem = {"allocated": n, "requested": a.allocs, "samples": samples,
                "allocate_seconds": res["held"]["seconds"],
                "allocate_rate": res["held"]["rate"], "errors": res["errors"],
