@@ -481,6 +481,7 @@ static void finish_add(struct act *x, const struct pending_change *p, const char
 	const char *gl[IDENTITY_MAX_GROUPS];
 	char b32[64] = "", uri[512];
 	json_t *groups = json_array();
+	unsigned held;
 	size_t i;
 	int rc;
 
@@ -488,8 +489,10 @@ static void finish_add(struct act *x, const struct pending_change *p, const char
 		gl[i] = p->groups[i];
 		json_array_append_new(groups, json_string(p->groups[i]));
 	}
+	held = state_suspend();
 	rc = userdb_add_hashed(x->a->env.users, p->name, hash, gl, p->ngroups, p->totp,
 	    b32, sizeof(b32));
+	state_resume(held);
 	if (rc != USERDB_OK) {
 		if (rc == USERDB_EXISTS)
 			fail(x, 409, "conflict", "the user exists");
@@ -612,6 +615,7 @@ static void h_user_password(struct act *x)
 static void finish_password(struct act *x, const struct pending_change *p, const char *hash)
 {
 	struct userdb_entry before, after;
+	unsigned held;
 	int rc;
 
 	if (userdb_get(x->a->env.users, p->name, &before) != USERDB_OK) {
@@ -619,7 +623,9 @@ static void finish_password(struct act *x, const struct pending_change *p, const
 		audit(x, "admin.user.password", "failed", json_pack("{s:s}", "target", p->name));
 		return;
 	}
+	held = state_suspend();
 	rc = userdb_passwd_hashed(x->a->env.users, p->name, hash);
+	state_resume(held);
 	if (rc != USERDB_OK) {
 		fail(x, rc == USERDB_NOTFOUND ? 404 : 500, rc == USERDB_NOTFOUND ? "not_found" :
 		    "internal", rc == USERDB_NOTFOUND ? "no such user" :

@@ -9,9 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <jansson.h>
+
+#define AUDIT_READER_NICE 10
 
 struct job {
 	uint64_t request;
@@ -56,6 +59,9 @@ static void *reader_main(void *arg)
 	uint64_t one = 1;
 	char *body;
 
+	/* A query computes for up to a second: at a lower priority it gives
+	 * way to the main and relay threads at once (login_worker.c). */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), AUDIT_READER_NICE);
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		while (!r->stop && r->next_run == r->count)

@@ -10,11 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "signaling/userdb.h"
+
+#define WORKER_NICE 10
 
 struct job {
 	struct job *next;
@@ -127,6 +130,13 @@ static void *worker_main(void *arg)
 	struct job *j;
 	uint64_t one = 1;
 
+	/* argon2id computes for a quarter of a second without a system call.
+	 * At normal priority the scheduler lets it run out its time slice on
+	 * the CPU where the main thread may be holding the state lock, and
+	 * relayed media waits for both (milliseconds). A lower priority
+	 * makes it give way at once; logins are slow on purpose anyway. */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), WORKER_NICE);
+
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (!w->stop && w->todo_head == NULL)
@@ -186,6 +196,7 @@ struct login_worker *login_worker_new(const struct config *cfg, char *err, size_
 		goto fail;
 	}
 	w->started = true;
+	(void)pthread_setname_np(w->thread, "gh-login");
 	return w;
 fail:
 	login_worker_free(w);

@@ -196,6 +196,37 @@ def test_root_start_serves_as_nobody():
         with_log(g, check)
 
 
+def thread_nice(pid):
+    """{thread name: [nice values]} from /proc/<pid>/task/*/stat."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                # Field 19, counted after the name in parentheses.
+                nice = int(f.read().rsplit(")", 1)[1].split()[16])
+        except (FileNotFoundError, IndexError, ValueError):
+            continue
+        out.setdefault(name, []).append(nice)
+    return out
+
+
+def test_background_threads_give_way():
+    """The login worker (argon2id) and the audit reader run at nice 10, so
+    that the scheduler lets the main and relay threads preempt them; the
+    main and relay threads keep the priority they started with."""
+    g = gh.Gatehouse(ARGS.gatehouse)
+    with g:
+        def check():
+            n = thread_nice(g.proc.pid)
+            assert n.get("gh-login") == [10] and n.get("gh-audit-query") == [10], \
+                "background threads' nice values: %r" % n
+            assert n.get("gh-relay") == [0] and 0 in n.get("gatehouse", []), \
+                "main and relay threads' nice values: %r" % n
+        with_log(g, check)
+
+
 def test_default_user():
     """No run_as: "gatehouse" when that user exists, else "nobody" with a
     warning that says how to create one."""
@@ -372,6 +403,7 @@ def main():
         test_refuses_unknown_user,
         test_refuses_foreign_state_dir,
         test_unprivileged_start_drops_capabilities,
+        test_background_threads_give_way,
     ])
 
 
