@@ -277,10 +277,17 @@ static bool need_users(struct act *x)
 static bool actor_code_ok(struct act *x, json_t *body)
 {
 	const char *code = jstr(body, "actor_totp");
+	unsigned held;
+	int rc;
 
-	if (code != NULL && userdb_check_code(x->a->env.users, x->tok->user, code,
-	    x->now_ms / 1000) == USERDB_OK)
-		return true;
+	if (code != NULL) {
+		/* A good code is written as used: an fsync, without the lock. */
+		held = state_suspend();
+		rc = userdb_check_code(x->a->env.users, x->tok->user, code, x->now_ms / 1000);
+		state_resume(held);
+		if (rc == USERDB_OK)
+			return true;
+	}
 	fail(x, 403, "forbidden", "this action needs a fresh TOTP code of yours in \"actor_totp\"");
 	return false;
 }
@@ -540,9 +547,21 @@ static void user_change(struct act *x, const char *event, int (*fn)(struct act *
 		x->out = json_pack("{s:s}", "user", x->arg);
 }
 
+/* users.db writes end in an fsync, which can take milliseconds: they are
+ * made with the state lock given up, as the relay thread never touches
+ * users.db. What follows them (closing sessions) needs the lock again. */
+static int set_disabled(struct act *x, bool disabled)
+{
+	unsigned held = state_suspend();
+	int rc = userdb_set_disabled(x->a->env.users, x->arg, disabled);
+
+	state_resume(held);
+	return rc;
+}
+
 static int do_disable(struct act *x)
 {
-	int rc = userdb_set_disabled(x->a->env.users, x->arg, true);
+	int rc = set_disabled(x, true);
 
 	if (rc == USERDB_OK) {
 		/* Zero trust: a disabled user's sessions and admin tokens end now. */
@@ -554,7 +573,7 @@ static int do_disable(struct act *x)
 
 static int do_enable(struct act *x)
 {
-	int rc = userdb_set_disabled(x->a->env.users, x->arg, false);
+	int rc = set_disabled(x, false);
 
 	if (rc == USERDB_OK)
 		x->a->env.users_changed(x->a->env.ctx);
@@ -563,13 +582,19 @@ static int do_enable(struct act *x)
 
 static int do_unlock(struct act *x)
 {
-	return userdb_unlock(x->a->env.users, x->arg);
+	unsigned held = state_suspend();
+	int rc = userdb_unlock(x->a->env.users, x->arg);
+
+	state_resume(held);
+	return rc;
 }
 
 static int do_delete(struct act *x)
 {
+	unsigned held = state_suspend();
 	int rc = userdb_del(x->a->env.users, x->arg);
 
+	state_resume(held);
 	if (rc == USERDB_OK) {
 		x->a->env.users_changed(x->a->env.ctx);
 		tokens_revoke_user(x->a, x->arg);
@@ -648,11 +673,15 @@ static int do_totp(struct act *x)
 	json_t *body = body_json(x);
 	char b32[64] = "", uri[512];
 	int rc = USERDB_INVALID;
+	unsigned held;
 
-	if (actor_code_ok(x, body) &&
-	    (rc = userdb_totp_reset(x->a->env.users, x->arg, b32, sizeof(b32))) == USERDB_OK &&
-	    totp_uri("Gatehouse", x->arg, b32, uri, sizeof(uri)) > 0)
-		x->out = json_pack("{s:s, s:s}", "user", x->arg, "otpauth", uri);
+	if (actor_code_ok(x, body)) {
+		held = state_suspend();
+		rc = userdb_totp_reset(x->a->env.users, x->arg, b32, sizeof(b32));
+		state_resume(held);
+		if (rc == USERDB_OK && totp_uri("Gatehouse", x->arg, b32, uri, sizeof(uri)) > 0)
+			x->out = json_pack("{s:s, s:s}", "user", x->arg, "otpauth", uri);
+	}
 	OPENSSL_cleanse(b32, sizeof(b32));
 	json_decref(body);
 	return rc;
