@@ -277,17 +277,10 @@ static bool need_users(struct act *x)
 static bool actor_code_ok(struct act *x, json_t *body)
 {
 	const char *code = jstr(body, "actor_totp");
-	unsigned held;
-	int rc;
 
-	if (code != NULL) {
-		/* A good code is written as used: an fsync, without the lock. */
-		held = state_suspend();
-		rc = userdb_check_code(x->a->env.users, x->tok->user, code, x->now_ms / 1000);
-		state_resume(held);
-		if (rc == USERDB_OK)
-			return true;
-	}
+	if (code != NULL && userdb_check_code(x->a->env.users, x->tok->user, code,
+	    x->now_ms / 1000) == USERDB_OK)
+		return true;
 	fail(x, 403, "forbidden", "this action needs a fresh TOTP code of yours in \"actor_totp\"");
 	return false;
 }
@@ -488,7 +481,6 @@ static void finish_add(struct act *x, const struct pending_change *p, const char
 	const char *gl[IDENTITY_MAX_GROUPS];
 	char b32[64] = "", uri[512];
 	json_t *groups = json_array();
-	unsigned held;
 	size_t i;
 	int rc;
 
@@ -496,10 +488,8 @@ static void finish_add(struct act *x, const struct pending_change *p, const char
 		gl[i] = p->groups[i];
 		json_array_append_new(groups, json_string(p->groups[i]));
 	}
-	held = state_suspend();
 	rc = userdb_add_hashed(x->a->env.users, p->name, hash, gl, p->ngroups, p->totp,
 	    b32, sizeof(b32));
-	state_resume(held);
 	if (rc != USERDB_OK) {
 		if (rc == USERDB_EXISTS)
 			fail(x, 409, "conflict", "the user exists");
@@ -547,21 +537,9 @@ static void user_change(struct act *x, const char *event, int (*fn)(struct act *
 		x->out = json_pack("{s:s}", "user", x->arg);
 }
 
-/* users.db writes end in an fsync, which can take milliseconds: they are
- * made with the state lock given up, as the relay thread never touches
- * users.db. What follows them (closing sessions) needs the lock again. */
-static int set_disabled(struct act *x, bool disabled)
-{
-	unsigned held = state_suspend();
-	int rc = userdb_set_disabled(x->a->env.users, x->arg, disabled);
-
-	state_resume(held);
-	return rc;
-}
-
 static int do_disable(struct act *x)
 {
-	int rc = set_disabled(x, true);
+	int rc = userdb_set_disabled(x->a->env.users, x->arg, true);
 
 	if (rc == USERDB_OK) {
 		/* Zero trust: a disabled user's sessions and admin tokens end now. */
@@ -573,7 +551,7 @@ static int do_disable(struct act *x)
 
 static int do_enable(struct act *x)
 {
-	int rc = set_disabled(x, false);
+	int rc = userdb_set_disabled(x->a->env.users, x->arg, false);
 
 	if (rc == USERDB_OK)
 		x->a->env.users_changed(x->a->env.ctx);
@@ -582,19 +560,13 @@ static int do_enable(struct act *x)
 
 static int do_unlock(struct act *x)
 {
-	unsigned held = state_suspend();
-	int rc = userdb_unlock(x->a->env.users, x->arg);
-
-	state_resume(held);
-	return rc;
+	return userdb_unlock(x->a->env.users, x->arg);
 }
 
 static int do_delete(struct act *x)
 {
-	unsigned held = state_suspend();
 	int rc = userdb_del(x->a->env.users, x->arg);
 
-	state_resume(held);
 	if (rc == USERDB_OK) {
 		x->a->env.users_changed(x->a->env.ctx);
 		tokens_revoke_user(x->a, x->arg);
@@ -640,7 +612,6 @@ static void h_user_password(struct act *x)
 static void finish_password(struct act *x, const struct pending_change *p, const char *hash)
 {
 	struct userdb_entry before, after;
-	unsigned held;
 	int rc;
 
 	if (userdb_get(x->a->env.users, p->name, &before) != USERDB_OK) {
@@ -648,9 +619,7 @@ static void finish_password(struct act *x, const struct pending_change *p, const
 		audit(x, "admin.user.password", "failed", json_pack("{s:s}", "target", p->name));
 		return;
 	}
-	held = state_suspend();
 	rc = userdb_passwd_hashed(x->a->env.users, p->name, hash);
-	state_resume(held);
 	if (rc != USERDB_OK) {
 		fail(x, rc == USERDB_NOTFOUND ? 404 : 500, rc == USERDB_NOTFOUND ? "not_found" :
 		    "internal", rc == USERDB_NOTFOUND ? "no such user" :
@@ -673,15 +642,11 @@ static int do_totp(struct act *x)
 	json_t *body = body_json(x);
 	char b32[64] = "", uri[512];
 	int rc = USERDB_INVALID;
-	unsigned held;
 
-	if (actor_code_ok(x, body)) {
-		held = state_suspend();
-		rc = userdb_totp_reset(x->a->env.users, x->arg, b32, sizeof(b32));
-		state_resume(held);
-		if (rc == USERDB_OK && totp_uri("Gatehouse", x->arg, b32, uri, sizeof(uri)) > 0)
-			x->out = json_pack("{s:s, s:s}", "user", x->arg, "otpauth", uri);
-	}
+	if (actor_code_ok(x, body) &&
+	    (rc = userdb_totp_reset(x->a->env.users, x->arg, b32, sizeof(b32))) == USERDB_OK &&
+	    totp_uri("Gatehouse", x->arg, b32, uri, sizeof(uri)) > 0)
+		x->out = json_pack("{s:s, s:s}", "user", x->arg, "otpauth", uri);
 	OPENSSL_cleanse(b32, sizeof(b32));
 	json_decref(body);
 	return rc;

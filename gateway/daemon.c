@@ -1096,6 +1096,10 @@ int daemon_run(const struct config *cfg)
 	if (has_local_backend(cfg) &&
 	    (d.users = userdb_open(cfg->state_dir, err, sizeof(err))) == NULL)
 		goto fail;
+	/* Its writes (the admin API's, alert responses' locks) end in an
+	 * fsync: media goes on meanwhile. */
+	if (d.users != NULL)
+		userdb_set_write_hooks(d.users, state_suspend, state_resume);
 	if ((d.identity = identity_new(&cfg->identity, d.users, err, sizeof(err))) == NULL ||
 	    (d.logins = login_worker_new(cfg, err, sizeof(err))) == NULL)
 		goto fail;

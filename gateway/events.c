@@ -109,6 +109,7 @@ static void raise_alert(struct events *ev, const struct alert *a, uint64_t now)
 	json_t *f = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "kind", kind, "key", a->key,
 	    "response", resp, "value", (json_int_t)a->value, "threshold",
 	    (json_int_t)a->threshold, "outcome", "alert");
+	const char *lacks = response_lacks(a);
 	char key[300], *text;
 
 	put(f, "user", a->user);
@@ -121,9 +122,8 @@ static void raise_alert(struct events *ev, const struct alert *a, uint64_t now)
 	 * that nothing follows. */
 	log_warn("alert: %s on %s (%llu, threshold %u), response %s%s%s%s", kind,
 	    esc(key, sizeof(key), a->key), (unsigned long long)a->value, a->threshold, resp,
-	    response_lacks(a) != NULL ? " (not applied: the alert names no " : "",
-	    response_lacks(a) != NULL ? response_lacks(a) : "",
-	    response_lacks(a) != NULL ? ")" : "");
+	    lacks != NULL ? " (not applied: the alert names no " : "", lacks != NULL ? lacks : "",
+	    lacks != NULL ? ")" : "");
 	text = json_dumps(f, JSON_COMPACT);
 	if (text != NULL && ev->resp.notify != NULL)
 		ev->resp.notify(ev->resp.ctx, text, strlen(text));

@@ -8,14 +8,12 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <stdbool.h>
 
 static pthread_mutex_t guard = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t served = PTHREAD_COND_INITIALIZER;
 static unsigned long next_ticket, now_serving;
-static bool owned;
 static pthread_t owner;
-static unsigned depth;
+static unsigned depth;             /* 0: nobody holds the lock */
 
 /* With guard held: waits for a ticket of its own, then owns the lock. */
 static void take_turn(unsigned at_depth)
@@ -24,7 +22,6 @@ static void take_turn(unsigned at_depth)
 
 	while (ticket != now_serving)
 		pthread_cond_wait(&served, &guard);
-	owned = true;
 	owner = pthread_self();
 	depth = at_depth;
 }
@@ -32,7 +29,6 @@ static void take_turn(unsigned at_depth)
 /* With guard held: hands the lock to the next ticket. */
 static void pass_turn(void)
 {
-	owned = false;
 	depth = 0;
 	now_serving++;
 	if (next_ticket != now_serving)
@@ -42,7 +38,7 @@ static void pass_turn(void)
 void state_lock(void)
 {
 	pthread_mutex_lock(&guard);
-	if (owned && pthread_equal(owner, pthread_self()))
+	if (depth > 0 && pthread_equal(owner, pthread_self()))
 		depth++;
 	else
 		take_turn(1);
@@ -62,7 +58,7 @@ unsigned state_suspend(void)
 	unsigned held = 0;
 
 	pthread_mutex_lock(&guard);
-	if (owned && pthread_equal(owner, pthread_self())) {
+	if (depth > 0 && pthread_equal(owner, pthread_self())) {
 		held = depth;
 		pass_turn();
 	}

@@ -27,9 +27,10 @@ void state_lock(void);
 void state_unlock(void);
 
 /* For the holder, around long work that touches none of the shared
- * state, such as reading a policy file: gives the lock up meanwhile. state_suspend() returns the depth to give
- * state_resume(), which takes the lock back (after whoever has it now);
- * 0 from a thread that does not hold it, for which both do nothing. */
+ * state, such as reading a policy file: gives the lock up meanwhile.
+ * state_suspend() returns the depth to give state_resume(), which takes
+ * the lock back (after whoever has it now); 0 from a thread that does
+ * not hold it, for which both do nothing. */
 unsigned state_suspend(void);
 void state_resume(unsigned held);
 

@@ -51,6 +51,8 @@ struct userdb {
 	/* The daemon reads the change log every second: compiled once, at
 	 * the first read, rather than at every one. */
 	sqlite3_stmt *changes_st;
+	unsigned (*write_before)(void);   /* userdb_set_write_hooks() */
+	void (*write_after)(unsigned);
 };
 
 /* Everything about one user that a check needs. Wiped after use. */
@@ -204,8 +206,22 @@ static void rollback(struct userdb *u)
 	(void)sqlite3_exec(u->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Around each write (a statement on its own, or a transaction): the
+ * hooks of userdb_set_write_hooks(). */
+static unsigned write_start(struct userdb *u)
+{
+	return u->write_before != NULL ? u->write_before() : 0;
+}
+
+static void write_done(struct userdb *u, unsigned held)
+{
+	if (u->write_after != NULL)
+		u->write_after(held);
+}
+
 /* Runs a prepared UPDATE or DELETE of one user and finalizes it:
- * USERDB_NOTFOUND when no row matched. */
+ * USERDB_NOTFOUND when no row matched. Inside a transaction; write_alone()
+ * for a statement on its own. */
 static int write_one(struct userdb *u, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
@@ -214,6 +230,15 @@ static int write_one(struct userdb *u, sqlite3_stmt *st)
 	if (rc != SQLITE_DONE)
 		return db_error(u, "write");
 	return sqlite3_changes(u->db) > 0 ? USERDB_OK : USERDB_NOTFOUND;
+}
+
+static int write_alone(struct userdb *u, sqlite3_stmt *st)
+{
+	unsigned held = write_start(u);
+	int rc = write_one(u, st);
+
+	write_done(u, held);
+	return rc;
 }
 
 /* ---- opening ---- */
@@ -656,6 +681,13 @@ static int insert_groups(struct userdb *u, const char *name, const char *const *
 	return rc;
 }
 
+void userdb_set_write_hooks(struct userdb *u, unsigned (*before)(void),
+    void (*after)(unsigned))
+{
+	u->write_before = before;
+	u->write_after = after;
+}
+
 bool userdb_name_ok(const char *name)
 {
 	return name_ok(name);
@@ -708,10 +740,12 @@ int userdb_add_hashed(struct userdb *u, const char *name, const char *hash,
 	char b32[USERDB_B32_MIN];
 	uint8_t secret[USERDB_TOTP_SECRET_LEN];
 	sqlite3_stmt *st = NULL;
+	unsigned held;
 	int rc;
 
 	if (!add_args_ok(name, groups, ngroups, want_totp, totp_b32, b32cap) || !hash_ok(hash))
 		return USERDB_INVALID;
+	held = write_start(u);
 	if (want_totp && (rc = new_secret(secret, b32, sizeof(b32))) != USERDB_OK)
 		goto out;
 
@@ -750,6 +784,7 @@ int userdb_add_hashed(struct userdb *u, const char *name, const char *hash,
 out_rollback:
 	rollback(u);
 out:
+	write_done(u, held);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	OPENSSL_cleanse(b32, sizeof(b32));
 	return rc;
@@ -766,7 +801,7 @@ int userdb_del(struct userdb *u, const char *name)
 	if ((rc = prepare(u, "DELETE FROM users WHERE name = ?1", &st)) != USERDB_OK)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	return write_one(u, st);
+	return write_alone(u, st);
 }
 
 int userdb_passwd(struct userdb *u, const char *name, const char *password)
@@ -796,7 +831,7 @@ int userdb_passwd_hashed(struct userdb *u, const char *name, const char *hash)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-	return write_one(u, st);
+	return write_alone(u, st);
 }
 
 int userdb_totp_reset(struct userdb *u, const char *name, char *totp_b32, size_t b32cap)
@@ -816,7 +851,7 @@ int userdb_totp_reset(struct userdb *u, const char *name, char *totp_b32, size_t
 		goto out;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 2, secret, sizeof(secret), SQLITE_STATIC);
-	if ((rc = write_one(u, st)) == USERDB_OK)
+	if ((rc = write_alone(u, st)) == USERDB_OK)
 		memcpy(totp_b32, b32, strlen(b32) + 1);
 out:
 	OPENSSL_cleanse(secret, sizeof(secret));
@@ -835,7 +870,7 @@ int userdb_unlock(struct userdb *u, const char *name)
 	    "WHERE name = ?1", &st)) != USERDB_OK)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	return write_one(u, st);
+	return write_alone(u, st);
 }
 
 int userdb_lock(struct userdb *u, const char *name, uint64_t until_s)
@@ -850,7 +885,7 @@ int userdb_lock(struct userdb *u, const char *name, uint64_t until_s)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, to_db_time(until_s));
-	return write_one(u, st);
+	return write_alone(u, st);
 }
 
 int userdb_set_disabled(struct userdb *u, const char *name, bool disabled)
@@ -865,7 +900,7 @@ int userdb_set_disabled(struct userdb *u, const char *name, bool disabled)
 		return rc;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, disabled ? 1 : 0);
-	return write_one(u, st);
+	return write_alone(u, st);
 }
 
 /* ---- verifying ---- */
@@ -875,7 +910,7 @@ int userdb_set_disabled(struct userdb *u, const char *name, bool disabled)
  * code while argon2 ran), checks the code when the password was right,
  * and records the outcome. checked is the hash the password was checked
  * against, NULL when only a code is checked (userdb_check_code). */
-static int settle(struct userdb *u, const char *name, const char *checked, bool pw_ok,
+static int settle_tx(struct userdb *u, const char *name, const char *checked, bool pw_ok,
     const char *totp, bool check_totp, uint64_t now_s, struct row *r)
 {
 	sqlite3_stmt *st;
@@ -944,6 +979,16 @@ static int settle(struct userdb *u, const char *name, const char *checked, bool 
 
 out_rollback:
 	rollback(u);
+	return rc;
+}
+
+static int settle(struct userdb *u, const char *name, const char *checked, bool pw_ok,
+    const char *totp, bool check_totp, uint64_t now_s, struct row *r)
+{
+	unsigned held = write_start(u);
+	int rc = settle_tx(u, name, checked, pw_ok, totp, check_totp, now_s, r);
+
+	write_done(u, held);
 	return rc;
 }
 

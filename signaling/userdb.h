@@ -38,6 +38,14 @@ struct userdb;
 struct userdb *userdb_open(const char *state_dir, char *err, size_t errlen);
 void userdb_close(struct userdb *db);
 
+/* Optional: called around each write to the database (a statement on its
+ * own, or a transaction), which ends in an fsync and may wait for another
+ * process's write; what before() returns is given to after(). The daemon
+ * gives its state lock up meanwhile, so that relayed media does not wait
+ * for users.db (gateway/state_lock.h). */
+void userdb_set_write_hooks(struct userdb *db, unsigned (*before)(void),
+    void (*after)(unsigned));
+
 /* Whether userdb_add() and userdb_passwd() would take a name (or group)
  * and a password: callers that hash elsewhere refuse a bad request
  * before they spend a quarter of a second on argon2id. */

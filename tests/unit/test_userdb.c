@@ -716,6 +716,53 @@ static void test_hashed(struct userdb *db)
 	    USERDB_OK);
 }
 
+/* The hooks around a write: each before() is followed by one after()
+ * with what it returned, for statements on their own and transactions,
+ * refused or not; reads and refused arguments call none. */
+static unsigned hooks_before, hooks_after, hooks_token, hooks_open;
+
+static unsigned hook_before(void)
+{
+	hooks_before++;
+	hooks_open++;
+	return ++hooks_token;
+}
+
+static void hook_after(unsigned token)
+{
+	hooks_after++;
+	CHECK_EQ_INT(token, hooks_token);
+	hooks_open--;
+}
+
+static void test_write_hooks(struct userdb *db)
+{
+	char h[PASSWORD_ENCODED_MAX];
+	struct userdb_entry e;
+
+	CHECK_EQ_INT(password_hash("hooked's password", h, sizeof(h)), PASSWORD_OK);
+	userdb_set_write_hooks(db, hook_before, hook_after);
+	CHECK_EQ_INT(userdb_add_hashed(db, "hooked", h, NULL, 0, false, NULL, 0), USERDB_OK);
+	CHECK_EQ_INT(hooks_before, 1);
+	/* Refused by the database inside the transaction: the hooks pair up. */
+	CHECK_EQ_INT(userdb_add_hashed(db, "hooked", h, NULL, 0, false, NULL, 0), USERDB_EXISTS);
+	CHECK_EQ_INT(hooks_before, 2);
+	CHECK_EQ_INT(userdb_set_disabled(db, "hooked", true), USERDB_OK);
+	CHECK_EQ_INT(hooks_before, 3);
+	CHECK_EQ_INT(userdb_set_disabled(db, "hooked", false), USERDB_OK);
+	CHECK_EQ_INT(userdb_check_code(db, "hooked", "123456", T0), USERDB_BADCODE);
+	CHECK_EQ_INT(hooks_before, 5);
+	/* A read, and arguments refused before any write: no hook. */
+	CHECK_EQ_INT(userdb_get(db, "hooked", &e), USERDB_OK);
+	CHECK_EQ_INT(userdb_passwd_hashed(db, "hooked", "not a hash"), USERDB_INVALID);
+	CHECK_EQ_INT(hooks_before, 5);
+	CHECK_EQ_INT(hooks_after, hooks_before);
+	CHECK_EQ_INT(hooks_open, 0);
+	userdb_set_write_hooks(db, NULL, NULL);
+	CHECK_EQ_INT(userdb_unlock(db, "hooked"), USERDB_OK);
+	CHECK_EQ_INT(hooks_before, 5);
+}
+
 static void test_reopen(void)
 {
 	struct userdb *db = open_db();
@@ -863,6 +910,7 @@ int main(int argc, char **argv)
 	test_change_log(db);
 	test_password_changed_during_check(db);
 	test_hashed(db);
+	test_write_hooks(db);
 	userdb_close(db);
 	test_migrate_v1();
 	test_reopen();
