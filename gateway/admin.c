@@ -412,14 +412,30 @@ static void h_users(struct act *x)
 
 /* Sends password to the login worker to be hashed; the change c is made
  * when the hash comes back (admin_hash_done()). */
-static void start_change(struct act *x, const struct pending_change *c, const char *password)
+static struct pending_change *free_change(struct admin *a)
 {
-	struct pending_change *p = NULL;
 	size_t i;
 
-	for (i = 0; i < MAX_PENDING && p == NULL; i++)
-		if (x->a->changes[i].request == 0)
-			p = &x->a->changes[i];
+	for (i = 0; i < MAX_PENDING; i++)
+		if (a->changes[i].request == 0)
+			return &a->changes[i];
+	return NULL;
+}
+
+/* Whether a change could be started now; asked before anything is used
+ * up (the acting admin's TOTP code), so that a busy answer costs nothing. */
+static bool change_room(struct act *x)
+{
+	if (free_change(x->a) != NULL && login_worker_has_room(x->a->env.logins))
+		return true;
+	fail(x, 503, "busy", "too many password changes in progress, try again");
+	return false;
+}
+
+static void start_change(struct act *x, const struct pending_change *c, const char *password)
+{
+	struct pending_change *p = free_change(x->a);
+
 	if (p == NULL || login_worker_submit_hash(x->a->env.logins, x->rq->id, password) != 0) {
 		fail(x, 503, "busy", "too many password changes in progress, try again");
 		return;
@@ -592,12 +608,14 @@ static void h_user_password(struct act *x)
 	}
 	body = body_json(x);
 	pw = jstr(body, "password");
+	/* The actor's code is checked, and so used up, last: a request
+	 * refused for anything else can be sent again with the same code. */
 	if (pw == NULL) {
 		fail(x, 400, "bad_request", "expected {password, actor_totp}");
-	} else if (!actor_code_ok(x, body)) {
-		/* actor_code_ok() answered. */
 	} else if (!userdb_password_ok(pw)) {
 		fail(x, 400, "bad_request", "passwords are 8 to 1024 bytes");
+	} else if (!change_room(x) || !actor_code_ok(x, body)) {
+		/* Answered. */
 	} else {
 		memset(&c, 0, sizeof(c));
 		c.kind = CHANGE_PASSWORD;

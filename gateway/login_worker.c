@@ -286,6 +286,16 @@ int login_worker_submit_admin(struct login_worker *w, uint64_t request, const ch
 	return submit(w, true, false, request, user, password, totp, NULL, now_s);
 }
 
+bool login_worker_has_room(struct login_worker *w)
+{
+	bool room;
+
+	pthread_mutex_lock(&w->mu);
+	room = w->queued < LOGIN_QUEUE_MAX;
+	pthread_mutex_unlock(&w->mu);
+	return room;
+}
+
 int login_worker_submit_hash(struct login_worker *w, uint64_t request, const char *password)
 {
 	return submit(w, false, true, request, NULL, password, NULL, NULL, 0);

@@ -52,6 +52,10 @@ int login_worker_submit_admin(struct login_worker *w, uint64_t request, const ch
  * pw_hash filled. Same queue as the logins. */
 int login_worker_submit_hash(struct login_worker *w, uint64_t request, const char *password);
 
+/* Whether one more job would be queued now. Only the loop's thread
+ * queues jobs, so the answer holds until it queues one. */
+bool login_worker_has_room(struct login_worker *w);
+
 /* Readable when results are waiting. */
 int login_worker_fd(const struct login_worker *w);
 

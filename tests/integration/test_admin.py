@@ -1034,6 +1034,10 @@ def test_password_reset_needs_actor_totp():
             r = await c.login(pu.name, pu.password, pu.next_totp())
             assert r.get("type") == "login.ok", "refused resets changed the password: %r" % r
         code = a2u.next_totp()
+        # refused for a bad password: the code is checked last, not used up
+        st, b = api.call("POST", "/api/users/pwuser/password", token=a2, body={
+            "password": "short", "actor_totp": code})
+        assert_error(st, b, 400, "bad_request", "password reset with a short password")
         api.expect(200, "POST", "/api/users/pwuser/password", token=a2, body={
             "password": newpw, "actor_totp": code})
         # the same code a second time: used up
