@@ -281,9 +281,12 @@ void events_hub(struct events *ev, const struct hub_event *e)
 		name = "call.decided";
 		outcome = e->allowed ? "allow" : "deny";
 		json_object_set_new(f, "media", media_json(e->media));
-		log_info("signaling: call.decided: %s -> %s: %s by rule \"%s\"%s%s", u, p,
+		if (e->allowed)
+			json_object_set_new(f, "record", json_boolean(e->record));
+		log_info("signaling: call.decided: %s -> %s: %s by rule \"%s\"%s%s%s", u, p,
 		    e->allowed ? "allow" : "deny", e->rule != NULL ? e->rule : "",
-		    e->reason != NULL ? " after a " : "", r);
+		    e->record ? " (the rule asks for recording, which is not built yet: "
+		    "the call is not recorded)" : "", e->reason != NULL ? " after a " : "", r);
 		break;
 	case HUB_EV_CALL_ACCEPTED:
 		name = "call.accepted";

@@ -678,7 +678,8 @@ static void on_call(struct msg_ctx *m)
 	{
 		struct hub_event e = { .kind = HUB_EV_CALL_DECIDED, .session = m->s->id,
 		    .source = (const struct sockaddr *)&m->s->from, .user = m->s->who.name,
-		    .peer = to, .rule = d.rule, .media = media, .allowed = d.allow };
+		    .peer = to, .rule = d.rule, .media = media, .allowed = d.allow,
+		    .record = d.allow && d.record };
 		emit(h, &e);
 	}
 	/* Policy before presence: whom you may not call, you do not learn
@@ -1160,6 +1161,9 @@ void hub_set_policy(struct hub *h, const struct policy *p)
 				    .reason = "policy change" };
 				emit(h, &e);
 				call_end(h, c, "policy", 0);
+			} else {
+				/* What the admin API shows follows the rule now in force. */
+				c->record = d.record;
 			}
 		}
 	}

@@ -58,6 +58,7 @@ struct hub_event {
 	const char *reason;
 	unsigned media;
 	bool allowed;
+	bool record;              /* HUB_EV_CALL_DECIDED: the allowing rule asks for it */
 	bool mfa;
 	unsigned count;
 	uint64_t duration_ms;     /* accepted to ended; 0 if never accepted */

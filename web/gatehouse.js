@@ -96,7 +96,8 @@
    * @property {?string} localCandidateType   of the selected pair
    * @property {?string} remoteCandidateType  of the selected pair
    * @property {?string} relayProtocol        udp, tcp or tls to the relay
-   * @property {?boolean} recorded    the gateway's policy records this call
+   * @property {?boolean} recorded    the policy asks for this call to be recorded
+   *                                   (nothing records media yet)
    */
 
   /**
@@ -926,7 +927,10 @@
         lines.push({key: 'encrypted', level: 'pending', text: 'Encryption: setting up'});
       }
       lines.push(s.recorded
-        ? {key: 'recorded', level: 'bad', text: 'Recorded: yes — your organisation records this call'}
+        // Media termination is not built yet (DESIGN.md, "Coming next"):
+        // say what the policy asks for, and that nothing is recorded.
+        ? {key: 'recorded', level: 'info',
+          text: 'Recording: asked for by policy, but not available on this gateway: nothing is recorded'}
         : {key: 'recorded', level: 'ok', text: 'Recorded: no'});
       return lines;
     }
@@ -1145,7 +1149,7 @@
       }
       ringing = call;
       $('incoming-text').textContent = call.peer + ' is calling (' + media(call.media) + ')' +
-        (call.record ? ' — this call will be recorded' : '');
+        (call.record ? ' (policy asks for recording; nothing is recorded yet)' : '');
       show('incoming', true);
       $('answer').disabled = false;
       $('reject').disabled = false;

@@ -6,7 +6,8 @@ test_policy_change_ends_live_call (the acceptance test)
     alice->bob and carol->dave are both up with media (aiortc, audio + a
     data channel, relay only, messages flowing both ways). An admin logs
     in to the admin API (password + TOTP) and PUTs a policy that denies
-    alice->bob but still allows carol->dave. Asserted:
+    alice->bob but still allows carol->dave (now by a rule that asks for
+    recording). Asserted:
       - alice and bob each receive {"type":"hangup","reason":"policy"}
         within 1 s of the PUT's response (the latency is printed);
       - the relay stops forwarding for that call: data-channel messages
@@ -16,7 +17,7 @@ test_policy_change_ends_live_call (the acceptance test)
         counts only carol->dave's allocations (0 once that call ends too);
       - carol->dave is untouched: messages keep flowing both ways, no
         hangup, its TURN credentials still work, it is the only call left
-        in GET /api/calls; a new alice->bob call is refused "forbidden";
+        in GET /api/calls, which now shows it "record": true; a new alice->bob call is refused "forbidden";
       - the audit trail has admin.policy.replace and policy.reload
         ("admin API") for the change.
 
@@ -433,6 +434,7 @@ async def acceptance_flow(g, api, users, p_deny):
         listed = await loop.run_in_executor(None, api.ok, "GET", "/api/calls")
         ids = sorted(c["call"] for c in listed["calls"])
         assert ids == sorted([ab.cid, cdc.cid]), "GET /api/calls before the change: %r" % listed
+        assert [c["record"] for c in listed["calls"] if c["call"] == cdc.cid] == [False], listed
         st = await loop.run_in_executor(None, api.ok, "GET", "/api/status")
         live = live_allocations(g.log())
         assert st["allocations"] == len(live) and st["calls"] == 2, \
@@ -499,6 +501,8 @@ async def acceptance_flow(g, api, users, p_deny):
         listed = await loop.run_in_executor(None, api.ok, "GET", "/api/calls")
         assert [c["call"] for c in listed["calls"]] == [cdc.cid], \
             "GET /api/calls after the change: %r" % listed
+        # The new ops rule asks for recording: the live call shows it.
+        assert listed["calls"][0]["record"] is True, "carol->dave after the change: %r" % listed
 
         r = await ca.request({"type": "call", "to": "bob", "media": ["audio"]})
         assert r.get("type") == "error" and r.get("code") == "forbidden", \
@@ -548,8 +552,8 @@ def test_policy_change_ends_live_call():
     p_deny = policy_doc([{"name": "team-calls", "from": "group:team", "to": "group:team",
                           "media": ["audio", "video", "data"], "action": "allow"},
                          {"name": "team-frozen", "from": "user:alice", "to": "user:bob",
-                          "media": ["audio", "video", "data", "screen"], "action": "deny"}, ops],
-                        groups)
+                          "media": ["audio", "video", "data", "screen"], "action": "deny"},
+                         dict(ops, record=True)], groups)
     write_policy_doc(path, p_allow)
     users = [sc.create_user(g, n, "correct horse " + n, groups=[gr])
              for n, gr in (("alice", "team"), ("bob", "team"), ("carol", "ops"), ("dave", "ops"))]
@@ -995,8 +999,8 @@ def test_policy_reload_stress():
         "B": policy_doc([{"name": "sales-audio", "from": "group:sales", "to": "group:sales",
                           "media": ["audio"], "action": "allow"},
                          {"name": "sales-frozen", "from": "group:sales", "to": "group:sales",
-                          "media": ["audio", "video", "data", "screen"], "action": "deny"}, ops],
-                        groups),
+                          "media": ["audio", "video", "data", "screen"], "action": "deny"},
+                         dict(ops, record=True)], groups),
     }
     write_policy_doc(path, docs["A"])
     users = [sc.create_user(g, n, "correct horse " + n, groups=["sales" if n in groups["sales"] else "ops"])

@@ -410,13 +410,29 @@ def test_design_example_policy():
     assert p.returncode == 2 and 'error: group "contractors"' in p.stderr.decode(), \
         "policy check --strict: %d %r" % (p.returncode, p.stderr)
     users = {n: sc.create_user(g, n, password_of(n), groups)
-             for n, groups in (("alice", ()), ("bob", ()), ("erin", ("sales", "contractors")))}
+             for n, groups in (("alice", ()), ("bob", ()), ("erin", ("sales", "contractors")),
+                               ("carol", ()), ("dave", ()))}
 
     async def body():
         ca = await sc.logged_in(g, users["alice"], "alice")
         cb = await sc.logged_in(g, users["bob"], "bob")
         ce = await sc.logged_in(g, users["erin"], "erin")
         try:
+            # support-recorded: allowed, and both sides are told the rule
+            # asks for recording.
+            async with sc.SigClient(sc.ws_url(g), name="carol") as cc, \
+                    sc.SigClient(sc.ws_url(g), name="dave") as cd:
+                for c, n in ((cc, "carol"), (cd, "dave")):
+                    u = users[n]
+                    r = await c.login(u.name, u.password, u.next_totp())
+                    assert r.get("type") == "login.ok", "%s: %r" % (n, r)
+                r = await cc.request({"type": "call", "to": "dave", "media": ["audio"]})
+                assert r.get("type") == "call.ok" and r.get("record") is True, \
+                    "carol -> dave (support-recorded): %r" % r
+                inc = await cd.wait_for("incoming", call=r["call"])
+                assert inc.get("record") is True, "dave's incoming: %r" % inc
+                r2 = await cc.request({"type": "hangup", "call": r["call"]})
+                assert r2.get("type") == "hangup.ok", "hangup: %r" % r2
             r = await ce.request({"type": "call", "to": "alice", "media": ["audio", "screen"]})
             assert r.get("type") == "error" and r.get("code") == "forbidden", \
                 "erin (contractor) -> alice with screen: %r" % r
@@ -438,6 +454,22 @@ def test_design_example_policy():
             "no warning about the undeclared group in the daemon log"
         assert re.search(r'rule "support-recorded" asks for recording', g.log()), \
             "no warning about the recording rule in the daemon log"
+        assert re.search(r'call.decided: carol -> dave: allow by rule "support-recorded" '
+                         r'\(the rule asks for recording, which is not built yet', g.log()), \
+            "no call.decided log line saying the call is not recorded"
+        # The audit trail says which allowed calls the policy wants recorded.
+        decided = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with open(os.path.join(g.state_dir, "audit.jsonl")) as f:
+                decided = [e for e in map(json.loads, f) if e.get("event") == "call.decided"]
+            if any(e.get("user") == "carol" for e in decided):
+                break
+            time.sleep(0.1)
+        by = {(e.get("user"), e.get("peer"), e.get("outcome")): e for e in decided}
+        assert by.get(("carol", "dave", "allow"), {}).get("record") is True, decided
+        assert by.get(("erin", "alice", "allow"), {}).get("record") is False, decided
+        assert "record" not in by.get(("erin", "alice", "deny"), {"record": 0}), decided
 
 
 # ------------------------------------------------------------ call errors
