@@ -111,6 +111,12 @@ struct config_log {
 
 enum config_registry_type { CONFIG_REGISTRY_MEMORY = 0, CONFIG_REGISTRY_REDIS = 1 };
 
+/* Said by check-config (on stderr) and at start (in the log) when
+ * registry.type is "redis": the key parses, so that files written for
+ * scale-out load, but nothing uses it yet (DESIGN.md, "Coming next"). */
+#define CONFIG_REDIS_UNBUILT_TEXT "registry: type \"redis\" is not built yet: this " \
+    "node runs alone and shares nothing (calls, revocations, quotas)"
+
 struct config_registry {
 	enum config_registry_type type;
 	char url[256];  /* redis */

@@ -10,6 +10,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +26,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/errmsg.h"
 #include "gateway/admin.h"
 #include "gateway/admin_http.h"
 #include "gateway/alerts.h"
@@ -41,11 +44,13 @@
 #include "gateway/relay_thread.h"
 #include "gateway/secret.h"
 #include "gateway/state_lock.h"
+#include "gateway/syslog_out.h"
 #include "gateway/tls.h"
 #include "gateway/user_watch.h"
 #include "policy/policy.h"
 #include "signaling/hub.h"
 #include "signaling/identity.h"
+#include "signaling/jwt.h"
 #include "signaling/userdb.h"
 #include "signaling/ws_server.h"
 #include "turn/server.h"
@@ -510,7 +515,7 @@ static struct policy *policy_load(const char *path, struct timespec *mtime, char
 	size_t n;
 
 	if (f == NULL) {
-		snprintf(err, errlen, "%s: cannot open", path);
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (mtime != NULL && fstat(fileno(f), &st) == 0)
@@ -1059,6 +1064,112 @@ static void shutdown_all(struct daemon *d)
 	OPENSSL_cleanse(&d->auth, sizeof(d->auth));
 }
 
+/* --- files the configuration names ---------------------------------------- */
+
+/* Opened, not read: the loaders below say what is wrong with the
+ * content, this says that the file is not there or not ours to read.
+ * The uid is in the message because check-config may be run by another
+ * user than the one that starts the daemon. */
+static int check_open(const char *key, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && (errno == EACCES || errno == EPERM))
+		return errmsg_fail(err, errlen, "%s: %s: cannot be read as uid %ju: %s", key,
+		    path, (uintmax_t)geteuid(), strerror(errno));
+	if (fd < 0)
+		return errmsg_fail(err, errlen, "%s: %s: cannot open: %s", key, path,
+		    strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		rc = errmsg_fail(err, errlen, "%s: %s: not a regular file", key, path);
+	close(fd);
+	return rc;
+}
+
+/* A configured pair, loaded as every TLS listener loads it (and matched
+ * key to certificate). An empty pair is the self-signed one that the
+ * start makes in state_dir: nothing the operator named, nothing to
+ * check, and tls_server_ctx_new() is not called for it since it would
+ * make the pair. */
+static int check_tls(const char *name, const struct config_tls *t, const char *state_dir,
+    char *err, size_t errlen)
+{
+	char cert_key[48], key_key[48], msg[1024];
+	const char *which = name;
+	SSL_CTX *ctx;
+	size_t nk = strlen(t->key), nc = strlen(t->cert);
+
+	if (t->cert[0] == '\0')
+		return 0;
+	snprintf(cert_key, sizeof(cert_key), "%s.cert", name);
+	snprintf(key_key, sizeof(key_key), "%s.key", name);
+	if (check_open(cert_key, t->cert, err, errlen) != 0 ||
+	    check_open(key_key, t->key, err, errlen) != 0)
+		return -1;
+	msg[0] = '\0';
+	if ((ctx = tls_server_ctx_new(t, state_dir, msg, sizeof(msg))) != NULL) {
+		SSL_CTX_free(ctx);
+		return 0;
+	}
+	/* Its message starts with the file at fault (tls.h): the key for a
+	 * key that does not load or does not match, the certificate for a
+	 * chain that does not load. */
+	if (strncmp(msg, t->key, nk) == 0 && msg[nk] == ':')
+		which = key_key;
+	else if (strncmp(msg, t->cert, nc) == 0 && msg[nc] == ':')
+		which = cert_key;
+	return errmsg_fail(err, errlen, "%s: %s", which, msg);
+}
+
+int daemon_check_files(const struct config *cfg, char *err, size_t errlen)
+{
+	const struct config_backend *b;
+	struct jwt_verifier *v;
+	struct syslog_out *so;
+	struct policy *p;
+	char key[64], msg[1024];
+	size_t i;
+
+	if (check_tls("tls", &cfg->tls, cfg->state_dir, err, errlen) != 0 ||
+	    (cfg->signaling.has_tls && check_tls("signaling.tls", &cfg->signaling.tls,
+	    cfg->state_dir, err, errlen) != 0) ||
+	    (cfg->turn.has_tls && check_tls("turn.tls", &cfg->turn.tls, cfg->state_dir,
+	    err, errlen) != 0))
+		return -1;
+	for (i = 0; i < cfg->identity.nbackends && i < CONFIG_MAX_BACKENDS; i++) {
+		b = &cfg->identity.backends[i];
+		if (b->type != CONFIG_BACKEND_JWT)
+			continue;
+		snprintf(key, sizeof(key), "identity.backends[%zu].jwks_file", i);
+		if (check_open(key, b->jwks_file, err, errlen) != 0)
+			return -1;
+		msg[0] = '\0';
+		if ((v = jwt_verifier_new(b, msg, sizeof(msg))) == NULL)
+			return errmsg_fail(err, errlen, "%s: %s", key, msg);
+		jwt_verifier_free(v);
+	}
+	if (cfg->policy_file[0] != '\0') {
+		if (check_open("policy.file", cfg->policy_file, err, errlen) != 0)
+			return -1;
+		if ((p = policy_load(cfg->policy_file, NULL, NULL, msg, sizeof(msg))) == NULL)
+			return errmsg_fail(err, errlen, "policy.file: %s", msg);
+		policy_free(p);
+	}
+	/* Only a CA file that is named: the system store is not the
+	 * operator's input. syslog_out_new() loads it and connects later. */
+	if (cfg->log.has_syslog && cfg->log.syslog_transport == CONFIG_SYSLOG_TLS &&
+	    cfg->log.syslog_ca_file[0] != '\0') {
+		if (check_open("log.syslog.ca_file", cfg->log.syslog_ca_file, err, errlen) != 0)
+			return -1;
+		if ((so = syslog_out_new(&cfg->log, msg, sizeof(msg))) == NULL)
+			return errmsg_fail(err, errlen, "%s", msg);
+		syslog_out_free(so);
+	}
+	return 0;
+}
+
 int daemon_run(const struct config *cfg)
 {
 	struct daemon d;
@@ -1073,6 +1184,11 @@ int daemon_run(const struct config *cfg)
 	log_set_level(cfg->log.level);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
+	/* Parsed, so that files written for scale-out load, but not built
+	 * (DESIGN.md, "Coming next"): an operator who believes the nodes
+	 * share revocations must hear that they do not. */
+	if (cfg->registry.type == CONFIG_REGISTRY_REDIS)
+		log_warn("%s", CONFIG_REDIS_UNBUILT_TEXT);
 
 	if (privdrop_check_files(cfg, err, sizeof(err)) != 0 ||
 	    state_dir_ensure(cfg->state_dir, err, sizeof(err)) != 0 ||

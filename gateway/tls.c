@@ -233,7 +233,8 @@ static EVP_PKEY *key_load(const char *path, char *err, size_t errlen)
 		goto out;
 	}
 	if (st.st_mode & 077) {
-		errmsg_fail(err, errlen, "%s: readable by group or others (chmod 600)", path);
+		errmsg_fail(err, errlen, "%s: readable by group or others (mode %04o): chmod 600 %s",
+		    path, (unsigned)(st.st_mode & 07777), path);
 		goto out;
 	}
 	if ((buf = OPENSSL_secure_malloc(KEY_FILE_MAX)) == NULL) {

@@ -279,7 +279,8 @@ def expect_refusal(g, needles, rc=1):
 def test_refuses_readable_secrets():
     """turn_secret, users.db (and its -wal), the audit file and a configured
     TLS key that group or others may read: no start, and the message names
-    the file and "chmod 600 <file>"."""
+    the file and "chmod 600 <file>"; exit 1 for the state files, 2 for the
+    configured key (invalid input, daemon_check_files())."""
     if not root_only():
         return
     for name, mode in (("turn_secret", 0o640), ("users.db", 0o644), ("users.db-wal", 0o604),
@@ -292,15 +293,18 @@ def test_refuses_readable_secrets():
         os.chmod(path, mode)
         expect_refusal(g, [path, "chmod 600 %s" % path])
 
-    # A configured key elsewhere (the certificate need not even exist: the
-    # mode is checked first).
+    # A configured key elsewhere is input the operator named: refused as
+    # invalid (exit 2, as check-config does) by the key loader, which looks
+    # at the mode before the content (neither file holds PEM here).
     g = gh.Gatehouse(ARGS.gatehouse)
     key = os.path.join(g.workdir, "key.pem")
-    with open(key, "w") as f:
-        f.write("not a key\n")
+    cert = os.path.join(g.workdir, "cert.pem")
+    for path in (key, cert):
+        with open(path, "w") as f:
+            f.write("not PEM\n")
     os.chmod(key, 0o640)
-    g.config["tls"] = {"cert": os.path.join(g.workdir, "cert.pem"), "key": key}
-    expect_refusal(g, [key, "chmod 600 %s" % key])
+    g.config["tls"] = {"cert": cert, "key": key}
+    expect_refusal(g, ["tls.key: %s" % key, "chmod 600 %s" % key], rc=2)
 
 
 def test_refuses_open_state_dir():
