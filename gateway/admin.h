@@ -54,6 +54,7 @@
 #define ADMIN_TOKEN_ABSOLUTE_S (8 * 3600) /* never longer than a working day */
 #define ADMIN_MAX_BODY (1024 * 1024) /* a policy file's limit */
 #define ADMIN_MAX_TOKENS 256
+#define ADMIN_MAX_ORIGINS 4          /* two names under two schemes */
 
 enum admin_role {
 	ADMIN_ROLE_NONE = 0,
@@ -98,8 +99,10 @@ struct admin_env {
 	void (*login_failed)(void *ctx, const char *user, const char *source_ip);
 	/* Sends the answer to a request that admin_handle() deferred. */
 	void (*reply)(void *ctx, uint64_t request, int status, const char *body, size_t len);
-	/* Origins allowed on browser requests (the listener's own). */
-	char origins[4][256];
+	/* Origins allowed on browser requests (the listener's own): its
+	 * address and localhost, under https, http or, on a loopback
+	 * listener that serves both, each. */
+	char origins[ADMIN_MAX_ORIGINS][256];
 	size_t norigins;
 	uint64_t started_ms;
 	uint32_t token_ttl_s;           /* idle lifetime of a token (sliding) */

@@ -311,7 +311,7 @@ static const struct lws_protocols protocols[] = {
 
 struct admin_http *admin_http_new(struct lws_context *ctx,
     const struct sockaddr_storage *listen, const char *cert_file, const char *key_file,
-    char *err, size_t errlen)
+    bool also_plain, char *err, size_t errlen)
 {
 	struct lws_context_creation_info info;
 	struct admin_http *s = calloc(1, sizeof(*s));
@@ -320,6 +320,14 @@ struct admin_http *admin_http_new(struct lws_context *ctx,
 
 	if (s == NULL) {
 		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	/* Plain beside TLS would let a client off the host fall back to
+	 * clear text; DESIGN.md allows plain listeners on loopback only. */
+	if (also_plain && (cert_file == NULL || !config_addr_is_loopback(listen))) {
+		snprintf(err, errlen, "admin: plain HTTP beside TLS is for a loopback "
+		    "listener with a certificate only");
+		free(s);
 		return NULL;
 	}
 	if (listen->ss_family == AF_INET6)
@@ -349,6 +357,11 @@ struct admin_http *admin_http_new(struct lws_context *ctx,
 		 * the vhost itself; without it the listener would speak plain
 		 * HTTP while the log says https. */
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		/* As on the signaling listener (ws_server.c): the first byte
+		 * tells TLS from plain; both options are needed to serve it. */
+		if (also_plain)
+			info.options |= LWS_SERVER_OPTION_ALLOW_NON_SSL_ON_SSL_PORT |
+			    LWS_SERVER_OPTION_ALLOW_HTTP_ON_HTTPS_LISTENER;
 	}
 	s->vhost = lws_create_vhost(ctx, &info);
 	if (s->vhost == NULL) {

@@ -2,6 +2,7 @@
 #ifndef GH_GATEWAY_ADMIN_HTTP_H
 #define GH_GATEWAY_ADMIN_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -11,12 +12,14 @@
 struct lws_context;
 struct admin_http;
 
-/* Listens on listen; with cert_file/key_file (off loopback) over TLS.
+/* Listens on listen; with cert_file/key_file (borrowed: read during the
+ * call) over TLS, and with also_plain plain HTTP beside it on the same
+ * port, which is refused unless listen is a loopback address.
  * Returns owned: free with admin_http_free() after the context is
  * destroyed. NULL with err. */
 struct admin_http *admin_http_new(struct lws_context *ctx,
     const struct sockaddr_storage *listen, const char *cert_file, const char *key_file,
-    char *err, size_t errlen);
+    bool also_plain, char *err, size_t errlen);
 void admin_http_free(struct admin_http *s);
 void admin_http_set_admin(struct admin_http *s, struct admin *a);
 

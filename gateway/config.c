@@ -964,13 +964,22 @@ static const struct cfg_key policy_keys[] = {
 };
 static const struct cfg_section policy_section = { .keys = policy_keys };
 
+static void admin_after(void *base)
+{
+	struct config *c = base;
+
+	c->admin_has_tls = c->admin_tls.cert[0] != '\0' || c->admin_tls.key[0] != '\0';
+}
+
 static const struct cfg_key admin_keys[] = {
 	{ .name = "listen", .parse = p_hostport, .off = offsetof(struct config, admin_listen) },
 	{ .name = "token_ttl_s", .parse = p_uint, .off = offsetof(struct config, admin_token_ttl_s),
 	  .size = sizeof(uint32_t), .min = 10, .max = 3600 },
+	{ .name = "tls", .parse = p_object, .off = offsetof(struct config, admin_tls),
+	  .arg = &tls_section },
 	{ .name = NULL },
 };
-static const struct cfg_section admin_section = { .keys = admin_keys };
+static const struct cfg_section admin_section = { .keys = admin_keys, .after = admin_after };
 
 static void syslog_after(void *base)
 {
@@ -1251,7 +1260,8 @@ static int check_basics(struct cfg_ctx *x, const struct config *c)
 		return fail(x, "state_dir", "required");
 	if (check_tls_pair(x, "tls", &c->tls) < 0 ||
 	    check_tls_pair(x, "signaling.tls", &c->signaling.tls) < 0 ||
-	    check_tls_pair(x, "turn.tls", &c->turn.tls) < 0)
+	    check_tls_pair(x, "turn.tls", &c->turn.tls) < 0 ||
+	    check_tls_pair(x, "admin.tls", &c->admin_tls) < 0)
 		return -1;
 	return 0;
 }
@@ -1348,13 +1358,16 @@ static int check_exposure(struct cfg_ctx *x, const struct config *c)
 	size_t i;
 
 	/* Signaling and admin are served over TLS whenever they are not on
-	 * loopback; what cannot be allowed is having no certificate for it,
-	 * since a self-signed one is only good for local testing. */
+	 * loopback (and on loopback too when a certificate is configured);
+	 * what cannot be allowed off loopback is having no certificate,
+	 * since a self-signed one is only good for local testing. Either
+	 * the top-level pair or the component's own will do. */
 	if (!config_addr_is_loopback(&c->signaling.listen) && !top_cert &&
 	    !(c->signaling.has_tls && c->signaling.tls.cert[0] != '\0'))
 		return fail(x, "signaling.listen",
 		    "a non-loopback listener needs TLS (set tls.cert and tls.key)");
-	if (!config_addr_is_loopback(&c->admin_listen) && !top_cert)
+	if (!config_addr_is_loopback(&c->admin_listen) && !top_cert &&
+	    !(c->admin_has_tls && c->admin_tls.cert[0] != '\0'))
 		return fail(x, "admin.listen",
 		    "a non-loopback listener needs TLS (set tls.cert and tls.key)");
 

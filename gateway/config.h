@@ -138,6 +138,8 @@ struct config {
 	char policy_file[PATH_MAX]; /* empty: none */
 	struct sockaddr_storage admin_listen;
 	uint32_t admin_token_ttl_s;   /* idle lifetime of admin tokens, default 900 */
+	bool admin_has_tls;           /* "admin.tls": component override */
+	struct config_tls admin_tls;
 	struct config_log log;
 	struct config_registry registry;
 	struct alerts_config alerts;  /* detectors: thresholds and responses */

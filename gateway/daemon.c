@@ -75,6 +75,13 @@ static const char *const deferred_what[] = {
 	[DEFER_CLOSE_SOURCE] = "closing what is open from",
 };
 
+/* How the signaling or the admin listener is served (listener_tls_pick). */
+struct listener_tls {
+	bool tls;                     /* HTTPS/WSS with cert/key */
+	bool also_plain;              /* and plain beside it: loopback only */
+	char cert[PATH_MAX + 32], key[PATH_MAX + 32];
+};
+
 struct daemon {
 	const struct config *cfg;
 	struct loop *loop;
@@ -105,7 +112,7 @@ struct daemon {
 	struct admin_http *admin_http;
 	struct timespec policy_mtime;    /* of the file the running policy came from */
 	char *policy_src;                /* the running policy's text (owned) */
-	char cert_file[PATH_MAX + 32], key_file[PATH_MAX + 32];
+	struct listener_tls sig_tls, admin_tls;
 };
 
 /* --- TURN ops ----------------------------------------------------------- */
@@ -817,17 +824,59 @@ static bool has_local_backend(const struct config *cfg)
 	return false;
 }
 
-/* The certificate for TLS listeners: configured, or the self-signed one
- * tls_server_ctx_new() made in state_dir. */
-static void cert_paths(struct daemon *d, const struct config_tls *tls)
+/* DESIGN.md: the top-level pair (or the component's own, t) serves every
+ * TLS listener, and plain listeners are for loopback only. So a listener
+ * with a certificate is served over TLS wherever it is; on loopback it
+ * also keeps serving plain HTTP/WS on the same port, so that local
+ * clients and scripts that use http:// and ws:// keep working. With no
+ * certificate, a loopback listener is plain. Off loopback,
+ * config_validate() made sure a certificate is configured; the
+ * self-signed fallback of tls_server_ctx_new() is kept as a last guard. */
+static int listener_tls_pick(const struct config *cfg, const struct sockaddr_storage *listen,
+    const struct config_tls *t, struct listener_tls *out, char *err, size_t errlen)
 {
-	if (tls->cert[0] != '\0') {
-		snprintf(d->cert_file, sizeof(d->cert_file), "%s", tls->cert);
-		snprintf(d->key_file, sizeof(d->key_file), "%s", tls->key);
+	bool loopback = config_addr_is_loopback(listen);
+	SSL_CTX *probe;
+	int nc, nk;
+
+	memset(out, 0, sizeof(*out));
+	if (loopback && t->cert[0] == '\0')
+		return 0;
+	/* Loaded once here, so that a bad certificate or key is reported
+	 * with OpenSSL's reason rather than as a vhost that would not start. */
+	probe = tls_server_ctx_new(t, cfg->state_dir, err, errlen);
+	if (probe == NULL)
+		return -1;
+	SSL_CTX_free(probe);
+	if (t->cert[0] != '\0') {
+		nc = snprintf(out->cert, sizeof(out->cert), "%s", t->cert);
+		nk = snprintf(out->key, sizeof(out->key), "%s", t->key);
 	} else {
-		snprintf(d->cert_file, sizeof(d->cert_file), "%s/tls-cert.pem", d->cfg->state_dir);
-		snprintf(d->key_file, sizeof(d->key_file), "%s/tls-key.pem", d->cfg->state_dir);
+		nc = snprintf(out->cert, sizeof(out->cert), "%s/tls-cert.pem", cfg->state_dir);
+		nk = snprintf(out->key, sizeof(out->key), "%s/tls-key.pem", cfg->state_dir);
 	}
+	if (nc < 0 || (size_t)nc >= sizeof(out->cert) || nk < 0 || (size_t)nk >= sizeof(out->key)) {
+		snprintf(err, errlen, "the certificate or key path is too long");
+		return -1;
+	}
+	out->tls = true;
+	out->also_plain = loopback;
+	return 0;
+}
+
+/* The warning for each plain way into a listener (DESIGN.md: plain
+ * listeners on loopback only, with a warning). plain and secure name
+ * what it speaks without and with TLS. */
+static void listener_tls_warn(const char *what, const char *name, const char *plain,
+    const char *secure, const struct listener_tls *l)
+{
+	if (!l->tls)
+		log_warn("%s: %s is plain %s (no certificate configured); it is allowed "
+		    "on loopback only, set tls.cert and tls.key for anything else", what, name,
+		    plain);
+	else if (l->also_plain)
+		log_warn("%s: %s serves %s and, on loopback only, plain %s too", what, name,
+		    secure, plain);
 }
 
 static int start_signaling(struct daemon *d, char *err, size_t errlen)
@@ -836,7 +885,6 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 	struct ws_server_config wc;
 	struct hub_config hc;
 	struct hub_ops ho;
-	SSL_CTX *probe;
 	size_t i;
 
 	memset(&wc, 0, sizeof(wc));
@@ -845,17 +893,14 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 	wc.blocked_ctx = d;
 	for (i = 0; i < cfg->signaling.norigins && i < WS_MAX_ORIGINS; i++)
 		wc.origins[wc.norigins++] = cfg->signaling.allowed_origins[i];
-	/* TLS on every listener off loopback (config_validate() made sure a
-	 * certificate is configured for it). */
-	if (!config_addr_is_loopback(&cfg->signaling.listen)) {
-		const struct config_tls *t = cfg->signaling.has_tls ? &cfg->signaling.tls : &cfg->tls;
-		probe = tls_server_ctx_new(t, cfg->state_dir, err, errlen);
-		if (probe == NULL)
-			return -1;
-		SSL_CTX_free(probe);
-		cert_paths(d, t);
-		wc.cert_file = d->cert_file;
-		wc.key_file = d->key_file;
+	if (listener_tls_pick(cfg, &cfg->signaling.listen,
+	    cfg->signaling.has_tls ? &cfg->signaling.tls : &cfg->tls, &d->sig_tls,
+	    err, errlen) != 0)
+		return -1;
+	if (d->sig_tls.tls) {
+		wc.cert_file = d->sig_tls.cert;
+		wc.key_file = d->sig_tls.key;
+		wc.also_plain = d->sig_tls.also_plain;
 	}
 	d->ws = ws_server_new(loop_lws(d->loop), &wc, err, errlen);
 	if (d->ws == NULL)
@@ -885,26 +930,30 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* Its address and localhost under one scheme, if both fit. */
+static void admin_origins_add(struct admin_env *env, const char *scheme, const char *host,
+    uint16_t port)
+{
+	if (env->norigins + 2 > ADMIN_MAX_ORIGINS)
+		return;
+	snprintf(env->origins[env->norigins++], sizeof(env->origins[0]), "%s://%s", scheme, host);
+	snprintf(env->origins[env->norigins++], sizeof(env->origins[0]), "%s://localhost:%u",
+	    scheme, port);
+}
+
 static int start_admin(struct daemon *d, char *err, size_t errlen)
 {
 	const struct config *cfg = d->cfg;
 	struct admin_env env;
-	const char *cert = NULL, *key = NULL;
+	const struct listener_tls *l = &d->admin_tls;
 	char host[INET6_ADDRSTRLEN + 8];
-	SSL_CTX *probe;
 	uint16_t port;
 
-	if (!config_addr_is_loopback(&cfg->admin_listen)) {
-		probe = tls_server_ctx_new(&cfg->tls, cfg->state_dir, err, errlen);
-		if (probe == NULL)
-			return -1;
-		SSL_CTX_free(probe);
-		cert_paths(d, &cfg->tls);
-		cert = d->cert_file;
-		key = d->key_file;
-	}
-	d->admin_http = admin_http_new(loop_lws(d->loop), &cfg->admin_listen, cert, key,
-	    err, errlen);
+	if (listener_tls_pick(cfg, &cfg->admin_listen,
+	    cfg->admin_has_tls ? &cfg->admin_tls : &cfg->tls, &d->admin_tls, err, errlen) != 0)
+		return -1;
+	d->admin_http = admin_http_new(loop_lws(d->loop), &cfg->admin_listen,
+	    l->tls ? l->cert : NULL, l->tls ? l->key : NULL, l->also_plain, err, errlen);
 	if (d->admin_http == NULL)
 		return -1;
 	memset(&env, 0, sizeof(env));
@@ -925,15 +974,17 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 	env.users_changed = admin_users_changed;
 	env.started_ms = relay_io_now_ms();
 	env.token_ttl_s = cfg->admin_token_ttl_s;
-	/* Browser requests only from the API's own origin. */
+	/* Browser requests only from the API's own origins: a page is on
+	 * https or http as the listener serves it (both on a loopback
+	 * listener with a certificate). */
 	config_format_addr((const struct sockaddr *)&cfg->admin_listen, host, sizeof(host));
 	port = ntohs(cfg->admin_listen.ss_family == AF_INET6 ?
 	    ((const struct sockaddr_in6 *)&cfg->admin_listen)->sin6_port :
 	    ((const struct sockaddr_in *)&cfg->admin_listen)->sin_port);
-	snprintf(env.origins[env.norigins++], sizeof(env.origins[0]), "%s://%s",
-	    cert != NULL ? "https" : "http", host);
-	snprintf(env.origins[env.norigins++], sizeof(env.origins[0]), "%s://localhost:%u",
-	    cert != NULL ? "https" : "http", port);
+	if (l->tls)
+		admin_origins_add(&env, "https", host, port);
+	if (!l->tls || l->also_plain)
+		admin_origins_add(&env, "http", host, port);
 	d->admin = admin_new(&env);
 	if (d->admin == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -1251,10 +1302,11 @@ int daemon_run(const struct config *cfg)
 		goto fail;
 	config_format_addr((const struct sockaddr *)&cfg->signaling.listen, name, sizeof(name));
 	log_info("signaling: listening on %s (demo page at %s://%s/)", name,
-	    config_addr_is_loopback(&cfg->signaling.listen) ? "http" : "https", name);
+	    d.sig_tls.tls ? "https" : "http", name);
+	listener_tls_warn("signaling", name, "HTTP/WS", "HTTPS/WSS", &d.sig_tls);
 	config_format_addr((const struct sockaddr *)&cfg->admin_listen, name, sizeof(name));
-	log_info("admin: API on %s://%s/api/", config_addr_is_loopback(&cfg->admin_listen) ? "http" :
-	    "https", name);
+	log_info("admin: API on %s://%s/api/", d.admin_tls.tls ? "https" : "http", name);
+	listener_tls_warn("admin", name, "HTTP", "HTTPS", &d.admin_tls);
 	log_info("turn: relay %s ports %u-%u, realm \"%s\"",
 	    config_format_addr((const struct sockaddr *)&cfg->turn.relay_ip, name, sizeof(name)),
 	    cfg->turn.port_min, cfg->turn.port_max, cfg->realm);

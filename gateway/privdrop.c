@@ -108,7 +108,8 @@ int privdrop_check_files(const struct config *cfg, char *err, size_t errlen)
 		STATE_SECRET, STATE_TLS_KEY, USERDB_FILE, USERDB_FILE "-wal",
 		USERDB_FILE "-shm",
 	};
-	const char *keys[] = { cfg->tls.key, cfg->signaling.tls.key, cfg->turn.tls.key };
+	const char *keys[] = { cfg->tls.key, cfg->signaling.tls.key, cfg->turn.tls.key,
+	    cfg->admin_tls.key };
 	char path[PATH_MAX + 64], real[PATH_MAX];
 	bool root = started_as_root();
 	struct who w = { "", 0, 0 };

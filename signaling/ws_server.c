@@ -532,20 +532,32 @@ static const struct lws_protocols protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+/* The listener's own origins under one scheme: its address and
+ * localhost, with its port. */
+static void add_own_origins(struct ws_server *w, const char *scheme, const char *host,
+    uint16_t port)
+{
+	if (w->norigins + 2 > sizeof(w->origins) / sizeof(w->origins[0]))
+		return;
+	snprintf(w->origins[w->norigins++], sizeof(w->origins[0]), "%s://%s", scheme, host);
+	snprintf(w->origins[w->norigins++], sizeof(w->origins[0]), "%s://localhost:%u",
+	    scheme, port);
+}
+
 /* The listener's own origins, when none are configured: a page served
- * by this listener may use it. */
+ * by this listener may use it, under each scheme it is served with. */
 static void default_origins(struct ws_server *w)
 {
 	char host[INET6_ADDRSTRLEN + 8];
-	const char *scheme = w->cfg.cert_file != NULL ? "https" : "http";
 	uint16_t port = ntohs(w->cfg.listen.ss_family == AF_INET6 ?
 	    ((struct sockaddr_in6 *)&w->cfg.listen)->sin6_port :
 	    ((struct sockaddr_in *)&w->cfg.listen)->sin_port);
 
 	config_format_addr((const struct sockaddr *)&w->cfg.listen, host, sizeof(host));
-	snprintf(w->origins[w->norigins++], sizeof(w->origins[0]), "%s://%s", scheme, host);
-	snprintf(w->origins[w->norigins++], sizeof(w->origins[0]), "%s://localhost:%u",
-	    scheme, port);
+	if (w->cfg.cert_file != NULL)
+		add_own_origins(w, "https", host, port);
+	if (w->cfg.cert_file == NULL || w->cfg.also_plain)
+		add_own_origins(w, "http", host, port);
 }
 
 struct ws_server *ws_server_new(struct lws_context *ctx,
@@ -559,6 +571,15 @@ struct ws_server *ws_server_new(struct lws_context *ctx,
 
 	if (w == NULL) {
 		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	/* Plain beside TLS would let a client off the host fall back to
+	 * clear text; DESIGN.md allows plain listeners on loopback only. */
+	if (cfg->also_plain && (cfg->cert_file == NULL ||
+	    !config_addr_is_loopback(&cfg->listen))) {
+		snprintf(err, errlen, "signaling: plain HTTP/WS beside TLS is for a "
+		    "loopback listener with a certificate only");
+		free(w);
 		return NULL;
 	}
 	w->cfg = *cfg;
@@ -594,6 +615,12 @@ struct ws_server *ws_server_new(struct lws_context *ctx,
 		 * the vhost itself; without it the listener would speak plain
 		 * HTTP while the log says https. */
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		/* libwebsockets peeks at the first byte: a TLS record starts
+		 * with 0x16, an HTTP request with a letter. The first option
+		 * only keeps such a connection open; the second serves it. */
+		if (cfg->also_plain)
+			info.options |= LWS_SERVER_OPTION_ALLOW_NON_SSL_ON_SSL_PORT |
+			    LWS_SERVER_OPTION_ALLOW_HTTP_ON_HTTPS_LISTENER;
 	}
 	w->vhost = lws_create_vhost(ctx, &info);
 	if (w->vhost == NULL) {

@@ -28,8 +28,13 @@ struct ws_server_config {
 	struct sockaddr_storage listen;
 	const char *cert_file;     /* NULL: plain (only allowed on loopback) */
 	const char *key_file;
+	/* With cert_file: plain HTTP/WS is served on the same port beside
+	 * HTTPS/WSS, told apart by the first byte a client sends. For
+	 * loopback listeners only: ws_server_new() refuses it elsewhere. */
+	bool also_plain;
 	/* Origins allowed on the upgrade. Empty: only the listener's own
-	 * origins (http(s)://localhost:PORT and the listen address). */
+	 * origins (http(s)://localhost:PORT and the listen address, under
+	 * each scheme the listener serves). */
 	const char *origins[WS_MAX_ORIGINS];
 	size_t norigins;
 	size_t max_message;        /* 0: WS_MAX_MESSAGE */

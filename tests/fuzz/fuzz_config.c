@@ -10,7 +10,8 @@
  *   the file, and the message is printed and logged);
  * - an accepted configuration passes config_validate() again and keeps
  *   its documented bounds (listeners, port range, lifetimes, strings
- *   terminated). */
+ *   terminated, every tls pair both or neither, a certificate for an
+ *   admin listener off loopback). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +47,12 @@ static void init_once(void)
 static bool terminated(const char *s, size_t cap)
 {
 	return memchr(s, '\0', cap) != NULL;
+}
+
+static bool tls_pair_ok(const struct config_tls *t)
+{
+	return terminated(t->cert, sizeof(t->cert)) && terminated(t->key, sizeof(t->key)) &&
+	    (t->cert[0] == '\0') == (t->key[0] == '\0');
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -86,5 +93,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < c.identity.nbackends; i++)
 		FUZZ_CHECK(terminated(c.identity.backends[i].jwks_file,
 		    sizeof(c.identity.backends[i].jwks_file)));
+	FUZZ_CHECK(tls_pair_ok(&c.tls) && tls_pair_ok(&c.signaling.tls) &&
+	    tls_pair_ok(&c.turn.tls) && tls_pair_ok(&c.admin_tls));
+	FUZZ_CHECK(c.admin_has_tls == (c.admin_tls.cert[0] != '\0'));
+	FUZZ_CHECK(config_addr_is_loopback(&c.admin_listen) || c.tls.cert[0] != '\0' ||
+	    c.admin_tls.cert[0] != '\0');
 	return 0;
 }

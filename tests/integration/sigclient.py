@@ -2,13 +2,15 @@
 """A small asyncio client for Gatehouse's signaling WebSocket, and helpers
 around it (TOTP codes, local users through the CLI, policy files).
 
-    c = SigClient(ws_url(g))                 # or SigClient(url, origin=...)
+    c = SigClient(ws_url(g))                 # or SigClient(url, origin=...,
+                                             #    ssl_context=ctx) for wss://
     await c.connect()
     r = await c.request({"type": "ping"})    # adds an "id", returns the reply
     await c.send({"type": "hangup", "call": cid})
     m = await c.wait_for("incoming")         # next message of that type
     await c.expect_nothing(1.0)              # nothing at all arrives in 1 s
     await c.wait_closed(5)                   # True when the server closed it
+    c.peer_cert_der()                        # wss://: the server's certificate
     await c.close()
 
 Every message sent and received is kept in c.transcript, and
@@ -188,10 +190,11 @@ class SigClient:
     """One WebSocket connection to /ws. Received JSON objects queue up in
     an inbox; wait_for()/request() take the first matching one out."""
 
-    def __init__(self, url, origin=None, name="client", headers=None):
+    def __init__(self, url, origin=None, name="client", headers=None, ssl_context=None):
         self.url = url
         self.origin = origin
         self.headers = headers     # extra upgrade request headers
+        self.ssl_context = ssl_context  # for wss:// URLs; None: aiohttp's default
         self.name = name
         self.session = None
         self.ws = None
@@ -210,13 +213,19 @@ class SigClient:
         try:
             self.ws = await self.session.ws_connect(
                 self.url, origin=self.origin, headers=self.headers, autoping=True, max_msg_size=0,
-                timeout=timeout, receive_timeout=None)
+                timeout=timeout, receive_timeout=None, ssl=self.ssl_context)
         except BaseException:
             await self.session.close()
             self.session = None
             raise
         self._reader = asyncio.ensure_future(self._read())
         return self
+
+    def peer_cert_der(self):
+        """The server's certificate (DER) on a wss:// connection; None
+        over plain ws://."""
+        obj = self.ws.get_extra_info("ssl_object") if self.ws is not None else None
+        return obj.getpeercert(binary_form=True) if obj is not None else None
 
     async def _read(self):
         try:

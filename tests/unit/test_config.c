@@ -126,6 +126,7 @@ static void test_design_example(void)
 	CHECK_EQ_INT(cfg.signaling.norigins, 1);
 	CHECK(strcmp(cfg.signaling.allowed_origins[0], "https://localhost:8443") == 0);
 	CHECK(!cfg.signaling.has_tls);
+	CHECK(!cfg.admin_has_tls);
 
 	CHECK_EQ_INT(cfg.turn.nlisten, 3);
 	CHECK_EQ_INT(cfg.turn.listen[0].transport, CONFIG_UDP);
@@ -227,6 +228,29 @@ static void test_other_values(void)
 	CHECK(cfg.state_dir[0] == '/');
 }
 
+/* admin.tls, like signaling.tls: paths from the config file's folder,
+ * absolute ones kept; the top-level pair left alone. */
+static void test_admin_tls(void)
+{
+	char want[PATH_MAX + 32], real[PATH_MAX];
+
+	CHECK(realpath(tmpdir, real) != NULL);
+	expect_ok("{\"admin\": {\"tls\": {\"cert\": \"adm/cert.pem\", \"key\": \"/etc/gh/adm-key.pem\"}},"
+	    " \"signaling\": {\"tls\": {\"cert\": \"sig.pem\", \"key\": \"sig-key.pem\"}}}");
+	CHECK(cfg.admin_has_tls);
+	snprintf(want, sizeof(want), "%s/adm/cert.pem", real);
+	CHECK(strcmp(cfg.admin_tls.cert, want) == 0);
+	if (strcmp(cfg.admin_tls.cert, want) != 0)
+		fprintf(stderr, "  admin.tls.cert: got \"%s\", wanted \"%s\"\n", cfg.admin_tls.cert, want);
+	CHECK(strcmp(cfg.admin_tls.key, "/etc/gh/adm-key.pem") == 0);
+	snprintf(want, sizeof(want), "%s/sig.pem", real);
+	CHECK(strcmp(cfg.signaling.tls.cert, want) == 0);
+	CHECK(cfg.tls.cert[0] == '\0');
+	/* An empty object sets nothing. */
+	expect_ok("{\"admin\": {\"tls\": {}}}");
+	CHECK(!cfg.admin_has_tls);
+}
+
 static void test_defaults(void)
 {
 	config_defaults(&cfg);
@@ -253,6 +277,7 @@ static void test_defaults(void)
 	CHECK_EQ_INT(cfg.identity.backends[0].type, CONFIG_BACKEND_LOCAL);
 	CHECK_EQ_INT(cfg.log.level, LOG_INFO);
 	CHECK(cfg.tls.cert[0] == '\0');
+	CHECK(!cfg.admin_has_tls);
 }
 
 /* A file named without a folder: paths are relative to ".". */
@@ -300,6 +325,9 @@ static void test_errors(void)
 	    "identity.backends[0].issuer: unknown key");
 	expect_error("{\"tls\": {\"cert\": \"a\", \"key\": \"b\", \"chain\": \"c\"}}",
 	    "tls.chain: unknown key");
+	expect_error("{\"admin\": {\"tls\": {\"cert\": \"a\", \"key\": \"b\", \"chain\": \"c\"}}}",
+	    "admin.tls.chain: unknown key");
+	expect_error("{\"admin\": {\"tls\": \"cert.pem\"}}", "admin.tls: expected an object");
 	/* Names from the file are escaped in the message. */
 	expect_error("{\"turn\": {\"a\\nb\": 1}}", "turn.a\\x0ab: unknown key");
 
@@ -369,6 +397,10 @@ static void test_errors(void)
 	expect_error("{\"state_dir\": \"\"}", "state_dir: expected a file path");
 	expect_error("{\"tls\": {\"cert\": \"c.pem\"}}", "tls: cert and key must be given together");
 	expect_error("{\"turn\": {\"tls\": {\"key\": \"k.pem\"}}}", "turn.tls: cert and key must be given together");
+	expect_error("{\"admin\": {\"tls\": {\"cert\": \"c.pem\"}}}",
+	    "admin.tls: cert and key must be given together");
+	expect_error("{\"admin\": {\"tls\": {\"key\": \"k.pem\"}}}",
+	    "admin.tls: cert and key must be given together");
 }
 
 /* The rules that join keys: exposure of plain listeners, clashes. */
@@ -400,6 +432,19 @@ static void test_rules(void)
 	expect_ok("{\"tls\": {\"cert\": \"c\", \"key\": \"k\"}, \"signaling\": {\"listen\": \"192.0.2.1:443\"}}");
 	expect_error("{\"admin\": {\"listen\": \"192.0.2.1:9443\"}}",
 	    "admin.listen: a non-loopback listener needs TLS");
+	/* Either the top-level pair or admin's own will do off loopback;
+	 * another component's pair will not. */
+	expect_ok("{\"tls\": {\"cert\": \"c\", \"key\": \"k\"}, \"admin\": {\"listen\": \"192.0.2.1:9443\"}}");
+	CHECK(!cfg.admin_has_tls);
+	expect_ok("{\"admin\": {\"listen\": \"[::]:9443\", \"tls\": {\"cert\": \"c\", \"key\": \"k\"}}}");
+	CHECK(cfg.admin_has_tls);
+	expect_error("{\"signaling\": {\"tls\": {\"cert\": \"c\", \"key\": \"k\"}},"
+	    " \"admin\": {\"listen\": \"192.0.2.1:9443\"}}",
+	    "admin.listen: a non-loopback listener needs TLS");
+	/* admin.tls does not serve signaling. */
+	expect_error("{\"admin\": {\"tls\": {\"cert\": \"c\", \"key\": \"k\"}},"
+	    " \"signaling\": {\"listen\": \"192.0.2.1:443\"}}",
+	    "signaling.listen: a non-loopback listener needs TLS");
 
 	/* Two sockets of the same kind on one address cannot both bind. */
 	expect_error("{\"turn\": {\"listen\": [{\"addr\": \"127.0.0.1:3478\", \"transport\": \"tcp\"},"
@@ -548,6 +593,7 @@ int main(void)
 	}
 	test_design_example();
 	test_other_values();
+	test_admin_tls();
 	test_defaults();
 	test_bare_name();
 	test_errors();

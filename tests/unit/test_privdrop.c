@@ -188,7 +188,7 @@ static void test_check_files(void)
 		"turn_secret", "tls-key.pem", "users.db", "users.db-wal", "users.db-shm",
 		"audit.jsonl",
 	};
-	char state[300], path[400], key[400];
+	char state[300], path[400], key[400], adm_key[400];
 	size_t i;
 
 	config_defaults(&cfg);
@@ -218,6 +218,14 @@ static void test_check_files(void)
 	snprintf(cfg.signaling.tls.key, sizeof(cfg.signaling.tls.key), "%s", key);
 	expect_refused(key);
 	CHECK_EQ_INT(chmod(key, 0400), 0);
+	expect_fine();
+	/* admin.tls's key too. */
+	snprintf(adm_key, sizeof(adm_key), "%s/admin-key.pem", tmpdir);
+	write_mode(adm_key, "x\n", 0640);
+	snprintf(cfg.admin_tls.cert, sizeof(cfg.admin_tls.cert), "%s/admin-cert.pem", tmpdir);
+	snprintf(cfg.admin_tls.key, sizeof(cfg.admin_tls.key), "%s", adm_key);
+	expect_refused(adm_key);
+	CHECK_EQ_INT(chmod(adm_key, 0600), 0);
 	expect_fine();
 	snprintf(cfg.log.audit_file, sizeof(cfg.log.audit_file), "%s/audit-elsewhere.jsonl",
 	    tmpdir);
