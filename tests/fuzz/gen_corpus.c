@@ -1,6 +1,8 @@
 /* Writes the fuzz seeds that carry cryptography: TURN requests with
- * nonces and MESSAGE-INTEGRITY valid inside fuzz_turn_server.c, and JWTs
- * signed with the test keys that fuzz_jwt.c trusts (fuzz_fixtures.h).
+ * nonces and MESSAGE-INTEGRITY valid inside fuzz_turn_server.c, JWTs
+ * signed with the test keys that fuzz_jwt.c trusts (fuzz_fixtures.h),
+ * and the datagrams of real OpenSSL DTLS handshakes for fuzz_dtls_peek.c
+ * (tests/unit/dtls_pair.h; fresh keys each run, so other bytes).
  * The text seeds (signaling messages, SDP, policies, configurations) are
  * plain files in corpus/ and are not written here.
  *
@@ -25,6 +27,7 @@
 #include <openssl/pem.h>
 
 #include "tests/fuzz/fuzz_fixtures.h"
+#include "tests/unit/dtls_pair.h"
 #include "tests/unit/jwt_sign.h"
 #include "turn/auth.h"
 #include "turn/stun.h"
@@ -384,6 +387,74 @@ static void jwt_seeds(void)
 	EVP_PKEY_free(ed);
 }
 
+/* ---- DTLS ---------------------------------------------------------- */
+
+static void dtls_queue_seeds(const char *prefix, const struct dtlsp_queue *q)
+{
+	char name[64];
+	size_t i;
+
+	for (i = 0; i < q->n; i++) {
+		snprintf(name, sizeof(name), "%s_%02zu.bin", prefix, i);
+		write_file("dtls_peek", name, q->d[i].p, q->d[i].len);
+	}
+}
+
+/* Seeds for fuzz_dtls_peek.c: every datagram of a whole handshake with a
+ * roomy MTU (hellos, both certificates whole, epoch-1 Finished and
+ * application data) and with a small one (fragmented certificates), then
+ * hand-made DTLS 1.3 hellos and unified-header records, which OpenSSL
+ * 3.0 cannot send. */
+static void dtls_seeds(void)
+{
+	static const uint8_t sh13_exts[] = {
+		0x00, 0x2b, 0x00, 0x02, 0xfe, 0xfc,
+		0x00, 0x0e, 0x00, 0x05, 0x00, 0x02, 0x00, 0x07, 0x00,
+	};
+	static const uint8_t ch13_exts[] = {
+		0x00, 0x2b, 0x00, 0x05, 0x04, 0xfe, 0xfc, 0xfe, 0xfd,
+		0x00, 0x0e, 0x00, 0x07, 0x00, 0x04, 0x00, 0x08, 0x00, 0x01, 0x00,
+	};
+	uint8_t body[128], dg[512];
+	struct dtlsp_run run;
+	struct wr w;
+	size_t n;
+
+	if (dtlsp_run(&run, "SRTP_AEAD_AES_256_GCM:SRTP_AES128_CM_SHA1_80",
+	    "SRTP_AES128_CM_SHA1_80:SRTP_AEAD_AES_256_GCM", 1200) != 0)
+		exit(2);
+	dtls_queue_seeds("mtu1200_c2s", &run.c2s);
+	dtls_queue_seeds("mtu1200_s2c", &run.s2c);
+	dtlsp_run_free(&run);
+	if (dtlsp_run(&run, "SRTP_AEAD_AES_256_GCM:SRTP_AES128_CM_SHA1_80",
+	    "SRTP_AEAD_AES_256_GCM", 300) != 0)
+		exit(2);
+	dtls_queue_seeds("mtu300_c2s", &run.c2s);
+	dtls_queue_seeds("mtu300_s2c", &run.s2c);
+	dtlsp_run_free(&run);
+
+	n = dtlsp_server_hello(body, sizeof(body), sh13_exts, sizeof(sh13_exts));
+	w = wr_init(dg, sizeof(dg));
+	dtlsp_put_handshake(&w, 2, body, n);
+	write_file("dtls_peek", "server_hello_dtls13.bin", dg, w.len);
+	/* A unified-header record (16-bit sequence number, length) first. */
+	memmove(dg + 25, dg, w.len);
+	memset(dg, 0, 25);
+	dg[0] = 0x2c;
+	dg[4] = 20;
+	write_file("dtls_peek", "unified_then_server_hello.bin", dg, w.len + 25);
+	/* Without the length bit it runs to the end: the hello is hidden. */
+	dg[0] = 0x28;
+	write_file("dtls_peek", "unified_no_length.bin", dg, w.len + 25);
+	dg[0] = 0x3c;
+	write_file("dtls_peek", "unified_cid.bin", dg, w.len + 25);
+
+	n = dtlsp_client_hello(body, sizeof(body), ch13_exts, sizeof(ch13_exts));
+	w = wr_init(dg, sizeof(dg));
+	dtlsp_put_handshake(&w, 1, body, n);
+	write_file("dtls_peek", "client_hello_dtls13.bin", dg, w.len);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -393,5 +464,6 @@ int main(int argc, char **argv)
 	root = argv[1];
 	turn_seeds();
 	jwt_seeds();
+	dtls_seeds();
 	return 0;
 }

@@ -4,7 +4,8 @@
 #   tests/fuzz/run.sh [DURATION_S] [TARGET...]
 #
 # DURATION_S (default 20) is per target; TARGETs default to all of them
-# (stun turn_server hub sdp jwt policy config message). Environment:
+# (stun turn_server hub sdp jwt policy config message dtls_peek).
+# Environment:
 #   GH_FUZZ_BUILD  build folder (default build-fuzz/ in the repo; the
 #                  whole build is instrumented there, see CMakeLists.txt)
 #   FUZZ_JOBS      targets run at once (default 1; each uses one core)
@@ -21,7 +22,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-all=(stun turn_server hub sdp jwt policy config message)
+all=(stun turn_server hub sdp jwt policy config message dtls_peek)
 
 dur=${1:-20}
 if ! [[ "$dur" =~ ^[0-9]+$ ]] || [ "$dur" -lt 1 ]; then
@@ -61,6 +62,7 @@ cmake --build "$build" -j"$(nproc)" "${bins[@]}" >"$build/build.log" 2>&1 ||
 max_len_of() {
 	case $1 in
 	stun|turn_server) echo 4200 ;;
+	dtls_peek) echo 2048 ;;
 	sdp) echo 16384 ;;
 	hub) echo 4096 ;;
 	jwt) echo 4096 ;;
@@ -71,6 +73,7 @@ dict_of() {
 	case $1 in
 	stun|turn_server) echo "$here/dict/stun.dict" ;;
 	sdp) echo "$here/dict/sdp.dict" ;;
+	dtls_peek) echo "$here/dict/dtls.dict" ;;
 	*) echo "$here/dict/json.dict" ;;
 	esac
 }

@@ -1,0 +1,79 @@
+/* Reads the clear parts of a DTLS handshake from one relayed datagram:
+ * the SRTP profiles offered and chosen (RFC 5764 use_srtp), the version
+ * chosen, and the DTLS 1.2 certificate whose fingerprint the signaled SDP
+ * names (RFC 8122). The relay checks these against the call's SDP.
+ *
+ * Sans-I/O and stateless: no allocation, no I/O, no OpenSSL; one call
+ * looks at one datagram and keeps nothing. A handshake message split
+ * over records or datagrams is therefore not put back together, only
+ * reported (fragmented), and DTLS 1.3 keeps its certificate encrypted:
+ * neither can be checked from here. */
+#ifndef GH_TURN_DTLS_PEEK_H
+#define GH_TURN_DTLS_PEEK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DTLS_PEEK_MAX_PROFILES 8
+
+#define DTLS_VERSION_12 0xfefd
+#define DTLS_VERSION_13 0xfefc
+
+struct dtls_peek {
+	bool handshake;         /* at least one epoch-0 handshake record */
+	bool client_hello;      /* a whole ClientHello was seen */
+	/* A whole ServerHello was seen (a DTLS 1.3 HelloRetryRequest is a
+	 * ServerHello on the wire, and counts). */
+	bool server_hello;
+	bool certificate;       /* a whole (DTLS 1.2, cleartext) Certificate message */
+	/* A handshake message split over records/datagrams: not examined. */
+	bool fragmented;
+	bool offers_dtls13;     /* ClientHello: supported_versions lists DTLS 1.3 (0xfefc) */
+	/* ServerHello: chosen version, 0xfefd = DTLS 1.2, 0xfefc = DTLS 1.3
+	 * (from supported_versions when present, else the legacy field); 0
+	 * without a ServerHello. */
+	uint16_t version;
+	/* ClientHello: offered use_srtp profiles in the client's order (the
+	 * first DTLS_PEEK_MAX_PROFILES of them); ServerHello: the chosen one. */
+	uint16_t profiles[DTLS_PEEK_MAX_PROFILES];
+	size_t nprofiles;
+	/* Borrowed: the first certificate's DER, pointing into buf; NULL
+	 * when there is no Certificate or its list is empty. */
+	const uint8_t *cert;
+	size_t cert_len;
+};
+
+/* Walks every DTLS record in one datagram. 0 when the datagram is a
+ * well-formed run of DTLS records (whatever they hold: alerts, app data,
+ * DTLS 1.3 unified-header ciphertext records are skipped correctly), -1
+ * when malformed (a length overruns, a record header is cut, a first
+ * byte is no DTLS content type, a message is not what its type says).
+ * An empty datagram is -1: it is not DTLS.
+ *
+ * Fills only what cleartext epoch-0 handshake records show; *out is
+ * zeroed first. Several messages in one datagram add up; the profiles
+ * are those of the last hello that carried use_srtp. A message that
+ * does not parse leaves *out as it was before that message, and the walk
+ * stops there with -1: what earlier messages showed stays, but the caller
+ * should not trust a malformed datagram.
+ *
+ * Records carrying a connection ID (RFC 9147 unified header with the C
+ * bit, RFC 9146 tls12_cid) do not say how long the ID is (it was
+ * negotiated), so nothing after their fixed header can be located: the
+ * rest of the datagram is taken as that record, unread. Those records are
+ * always protected and a sender's cleartext handshake records come
+ * before them, so nothing readable is lost in practice; records hidden
+ * behind one on purpose are not read.
+ *
+ * buf is borrowed; out->cert points into it and is valid as long as buf
+ * is. buf may be NULL only when len is 0. */
+int dtls_peek(const uint8_t *buf, size_t len, struct dtls_peek *out);
+
+/* "SRTP_AES128_CM_SHA1_80", "SRTP_AES128_CM_SHA1_32",
+ * "SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM" (RFC 5764 §4.1.2 and
+ * RFC 7714 §14.2 ids 0x0001, 0x0002, 0x0007, 0x0008), else NULL. Returns
+ * a static string. */
+const char *dtls_srtp_profile_name(uint16_t id);
+
+#endif
