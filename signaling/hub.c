@@ -841,6 +841,36 @@ static bool relay_check(void *ctx, const struct sockaddr *addr)
 	return rc->h->ops.relay_of(rc->h->ops.ctx, rc->user, rc->call, addr);
 }
 
+/* Which m= sections each medium of a call allows. SDP cannot tell a
+ * screen share from a camera (both are video tracks), so either medium
+ * allows video; a kind no medium allows (text, message, an unknown
+ * name) is never allowed. The names are for the client and the audit;
+ * the first refused kind in this order is the one named. */
+static const struct {
+	unsigned kind;        /* SDP_MEDIA_* */
+	unsigned media;       /* POLICY_* that allow it */
+	const char *medium;   /* for the audit */
+	const char *message;  /* for the client */
+} sdp_media_rules[] = {
+	{ SDP_MEDIA_AUDIO, POLICY_AUDIO, "audio", "the call does not allow audio" },
+	{ SDP_MEDIA_VIDEO, POLICY_VIDEO | POLICY_SCREEN, "video",
+	    "the call does not allow video" },
+	{ SDP_MEDIA_APPLICATION, POLICY_DATA, "data", "the call does not allow data" },
+	{ SDP_MEDIA_OTHER, 0, "other", "the call does not allow media of other types" },
+};
+
+/* The rule of the first kind in kinds that a call with media may not
+ * carry, or -1 when it may carry them all. */
+static int sdp_media_refused(unsigned kinds, unsigned media)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(sdp_media_rules) / sizeof(sdp_media_rules[0]); i++)
+		if ((kinds & sdp_media_rules[i].kind) && !(media & sdp_media_rules[i].media))
+			return (int)i;
+	return -1;
+}
+
 static void on_sdp(struct msg_ctx *m)
 {
 	struct hub *h = m->h;
@@ -852,6 +882,7 @@ static void on_sdp(struct msg_ctx *m)
 	struct relay_check rc;
 	char *filtered = NULL;
 	size_t flen;
+	int refused;
 
 	if (to == 0) {
 		if (c == NULL)
@@ -872,6 +903,27 @@ static void on_sdp(struct msg_ctx *m)
 	rc.call = c->id;
 	if (sdp_filter(text, strlen(text), relay_check, &rc, &filtered, &flen, &st) != SDP_OK) {
 		bad_request(m, "not a valid session description");
+		return;
+	}
+	/* The policy allowed the call with its media only: every m-section,
+	 * in every offer and answer and either direction, must be one of
+	 * them, or the description does not reach the other side, and the
+	 * medium never gets a transport to flow on. Not a strike, and the
+	 * call goes on: a client meets this in good faith when it offers
+	 * what it can send rather than what the call carries (a camera on an
+	 * audio call), or what a contacts list from before a policy change
+	 * promised. */
+	if ((refused = sdp_media_refused(st.media, c->media)) >= 0) {
+		struct hub_event e = { .kind = HUB_EV_SDP_REFUSED, .session = m->s->id,
+		    .source = (const struct sockaddr *)&m->s->from, .user = m->s->who.name,
+		    .peer = strcmp(m->s->who.name, c->caller) == 0 ? c->callee : c->caller,
+		    .call = c->id, .rule = c->rule, .reason = kind,
+		    .medium = sdp_media_rules[refused].medium, .media = c->media };
+
+		free(filtered);
+		emit(h, &e);
+		reply(m, json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code", "forbidden",
+		    "message", sdp_media_rules[refused].message, "call", c->id));
 		return;
 	}
 	if (st.removed > 0) {

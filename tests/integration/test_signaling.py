@@ -41,7 +41,8 @@ import aiohttp  # noqa: E402
 ARGS = None
 TEAM = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank",
         "ivan", "judy", "ken", "lena", "olga", "pete", "quinn", "rose", "sam",
-        "tina", "uma", "vic", "wes", "xena"]
+        "tina", "uma", "vic", "wes", "xena",
+        "amy", "ben", "cat", "dan", "eve", "fay", "gus"]
 OTHERS = ["victim", "mallory", "locky"]
 HOST_IP = "192.168.77.10"      # a "private host address" that must never be forwarded
 SRFLX_IP = "198.51.100.7"      # documentation ranges: never contacted
@@ -148,6 +149,38 @@ def turn_alloc(g, server=None, user=None, password=None):
 
 async def in_thread(fn, *a):
     return await asyncio.get_running_loop().run_in_executor(None, fn, *a)
+
+
+def audit_events(g, name):
+    """The audit trail's events called name (state_dir/audit.jsonl)."""
+    path = os.path.join(g.state_dir, "audit.jsonl")
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("event") == name:
+            out.append(e)
+    return out
+
+
+async def wait_audit(g, name, pred, timeout=5.0):
+    """The first audit event called name that pred accepts; the writer is
+    a thread of its own, so the line may come a little after the fact."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = [e for e in audit_events(g, name) if pred(e)]
+        if got:
+            return got[0]
+        assert time.monotonic() < deadline, "no %s audit event matching within %.0f s; have %r" % (
+            name, timeout, audit_events(g, name)[-5:])
+        await asyncio.sleep(0.1)
 
 
 # ------------------------------------------------------------ login tests
@@ -562,6 +595,116 @@ def test_call_lifecycle_and_interference():
         finally:
             for c in (cq, cr, cs, ct):
                 await c.close()
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
+def media_sdp(*sections):
+    """A minimal session description with one m= section per (media,
+    port, extra lines) given; no candidates (the filter is not under
+    test here)."""
+    protos = {"audio": "UDP/TLS/RTP/SAVPF 111", "video": "UDP/TLS/RTP/SAVPF 96",
+              "application": "UDP/DTLS/SCTP webrtc-datachannel", "text": "UDP/TLS/RTP/SAVPF 98"}
+    lines = ["v=0", "o=- 4611731400430051399 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
+             "a=group:BUNDLE " + " ".join(str(i) for i in range(len(sections)))]
+    for i, (media, port, extra) in enumerate(sections):
+        lines += ["m=%s %d %s" % (media, port, protos[media]), "c=IN IP4 0.0.0.0",
+                  "a=ice-ufrag:Ab12", "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+                  "a=fingerprint:sha-256 DB:E6:CE:32:A1:D9:87:1E:B2:5B:1F:45:E7:12:F8:50:86:10:"
+                  "97:55:29:8C:5E:F7:D9:26:C9:EF:E6:FE:B1:14",
+                  "a=setup:actpass", "a=mid:%d" % i] + list(extra)
+    return "\r\n".join(lines) + "\r\n"
+
+
+AUDIO = ("audio", 9, ["a=rtpmap:111 opus/48000/2"])
+VIDEO = ("video", 9, ["a=rtpmap:96 VP8/90000"])
+DATA = ("application", 9, ["a=sctp-port:5000"])
+DATA_BUNDLE_ONLY = ("application", 0, ["a=bundle-only", "a=sctp-port:5000"])
+VIDEO_BUNDLE_ONLY = ("video", 0, ["a=bundle-only", "a=rtpmap:96 VP8/90000"])
+TEXT = ("text", 9, ["a=rtpmap:98 t140/1000"])
+
+
+def test_sdp_media_enforced():
+    """The policy allowed a call with its media only: an offer or answer
+    (either way, renegotiations too) with an m= section of another medium
+    is refused with forbidden and reaches nobody; bundle-only sections
+    with port 0 count; video is allowed by video or screen, application by
+    data, nothing else by anything. Not a strike; the call goes on; each
+    refusal is audited as call.sdp_refused."""
+    g = shared()
+
+    async def refused(c, other, cid, kind, sdp, medium, message):
+        r = await c.request({"type": "sdp", "call": cid, "sdp": {"type": kind, "sdp": sdp}})
+        assert r.get("type") == "error" and r.get("code") == "forbidden" and \
+            r.get("message") == message and r.get("call") == cid, \
+            "%s with %s from %s: %r" % (kind, medium, c.name, r)
+        await other.expect_nothing(0.3, lambda m: m.get("type") == "sdp")
+        e = await wait_audit(g, "call.sdp_refused",
+                             lambda e: e.get("call") == cid and e.get("medium") == medium and
+                             e.get("user") == c.name and e.get("reason") == kind)
+        assert e.get("outcome") == "deny", "audited as %r" % e
+
+    async def forwarded(c, other, cid, kind, sdp):
+        await c.send({"type": "sdp", "call": cid, "sdp": {"type": kind, "sdp": sdp}})
+        m = await other.wait_for("sdp", call=cid, timeout=3)
+        assert m["sdp"]["type"] == kind, "%r" % m
+        return m["sdp"]["sdp"]
+
+    async def body():
+        ca = await sc.logged_in(g, U("amy"), "amy")
+        cb = await sc.logged_in(g, U("ben"), "ben")
+        try:
+            # An audio call.
+            r = await ca.request({"type": "call", "to": "ben", "media": ["audio"]})
+            assert r.get("type") == "call.ok", "%r" % r
+            cid = r["call"]
+            await cb.wait_for("incoming", call=cid)
+            r = await cb.request({"type": "accept", "call": cid})
+            assert r.get("type") == "accept.ok", "%r" % r
+            await ca.wait_for("accepted", call=cid)
+            for _ in range(2):   # six refusals on amy's side: no strike
+                await refused(ca, cb, cid, "offer", media_sdp(AUDIO, VIDEO), "video",
+                              "the call does not allow video")
+                await refused(ca, cb, cid, "offer", media_sdp(AUDIO, DATA_BUNDLE_ONLY), "data",
+                              "the call does not allow data")
+                await refused(ca, cb, cid, "offer", media_sdp(AUDIO, TEXT), "other",
+                              "the call does not allow media of other types")
+            await refused(ca, cb, cid, "offer", media_sdp(AUDIO, VIDEO_BUNDLE_ONLY), "video",
+                          "the call does not allow video")
+            out = await forwarded(ca, cb, cid, "offer", media_sdp(AUDIO))
+            assert "m=audio 9 " in out and "m=video" not in out, out
+            # The answer too, and then a renegotiation from the callee.
+            await refused(cb, ca, cid, "answer", media_sdp(AUDIO, VIDEO), "video",
+                          "the call does not allow video")
+            await forwarded(cb, ca, cid, "answer", media_sdp(AUDIO))
+            await refused(cb, ca, cid, "offer", media_sdp(AUDIO, DATA), "data",
+                          "the call does not allow data")
+            await ca.ping()
+            await cb.ping()
+            r = await ca.request({"type": "hangup", "call": cid})
+            assert r.get("type") == "hangup.ok", "the call did not go on: %r" % r
+            h = await cb.wait_for("hangup", call=cid)
+            assert h.get("reason") == "hangup", "%r" % h
+
+            # A screen share and data: video and application pass, audio not.
+            r = await ca.request({"type": "call", "to": "ben", "media": ["screen", "data"]})
+            assert r.get("type") == "call.ok", "%r" % r
+            cid = r["call"]
+            await cb.wait_for("incoming", call=cid)
+            r = await cb.request({"type": "accept", "call": cid})
+            assert r.get("type") == "accept.ok", "%r" % r
+            await ca.wait_for("accepted", call=cid)
+            await refused(ca, cb, cid, "offer", media_sdp(VIDEO, DATA, AUDIO), "audio",
+                          "the call does not allow audio")
+            out = await forwarded(ca, cb, cid, "offer", media_sdp(VIDEO, DATA))
+            assert "m=video 9 " in out and "m=application 9 " in out, out
+            await forwarded(cb, ca, cid, "answer", media_sdp(VIDEO, DATA))
+            for c in (ca, cb):
+                assert not c.closed, "%s was closed\n%s" % (c.name, c.describe())
+                await c.ping()
+        finally:
+            await ca.close()
+            await cb.close()
         await serves(g)
     with_log(g, lambda: run(body()))
 
@@ -1283,6 +1426,7 @@ if __name__ == "__main__":
         test_call_offline,
         test_call_self,
         test_call_lifecycle_and_interference,
+        test_sdp_media_enforced,
         test_lockout_same_answer,
         test_origin_default,
         test_origin_configured,

@@ -130,6 +130,8 @@ struct fake {
 
 	unsigned nnotes;
 	enum hub_event_kind last_event;
+	char last_medium[32], last_reason[64], last_user[IDENTITY_NAME_MAX];
+	char last_call[64], last_peer[IDENTITY_NAME_MAX];
 	uint64_t next_sid;
 };
 
@@ -290,6 +292,11 @@ static void f_event(void *ctx, const struct hub_event *e)
 	(void)ctx;
 	F.nnotes++;
 	F.last_event = e->kind;
+	snprintf(F.last_medium, sizeof(F.last_medium), "%s", e->medium ? e->medium : "");
+	snprintf(F.last_reason, sizeof(F.last_reason), "%s", e->reason ? e->reason : "");
+	snprintf(F.last_user, sizeof(F.last_user), "%s", e->user ? e->user : "");
+	snprintf(F.last_call, sizeof(F.last_call), "%s", e->call ? e->call : "");
+	snprintf(F.last_peer, sizeof(F.last_peer), "%s", e->peer ? e->peer : "");
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (fields[i] != NULL && has_secret(fields[i], strlen(fields[i])))
 			F.leaks++;
@@ -2455,6 +2462,112 @@ static void test_callee_busy(void)
 	teardown();
 }
 
+/* ---- SDP media against the call's media ---- */
+
+#define SDP_VIDEO \
+	"m=video 9 UDP/TLS/RTP/SAVPF 96\r\n" \
+	"c=IN IP4 0.0.0.0\r\n" \
+	"a=mid:1\r\n" \
+	"a=rtpmap:96 VP8/90000\r\n"
+#define SDP_DATA \
+	"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" \
+	"c=IN IP4 0.0.0.0\r\n" \
+	"a=mid:2\r\n" \
+	"a=sctp-port:5000\r\n"
+/* RFC 8843: port 0 with bundle-only still carries media in the group. */
+#define SDP_DATA_BUNDLE_ONLY \
+	"m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\n" \
+	"c=IN IP4 0.0.0.0\r\n" \
+	"a=bundle-only\r\n" \
+	"a=mid:2\r\n" \
+	"a=sctp-port:5000\r\n"
+#define SDP_TEXT \
+	"m=text 9 UDP/TLS/RTP/SAVPF 98\r\n" \
+	"c=IN IP4 0.0.0.0\r\n" \
+	"a=mid:3\r\n" \
+	"a=rtpmap:98 t140/1000\r\n"
+
+/* An sdp message that must be refused as forbidden, naming medium, and
+ * reach nobody. */
+static void sdp_refused_at(int line, uint64_t from, uint64_t to, const char *call,
+    const char *kind, const char *sdp, const char *medium, const char *message)
+{
+	unsigned notes = F.nnotes;
+	json_t *m;
+
+	say_json(from, json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "type", "sdp", "id", "s",
+	    "call", call, "sdp", "type", kind, "sdp", sdp));
+	m = expect_error_at(line, from, "forbidden", message, "\"s\"");
+	check_str_at(line, "call", jstr(m, "call"), call);
+	CHECK_AT(line, pending(to) == 0 && pending(from) == 0);
+	CHECK_AT(line, F.nnotes == notes + 1 && F.last_event == HUB_EV_SDP_REFUSED);
+	check_str_at(line, "medium", F.last_medium, medium);
+	check_str_at(line, "reason", F.last_reason, kind);
+	check_str_at(line, "event call", F.last_call, call);
+}
+
+#define SDP_REFUSED(from, to, call, kind, sdp, medium, message) \
+	sdp_refused_at(__LINE__, (from), (to), (call), (kind), (sdp), (medium), (message))
+
+static void test_sdp_media(void)
+{
+	char call[HUB_CALL_ID_LEN + 1], audio[HUB_CALL_ID_LEN + 1];
+	json_t *m;
+	int i;
+
+	setup();
+	ONLINE(CAROL, "carol");
+	accepted_call(call);        /* audio and video */
+
+	/* Data, a text stream, or data in a bundle-only section with port
+	 * 0: refused in either direction, as offer or answer. Not strikes,
+	 * and the call goes on. */
+	for (i = 0; i < HUB_MAX_STRIKES; i++) {
+		SDP_REFUSED(ALICE, BOB, call, "offer", SDP_HEAD SDP_TAIL SDP_DATA, "data",
+		    "the call does not allow data");
+		SDP_REFUSED(BOB, ALICE, call, "answer", SDP_HEAD SDP_TAIL SDP_DATA_BUNDLE_ONLY,
+		    "data", "the call does not allow data");
+		SDP_REFUSED(BOB, ALICE, call, "offer", SDP_HEAD SDP_TAIL SDP_TEXT, "other",
+		    "the call does not allow media of other types");
+	}
+	CHECK_STR(F.last_user, "bob");
+	CHECK_STR(F.last_peer, "alice");
+	CHECK_EQ_INT(F.ncloses, 0);
+	CHECK_EQ_INT(hub_call_count(F.h), 1);
+	EXPECT_NONE(BOB2);
+
+	/* What the call allows passes, in a renegotiation too. */
+	say_json(ALICE, json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "sdp", "call", call,
+	    "sdp", "type", "offer", "sdp", SDP_HEAD SDP_TAIL SDP_VIDEO));
+	m = EXPECT(BOB, "sdp");
+	CHECK(strstr(jstr(json_object_get(m, "sdp"), "sdp"), "m=video 9 ") != NULL);
+	say_json(BOB, json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "sdp", "call", call,
+	    "sdp", "type", "answer", "sdp", SDP_HEAD SDP_TAIL SDP_VIDEO));
+	EXPECT(ALICE, "sdp");
+	EXPECT_NONE(ALICE);
+
+	/* An audio call: video is refused from both sides; audio passes. */
+	CALL(CAROL, "alice", "[\"audio\"]", audio);
+	drain(ALICE);
+	say(ALICE, "{\"type\":\"accept\",\"call\":\"%s\"}", audio);
+	EXPECT(ALICE, "accept.ok");
+	EXPECT(CAROL, "accepted");
+	SDP_REFUSED(CAROL, ALICE, audio, "offer", SDP_HEAD SDP_TAIL SDP_VIDEO, "video",
+	    "the call does not allow video");
+	SDP_REFUSED(ALICE, CAROL, audio, "answer", SDP_HEAD SDP_TAIL SDP_VIDEO SDP_DATA, "video",
+	    "the call does not allow video");
+	say_json(CAROL, json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "sdp", "call", audio,
+	    "sdp", "type", "offer", "sdp", OFFER));
+	EXPECT(ALICE, "sdp");
+	/* No m= section at all (before any track or channel) carries nothing. */
+	say_json(CAROL, json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "sdp", "call", audio,
+	    "sdp", "type", "offer", "sdp", "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"));
+	EXPECT(ALICE, "sdp");
+	CHECK_EQ_INT(F.ncloses, 0);
+	CHECK_EQ_INT(hub_call_count(F.h), 2);
+	teardown();
+}
+
 /* Teardown frees a hub with sessions, pending logins, ringing and
  * accepted calls in it (ASan checks that nothing leaks). */
 static void test_free_busy(void)
@@ -2512,6 +2625,7 @@ int main(void)
 	test_set_policy();
 	test_set_policy_ends_calls();
 	test_callee_busy();
+	test_sdp_media();
 	test_free_busy();
 	policy_free(p);
 	return check_done("test_hub");
