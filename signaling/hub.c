@@ -194,16 +194,11 @@ static void reply_error(struct msg_ctx *m, const char *code, const char *text)
 	    "message", text));
 }
 
-/* A malformed or out-of-order message: answered, counted, and after
- * HUB_MAX_STRIKES the session is closed. */
-static void strike(struct hub *h, struct session *s, json_t *id, const char *why)
+/* Counts one strike against a session whose answer is already queued;
+ * after HUB_MAX_STRIKES the session is closed (that answer is sent
+ * first). */
+static void add_strike(struct hub *h, struct session *s)
 {
-	json_t *msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code",
-	    "bad_request", "message", why);
-
-	if (msg != NULL && id != NULL)
-		json_object_set(msg, "id", id);
-	send_json(h, s->id, msg);
 	if (++s->strikes >= HUB_MAX_STRIKES) {
 		struct hub_event e = { .kind = HUB_EV_ABUSE, .session = s->id,
 		    .source = (const struct sockaddr *)&s->from,
@@ -212,6 +207,18 @@ static void strike(struct hub *h, struct session *s, json_t *id, const char *why
 		emit(h, &e);
 		h->ops.close(h->ops.ctx, s->id, "too many bad requests");
 	}
+}
+
+/* A malformed or out-of-order message: answered bad_request and counted. */
+static void strike(struct hub *h, struct session *s, json_t *id, const char *why)
+{
+	json_t *msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code",
+	    "bad_request", "message", why);
+
+	if (msg != NULL && id != NULL)
+		json_object_set(msg, "id", id);
+	send_json(h, s->id, msg);
+	add_strike(h, s);
 }
 
 static void bad_request(struct msg_ctx *m, const char *why)
@@ -406,38 +413,100 @@ static void on_ping(struct msg_ctx *m)
 	reply(m, json_pack("{s:s}", "type", "pong"));
 }
 
+/* What a login request holds in one of its string fields. */
+enum login_field {
+	FIELD_ABSENT,
+	FIELD_OK,
+	FIELD_TOO_LONG,   /* a string over the limit: a wrong answer, not a malformed frame */
+	FIELD_BAD,        /* not a string, or one with NUL or control bytes */
+};
+
+static enum login_field login_field(json_t *msg, const char *key, size_t max_len,
+    const char **out)
+{
+	json_t *v = json_object_get(msg, key);
+
+	*out = NULL;
+	if (v == NULL)
+		return FIELD_ABSENT;
+	if (!json_is_string(v))
+		return FIELD_BAD;
+	if (json_string_length(v) > max_len)
+		return FIELD_TOO_LONG;
+	if ((*out = message_str(msg, key, max_len)) == NULL)
+		return FIELD_BAD;
+	return FIELD_OK;
+}
+
+/* A login answered before the identity backend sees it. DESIGN.md: a
+ * login that fails, whatever the reason, is answered auth_failed; the
+ * message may say what was wrong with the request, and never says
+ * anything about the user. A malformed request is also a strike. */
+static void login_refused(struct msg_ctx *m, const char *why, bool malformed)
+{
+	reply_error(m, "auth_failed", why);
+	if (malformed)
+		add_strike(m->h, m->s);
+}
+
 static void on_login(struct msg_ctx *m)
 {
 	struct hub *h = m->h;
-	const char *user = message_str(m->msg, "user", NAME_MAX_LEN);
-	const char *password = message_str(m->msg, "password", PASSWORD_MAX_LEN);
+	const char *user, *password, *token, *too_long = NULL;
 	const char *totp = message_str(m->msg, "totp", 16);
-	const char *token = message_str(m->msg, "token", TOKEN_MAX_LEN);
+	enum login_field fu = login_field(m->msg, "user", NAME_MAX_LEN, &user);
+	enum login_field fp = login_field(m->msg, "password", PASSWORD_MAX_LEN, &password);
+	enum login_field ft = login_field(m->msg, "token", TOKEN_MAX_LEN, &token);
+	bool by_token = ft != FIELD_ABSENT;
 
+	/* A client that waits for its answers never sends these. */
 	if (m->s->authed || m->s->login_pending) {
-		bad_request(m, m->s->authed ? "already logged in" : "login in progress");
+		login_refused(m, m->s->authed ? "already logged in" : "login in progress", true);
 		return;
 	}
-	if ((token == NULL) == (user == NULL || password == NULL)) {
-		bad_request(m, "login needs user and password, or token");
+	if (fu == FIELD_BAD || fp == FIELD_BAD || ft == FIELD_BAD ||
+	    by_token == (fu != FIELD_ABSENT && fp != FIELD_ABSENT)) {
+		login_refused(m, "login needs user and password, or token", true);
 		return;
 	}
-	if (++m->s->login_attempts > HUB_MAX_LOGIN_ATTEMPTS) {
+	if (m->s->login_attempts >= HUB_MAX_LOGIN_ATTEMPTS) {
 		reply_error(m, "auth_failed", "authentication failed");
 		h->ops.close(h->ops.ctx, m->s->id, "too many login attempts");
 		return;
 	}
-	if (h->ops.login(h->ops.ctx, m->s->id, token != NULL ? NULL : user,
-	    token != NULL ? NULL : password, token != NULL ? NULL : totp, token,
-	    m->now_ms / 1000) != 0) {
-		reply_error(m, "bad_request", "server busy, try again");
+	if (by_token)
+		too_long = ft == FIELD_TOO_LONG ? "token too long" : NULL;
+	else if (fu == FIELD_TOO_LONG)
+		too_long = "user name too long";
+	else if (fp == FIELD_TOO_LONG)
+		too_long = "password too long";
+	if (too_long != NULL) {
+		/* No user has such a name or password (userdb.h) and no
+		 * provider issues such a token, so this is a failed attempt
+		 * like any other, answered without the backend; saying why
+		 * tells nothing about who exists. */
+		struct hub_event e = { .kind = HUB_EV_LOGIN_FAILED, .session = m->s->id,
+		    .source = (const struct sockaddr *)&m->s->from,
+		    .user = fu == FIELD_OK && !by_token ? user : "", .reason = too_long };
+
+		m->s->login_attempts++;
+		emit(h, &e);
+		login_refused(m, too_long, false);
 		return;
 	}
+	/* A full queue is the server's state, not the client's attempt: it
+	 * neither counts nor strikes, and the client may try again. */
+	if (h->ops.login(h->ops.ctx, m->s->id, by_token ? NULL : user,
+	    by_token ? NULL : password, by_token ? NULL : totp, token,
+	    m->now_ms / 1000) != 0) {
+		login_refused(m, "server busy, try again", false);
+		return;
+	}
+	m->s->login_attempts++;
 	m->s->login_pending = true;
 	m->s->login_ms = m->now_ms;
 	m->s->login_id = m->id != NULL ? json_incref(m->id) : NULL;
-	snprintf(m->s->login_user, sizeof(m->s->login_user), "%s",
-	    token != NULL ? "" : user);
+	snprintf(m->s->login_user, sizeof(m->s->login_user), "%s", by_token ? "" : user);
 }
 
 void hub_login_done(struct hub *h, uint64_t session, int rc,
@@ -1047,6 +1116,10 @@ void hub_session_message(struct hub *h, uint64_t session, const char *text,
 		return;
 	}
 	if (m.s->authed && m.s->who.expires_s != 0 && now_ms / 1000 > m.s->who.expires_s) {
+		/* protocol.md: every close is explained first. The message is
+		 * not read, so there is no id to echo. */
+		send_json(h, session, json_pack("{s:s, s:s, s:s}", "type", "error",
+		    "code", "auth_failed", "message", "token expired"));
 		h->ops.close(h->ops.ctx, session, "token expired");
 		return;
 	}

@@ -252,6 +252,64 @@ def test_login_missing_totp():
     with_log(g, lambda: run(body()))
 
 
+def test_login_failures_all_auth_failed():
+    """DESIGN.md: a login "on any failure" gets auth_failed. Requests the
+    daemon refuses before the identity backend (too long a name, password
+    or token; both kinds of credential; fields missing or of the wrong
+    type) too, with a message saying what was wrong and the same answer
+    for a user who exists and one who does not. Over-long values are
+    failed attempts (the connection's 5), malformed logins strikes."""
+    g = shared()
+
+    async def body():
+        cases = [
+            ("user name of 64 characters", {"user": "u" * 64, "password": "whatever-password"},
+             "user name too long"),
+            ("password of 1025 bytes, existing user",
+             {"user": "victim", "password": "p" * 1025, "totp": "123456"}, "password too long"),
+            ("password of 1025 bytes, unknown user",
+             {"user": "nosuchuser", "password": "p" * 1025, "totp": "123456"}, "password too long"),
+            ("token of 8193 bytes", {"token": "t" * 8193}, "token too long"),
+            ("user, password and token", {"user": "victim", "password": "x" * 10, "token": "a.b.c"},
+             None),
+            ("no password", {"user": "victim"}, None),
+            ("user not a string", {"user": 17, "password": "whatever-password"}, None),
+        ]
+        answers = {}
+        for label, fields, message in cases:
+            async with sc.SigClient(sc.ws_url(g), name=label) as c:
+                r = await c.request(dict({"type": "login"}, **fields))
+                assert r.get("type") == "error" and r.get("code") == "auth_failed", \
+                    "%s: expected error auth_failed, got %r" % (label, r)
+                if message is not None:
+                    assert r.get("message") == message, "%s: message %r" % (label, r.get("message"))
+                answers[label] = r.get("message")
+                await c.ping()
+        assert answers["password of 1025 bytes, existing user"] == \
+            answers["password of 1025 bytes, unknown user"], \
+            "a user who exists is answered differently: %r" % answers
+
+        # Over-long values are failed attempts, not strikes: five leave the
+        # connection open; the sixth attempt is refused and closes it, as
+        # after five wrong passwords.
+        async with sc.SigClient(sc.ws_url(g), name="too-long x6") as c:
+            for i in range(5):
+                r = await c.request({"type": "login", "user": "u" * 64, "password": "pw-%d" % i})
+                assert r.get("code") == "auth_failed", "over-long name %d: %r" % (i + 1, r)
+            await c.ping()
+            r = await c.request({"type": "login", "user": "nosuchuser", "password": "whatever"})
+            assert r.get("code") == "auth_failed", "sixth attempt: %r" % r
+            assert await c.wait_closed(5), "not closed after six login attempts\n%s" % c.describe()
+        # A malformed login is still a strike: the fifth closes.
+        async with sc.SigClient(sc.ws_url(g), name="malformed x5") as c:
+            for i in range(5):
+                r = await c.request({"type": "login", "password": "whatever-%d" % i})
+                assert r.get("code") == "auth_failed", "malformed login %d: %r" % (i + 1, r)
+            assert await c.wait_closed(5), "not closed after five malformed logins\n%s" % c.describe()
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
 # --------------------------------------------------------------- JWT
 
 def b64u(b):
@@ -396,6 +454,18 @@ def test_jwt_tokens():
                     continue
                 await c.ping()
         assert not failures, "tokens not refused like other failures:\n  " + "\n  ".join(failures)
+        # A token that expired within the leeway logs in, and the session
+        # closes at its next message, with an error first that says why.
+        t = int(time.time())
+        stale = jwt_sign(rs, claims("carol", iat=t - 30, exp=t - 5), keys.rsa)
+        async with sc.SigClient(sc.ws_url(g), name="expired-session") as c:
+            r = await c.login(token=stale)
+            assert r.get("type") == "login.ok", "token within the leeway refused: %r" % r
+            await c.send({"type": "contacts", "id": 5})
+            r = await c.wait(lambda m: m.get("type") == "error", 5, "an error before the close")
+            assert r.get("code") == "auth_failed" and r.get("message") == "token expired", \
+                "expired session answered %r" % r
+            assert await c.wait_closed(5), "expired session not closed\n%s" % c.describe()
         await serves(g)
     with g:
         with_log(g, lambda: run(body()))
@@ -1420,6 +1490,7 @@ if __name__ == "__main__":
     gh.run_tests([
         test_login_failures_identical,
         test_login_missing_totp,
+        test_login_failures_all_auth_failed,
         test_jwt_tokens,
         test_design_example_policy,
         test_call_forbidden,

@@ -37,6 +37,9 @@
 #define T_START 1700000000000ULL        /* ms */
 #define STEP_MS 50                      /* one message per token refill */
 #define CREDS_S (12 * 3600)
+#define NAME_LEN_TEST 63                /* protocol.md: user names, at most */
+#define PASSWORD_LEN_TEST 1024          /* userdb.h: passwords, at most */
+#define TOKEN_LEN_TEST 8192             /* hub.c: tokens, at most */
 
 /* Sessions of the usual cast. */
 enum { ALICE = 1, BOB = 2, BOB2 = 3, CAROL = 4, DAVE = 5, ERIN = 6, ZOE = 7 };
@@ -778,6 +781,7 @@ static void test_login_request(void)
 {
 	struct identity_user alice = who_of("alice", NULL, 0);
 	uint64_t sid, t;
+	unsigned k;
 	json_t *m;
 
 	setup();
@@ -799,7 +803,7 @@ static void test_login_request(void)
 	/* While it is pending: another login is refused without reaching
 	 * the backend, other requests still need a login, ping works. */
 	say(1, "{\"type\":\"login\",\"id\":\"second\",\"user\":\"alice\",\"password\":\"x\"}");
-	EXPECT_ERROR(1, "bad_request", "login in progress", "\"second\"");
+	EXPECT_ERROR(1, "auth_failed", "login in progress", "\"second\"");
 	CHECK_EQ_INT(F.nlogins, 1);
 	say(1, "{\"type\":\"contacts\",\"id\":9}");
 	EXPECT_ERROR(1, "bad_request", "log in first", "9");
@@ -815,7 +819,7 @@ static void test_login_request(void)
 	say(1, "{\"type\":\"contacts\",\"id\":11}");
 	CHECK(id_is(EXPECT(1, "contacts.ok"), "11"));
 	say(1, "{\"type\":\"login\",\"id\":12,\"user\":\"bob\",\"password\":\"x\"}");
-	EXPECT_ERROR(1, "bad_request", "already logged in", "12");
+	EXPECT_ERROR(1, "auth_failed", "already logged in", "12");
 	CHECK_EQ_INT(F.nlogins, 1);
 
 	/* A password login without a code: totp is NULL. An integer id is
@@ -872,22 +876,27 @@ static void test_login_request(void)
 		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			sid = fresh_sid();
 			say(sid, "%s", bad[i]);
-			EXPECT_ERROR(sid, "bad_request", "login needs user and password, or token", "1");
+			EXPECT_ERROR(sid, "auth_failed", "login needs user and password, or token", "1");
 			EXPECT_NONE(sid);
 		}
 		CHECK_EQ_INT(F.nlogins, 4);
 	}
 
 	/* The backend is busy: the answer says so and nothing is pending,
-	 * so the next try goes through. */
+	 * so the next try goes through. Being busy is the server's state:
+	 * neither a strike nor one of the connection's login attempts, so
+	 * more tries than either limit leave the session open. */
 	sid = fresh_sid();
 	F.login_rc = -1;
-	say(sid, "{\"type\":\"login\",\"id\":2,\"user\":\"carol\",\"password\":\"pw\"}");
-	CHECK_EQ_INT(F.nlogins, 5);
-	EXPECT_ERROR(sid, "bad_request", "server busy, try again", "2");
+	for (k = 0; k < HUB_MAX_STRIKES + HUB_MAX_LOGIN_ATTEMPTS; k++) {
+		say(sid, "{\"type\":\"login\",\"id\":2,\"user\":\"carol\",\"password\":\"pw\"}");
+		EXPECT_ERROR(sid, "auth_failed", "server busy, try again", "2");
+	}
+	CHECK_EQ_INT(F.nlogins, 4 + HUB_MAX_STRIKES + HUB_MAX_LOGIN_ATTEMPTS);
+	CHECK_EQ_INT(F.ncloses, 0);
 	F.login_rc = 0;
 	say(sid, "{\"type\":\"login\",\"id\":3,\"user\":\"carol\",\"password\":\"pw\"}");
-	CHECK_EQ_INT(F.nlogins, 6);
+	CHECK_EQ_INT(F.nlogins, 5 + HUB_MAX_STRIKES + HUB_MAX_LOGIN_ATTEMPTS);
 	EXPECT_NONE(sid);
 	{
 		struct identity_user carol = who_of("carol", NULL, 0);
@@ -2052,8 +2061,10 @@ static void test_strikes(void)
 	say(2, "{\"type\":\"ping\",\"id\":true}");
 	EXPECT_ERROR(2, "bad_request", NULL, NULL);
 	CHECK_EQ_INT(F.ncloses, 1);
+	/* A malformed login is answered auth_failed, as every failed login
+	 * is, and still counts. */
 	say(2, "{\"type\":\"login\"}");
-	EXPECT_ERROR(2, "bad_request", NULL, NULL);
+	EXPECT_ERROR(2, "auth_failed", "login needs user and password, or token", NULL);
 	CHECK_EQ_INT(F.ncloses, 2);
 	CHECK_EQ_INT(F.closes[1].session, 2);
 	close_s(2);
@@ -2360,9 +2371,11 @@ static void test_token_expiry(void)
 	say(ZOE, "{\"type\":\"ping\"}");
 	EXPECT(ZOE, "pong");
 	CHECK_EQ_INT(F.ncloses, 0);
-	/* Past it: closed, not answered. */
+	/* Past it: the message is not answered; an error says why the
+	 * session closes (protocol.md: every close is explained first). */
 	F.now = (exp_s + 1) * 1000;
-	say(ZOE, "{\"type\":\"contacts\"}");
+	say(ZOE, "{\"type\":\"contacts\",\"id\":3}");
+	EXPECT_ERROR(ZOE, "auth_failed", "token expired", NULL);
 	EXPECT_NONE(ZOE);
 	CHECK_EQ_INT(F.ncloses, 1);
 	CHECK_EQ_INT(F.closes[0].session, ZOE);
@@ -2459,6 +2472,70 @@ static void test_callee_busy(void)
 	EXPECT_ERROR(CAROL, "bad_request", "the user is busy", "1");
 	EXPECT_NONE(BOB);
 	CHECK_EQ_INT(hub_call_count(F.h), HUB_MAX_CALLS_PER_USER);
+	teardown();
+}
+
+/* Over-long fields: a failed attempt answered at once, auth_failed with
+ * what is wrong, without the backend and without a strike, but counted
+ * among the connection's login attempts. The longest allowed values go
+ * to the backend. */
+static void test_login_too_long(void)
+{
+	char name[NAME_LEN_TEST + 2], pw[PASSWORD_LEN_TEST + 2], *token;
+	uint64_t sid;
+	int i;
+
+	setup();
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';            /* 64 characters */
+	memset(pw, 'p', sizeof(pw) - 1);
+	pw[sizeof(pw) - 1] = '\0';                /* 1025 bytes */
+	token = malloc(TOKEN_LEN_TEST + 2);
+	CHECK(token != NULL);
+	if (token == NULL)
+		return;
+	memset(token, 't', TOKEN_LEN_TEST + 1);
+	token[TOKEN_LEN_TEST + 1] = '\0';         /* 8193 bytes */
+
+	sid = fresh_sid();
+	say_json(sid, json_pack("{s:s, s:i, s:s, s:s}", "type", "login", "id", 1,
+	    "user", name, "password", "pw"));
+	EXPECT_ERROR(sid, "auth_failed", "user name too long", "1");
+	CHECK_EQ_INT(F.last_event, HUB_EV_LOGIN_FAILED);
+	CHECK_STR(F.last_reason, "user name too long");
+	CHECK_STR(F.last_user, "");
+	say_json(sid, json_pack("{s:s, s:i, s:s, s:s}", "type", "login", "id", 2,
+	    "user", "alice", "password", pw));
+	EXPECT_ERROR(sid, "auth_failed", "password too long", "2");
+	CHECK_STR(F.last_user, "alice");
+	say_json(sid, json_pack("{s:s, s:i, s:s}", "type", "login", "id", 3, "token", token));
+	EXPECT_ERROR(sid, "auth_failed", "token too long", "3");
+	CHECK_EQ_INT(F.nlogins, 0);
+	/* Two more make five attempts: still open, no strike... */
+	for (i = 0; i < 2; i++) {
+		say_json(sid, json_pack("{s:s, s:i, s:s, s:s}", "type", "login", "id", 4,
+		    "user", name, "password", "pw"));
+		EXPECT_ERROR(sid, "auth_failed", "user name too long", "4");
+	}
+	CHECK_EQ_INT(F.ncloses, 0);
+	/* ... and the sixth is refused and closes, as after five failures. */
+	say(sid, "{\"type\":\"login\",\"id\":5,\"user\":\"alice\",\"password\":\"" PASSWORD "\"}");
+	EXPECT_ERROR(sid, "auth_failed", "authentication failed", "5");
+	CHECK_EQ_INT(F.nlogins, 0);
+	CHECK_EQ_INT(F.ncloses, 1);
+	CHECK_STR(F.closes[0].why, "too many login attempts");
+	close_s(sid);
+
+	/* The longest name and password are the backend's to judge. */
+	sid = fresh_sid();
+	name[sizeof(name) - 2] = '\0';
+	pw[sizeof(pw) - 2] = '\0';
+	say_json(sid, json_pack("{s:s, s:i, s:s, s:s}", "type", "login", "id", 6,
+	    "user", name, "password", pw));
+	CHECK_EQ_INT(F.nlogins, 1);
+	CHECK_STR(F.user, name);
+	EXPECT_NONE(sid);
+	free(token);
 	teardown();
 }
 
@@ -2625,6 +2702,7 @@ int main(void)
 	test_set_policy();
 	test_set_policy_ends_calls();
 	test_callee_busy();
+	test_login_too_long();
 	test_sdp_media();
 	test_free_busy();
 	policy_free(p);
