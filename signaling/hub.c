@@ -4,7 +4,10 @@
  * from several places; an incoming call rings them all). Calls are
  * indexed by id. Every message is parsed with limits, rate-limited per
  * session and dispatched by a table; anything malformed or out of order
- * gets bad_request and a strike, and enough strikes close the session. */
+ * gets bad_request and a strike, and enough strikes close the session.
+ * What an honest client can run into (a call that just ended or was just
+ * answered elsewhere, a busy callee, a description with media the call
+ * does not carry) is answered, but is not a strike. */
 #include "signaling/hub.h"
 
 #include <netinet/in.h>
@@ -226,6 +229,17 @@ static void bad_request(struct msg_ctx *m, const char *why)
 	strike(m->h, m->s, m->id, why);
 }
 
+/* A request the current state refuses, but that a well-behaved client
+ * sends too, because the state changed an instant before for reasons it
+ * cannot see: the other side or another of the user's sessions acted, the
+ * callee is in too many calls. Answered bad_request like a bad request,
+ * but not a strike: DESIGN.md closes a connection only after repeated
+ * abuse, and five calls to a busy user are not abuse. */
+static void refuse(struct msg_ctx *m, const char *why)
+{
+	reply_error(m, "bad_request", why);
+}
+
 /* A message about a call that does not exist (any more): answered, but
  * not a strike. The other side or the server may have ended the call an
  * instant before (hangup, policy change, alert), so a well-behaved client
@@ -235,7 +249,7 @@ static void no_such_call(struct msg_ctx *m, const char *why)
 	if (message_str(m->msg, "call", HUB_CALL_ID_LEN) == NULL)
 		bad_request(m, why); /* no call id at all: malformed */
 	else
-		reply_error(m, "bad_request", why);
+		refuse(m, why);
 }
 
 /* Contacts lists and pushes yield this often: at most a fraction of a
@@ -732,7 +746,8 @@ static void on_call(struct msg_ctx *m)
 	}
 	me = user_find(h, m->s->who.name, false);
 	if (me == NULL || me->ncalls >= HUB_MAX_CALLS_PER_USER) {
-		bad_request(m, "too many calls");
+		/* Calls received count too, and arrive unasked. */
+		refuse(m, "too many calls");
 		return;
 	}
 	identity_of(h, to, &callee);
@@ -764,7 +779,7 @@ static void on_call(struct msg_ctx *m)
 	/* The cap holds for calls received too, or many callers could fill
 	 * one user's slots. */
 	if (cu->ncalls >= HUB_MAX_CALLS_PER_USER) {
-		bad_request(m, "the user is busy");
+		refuse(m, "the user is busy");
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -814,8 +829,14 @@ static void on_accept(struct msg_ctx *m)
 		no_such_call(m, "no ringing call to accept");
 		return;
 	}
-	if (c->state != CALL_RINGING || strcmp(m->s->who.name, c->callee) != 0) {
-		bad_request(m, "no ringing call to accept");
+	if (strcmp(m->s->who.name, c->callee) != 0) {
+		bad_request(m, "no ringing call to accept"); /* the caller's own call */
+		return;
+	}
+	if (c->state != CALL_RINGING) {
+		/* Another of the callee's sessions answered it an instant
+		 * before; "answered_elsewhere" may still be on its way. */
+		refuse(m, "no ringing call to accept");
 		return;
 	}
 	ice = ice_servers_json(h, c->callee, c->id, c->expires_s);
@@ -855,8 +876,12 @@ static void on_reject(struct msg_ctx *m)
 		no_such_call(m, "no ringing call to reject");
 		return;
 	}
-	if (c->state != CALL_RINGING || strcmp(m->s->who.name, c->callee) != 0) {
-		bad_request(m, "no ringing call to reject");
+	if (strcmp(m->s->who.name, c->callee) != 0) {
+		bad_request(m, "no ringing call to reject"); /* the caller hangs up */
+		return;
+	}
+	if (c->state != CALL_RINGING) {
+		refuse(m, "no ringing call to reject"); /* answered elsewhere */
 		return;
 	}
 	call_end(m->h, c, "rejected", m->s->id);
@@ -867,16 +892,28 @@ static void on_reject(struct msg_ctx *m)
 static void on_hangup(struct msg_ctx *m)
 {
 	struct call *c = call_of_message(m);
+	const char *reason = "hangup";
 
 	if (c == NULL) {
 		no_such_call(m, "no call to hang up");
 		return;
 	}
 	if (m->s->id != c->caller_sid && m->s->id != c->callee_sid) {
-		bad_request(m, "no call to hang up");
-		return;
+		if (strcmp(m->s->who.name, c->callee) != 0) {
+			bad_request(m, "no call to hang up");
+			return;
+		}
+		if (c->state != CALL_RINGING) {
+			/* Another of the callee's sessions answered it. */
+			refuse(m, "no call to hang up");
+			return;
+		}
+		/* DESIGN.md: hangup ends a call, and reject ends one too. A
+		 * callee that hangs up on a call still ringing declines it:
+		 * everyone hears "rejected", exactly as after reject. */
+		reason = "rejected";
 	}
-	call_end(m->h, c, "hangup", m->s->id);
+	call_end(m->h, c, reason, m->s->id);
 	if (m->id != NULL)
 		reply(m, json_pack("{s:s}", "type", "hangup.ok"));
 }

@@ -669,6 +669,90 @@ def test_call_lifecycle_and_interference():
     with_log(g, lambda: run(body()))
 
 
+def test_callee_hangup_while_ringing():
+    """A callee's hangup on a call that still rings declines it exactly as
+    reject: the caller and the callee's other sessions get hangup
+    "rejected", the sender hangup.ok. Not a strike: six in a row."""
+    g = shared()
+
+    async def body():
+        cc = await sc.logged_in(g, U("cat"), "cat")
+        cd1 = await sc.logged_in(g, U("dan"), "dan-1")
+        cd2 = await sc.logged_in(g, U("dan"), "dan-2")
+        try:
+            for i in range(6):
+                r = await cc.request({"type": "call", "to": "dan", "media": ["audio"]})
+                assert r.get("type") == "call.ok", "call %d: %r" % (i + 1, r)
+                cid = r["call"]
+                await cd1.wait_for("incoming", call=cid)
+                await cd2.wait_for("incoming", call=cid)
+                r = await cd1.request({"type": "hangup", "call": cid})
+                assert r.get("type") == "hangup.ok", \
+                    "callee's hangup on ringing call %d answered %r" % (i + 1, r)
+                h = await cc.wait_for("hangup", call=cid)
+                assert h.get("reason") == "rejected", "caller got %r" % h
+                h = await cd2.wait_for("hangup", call=cid)
+                assert h.get("reason") == "rejected", "the callee's other session got %r" % h
+                await cd1.expect_nothing(0.0, lambda m: m.get("type") == "hangup")
+                audit = await wait_audit(g, "call.ended", lambda e: e.get("call") == cid)
+                assert audit.get("reason") == "rejected", "audited as %r" % audit
+            for c in (cc, cd1, cd2):
+                await c.ping()
+        finally:
+            for c in (cc, cd1, cd2):
+                await c.close()
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
+def test_normal_refusals_not_strikes():
+    """A busy callee, a caller in too many calls, and a call another of the
+    callee's sessions just answered are answered bad_request as before,
+    but are not strikes: six of each leave the connection open."""
+    g = shared()
+
+    async def body():
+        ce = await sc.logged_in(g, U("eve"), "eve")
+        cf1 = await sc.logged_in(g, U("fay"), "fay-1")
+        cf2 = await sc.logged_in(g, U("fay"), "fay-2")
+        cg = await sc.logged_in(g, U("gus"), "gus")
+        try:
+            calls = []
+            for i in range(4):   # eve and fay are both at the per-user cap
+                r = await ce.request({"type": "call", "to": "fay", "media": ["audio"]})
+                assert r.get("type") == "call.ok", "call %d: %r" % (i + 1, r)
+                calls.append(r["call"])
+            for i in range(6):
+                r = await cg.request({"type": "call", "to": "fay", "media": ["audio"]})
+                assert r.get("type") == "error" and r.get("code") == "bad_request" and \
+                    r.get("message") == "the user is busy", "call %d to busy fay: %r" % (i + 1, r)
+            await cg.ping()
+            for i in range(6):
+                r = await ce.request({"type": "call", "to": "gus", "media": ["audio"]})
+                assert r.get("code") == "bad_request" and r.get("message") == "too many calls", \
+                    "call %d beyond the cap: %r" % (i + 1, r)
+            await ce.ping()
+            # fay-1 answers; fay-2's accept, reject or hangup crossed it.
+            r = await cf1.request({"type": "accept", "call": calls[0]})
+            assert r.get("type") == "accept.ok", "%r" % r
+            for i in range(6):
+                for msg, why in (({"type": "accept"}, "no ringing call to accept"),
+                                 ({"type": "reject"}, "no ringing call to reject"),
+                                 ({"type": "hangup"}, "no call to hang up")):
+                    r = await cf2.request(dict(msg, call=calls[0]))
+                    assert r.get("code") == "bad_request" and r.get("message") == why, \
+                        "fay-2's %s %d after fay-1 answered: %r" % (msg["type"], i + 1, r)
+            await cf2.ping()
+            await ce.wait_for("accepted", call=calls[0])
+            for c in (ce, cf1, cf2, cg):
+                assert not c.closed, "%s was closed\n%s" % (c.name, c.describe())
+        finally:
+            for c in (ce, cf1, cf2, cg):
+                await c.close()
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
 def media_sdp(*sections):
     """A minimal session description with one m= section per (media,
     port, extra lines) given; no candidates (the filter is not under
@@ -1497,6 +1581,8 @@ if __name__ == "__main__":
         test_call_offline,
         test_call_self,
         test_call_lifecycle_and_interference,
+        test_callee_hangup_while_ringing,
+        test_normal_refusals_not_strikes,
         test_sdp_media_enforced,
         test_lockout_same_answer,
         test_origin_default,

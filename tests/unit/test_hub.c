@@ -2332,6 +2332,12 @@ static void test_call_limit(void)
 	EXPECT_ERROR(ALICE, "bad_request", "too many calls", "5");
 	say(ALICE, "{\"type\":\"call\",\"id\":6,\"to\":\"carol\",\"media\":[\"audio\"]}");
 	EXPECT_ERROR(ALICE, "bad_request", "too many calls", "6");
+	/* Not a strike: calls received count, and nobody asks for them. */
+	for (i = 0; i < HUB_MAX_STRIKES; i++) {
+		say(ALICE, "{\"type\":\"call\",\"id\":6,\"to\":\"carol\",\"media\":[\"audio\"]}");
+		EXPECT_ERROR(ALICE, "bad_request", "too many calls", "6");
+	}
+	CHECK_EQ_INT(F.ncloses, 0);
 	EXPECT_NONE(BOB);
 	EXPECT_NONE(CAROL);
 	CHECK_EQ_INT(hub_call_count(F.h), 4);
@@ -2468,8 +2474,12 @@ static void test_callee_busy(void)
 	for (i = 0; i < HUB_MAX_CALLS_PER_USER; i++)
 		CALL(ALICE, "bob", "[\"audio\"]", calls[i]);
 	drain(BOB);
-	say(CAROL, "{\"type\":\"call\",\"id\":1,\"to\":\"bob\",\"media\":[\"audio\"]}");
-	EXPECT_ERROR(CAROL, "bad_request", "the user is busy", "1");
+	/* Not a strike: carol cannot know, and may try again. */
+	for (i = 0; i < HUB_MAX_STRIKES + 1; i++) {
+		say(CAROL, "{\"type\":\"call\",\"id\":1,\"to\":\"bob\",\"media\":[\"audio\"]}");
+		EXPECT_ERROR(CAROL, "bad_request", "the user is busy", "1");
+	}
+	CHECK_EQ_INT(F.ncloses, 0);
 	EXPECT_NONE(BOB);
 	CHECK_EQ_INT(hub_call_count(F.h), HUB_MAX_CALLS_PER_USER);
 	teardown();
@@ -2536,6 +2546,80 @@ static void test_login_too_long(void)
 	CHECK_STR(F.user, name);
 	EXPECT_NONE(sid);
 	free(token);
+	teardown();
+}
+
+/* Another session of the callee answered an instant before: accept,
+ * reject and hangup from the other one are answered but not strikes. The
+ * caller accepting or rejecting its own call still is one. */
+static void test_answered_elsewhere(void)
+{
+	char call[HUB_CALL_ID_LEN + 1];
+	int i;
+
+	setup();
+	accepted_call(call);
+	for (i = 0; i < HUB_MAX_STRIKES; i++) {
+		say(BOB2, "{\"type\":\"accept\",\"id\":1,\"call\":\"%s\"}", call);
+		EXPECT_ERROR(BOB2, "bad_request", "no ringing call to accept", "1");
+		say(BOB2, "{\"type\":\"reject\",\"id\":2,\"call\":\"%s\"}", call);
+		EXPECT_ERROR(BOB2, "bad_request", "no ringing call to reject", "2");
+		say(BOB2, "{\"type\":\"hangup\",\"id\":3,\"call\":\"%s\"}", call);
+		EXPECT_ERROR(BOB2, "bad_request", "no call to hang up", "3");
+		/* The answering session itself, a second time (a double click). */
+		say(BOB, "{\"type\":\"accept\",\"id\":4,\"call\":\"%s\"}", call);
+		EXPECT_ERROR(BOB, "bad_request", "no ringing call to accept", "4");
+	}
+	CHECK_EQ_INT(F.ncloses, 0);
+	CHECK_EQ_INT(hub_call_count(F.h), 1);
+	EXPECT_NONE(ALICE);
+	for (i = 0; i < HUB_MAX_STRIKES; i++) {
+		say(ALICE, "{\"type\":\"accept\",\"id\":5,\"call\":\"%s\"}", call);
+		EXPECT_ERROR(ALICE, "bad_request", "no ringing call to accept", "5");
+	}
+	CHECK_EQ_INT(F.ncloses, 1);
+	CHECK_EQ_INT(F.closes[0].session, ALICE);
+	teardown();
+}
+
+/* A callee's hangup on a call that still rings is a reject: the caller
+ * and the callee's other sessions hear "rejected", the sender gets what a
+ * hangup gets, and it is no strike. */
+static void test_callee_hangup_ringing(void)
+{
+	char call[HUB_CALL_ID_LEN + 1];
+	json_t *m;
+	int i;
+
+	setup();
+	ONLINE(ALICE, "alice");
+	ONLINE(BOB, "bob");
+	ONLINE(BOB2, "bob");
+	for (i = 0; i < HUB_MAX_STRIKES + 1; i++) {
+		CALL(ALICE, "bob", "[\"audio\"]", call);
+		drain(BOB);
+		drain(BOB2);
+		if (i == 0) {
+			say(BOB2, "{\"type\":\"hangup\",\"id\":7,\"call\":\"%s\"}", call);
+			CHECK(id_is(EXPECT(BOB2, "hangup.ok"), "7"));
+		} else {
+			say(BOB2, "{\"type\":\"hangup\",\"call\":\"%s\"}", call);
+		}
+		EXPECT_NONE(BOB2);
+		m = EXPECT(ALICE, "hangup");
+		CHECK_STR(jstr(m, "call"), call);
+		CHECK_STR(jstr(m, "reason"), "rejected");
+		m = EXPECT(BOB, "hangup");
+		CHECK_STR(jstr(m, "call"), call);
+		CHECK_STR(jstr(m, "reason"), "rejected");
+		EXPECT_NONE(ALICE);
+		EXPECT_NONE(BOB);
+		CHECK_EQ_INT(F.last_event, HUB_EV_CALL_ENDED);
+		CHECK_STR(F.last_reason, "rejected");
+		CHECK_EQ_INT(hub_call_count(F.h), 0);
+		CHECK_EQ_INT(F.nended, (size_t)i + 1);
+	}
+	CHECK_EQ_INT(F.ncloses, 0);
 	teardown();
 }
 
@@ -2703,6 +2787,8 @@ int main(void)
 	test_set_policy_ends_calls();
 	test_callee_busy();
 	test_login_too_long();
+	test_answered_elsewhere();
+	test_callee_hangup_ringing();
 	test_sdp_media();
 	test_free_busy();
 	policy_free(p);
