@@ -305,6 +305,16 @@ void events_hub(struct events *ev, const struct hub_event *e)
 		log_info("signaling: candidate.removed: call %s: %u candidates from %s removed (%s)",
 		    e->call, e->count, u, r);
 		break;
+	case HUB_EV_SDP_REFUSED:
+		/* A refusal like a denied call: deny, and a warning to syslog. */
+		name = "call.sdp_refused";
+		outcome = "deny";
+		put(f, "medium", e->medium);
+		json_object_set_new(f, "media", media_json(e->media));
+		log_info("signaling: call.sdp_refused: call %s: %s from %s refused: "
+		    "%s is not among the call's media", e->call, r, u,
+		    e->medium != NULL ? e->medium : "");
+		break;
 	case HUB_EV_ABUSE:
 		name = "session.abuse";
 		outcome = "closed";

@@ -4,7 +4,10 @@
  * from several places; an incoming call rings them all). Calls are
  * indexed by id. Every message is parsed with limits, rate-limited per
  * session and dispatched by a table; anything malformed or out of order
- * gets bad_request and a strike, and enough strikes close the session. */
+ * gets bad_request and a strike, and enough strikes close the session.
+ * What an honest client can run into (a call that just ended or was just
+ * answered elsewhere, a busy callee, a description with media the call
+ * does not carry) is answered, but is not a strike. */
 #include "signaling/hub.h"
 
 #include <netinet/in.h>
@@ -194,16 +197,11 @@ static void reply_error(struct msg_ctx *m, const char *code, const char *text)
 	    "message", text));
 }
 
-/* A malformed or out-of-order message: answered, counted, and after
- * HUB_MAX_STRIKES the session is closed. */
-static void strike(struct hub *h, struct session *s, json_t *id, const char *why)
+/* Counts one strike against a session whose answer is already queued;
+ * after HUB_MAX_STRIKES the session is closed (that answer is sent
+ * first). */
+static void add_strike(struct hub *h, struct session *s)
 {
-	json_t *msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code",
-	    "bad_request", "message", why);
-
-	if (msg != NULL && id != NULL)
-		json_object_set(msg, "id", id);
-	send_json(h, s->id, msg);
 	if (++s->strikes >= HUB_MAX_STRIKES) {
 		struct hub_event e = { .kind = HUB_EV_ABUSE, .session = s->id,
 		    .source = (const struct sockaddr *)&s->from,
@@ -214,9 +212,32 @@ static void strike(struct hub *h, struct session *s, json_t *id, const char *why
 	}
 }
 
+/* A malformed or out-of-order message: answered bad_request and counted. */
+static void strike(struct hub *h, struct session *s, json_t *id, const char *why)
+{
+	json_t *msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code",
+	    "bad_request", "message", why);
+
+	if (msg != NULL && id != NULL)
+		json_object_set(msg, "id", id);
+	send_json(h, s->id, msg);
+	add_strike(h, s);
+}
+
 static void bad_request(struct msg_ctx *m, const char *why)
 {
 	strike(m->h, m->s, m->id, why);
+}
+
+/* A request the current state refuses, but that a well-behaved client
+ * sends too, because the state changed an instant before for reasons it
+ * cannot see: the other side or another of the user's sessions acted, the
+ * callee is in too many calls. Answered bad_request like a bad request,
+ * but not a strike: DESIGN.md closes a connection only after repeated
+ * abuse, and five calls to a busy user are not abuse. */
+static void refuse(struct msg_ctx *m, const char *why)
+{
+	reply_error(m, "bad_request", why);
 }
 
 /* A message about a call that does not exist (any more): answered, but
@@ -228,7 +249,7 @@ static void no_such_call(struct msg_ctx *m, const char *why)
 	if (message_str(m->msg, "call", HUB_CALL_ID_LEN) == NULL)
 		bad_request(m, why); /* no call id at all: malformed */
 	else
-		reply_error(m, "bad_request", why);
+		refuse(m, why);
 }
 
 /* Contacts lists and pushes yield this often: at most a fraction of a
@@ -406,38 +427,100 @@ static void on_ping(struct msg_ctx *m)
 	reply(m, json_pack("{s:s}", "type", "pong"));
 }
 
+/* What a login request holds in one of its string fields. */
+enum login_field {
+	FIELD_ABSENT,
+	FIELD_OK,
+	FIELD_TOO_LONG,   /* a string over the limit: a wrong answer, not a malformed frame */
+	FIELD_BAD,        /* not a string, or one with NUL or control bytes */
+};
+
+static enum login_field login_field(json_t *msg, const char *key, size_t max_len,
+    const char **out)
+{
+	json_t *v = json_object_get(msg, key);
+
+	*out = NULL;
+	if (v == NULL)
+		return FIELD_ABSENT;
+	if (!json_is_string(v))
+		return FIELD_BAD;
+	if (json_string_length(v) > max_len)
+		return FIELD_TOO_LONG;
+	if ((*out = message_str(msg, key, max_len)) == NULL)
+		return FIELD_BAD;
+	return FIELD_OK;
+}
+
+/* A login answered before the identity backend sees it. DESIGN.md: a
+ * login that fails, whatever the reason, is answered auth_failed; the
+ * message may say what was wrong with the request, and never says
+ * anything about the user. A malformed request is also a strike. */
+static void login_refused(struct msg_ctx *m, const char *why, bool malformed)
+{
+	reply_error(m, "auth_failed", why);
+	if (malformed)
+		add_strike(m->h, m->s);
+}
+
 static void on_login(struct msg_ctx *m)
 {
 	struct hub *h = m->h;
-	const char *user = message_str(m->msg, "user", NAME_MAX_LEN);
-	const char *password = message_str(m->msg, "password", PASSWORD_MAX_LEN);
+	const char *user, *password, *token, *too_long = NULL;
 	const char *totp = message_str(m->msg, "totp", 16);
-	const char *token = message_str(m->msg, "token", TOKEN_MAX_LEN);
+	enum login_field fu = login_field(m->msg, "user", NAME_MAX_LEN, &user);
+	enum login_field fp = login_field(m->msg, "password", PASSWORD_MAX_LEN, &password);
+	enum login_field ft = login_field(m->msg, "token", TOKEN_MAX_LEN, &token);
+	bool by_token = ft != FIELD_ABSENT;
 
+	/* A client that waits for its answers never sends these. */
 	if (m->s->authed || m->s->login_pending) {
-		bad_request(m, m->s->authed ? "already logged in" : "login in progress");
+		login_refused(m, m->s->authed ? "already logged in" : "login in progress", true);
 		return;
 	}
-	if ((token == NULL) == (user == NULL || password == NULL)) {
-		bad_request(m, "login needs user and password, or token");
+	if (fu == FIELD_BAD || fp == FIELD_BAD || ft == FIELD_BAD ||
+	    by_token == (fu != FIELD_ABSENT && fp != FIELD_ABSENT)) {
+		login_refused(m, "login needs user and password, or token", true);
 		return;
 	}
-	if (++m->s->login_attempts > HUB_MAX_LOGIN_ATTEMPTS) {
+	if (m->s->login_attempts >= HUB_MAX_LOGIN_ATTEMPTS) {
 		reply_error(m, "auth_failed", "authentication failed");
 		h->ops.close(h->ops.ctx, m->s->id, "too many login attempts");
 		return;
 	}
-	if (h->ops.login(h->ops.ctx, m->s->id, token != NULL ? NULL : user,
-	    token != NULL ? NULL : password, token != NULL ? NULL : totp, token,
-	    m->now_ms / 1000) != 0) {
-		reply_error(m, "bad_request", "server busy, try again");
+	if (by_token)
+		too_long = ft == FIELD_TOO_LONG ? "token too long" : NULL;
+	else if (fu == FIELD_TOO_LONG)
+		too_long = "user name too long";
+	else if (fp == FIELD_TOO_LONG)
+		too_long = "password too long";
+	if (too_long != NULL) {
+		/* No user has such a name or password (userdb.h) and no
+		 * provider issues such a token, so this is a failed attempt
+		 * like any other, answered without the backend; saying why
+		 * tells nothing about who exists. */
+		struct hub_event e = { .kind = HUB_EV_LOGIN_FAILED, .session = m->s->id,
+		    .source = (const struct sockaddr *)&m->s->from,
+		    .user = fu == FIELD_OK && !by_token ? user : "", .reason = too_long };
+
+		m->s->login_attempts++;
+		emit(h, &e);
+		login_refused(m, too_long, false);
 		return;
 	}
+	/* A full queue is the server's state, not the client's attempt: it
+	 * neither counts nor strikes, and the client may try again. */
+	if (h->ops.login(h->ops.ctx, m->s->id, by_token ? NULL : user,
+	    by_token ? NULL : password, by_token ? NULL : totp, token,
+	    m->now_ms / 1000) != 0) {
+		login_refused(m, "server busy, try again", false);
+		return;
+	}
+	m->s->login_attempts++;
 	m->s->login_pending = true;
 	m->s->login_ms = m->now_ms;
 	m->s->login_id = m->id != NULL ? json_incref(m->id) : NULL;
-	snprintf(m->s->login_user, sizeof(m->s->login_user), "%s",
-	    token != NULL ? "" : user);
+	snprintf(m->s->login_user, sizeof(m->s->login_user), "%s", by_token ? "" : user);
 }
 
 void hub_login_done(struct hub *h, uint64_t session, int rc,
@@ -663,7 +746,8 @@ static void on_call(struct msg_ctx *m)
 	}
 	me = user_find(h, m->s->who.name, false);
 	if (me == NULL || me->ncalls >= HUB_MAX_CALLS_PER_USER) {
-		bad_request(m, "too many calls");
+		/* Calls received count too, and arrive unasked. */
+		refuse(m, "too many calls");
 		return;
 	}
 	identity_of(h, to, &callee);
@@ -696,7 +780,7 @@ static void on_call(struct msg_ctx *m)
 	/* The cap holds for calls received too, or many callers could fill
 	 * one user's slots. */
 	if (cu->ncalls >= HUB_MAX_CALLS_PER_USER) {
-		bad_request(m, "the user is busy");
+		refuse(m, "the user is busy");
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -746,8 +830,14 @@ static void on_accept(struct msg_ctx *m)
 		no_such_call(m, "no ringing call to accept");
 		return;
 	}
-	if (c->state != CALL_RINGING || strcmp(m->s->who.name, c->callee) != 0) {
-		bad_request(m, "no ringing call to accept");
+	if (strcmp(m->s->who.name, c->callee) != 0) {
+		bad_request(m, "no ringing call to accept"); /* the caller's own call */
+		return;
+	}
+	if (c->state != CALL_RINGING) {
+		/* Another of the callee's sessions answered it an instant
+		 * before; "answered_elsewhere" may still be on its way. */
+		refuse(m, "no ringing call to accept");
 		return;
 	}
 	ice = ice_servers_json(h, c->callee, c->id, c->expires_s);
@@ -787,8 +877,12 @@ static void on_reject(struct msg_ctx *m)
 		no_such_call(m, "no ringing call to reject");
 		return;
 	}
-	if (c->state != CALL_RINGING || strcmp(m->s->who.name, c->callee) != 0) {
-		bad_request(m, "no ringing call to reject");
+	if (strcmp(m->s->who.name, c->callee) != 0) {
+		bad_request(m, "no ringing call to reject"); /* the caller hangs up */
+		return;
+	}
+	if (c->state != CALL_RINGING) {
+		refuse(m, "no ringing call to reject"); /* answered elsewhere */
 		return;
 	}
 	call_end(m->h, c, "rejected", m->s->id);
@@ -799,16 +893,28 @@ static void on_reject(struct msg_ctx *m)
 static void on_hangup(struct msg_ctx *m)
 {
 	struct call *c = call_of_message(m);
+	const char *reason = "hangup";
 
 	if (c == NULL) {
 		no_such_call(m, "no call to hang up");
 		return;
 	}
 	if (m->s->id != c->caller_sid && m->s->id != c->callee_sid) {
-		bad_request(m, "no call to hang up");
-		return;
+		if (strcmp(m->s->who.name, c->callee) != 0) {
+			bad_request(m, "no call to hang up");
+			return;
+		}
+		if (c->state != CALL_RINGING) {
+			/* Another of the callee's sessions answered it. */
+			refuse(m, "no call to hang up");
+			return;
+		}
+		/* DESIGN.md: hangup ends a call, and reject ends one too. A
+		 * callee that hangs up on a call still ringing declines it:
+		 * everyone hears "rejected", exactly as after reject. */
+		reason = "rejected";
 	}
-	call_end(m->h, c, "hangup", m->s->id);
+	call_end(m->h, c, reason, m->s->id);
 	if (m->id != NULL)
 		reply(m, json_pack("{s:s}", "type", "hangup.ok"));
 }
@@ -842,6 +948,36 @@ static bool relay_check(void *ctx, const struct sockaddr *addr)
 	return rc->h->ops.relay_of(rc->h->ops.ctx, rc->user, rc->call, addr);
 }
 
+/* Which m= sections each medium of a call allows. SDP cannot tell a
+ * screen share from a camera (both are video tracks), so either medium
+ * allows video; a kind no medium allows (text, message, an unknown
+ * name) is never allowed. The names are for the client and the audit;
+ * the first refused kind in this order is the one named. */
+static const struct {
+	unsigned kind;        /* SDP_MEDIA_* */
+	unsigned media;       /* POLICY_* that allow it */
+	const char *medium;   /* for the audit */
+	const char *message;  /* for the client */
+} sdp_media_rules[] = {
+	{ SDP_MEDIA_AUDIO, POLICY_AUDIO, "audio", "the call does not allow audio" },
+	{ SDP_MEDIA_VIDEO, POLICY_VIDEO | POLICY_SCREEN, "video",
+	    "the call does not allow video" },
+	{ SDP_MEDIA_APPLICATION, POLICY_DATA, "data", "the call does not allow data" },
+	{ SDP_MEDIA_OTHER, 0, "other", "the call does not allow media of other types" },
+};
+
+/* The rule of the first kind in kinds that a call with media may not
+ * carry, or -1 when it may carry them all. */
+static int sdp_media_refused(unsigned kinds, unsigned media)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(sdp_media_rules) / sizeof(sdp_media_rules[0]); i++)
+		if ((kinds & sdp_media_rules[i].kind) && !(media & sdp_media_rules[i].media))
+			return (int)i;
+	return -1;
+}
+
 static void on_sdp(struct msg_ctx *m)
 {
 	struct hub *h = m->h;
@@ -853,6 +989,7 @@ static void on_sdp(struct msg_ctx *m)
 	struct relay_check rc;
 	char *filtered = NULL;
 	size_t flen;
+	int refused;
 
 	if (to == 0) {
 		if (c == NULL)
@@ -873,6 +1010,27 @@ static void on_sdp(struct msg_ctx *m)
 	rc.call = c->id;
 	if (sdp_filter(text, strlen(text), relay_check, &rc, &filtered, &flen, &st) != SDP_OK) {
 		bad_request(m, "not a valid session description");
+		return;
+	}
+	/* The policy allowed the call with its media only: every m-section,
+	 * in every offer and answer and either direction, must be one of
+	 * them, or the description does not reach the other side, and the
+	 * medium never gets a transport to flow on. Not a strike, and the
+	 * call goes on: a client meets this in good faith when it offers
+	 * what it can send rather than what the call carries (a camera on an
+	 * audio call), or what a contacts list from before a policy change
+	 * promised. */
+	if ((refused = sdp_media_refused(st.media, c->media)) >= 0) {
+		struct hub_event e = { .kind = HUB_EV_SDP_REFUSED, .session = m->s->id,
+		    .source = (const struct sockaddr *)&m->s->from, .user = m->s->who.name,
+		    .peer = strcmp(m->s->who.name, c->caller) == 0 ? c->callee : c->caller,
+		    .call = c->id, .rule = c->rule, .reason = kind,
+		    .medium = sdp_media_rules[refused].medium, .media = c->media };
+
+		free(filtered);
+		emit(h, &e);
+		reply(m, json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "code", "forbidden",
+		    "message", sdp_media_rules[refused].message, "call", c->id));
 		return;
 	}
 	if (st.removed > 0) {
@@ -996,6 +1154,10 @@ void hub_session_message(struct hub *h, uint64_t session, const char *text,
 		return;
 	}
 	if (m.s->authed && m.s->who.expires_s != 0 && now_ms / 1000 > m.s->who.expires_s) {
+		/* protocol.md: every close is explained first. The message is
+		 * not read, so there is no id to echo. */
+		send_json(h, session, json_pack("{s:s, s:s, s:s}", "type", "error",
+		    "code", "auth_failed", "message", "token expired"));
 		h->ops.close(h->ops.ctx, session, "token expired");
 		return;
 	}

@@ -45,6 +45,8 @@ enum hub_event_kind {
 	HUB_EV_CALL_ENDED,        /* reason: hangup, rejected, timeout, ... ; duration_ms */
 	HUB_EV_CANDIDATE_REMOVED, /* count removed by the relay-only filter */
 	HUB_EV_ABUSE,             /* reason: "bad requests", "flood", "login attempts" */
+	HUB_EV_SDP_REFUSED,       /* a description with media the call does not
+	                           * allow: medium, reason "offer" or "answer" */
 };
 
 struct hub_event {
@@ -56,6 +58,7 @@ struct hub_event {
 	const char *call;
 	const char *rule;
 	const char *reason;
+	const char *medium;       /* HUB_EV_SDP_REFUSED: "audio", "video", "data", "other" */
 	unsigned media;
 	bool allowed;
 	bool record;              /* HUB_EV_CALL_DECIDED: the allowing rule asks for it */

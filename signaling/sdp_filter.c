@@ -17,6 +17,11 @@
  * the value after the first colon whose left part ends in "candidate"), so
  * anything looser on the keep side would let a host candidate through.
  *
+ * Every m= line's kind of media is recorded on the way (stats->media),
+ * whatever its port, for the caller to hold against what the call may
+ * carry; sdp_media_kinds() reads the same lines with the same parser
+ * without filtering anything.
+ *
  * Everything here is pure: no I/O, no clock, no globals. */
 #include "signaling/sdp_filter.h"
 
@@ -395,37 +400,79 @@ static int on_origin(struct filter *f, struct rd line, struct wr *w)
 	return SDP_OK;
 }
 
-/* RFC 8866 §5.14: m=<media> <port>[/<number of ports>] <proto> <fmt> ...
- * The port is the default candidate's. Port 0 marks a rejected or
- * disabled m-section (RFC 8866 §5.14, RFC 3264 §6) and must stay 0. */
-static int on_media(struct filter *f, struct rd line, struct wr *w)
-{
-	struct rd v = line, media, port, digits, rest;
-	const uint8_t *slash;
-	uint64_t port_v, count_v;
+/* RFC 8866 §5.14: the <media> field as a kind. Exact names only (see
+ * enum sdp_media_kind): a spelling we do not know is OTHER, never a guess. */
+static const struct {
+	const char *name;
+	unsigned kind;
+} media_kinds[] = {
+	{ "audio", SDP_MEDIA_AUDIO },
+	{ "video", SDP_MEDIA_VIDEO },
+	{ "application", SDP_MEDIA_APPLICATION },
+};
 
-	(void)f;
+static unsigned media_kind(struct rd media)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(media_kinds) / sizeof(media_kinds[0]); i++)
+		if (span_eq(media, media_kinds[i].name))
+			return media_kinds[i].kind;
+	return SDP_MEDIA_OTHER;
+}
+
+/* An m= line taken apart, for on_media() and sdp_media_kinds(), which
+ * must agree on what is an m-section and of which kind. */
+struct media_line {
+	unsigned kind;      /* SDP_MEDIA_* */
+	struct rd digits;   /* the port's digits, inside the line */
+	uint64_t port;
+};
+
+/* RFC 8866 §5.14: m=<media> <port>[/<number of ports>] <proto> <fmt> ...
+ * Checks the shape up to the port and that something follows it. */
+static int media_line_parse(struct rd line, struct media_line *ml)
+{
+	struct rd v = line, media, port, rest;
+	const uint8_t *slash;
+	uint64_t count_v;
+
 	if (rd_skip(&v, 2) ||
 	    rd_field(&v, &media) || rd_sp(&v) ||
 	    rd_field(&v, &port) || rd_sp(&v) || v.left == 0)
 		return SDP_EINVAL;
 	slash = memchr(port.p, '/', port.left);
-	digits = rd_init(port.p, slash ? (size_t)(slash - port.p) : port.left);
-	if (span_uint(digits, PORT_DIGITS, &port_v) || port_v > PORT_MAX)
+	ml->digits = rd_init(port.p, slash ? (size_t)(slash - port.p) : port.left);
+	if (span_uint(ml->digits, PORT_DIGITS, &ml->port) || ml->port > PORT_MAX)
 		return SDP_EINVAL;
 	if (slash != NULL) {
-		rest = rd_init(slash + 1, port.left - digits.left - 1);
+		rest = rd_init(slash + 1, port.left - ml->digits.left - 1);
 		if (span_uint(rest, PORT_DIGITS, &count_v))
 			return SDP_EINVAL;
 	}
-	if (port_v == 0)
+	ml->kind = media_kind(media);
+	return SDP_OK;
+}
+
+/* The port is the default candidate's. Port 0 marks a rejected or
+ * disabled m-section (RFC 8866 §5.14, RFC 3264 §6), or a bundle-only one
+ * (RFC 8843), and must stay 0. The kind is recorded whatever the port. */
+static int on_media(struct filter *f, struct rd line, struct wr *w)
+{
+	struct media_line ml;
+	struct rd rest;
+
+	if (media_line_parse(line, &ml) != SDP_OK)
+		return SDP_EINVAL;
+	f->stats.media |= ml.kind;
+	if (ml.port == 0)
 		return on_keep(f, line, w);
 	/* Up to the port, the discard port, then the rest of the line
 	 * (number of ports, proto, formats) verbatim. */
-	wr_bytes(w, line.p, (size_t)(digits.p - line.p));
+	wr_bytes(w, line.p, (size_t)(ml.digits.p - line.p));
 	wr_str(w, DISCARD_PORT);
-	rest = rd_init(digits.p + digits.left,
-	    line.left - (size_t)(digits.p - line.p) - digits.left);
+	rest = rd_init(ml.digits.p + ml.digits.left,
+	    line.left - (size_t)(ml.digits.p - line.p) - ml.digits.left);
 	wr_span(w, rest);
 	wr_eol(w);
 	return SDP_OK;
@@ -567,7 +614,7 @@ static int sdp_filter_line(struct filter *f, struct rd line, struct wr *w)
 int sdp_filter(const char *sdp, size_t len, sdp_relay_check_fn check, void *ctx,
     char **out, size_t *out_len, struct sdp_filter_stats *stats)
 {
-	struct filter f = { check, ctx, { 0, 0 } };
+	struct filter f = { check, ctx, { 0, 0, 0 } };
 	struct rd r, line;
 	struct wr w;
 	uint8_t *buf = NULL;
@@ -613,6 +660,35 @@ int sdp_filter(const char *sdp, size_t len, sdp_relay_check_fn check, void *ctx,
 fail:
 	free(buf);
 	return rc;
+}
+
+int sdp_media_kinds(const char *sdp, size_t len, unsigned *kinds)
+{
+	struct media_line ml;
+	struct rd r, line;
+	size_t lines;
+	unsigned found = 0;
+	int rc;
+
+	if (kinds == NULL)
+		return SDP_EINVAL;
+	*kinds = 0;
+	if (sdp == NULL)
+		return SDP_EINVAL;
+	if ((rc = sdp_check_framing((const uint8_t *)sdp, len, &lines)) != SDP_OK)
+		return rc;
+	r = rd_init((const uint8_t *)sdp, len);
+	while (r.left > 0) {
+		if ((rc = sdp_next_line(&r, &line)) != SDP_OK)
+			return rc;
+		if (line.p[0] != 'm')
+			continue;
+		if ((rc = media_line_parse(line, &ml)) != SDP_OK)
+			return rc;
+		found |= ml.kind;
+	}
+	*kinds = found;
+	return SDP_OK;
 }
 
 int sdp_candidate_filter(const char *cand, size_t len, sdp_relay_check_fn check,

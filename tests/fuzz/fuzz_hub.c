@@ -319,7 +319,7 @@ static void f_event(void *ctx, const struct hub_event *e)
 {
 	(void)ctx;
 	FUZZ_CHECK(e != NULL);
-	FUZZ_CHECK(e->kind >= HUB_EV_LOGIN_OK && e->kind <= HUB_EV_ABUSE);
+	FUZZ_CHECK(e->kind >= HUB_EV_LOGIN_OK && e->kind <= HUB_EV_SDP_REFUSED);
 	if (e->kind == HUB_EV_CALL_ENDED || e->kind == HUB_EV_CALL_ACCEPTED)
 		FUZZ_CHECK(e->call != NULL && e->user != NULL && e->peer != NULL);
 }

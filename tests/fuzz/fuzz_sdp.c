@@ -11,7 +11,9 @@
  *   on an approved address and port (checked here independently of the
  *   filter's own parser): forced relay cannot be bypassed;
  * - filtering is idempotent: the filtered SDP passes again unchanged,
- *   with nothing more removed;
+ *   with nothing more removed and the same kinds of media sections;
+ * - sdp_media_kinds() accepts whatever the filter accepts and reports
+ *   the filter's kinds, and reports none when it refuses;
  * - for one candidate, sdp_candidate_allowed() agrees with
  *   sdp_candidate_filter(), the rewritten string stays within the
  *   documented bound, and is itself allowed. */
@@ -50,19 +52,25 @@ static void fuzz_sdp(const uint8_t *data, size_t size)
 	struct sdp_filter_stats st, st2;
 	char *out = NULL, *out2 = NULL;
 	size_t out_len = 0, out2_len = 0;
-	int rc;
+	unsigned kinds = 0xff;
+	int rc, krc;
 
+	krc = sdp_media_kinds((const char *)data, size, &kinds);
+	FUZZ_CHECK(krc == SDP_OK || (krc == SDP_EINVAL && kinds == 0));
+	FUZZ_CHECK((kinds & ~(unsigned)(SDP_MEDIA_AUDIO | SDP_MEDIA_VIDEO |
+	    SDP_MEDIA_APPLICATION | SDP_MEDIA_OTHER)) == 0);
 	rc = sdp_filter((const char *)data, size, f_check, &nchecks, &out, &out_len, &st);
 	if (rc != SDP_OK) {
 		FUZZ_CHECK(rc == SDP_EINVAL || rc == SDP_ENOMEM);
 		return;
 	}
+	FUZZ_CHECK(krc == SDP_OK && kinds == st.media);
 	FUZZ_CHECK(out != NULL && strlen(out) == out_len);
 	FUZZ_CHECK(relay_only("fuzz_sdp", out, out_len));
 	/* Idempotent: what we forward passes our own filter unchanged. */
 	rc = sdp_filter(out, out_len, f_check, &nchecks, &out2, &out2_len, &st2);
 	FUZZ_CHECK(rc == SDP_OK);
-	FUZZ_CHECK(st2.removed == 0 && st2.kept == st.kept);
+	FUZZ_CHECK(st2.removed == 0 && st2.kept == st.kept && st2.media == st.media);
 	FUZZ_CHECK(out2_len == out_len && memcmp(out, out2, out_len) == 0);
 	free(out2);
 	free(out);

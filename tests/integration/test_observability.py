@@ -1195,7 +1195,10 @@ def test_outside_input_escaped():
                     r = await c.wait_for("error")
                 else:
                     r = await c.login(n, "some password", "123456")
-                want = "bad_request" if n in REFUSED_NAMES else "auth_failed"
+                # A login with a control character in the name is refused
+                # before the backend, but as a failed login (auth_failed);
+                # a NUL byte stops the frame before any login is read.
+                want = "bad_request" if "\x00" in n else "auth_failed"
                 assert r.get("type") == "error" and r.get("code") == want, \
                     "login as %r: %r (expected %s)" % (n, r, want)
                 await c.ping()

@@ -41,7 +41,8 @@ import aiohttp  # noqa: E402
 ARGS = None
 TEAM = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank",
         "ivan", "judy", "ken", "lena", "olga", "pete", "quinn", "rose", "sam",
-        "tina", "uma", "vic", "wes", "xena"]
+        "tina", "uma", "vic", "wes", "xena",
+        "amy", "ben", "cat", "dan", "eve", "fay", "gus"]
 OTHERS = ["victim", "mallory", "locky"]
 HOST_IP = "192.168.77.10"      # a "private host address" that must never be forwarded
 SRFLX_IP = "198.51.100.7"      # documentation ranges: never contacted
@@ -150,6 +151,38 @@ async def in_thread(fn, *a):
     return await asyncio.get_running_loop().run_in_executor(None, fn, *a)
 
 
+def audit_events(g, name):
+    """The audit trail's events called name (state_dir/audit.jsonl)."""
+    path = os.path.join(g.state_dir, "audit.jsonl")
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("event") == name:
+            out.append(e)
+    return out
+
+
+async def wait_audit(g, name, pred, timeout=5.0):
+    """The first audit event called name that pred accepts; the writer is
+    a thread of its own, so the line may come a little after the fact."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = [e for e in audit_events(g, name) if pred(e)]
+        if got:
+            return got[0]
+        assert time.monotonic() < deadline, "no %s audit event matching within %.0f s; have %r" % (
+            name, timeout, audit_events(g, name)[-5:])
+        await asyncio.sleep(0.1)
+
+
 # ------------------------------------------------------------ login tests
 
 AUTH_FAILED = None  # (code, message) of the first failure seen, to compare
@@ -215,6 +248,64 @@ def test_login_missing_totp():
                 # not logged in: a request that needs a login is refused
                 r = await c.request({"type": "contacts"})
                 assert r.get("type") == "error", "contacts after a refused login: %r" % r
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
+def test_login_failures_all_auth_failed():
+    """DESIGN.md: a login "on any failure" gets auth_failed. Requests the
+    daemon refuses before the identity backend (too long a name, password
+    or token; both kinds of credential; fields missing or of the wrong
+    type) too, with a message saying what was wrong and the same answer
+    for a user who exists and one who does not. Over-long values are
+    failed attempts (the connection's 5), malformed logins strikes."""
+    g = shared()
+
+    async def body():
+        cases = [
+            ("user name of 64 characters", {"user": "u" * 64, "password": "whatever-password"},
+             "user name too long"),
+            ("password of 1025 bytes, existing user",
+             {"user": "victim", "password": "p" * 1025, "totp": "123456"}, "password too long"),
+            ("password of 1025 bytes, unknown user",
+             {"user": "nosuchuser", "password": "p" * 1025, "totp": "123456"}, "password too long"),
+            ("token of 8193 bytes", {"token": "t" * 8193}, "token too long"),
+            ("user, password and token", {"user": "victim", "password": "x" * 10, "token": "a.b.c"},
+             None),
+            ("no password", {"user": "victim"}, None),
+            ("user not a string", {"user": 17, "password": "whatever-password"}, None),
+        ]
+        answers = {}
+        for label, fields, message in cases:
+            async with sc.SigClient(sc.ws_url(g), name=label) as c:
+                r = await c.request(dict({"type": "login"}, **fields))
+                assert r.get("type") == "error" and r.get("code") == "auth_failed", \
+                    "%s: expected error auth_failed, got %r" % (label, r)
+                if message is not None:
+                    assert r.get("message") == message, "%s: message %r" % (label, r.get("message"))
+                answers[label] = r.get("message")
+                await c.ping()
+        assert answers["password of 1025 bytes, existing user"] == \
+            answers["password of 1025 bytes, unknown user"], \
+            "a user who exists is answered differently: %r" % answers
+
+        # Over-long values are failed attempts, not strikes: five leave the
+        # connection open; the sixth attempt is refused and closes it, as
+        # after five wrong passwords.
+        async with sc.SigClient(sc.ws_url(g), name="too-long x6") as c:
+            for i in range(5):
+                r = await c.request({"type": "login", "user": "u" * 64, "password": "pw-%d" % i})
+                assert r.get("code") == "auth_failed", "over-long name %d: %r" % (i + 1, r)
+            await c.ping()
+            r = await c.request({"type": "login", "user": "nosuchuser", "password": "whatever"})
+            assert r.get("code") == "auth_failed", "sixth attempt: %r" % r
+            assert await c.wait_closed(5), "not closed after six login attempts\n%s" % c.describe()
+        # A malformed login is still a strike: the fifth closes.
+        async with sc.SigClient(sc.ws_url(g), name="malformed x5") as c:
+            for i in range(5):
+                r = await c.request({"type": "login", "password": "whatever-%d" % i})
+                assert r.get("code") == "auth_failed", "malformed login %d: %r" % (i + 1, r)
+            assert await c.wait_closed(5), "not closed after five malformed logins\n%s" % c.describe()
         await serves(g)
     with_log(g, lambda: run(body()))
 
@@ -363,6 +454,18 @@ def test_jwt_tokens():
                     continue
                 await c.ping()
         assert not failures, "tokens not refused like other failures:\n  " + "\n  ".join(failures)
+        # A token that expired within the leeway logs in, and the session
+        # closes at its next message, with an error first that says why.
+        t = int(time.time())
+        stale = jwt_sign(rs, claims("carol", iat=t - 30, exp=t - 5), keys.rsa)
+        async with sc.SigClient(sc.ws_url(g), name="expired-session") as c:
+            r = await c.login(token=stale)
+            assert r.get("type") == "login.ok", "token within the leeway refused: %r" % r
+            await c.send({"type": "contacts", "id": 5})
+            r = await c.wait(lambda m: m.get("type") == "error", 5, "an error before the close")
+            assert r.get("code") == "auth_failed" and r.get("message") == "token expired", \
+                "expired session answered %r" % r
+            assert await c.wait_closed(5), "expired session not closed\n%s" % c.describe()
         await serves(g)
     with g:
         with_log(g, lambda: run(body()))
@@ -594,6 +697,200 @@ def test_call_lifecycle_and_interference():
         finally:
             for c in (cq, cr, cs, ct):
                 await c.close()
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
+def test_callee_hangup_while_ringing():
+    """A callee's hangup on a call that still rings declines it exactly as
+    reject: the caller and the callee's other sessions get hangup
+    "rejected", the sender hangup.ok. Not a strike: six in a row."""
+    g = shared()
+
+    async def body():
+        cc = await sc.logged_in(g, U("cat"), "cat")
+        cd1 = await sc.logged_in(g, U("dan"), "dan-1")
+        cd2 = await sc.logged_in(g, U("dan"), "dan-2")
+        try:
+            for i in range(6):
+                r = await cc.request({"type": "call", "to": "dan", "media": ["audio"]})
+                assert r.get("type") == "call.ok", "call %d: %r" % (i + 1, r)
+                cid = r["call"]
+                await cd1.wait_for("incoming", call=cid)
+                await cd2.wait_for("incoming", call=cid)
+                r = await cd1.request({"type": "hangup", "call": cid})
+                assert r.get("type") == "hangup.ok", \
+                    "callee's hangup on ringing call %d answered %r" % (i + 1, r)
+                h = await cc.wait_for("hangup", call=cid)
+                assert h.get("reason") == "rejected", "caller got %r" % h
+                h = await cd2.wait_for("hangup", call=cid)
+                assert h.get("reason") == "rejected", "the callee's other session got %r" % h
+                await cd1.expect_nothing(0.0, lambda m: m.get("type") == "hangup")
+                audit = await wait_audit(g, "call.ended", lambda e: e.get("call") == cid)
+                assert audit.get("reason") == "rejected", "audited as %r" % audit
+            for c in (cc, cd1, cd2):
+                await c.ping()
+        finally:
+            for c in (cc, cd1, cd2):
+                await c.close()
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
+def test_normal_refusals_not_strikes():
+    """A busy callee, a caller in too many calls, and a call another of the
+    callee's sessions just answered are answered bad_request as before,
+    but are not strikes: six of each leave the connection open."""
+    g = shared()
+
+    async def body():
+        ce = await sc.logged_in(g, U("eve"), "eve")
+        cf1 = await sc.logged_in(g, U("fay"), "fay-1")
+        cf2 = await sc.logged_in(g, U("fay"), "fay-2")
+        cg = await sc.logged_in(g, U("gus"), "gus")
+        try:
+            calls = []
+            for i in range(4):   # eve and fay are both at the per-user cap
+                r = await ce.request({"type": "call", "to": "fay", "media": ["audio"]})
+                assert r.get("type") == "call.ok", "call %d: %r" % (i + 1, r)
+                calls.append(r["call"])
+            for i in range(6):
+                r = await cg.request({"type": "call", "to": "fay", "media": ["audio"]})
+                assert r.get("type") == "error" and r.get("code") == "bad_request" and \
+                    r.get("message") == "the user is busy", "call %d to busy fay: %r" % (i + 1, r)
+            await cg.ping()
+            for i in range(6):
+                r = await ce.request({"type": "call", "to": "gus", "media": ["audio"]})
+                assert r.get("code") == "bad_request" and r.get("message") == "too many calls", \
+                    "call %d beyond the cap: %r" % (i + 1, r)
+            await ce.ping()
+            # fay-1 answers; fay-2's accept, reject or hangup crossed it.
+            r = await cf1.request({"type": "accept", "call": calls[0]})
+            assert r.get("type") == "accept.ok", "%r" % r
+            for i in range(6):
+                for msg, why in (({"type": "accept"}, "no ringing call to accept"),
+                                 ({"type": "reject"}, "no ringing call to reject"),
+                                 ({"type": "hangup"}, "no call to hang up")):
+                    r = await cf2.request(dict(msg, call=calls[0]))
+                    assert r.get("code") == "bad_request" and r.get("message") == why, \
+                        "fay-2's %s %d after fay-1 answered: %r" % (msg["type"], i + 1, r)
+            await cf2.ping()
+            await ce.wait_for("accepted", call=calls[0])
+            for c in (ce, cf1, cf2, cg):
+                assert not c.closed, "%s was closed\n%s" % (c.name, c.describe())
+        finally:
+            for c in (ce, cf1, cf2, cg):
+                await c.close()
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
+def media_sdp(*sections):
+    """A minimal session description with one m= section per (media,
+    port, extra lines) given; no candidates (the filter is not under
+    test here)."""
+    protos = {"audio": "UDP/TLS/RTP/SAVPF 111", "video": "UDP/TLS/RTP/SAVPF 96",
+              "application": "UDP/DTLS/SCTP webrtc-datachannel", "text": "UDP/TLS/RTP/SAVPF 98"}
+    lines = ["v=0", "o=- 4611731400430051399 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
+             "a=group:BUNDLE " + " ".join(str(i) for i in range(len(sections)))]
+    for i, (media, port, extra) in enumerate(sections):
+        lines += ["m=%s %d %s" % (media, port, protos[media]), "c=IN IP4 0.0.0.0",
+                  "a=ice-ufrag:Ab12", "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+                  "a=fingerprint:sha-256 DB:E6:CE:32:A1:D9:87:1E:B2:5B:1F:45:E7:12:F8:50:86:10:"
+                  "97:55:29:8C:5E:F7:D9:26:C9:EF:E6:FE:B1:14",
+                  "a=setup:actpass", "a=mid:%d" % i] + list(extra)
+    return "\r\n".join(lines) + "\r\n"
+
+
+AUDIO = ("audio", 9, ["a=rtpmap:111 opus/48000/2"])
+VIDEO = ("video", 9, ["a=rtpmap:96 VP8/90000"])
+DATA = ("application", 9, ["a=sctp-port:5000"])
+DATA_BUNDLE_ONLY = ("application", 0, ["a=bundle-only", "a=sctp-port:5000"])
+VIDEO_BUNDLE_ONLY = ("video", 0, ["a=bundle-only", "a=rtpmap:96 VP8/90000"])
+TEXT = ("text", 9, ["a=rtpmap:98 t140/1000"])
+
+
+def test_sdp_media_enforced():
+    """The policy allowed a call with its media only: an offer or answer
+    (either way, renegotiations too) with an m= section of another medium
+    is refused with forbidden and reaches nobody; bundle-only sections
+    with port 0 count; video is allowed by video or screen, application by
+    data, nothing else by anything. Not a strike; the call goes on; each
+    refusal is audited as call.sdp_refused."""
+    g = shared()
+
+    async def refused(c, other, cid, kind, sdp, medium, message):
+        r = await c.request({"type": "sdp", "call": cid, "sdp": {"type": kind, "sdp": sdp}})
+        assert r.get("type") == "error" and r.get("code") == "forbidden" and \
+            r.get("message") == message and r.get("call") == cid, \
+            "%s with %s from %s: %r" % (kind, medium, c.name, r)
+        await other.expect_nothing(0.3, lambda m: m.get("type") == "sdp")
+        e = await wait_audit(g, "call.sdp_refused",
+                             lambda e: e.get("call") == cid and e.get("medium") == medium and
+                             e.get("user") == c.name and e.get("reason") == kind)
+        assert e.get("outcome") == "deny", "audited as %r" % e
+
+    async def forwarded(c, other, cid, kind, sdp):
+        await c.send({"type": "sdp", "call": cid, "sdp": {"type": kind, "sdp": sdp}})
+        m = await other.wait_for("sdp", call=cid, timeout=3)
+        assert m["sdp"]["type"] == kind, "%r" % m
+        return m["sdp"]["sdp"]
+
+    async def body():
+        ca = await sc.logged_in(g, U("amy"), "amy")
+        cb = await sc.logged_in(g, U("ben"), "ben")
+        try:
+            # An audio call.
+            r = await ca.request({"type": "call", "to": "ben", "media": ["audio"]})
+            assert r.get("type") == "call.ok", "%r" % r
+            cid = r["call"]
+            await cb.wait_for("incoming", call=cid)
+            r = await cb.request({"type": "accept", "call": cid})
+            assert r.get("type") == "accept.ok", "%r" % r
+            await ca.wait_for("accepted", call=cid)
+            for _ in range(2):   # six refusals on amy's side: no strike
+                await refused(ca, cb, cid, "offer", media_sdp(AUDIO, VIDEO), "video",
+                              "the call does not allow video")
+                await refused(ca, cb, cid, "offer", media_sdp(AUDIO, DATA_BUNDLE_ONLY), "data",
+                              "the call does not allow data")
+                await refused(ca, cb, cid, "offer", media_sdp(AUDIO, TEXT), "other",
+                              "the call does not allow media of other types")
+            await refused(ca, cb, cid, "offer", media_sdp(AUDIO, VIDEO_BUNDLE_ONLY), "video",
+                          "the call does not allow video")
+            out = await forwarded(ca, cb, cid, "offer", media_sdp(AUDIO))
+            assert "m=audio 9 " in out and "m=video" not in out, out
+            # The answer too, and then a renegotiation from the callee.
+            await refused(cb, ca, cid, "answer", media_sdp(AUDIO, VIDEO), "video",
+                          "the call does not allow video")
+            await forwarded(cb, ca, cid, "answer", media_sdp(AUDIO))
+            await refused(cb, ca, cid, "offer", media_sdp(AUDIO, DATA), "data",
+                          "the call does not allow data")
+            await ca.ping()
+            await cb.ping()
+            r = await ca.request({"type": "hangup", "call": cid})
+            assert r.get("type") == "hangup.ok", "the call did not go on: %r" % r
+            h = await cb.wait_for("hangup", call=cid)
+            assert h.get("reason") == "hangup", "%r" % h
+
+            # A screen share and data: video and application pass, audio not.
+            r = await ca.request({"type": "call", "to": "ben", "media": ["screen", "data"]})
+            assert r.get("type") == "call.ok", "%r" % r
+            cid = r["call"]
+            await cb.wait_for("incoming", call=cid)
+            r = await cb.request({"type": "accept", "call": cid})
+            assert r.get("type") == "accept.ok", "%r" % r
+            await ca.wait_for("accepted", call=cid)
+            await refused(ca, cb, cid, "offer", media_sdp(VIDEO, DATA, AUDIO), "audio",
+                          "the call does not allow audio")
+            out = await forwarded(ca, cb, cid, "offer", media_sdp(VIDEO, DATA))
+            assert "m=video 9 " in out and "m=application 9 " in out, out
+            await forwarded(cb, ca, cid, "answer", media_sdp(VIDEO, DATA))
+            for c in (ca, cb):
+                assert not c.closed, "%s was closed\n%s" % (c.name, c.describe())
+                await c.ping()
+        finally:
+            await ca.close()
+            await cb.close()
         await serves(g)
     with_log(g, lambda: run(body()))
 
@@ -1309,12 +1606,16 @@ if __name__ == "__main__":
     gh.run_tests([
         test_login_failures_identical,
         test_login_missing_totp,
+        test_login_failures_all_auth_failed,
         test_jwt_tokens,
         test_design_example_policy,
         test_call_forbidden,
         test_call_offline,
         test_call_self,
         test_call_lifecycle_and_interference,
+        test_callee_hangup_while_ringing,
+        test_normal_refusals_not_strikes,
+        test_sdp_media_enforced,
         test_lockout_same_answer,
         test_origin_default,
         test_origin_configured,

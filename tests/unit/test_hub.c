@@ -37,6 +37,9 @@
 #define T_START 1700000000000ULL        /* ms */
 #define STEP_MS 50                      /* one message per token refill */
 #define CREDS_S (12 * 3600)
+#define NAME_LEN_TEST 63                /* protocol.md: user names, at most */
+#define PASSWORD_LEN_TEST 1024          /* userdb.h: passwords, at most */
+#define TOKEN_LEN_TEST 8192             /* hub.c: tokens, at most */
 
 /* Sessions of the usual cast. */
 enum { ALICE = 1, BOB = 2, BOB2 = 3, CAROL = 4, DAVE = 5, ERIN = 6, ZOE = 7 };
@@ -130,6 +133,8 @@ struct fake {
 
 	unsigned nnotes;
 	enum hub_event_kind last_event;
+	char last_medium[32], last_reason[64], last_user[IDENTITY_NAME_MAX];
+	char last_call[64], last_peer[IDENTITY_NAME_MAX];
 	uint64_t next_sid;
 };
 
@@ -290,6 +295,11 @@ static void f_event(void *ctx, const struct hub_event *e)
 	(void)ctx;
 	F.nnotes++;
 	F.last_event = e->kind;
+	snprintf(F.last_medium, sizeof(F.last_medium), "%s", e->medium ? e->medium : "");
+	snprintf(F.last_reason, sizeof(F.last_reason), "%s", e->reason ? e->reason : "");
+	snprintf(F.last_user, sizeof(F.last_user), "%s", e->user ? e->user : "");
+	snprintf(F.last_call, sizeof(F.last_call), "%s", e->call ? e->call : "");
+	snprintf(F.last_peer, sizeof(F.last_peer), "%s", e->peer ? e->peer : "");
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (fields[i] != NULL && has_secret(fields[i], strlen(fields[i])))
 			F.leaks++;
@@ -771,6 +781,7 @@ static void test_login_request(void)
 {
 	struct identity_user alice = who_of("alice", NULL, 0);
 	uint64_t sid, t;
+	unsigned k;
 	json_t *m;
 
 	setup();
@@ -792,7 +803,7 @@ static void test_login_request(void)
 	/* While it is pending: another login is refused without reaching
 	 * the backend, other requests still need a login, ping works. */
 	say(1, "{\"type\":\"login\",\"id\":\"second\",\"user\":\"alice\",\"password\":\"x\"}");
-	EXPECT_ERROR(1, "bad_request", "login in progress", "\"second\"");
+	EXPECT_ERROR(1, "auth_failed", "login in progress", "\"second\"");
 	CHECK_EQ_INT(F.nlogins, 1);
 	say(1, "{\"type\":\"contacts\",\"id\":9}");
 	EXPECT_ERROR(1, "bad_request", "log in first", "9");
@@ -808,7 +819,7 @@ static void test_login_request(void)
 	say(1, "{\"type\":\"contacts\",\"id\":11}");
 	CHECK(id_is(EXPECT(1, "contacts.ok"), "11"));
 	say(1, "{\"type\":\"login\",\"id\":12,\"user\":\"bob\",\"password\":\"x\"}");
-	EXPECT_ERROR(1, "bad_request", "already logged in", "12");
+	EXPECT_ERROR(1, "auth_failed", "already logged in", "12");
 	CHECK_EQ_INT(F.nlogins, 1);
 
 	/* A password login without a code: totp is NULL. An integer id is
@@ -865,22 +876,27 @@ static void test_login_request(void)
 		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			sid = fresh_sid();
 			say(sid, "%s", bad[i]);
-			EXPECT_ERROR(sid, "bad_request", "login needs user and password, or token", "1");
+			EXPECT_ERROR(sid, "auth_failed", "login needs user and password, or token", "1");
 			EXPECT_NONE(sid);
 		}
 		CHECK_EQ_INT(F.nlogins, 4);
 	}
 
 	/* The backend is busy: the answer says so and nothing is pending,
-	 * so the next try goes through. */
+	 * so the next try goes through. Being busy is the server's state:
+	 * neither a strike nor one of the connection's login attempts, so
+	 * more tries than either limit leave the session open. */
 	sid = fresh_sid();
 	F.login_rc = -1;
-	say(sid, "{\"type\":\"login\",\"id\":2,\"user\":\"carol\",\"password\":\"pw\"}");
-	CHECK_EQ_INT(F.nlogins, 5);
-	EXPECT_ERROR(sid, "bad_request", "server busy, try again", "2");
+	for (k = 0; k < HUB_MAX_STRIKES + HUB_MAX_LOGIN_ATTEMPTS; k++) {
+		say(sid, "{\"type\":\"login\",\"id\":2,\"user\":\"carol\",\"password\":\"pw\"}");
+		EXPECT_ERROR(sid, "auth_failed", "server busy, try again", "2");
+	}
+	CHECK_EQ_INT(F.nlogins, 4 + HUB_MAX_STRIKES + HUB_MAX_LOGIN_ATTEMPTS);
+	CHECK_EQ_INT(F.ncloses, 0);
 	F.login_rc = 0;
 	say(sid, "{\"type\":\"login\",\"id\":3,\"user\":\"carol\",\"password\":\"pw\"}");
-	CHECK_EQ_INT(F.nlogins, 6);
+	CHECK_EQ_INT(F.nlogins, 5 + HUB_MAX_STRIKES + HUB_MAX_LOGIN_ATTEMPTS);
 	EXPECT_NONE(sid);
 	{
 		struct identity_user carol = who_of("carol", NULL, 0);
@@ -2045,8 +2061,10 @@ static void test_strikes(void)
 	say(2, "{\"type\":\"ping\",\"id\":true}");
 	EXPECT_ERROR(2, "bad_request", NULL, NULL);
 	CHECK_EQ_INT(F.ncloses, 1);
+	/* A malformed login is answered auth_failed, as every failed login
+	 * is, and still counts. */
 	say(2, "{\"type\":\"login\"}");
-	EXPECT_ERROR(2, "bad_request", NULL, NULL);
+	EXPECT_ERROR(2, "auth_failed", "login needs user and password, or token", NULL);
 	CHECK_EQ_INT(F.ncloses, 2);
 	CHECK_EQ_INT(F.closes[1].session, 2);
 	close_s(2);
@@ -2314,6 +2332,12 @@ static void test_call_limit(void)
 	EXPECT_ERROR(ALICE, "bad_request", "too many calls", "5");
 	say(ALICE, "{\"type\":\"call\",\"id\":6,\"to\":\"carol\",\"media\":[\"audio\"]}");
 	EXPECT_ERROR(ALICE, "bad_request", "too many calls", "6");
+	/* Not a strike: calls received count, and nobody asks for them. */
+	for (i = 0; i < HUB_MAX_STRIKES; i++) {
+		say(ALICE, "{\"type\":\"call\",\"id\":6,\"to\":\"carol\",\"media\":[\"audio\"]}");
+		EXPECT_ERROR(ALICE, "bad_request", "too many calls", "6");
+	}
+	CHECK_EQ_INT(F.ncloses, 0);
 	EXPECT_NONE(BOB);
 	EXPECT_NONE(CAROL);
 	CHECK_EQ_INT(hub_call_count(F.h), 4);
@@ -2353,9 +2377,11 @@ static void test_token_expiry(void)
 	say(ZOE, "{\"type\":\"ping\"}");
 	EXPECT(ZOE, "pong");
 	CHECK_EQ_INT(F.ncloses, 0);
-	/* Past it: closed, not answered. */
+	/* Past it: the message is not answered; an error says why the
+	 * session closes (protocol.md: every close is explained first). */
 	F.now = (exp_s + 1) * 1000;
-	say(ZOE, "{\"type\":\"contacts\"}");
+	say(ZOE, "{\"type\":\"contacts\",\"id\":3}");
+	EXPECT_ERROR(ZOE, "auth_failed", "token expired", NULL);
 	EXPECT_NONE(ZOE);
 	CHECK_EQ_INT(F.ncloses, 1);
 	CHECK_EQ_INT(F.closes[0].session, ZOE);
@@ -2448,10 +2474,258 @@ static void test_callee_busy(void)
 	for (i = 0; i < HUB_MAX_CALLS_PER_USER; i++)
 		CALL(ALICE, "bob", "[\"audio\"]", calls[i]);
 	drain(BOB);
-	say(CAROL, "{\"type\":\"call\",\"id\":1,\"to\":\"bob\",\"media\":[\"audio\"]}");
-	EXPECT_ERROR(CAROL, "bad_request", "the user is busy", "1");
+	/* Not a strike: carol cannot know, and may try again. */
+	for (i = 0; i < HUB_MAX_STRIKES + 1; i++) {
+		say(CAROL, "{\"type\":\"call\",\"id\":1,\"to\":\"bob\",\"media\":[\"audio\"]}");
+		EXPECT_ERROR(CAROL, "bad_request", "the user is busy", "1");
+	}
+	CHECK_EQ_INT(F.ncloses, 0);
 	EXPECT_NONE(BOB);
 	CHECK_EQ_INT(hub_call_count(F.h), HUB_MAX_CALLS_PER_USER);
+	teardown();
+}
+
+/* Over-long fields: a failed attempt answered at once, auth_failed with
+ * what is wrong, without the backend and without a strike, but counted
+ * among the connection's login attempts. The longest allowed values go
+ * to the backend. */
+static void test_login_too_long(void)
+{
+	char name[NAME_LEN_TEST + 2], pw[PASSWORD_LEN_TEST + 2], *token;
+	uint64_t sid;
+	int i;
+
+	setup();
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';            /* 64 characters */
+	memset(pw, 'p', sizeof(pw) - 1);
+	pw[sizeof(pw) - 1] = '\0';                /* 1025 bytes */
+	token = malloc(TOKEN_LEN_TEST + 2);
+	CHECK(token != NULL);
+	if (token == NULL)
+		return;
+	memset(token, 't', TOKEN_LEN_TEST + 1);
+	token[TOKEN_LEN_TEST + 1] = '\0';         /* 8193 bytes */
+
+	sid = fresh_sid();
+	say_json(sid, json_pack("{s:s, s:i, s:s, s:s}", "type", "login", "id", 1,
+	    "user", name, "password", "pw"));
+	EXPECT_ERROR(sid, "auth_failed", "user name too long", "1");
+	CHECK_EQ_INT(F.last_event, HUB_EV_LOGIN_FAILED);
+	CHECK_STR(F.last_reason, "user name too long");
+	CHECK_STR(F.last_user, "");
+	say_json(sid, json_pack("{s:s, s:i, s:s, s:s}", "type", "login", "id", 2,
+	    "user", "alice", "password", pw));
+	EXPECT_ERROR(sid, "auth_failed", "password too long", "2");
+	CHECK_STR(F.last_user, "alice");
+	say_json(sid, json_pack("{s:s, s:i, s:s}", "type", "login", "id", 3, "token", token));
+	EXPECT_ERROR(sid, "auth_failed", "token too long", "3");
+	CHECK_EQ_INT(F.nlogins, 0);
+	/* Two more make five attempts: still open, no strike... */
+	for (i = 0; i < 2; i++) {
+		say_json(sid, json_pack("{s:s, s:i, s:s, s:s}", "type", "login", "id", 4,
+		    "user", name, "password", "pw"));
+		EXPECT_ERROR(sid, "auth_failed", "user name too long", "4");
+	}
+	CHECK_EQ_INT(F.ncloses, 0);
+	/* ... and the sixth is refused and closes, as after five failures. */
+	say(sid, "{\"type\":\"login\",\"id\":5,\"user\":\"alice\",\"password\":\"" PASSWORD "\"}");
+	EXPECT_ERROR(sid, "auth_failed", "authentication failed", "5");
+	CHECK_EQ_INT(F.nlogins, 0);
+	CHECK_EQ_INT(F.ncloses, 1);
+	CHECK_STR(F.closes[0].why, "too many login attempts");
+	close_s(sid);
+
+	/* The longest name and password are the backend's to judge. */
+	sid = fresh_sid();
+	name[sizeof(name) - 2] = '\0';
+	pw[sizeof(pw) - 2] = '\0';
+	say_json(sid, json_pack("{s:s, s:i, s:s, s:s}", "type", "login", "id", 6,
+	    "user", name, "password", pw));
+	CHECK_EQ_INT(F.nlogins, 1);
+	CHECK_STR(F.user, name);
+	EXPECT_NONE(sid);
+	free(token);
+	teardown();
+}
+
+/* Another session of the callee answered an instant before: accept,
+ * reject and hangup from the other one are answered but not strikes. The
+ * caller accepting or rejecting its own call still is one. */
+static void test_answered_elsewhere(void)
+{
+	char call[HUB_CALL_ID_LEN + 1];
+	int i;
+
+	setup();
+	accepted_call(call);
+	for (i = 0; i < HUB_MAX_STRIKES; i++) {
+		say(BOB2, "{\"type\":\"accept\",\"id\":1,\"call\":\"%s\"}", call);
+		EXPECT_ERROR(BOB2, "bad_request", "no ringing call to accept", "1");
+		say(BOB2, "{\"type\":\"reject\",\"id\":2,\"call\":\"%s\"}", call);
+		EXPECT_ERROR(BOB2, "bad_request", "no ringing call to reject", "2");
+		say(BOB2, "{\"type\":\"hangup\",\"id\":3,\"call\":\"%s\"}", call);
+		EXPECT_ERROR(BOB2, "bad_request", "no call to hang up", "3");
+		/* The answering session itself, a second time (a double click). */
+		say(BOB, "{\"type\":\"accept\",\"id\":4,\"call\":\"%s\"}", call);
+		EXPECT_ERROR(BOB, "bad_request", "no ringing call to accept", "4");
+	}
+	CHECK_EQ_INT(F.ncloses, 0);
+	CHECK_EQ_INT(hub_call_count(F.h), 1);
+	EXPECT_NONE(ALICE);
+	for (i = 0; i < HUB_MAX_STRIKES; i++) {
+		say(ALICE, "{\"type\":\"accept\",\"id\":5,\"call\":\"%s\"}", call);
+		EXPECT_ERROR(ALICE, "bad_request", "no ringing call to accept", "5");
+	}
+	CHECK_EQ_INT(F.ncloses, 1);
+	CHECK_EQ_INT(F.closes[0].session, ALICE);
+	teardown();
+}
+
+/* A callee's hangup on a call that still rings is a reject: the caller
+ * and the callee's other sessions hear "rejected", the sender gets what a
+ * hangup gets, and it is no strike. */
+static void test_callee_hangup_ringing(void)
+{
+	char call[HUB_CALL_ID_LEN + 1];
+	json_t *m;
+	int i;
+
+	setup();
+	ONLINE(ALICE, "alice");
+	ONLINE(BOB, "bob");
+	ONLINE(BOB2, "bob");
+	for (i = 0; i < HUB_MAX_STRIKES + 1; i++) {
+		CALL(ALICE, "bob", "[\"audio\"]", call);
+		drain(BOB);
+		drain(BOB2);
+		if (i == 0) {
+			say(BOB2, "{\"type\":\"hangup\",\"id\":7,\"call\":\"%s\"}", call);
+			CHECK(id_is(EXPECT(BOB2, "hangup.ok"), "7"));
+		} else {
+			say(BOB2, "{\"type\":\"hangup\",\"call\":\"%s\"}", call);
+		}
+		EXPECT_NONE(BOB2);
+		m = EXPECT(ALICE, "hangup");
+		CHECK_STR(jstr(m, "call"), call);
+		CHECK_STR(jstr(m, "reason"), "rejected");
+		m = EXPECT(BOB, "hangup");
+		CHECK_STR(jstr(m, "call"), call);
+		CHECK_STR(jstr(m, "reason"), "rejected");
+		EXPECT_NONE(ALICE);
+		EXPECT_NONE(BOB);
+		CHECK_EQ_INT(F.last_event, HUB_EV_CALL_ENDED);
+		CHECK_STR(F.last_reason, "rejected");
+		CHECK_EQ_INT(hub_call_count(F.h), 0);
+		CHECK_EQ_INT(F.nended, (size_t)i + 1);
+	}
+	CHECK_EQ_INT(F.ncloses, 0);
+	teardown();
+}
+
+/* ---- SDP media against the call's media ---- */
+
+#define SDP_VIDEO \
+	"m=video 9 UDP/TLS/RTP/SAVPF 96\r\n" \
+	"c=IN IP4 0.0.0.0\r\n" \
+	"a=mid:1\r\n" \
+	"a=rtpmap:96 VP8/90000\r\n"
+#define SDP_DATA \
+	"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" \
+	"c=IN IP4 0.0.0.0\r\n" \
+	"a=mid:2\r\n" \
+	"a=sctp-port:5000\r\n"
+/* RFC 8843: port 0 with bundle-only still carries media in the group. */
+#define SDP_DATA_BUNDLE_ONLY \
+	"m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\n" \
+	"c=IN IP4 0.0.0.0\r\n" \
+	"a=bundle-only\r\n" \
+	"a=mid:2\r\n" \
+	"a=sctp-port:5000\r\n"
+#define SDP_TEXT \
+	"m=text 9 UDP/TLS/RTP/SAVPF 98\r\n" \
+	"c=IN IP4 0.0.0.0\r\n" \
+	"a=mid:3\r\n" \
+	"a=rtpmap:98 t140/1000\r\n"
+
+/* An sdp message that must be refused as forbidden, naming medium, and
+ * reach nobody. */
+static void sdp_refused_at(int line, uint64_t from, uint64_t to, const char *call,
+    const char *kind, const char *sdp, const char *medium, const char *message)
+{
+	unsigned notes = F.nnotes;
+	json_t *m;
+
+	say_json(from, json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "type", "sdp", "id", "s",
+	    "call", call, "sdp", "type", kind, "sdp", sdp));
+	m = expect_error_at(line, from, "forbidden", message, "\"s\"");
+	check_str_at(line, "call", jstr(m, "call"), call);
+	CHECK_AT(line, pending(to) == 0 && pending(from) == 0);
+	CHECK_AT(line, F.nnotes == notes + 1 && F.last_event == HUB_EV_SDP_REFUSED);
+	check_str_at(line, "medium", F.last_medium, medium);
+	check_str_at(line, "reason", F.last_reason, kind);
+	check_str_at(line, "event call", F.last_call, call);
+}
+
+#define SDP_REFUSED(from, to, call, kind, sdp, medium, message) \
+	sdp_refused_at(__LINE__, (from), (to), (call), (kind), (sdp), (medium), (message))
+
+static void test_sdp_media(void)
+{
+	char call[HUB_CALL_ID_LEN + 1], audio[HUB_CALL_ID_LEN + 1];
+	json_t *m;
+	int i;
+
+	setup();
+	ONLINE(CAROL, "carol");
+	accepted_call(call);        /* audio and video */
+
+	/* Data, a text stream, or data in a bundle-only section with port
+	 * 0: refused in either direction, as offer or answer. Not strikes,
+	 * and the call goes on. */
+	for (i = 0; i < HUB_MAX_STRIKES; i++) {
+		SDP_REFUSED(ALICE, BOB, call, "offer", SDP_HEAD SDP_TAIL SDP_DATA, "data",
+		    "the call does not allow data");
+		SDP_REFUSED(BOB, ALICE, call, "answer", SDP_HEAD SDP_TAIL SDP_DATA_BUNDLE_ONLY,
+		    "data", "the call does not allow data");
+		SDP_REFUSED(BOB, ALICE, call, "offer", SDP_HEAD SDP_TAIL SDP_TEXT, "other",
+		    "the call does not allow media of other types");
+	}
+	CHECK_STR(F.last_user, "bob");
+	CHECK_STR(F.last_peer, "alice");
+	CHECK_EQ_INT(F.ncloses, 0);
+	CHECK_EQ_INT(hub_call_count(F.h), 1);
+	EXPECT_NONE(BOB2);
+
+	/* What the call allows passes, in a renegotiation too. */
+	say_json(ALICE, json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "sdp", "call", call,
+	    "sdp", "type", "offer", "sdp", SDP_HEAD SDP_TAIL SDP_VIDEO));
+	m = EXPECT(BOB, "sdp");
+	CHECK(strstr(jstr(json_object_get(m, "sdp"), "sdp"), "m=video 9 ") != NULL);
+	say_json(BOB, json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "sdp", "call", call,
+	    "sdp", "type", "answer", "sdp", SDP_HEAD SDP_TAIL SDP_VIDEO));
+	EXPECT(ALICE, "sdp");
+	EXPECT_NONE(ALICE);
+
+	/* An audio call: video is refused from both sides; audio passes. */
+	CALL(CAROL, "alice", "[\"audio\"]", audio);
+	drain(ALICE);
+	say(ALICE, "{\"type\":\"accept\",\"call\":\"%s\"}", audio);
+	EXPECT(ALICE, "accept.ok");
+	EXPECT(CAROL, "accepted");
+	SDP_REFUSED(CAROL, ALICE, audio, "offer", SDP_HEAD SDP_TAIL SDP_VIDEO, "video",
+	    "the call does not allow video");
+	SDP_REFUSED(ALICE, CAROL, audio, "answer", SDP_HEAD SDP_TAIL SDP_VIDEO SDP_DATA, "video",
+	    "the call does not allow video");
+	say_json(CAROL, json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "sdp", "call", audio,
+	    "sdp", "type", "offer", "sdp", OFFER));
+	EXPECT(ALICE, "sdp");
+	/* No m= section at all (before any track or channel) carries nothing. */
+	say_json(CAROL, json_pack("{s:s, s:s, s:{s:s, s:s}}", "type", "sdp", "call", audio,
+	    "sdp", "type", "offer", "sdp", "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"));
+	EXPECT(ALICE, "sdp");
+	CHECK_EQ_INT(F.ncloses, 0);
+	CHECK_EQ_INT(hub_call_count(F.h), 2);
 	teardown();
 }
 
@@ -2512,6 +2786,10 @@ int main(void)
 	test_set_policy();
 	test_set_policy_ends_calls();
 	test_callee_busy();
+	test_login_too_long();
+	test_answered_elsewhere();
+	test_callee_hangup_ringing();
+	test_sdp_media();
 	test_free_busy();
 	policy_free(p);
 	return check_done("test_hub");

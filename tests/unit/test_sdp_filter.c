@@ -3,8 +3,9 @@
  * mixed line ends; the rewrites of c=, o=, m= and a=rtcp; spellings that
  * other parsers read as candidates; refused framing; size and line
  * limits; every prefix of both offers; random mutations checked for
- * idempotence; and the candidate parser's edge cases through
- * sdp_candidate_allowed().
+ * idempotence; the kinds of media sections reported by the filter and
+ * by sdp_media_kinds(), which must agree; and the candidate parser's edge
+ * cases through sdp_candidate_allowed().
  *
  * Inputs are copied into heap buffers of exactly their length, without a
  * terminating NUL, so AddressSanitizer reports a read of even one byte
@@ -362,6 +363,21 @@ static int run_filter(const char *in, size_t len, sdp_relay_check_fn check,
 	return rc;
 }
 
+/* sdp_media_kinds() on an exact-size heap copy of in[0..len). */
+static int run_kinds(const char *in, size_t len, unsigned *kinds)
+{
+	char *copy = malloc(len ? len : 1);
+	int rc;
+
+	if (copy == NULL)
+		abort();
+	if (len)
+		memcpy(copy, in, len);
+	rc = sdp_media_kinds(copy, len, kinds);
+	free(copy);
+	return rc;
+}
+
 /* An attribute line that any parser might read as a candidate: "a=",
  * then spaces, tabs or colons, then "candidate" in any case. */
 static bool looks_like_candidate(const char *line, size_t n)
@@ -652,22 +668,29 @@ static void test_limits(void)
  * after a line end, and refused otherwise; never a crash. */
 static void check_prefixes(const struct tline *t, size_t n, enum eol eol)
 {
+	struct sdp_filter_stats st;
 	size_t len, cut, out_len;
 	char *in, *out;
 	int rc;
-	unsigned wrong = 0;
+	unsigned wrong = 0, kinds;
 
 	in = sdp_build(t, n, eol, false, &len);
 	for (cut = 0; cut <= len; cut++) {
 		bool want_ok = cut >= 4 && in[cut - 1] == '\n';
 
 		out = NULL;
-		rc = run_filter(in, cut, check_relay, NULL, &out, &out_len, NULL);
+		rc = run_filter(in, cut, check_relay, NULL, &out, &out_len, &st);
 		if (rc != (want_ok ? SDP_OK : SDP_EINVAL)) {
 			if (wrong++ == 0)
 				fprintf(stderr, "  prefix of %zu bytes: rc %d\n", cut, rc);
 		}
 		CHECK((rc == SDP_OK) == (out != NULL));
+		/* sdp_media_kinds() accepts the same prefixes, with the
+		 * filter's kinds. */
+		if (run_kinds(in, cut, &kinds) != rc || (rc == SDP_OK && kinds != st.media)) {
+			if (wrong++ == 0)
+				fprintf(stderr, "  prefix of %zu bytes: kinds disagree\n", cut);
+		}
 		free(out);
 	}
 	CHECK_EQ_INT(wrong, 0);
@@ -679,6 +702,119 @@ static void test_prefixes(void)
 	check_prefixes(chrome_offer, sizeof(chrome_offer) / sizeof(chrome_offer[0]), EOL_CRLF);
 	check_prefixes(chrome_offer, sizeof(chrome_offer) / sizeof(chrome_offer[0]), EOL_MIXED);
 	check_prefixes(aiortc_offer, sizeof(aiortc_offer) / sizeof(aiortc_offer[0]), EOL_LF);
+}
+
+/* ---- kinds of media sections ---- */
+
+/* The whole offers: every m= section's kind, from the filter's stats and
+ * from sdp_media_kinds(). */
+static void check_table_kinds(const char *name, const struct tline *t, size_t n,
+    unsigned want)
+{
+	struct sdp_filter_stats st;
+	size_t len, out_len;
+	unsigned kinds = 0xff;
+	char *in, *out = NULL;
+
+	in = sdp_build(t, n, EOL_MIXED, false, &len);
+	CHECK_EQ_INT(run_filter(in, len, check_relay, NULL, &out, &out_len, &st), SDP_OK);
+	CHECK_EQ_INT(st.media, want);
+	CHECK_EQ_INT(run_kinds(in, len, &kinds), SDP_OK);
+	CHECK_EQ_INT(kinds, want);
+	if (st.media != want || kinds != want)
+		fprintf(stderr, "  %s: filter %u, kinds %u, want %u\n", name, st.media, kinds, want);
+	free(out);
+	free(in);
+}
+
+struct kind_case {
+	int rc;
+	unsigned kinds;
+	const char *m_line;   /* after "v=0" and a session part */
+};
+
+static const struct kind_case kind_cases[] = {
+	{ SDP_OK, SDP_MEDIA_AUDIO, "m=audio 9 UDP/TLS/RTP/SAVPF 111" },
+	{ SDP_OK, SDP_MEDIA_VIDEO, "m=video 9 UDP/TLS/RTP/SAVPF 96" },
+	{ SDP_OK, SDP_MEDIA_APPLICATION, "m=application 9 UDP/DTLS/SCTP webrtc-datachannel" },
+	/* Port 0: rejected, or bundle-only (RFC 8843); counted either way. */
+	{ SDP_OK, SDP_MEDIA_VIDEO, "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=bundle-only" },
+	{ SDP_OK, SDP_MEDIA_APPLICATION, "m=application 0 UDP/DTLS/SCTP webrtc-datachannel" },
+	{ SDP_OK, SDP_MEDIA_AUDIO, "m=audio 50000/2 RTP/AVP 0" },
+	/* Other types, and spellings of ours that a browser does not know:
+	 * never read as one of ours. */
+	{ SDP_OK, SDP_MEDIA_OTHER, "m=text 9 UDP/TLS/RTP/SAVPF 98" },
+	{ SDP_OK, SDP_MEDIA_OTHER, "m=message 9 TCP/MSRP *" },
+	{ SDP_OK, SDP_MEDIA_OTHER, "m=image 9 udptl t38" },
+	{ SDP_OK, SDP_MEDIA_OTHER, "m=Video 9 UDP/TLS/RTP/SAVPF 96" },
+	{ SDP_OK, SDP_MEDIA_OTHER, "m=AUDIO 9 UDP/TLS/RTP/SAVPF 111" },
+	{ SDP_OK, SDP_MEDIA_OTHER, "m=video2 9 UDP/TLS/RTP/SAVPF 96" },
+	{ SDP_OK, SDP_MEDIA_OTHER, "m=audi 9 UDP/TLS/RTP/SAVPF 111" },
+	{ SDP_OK, SDP_MEDIA_OTHER, "m=data 9 UDP/DTLS/SCTP webrtc-datachannel" },
+	{ SDP_OK, SDP_MEDIA_OTHER, "m=video\tx 9 UDP/TLS/RTP/SAVPF 96" },
+	{ SDP_OK, SDP_MEDIA_AUDIO | SDP_MEDIA_VIDEO | SDP_MEDIA_OTHER,
+	    "m=audio 9 RTP/AVP 0\r\nm=video 0 RTP/AVP 96\r\nm=text 0 RTP/AVP 98" },
+	/* Malformed m= lines refuse the whole SDP. */
+	{ SDP_EINVAL, 0, "m=video" },
+	{ SDP_EINVAL, 0, "m=video 9" },
+	{ SDP_EINVAL, 0, "m=video 9 " },
+	{ SDP_EINVAL, 0, "m=video  9 RTP/AVP 96" },
+	{ SDP_EINVAL, 0, "m= video 9 RTP/AVP 96" },
+	{ SDP_EINVAL, 0, "m=video x RTP/AVP 96" },
+	{ SDP_EINVAL, 0, "m=video 65536 RTP/AVP 96" },
+	{ SDP_EINVAL, 0, "m=video 9/ RTP/AVP 96" },
+	{ SDP_EINVAL, 0, "m=video\t9 RTP/AVP 96" },
+	{ SDP_EINVAL, 0, "m=audio 9 RTP/AVP 0\r\nm=video" },
+	/* Not m= lines: the framing refuses "M=" and "m =", and the letter
+	 * alone is not a line type we read as media. */
+	{ SDP_EINVAL, 0, "M=video 9 RTP/AVP 96" },
+	{ SDP_EINVAL, 0, "m =video 9 RTP/AVP 96" },
+	{ SDP_OK, 0, "a=m=video 9 RTP/AVP 96" },
+	{ SDP_OK, 0, "i=m=video 9 RTP/AVP 96" },
+};
+
+static void test_media_kinds(void)
+{
+	struct sdp_filter_stats st;
+	char buf[512], *out;
+	size_t i, len, out_len;
+	unsigned kinds;
+	int rc;
+
+	check_table_kinds("chrome", chrome_offer, sizeof(chrome_offer) / sizeof(chrome_offer[0]),
+	    SDP_MEDIA_AUDIO | SDP_MEDIA_VIDEO | SDP_MEDIA_APPLICATION);
+	check_table_kinds("aiortc", aiortc_offer, sizeof(aiortc_offer) / sizeof(aiortc_offer[0]),
+	    SDP_MEDIA_AUDIO | SDP_MEDIA_APPLICATION);
+	check_table_kinds("rewrites", rewrites, sizeof(rewrites) / sizeof(rewrites[0]),
+	    SDP_MEDIA_AUDIO | SDP_MEDIA_VIDEO);
+	check_table_kinds("spellings", spellings, sizeof(spellings) / sizeof(spellings[0]), 0);
+
+	for (i = 0; i < sizeof(kind_cases) / sizeof(kind_cases[0]); i++) {
+		const struct kind_case *k = &kind_cases[i];
+
+		len = (size_t)snprintf(buf, sizeof(buf),
+		    "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n%s\r\nc=IN IP4 0.0.0.0\r\n",
+		    k->m_line);
+		kinds = 0xff;
+		rc = run_kinds(buf, len, &kinds);
+		CHECK_EQ_INT(rc, k->rc);
+		CHECK_EQ_INT(kinds, k->kinds); /* 0 on failure */
+		out = NULL;
+		CHECK_EQ_INT(run_filter(buf, len, check_relay, NULL, &out, &out_len, &st), k->rc);
+		if (k->rc == SDP_OK)
+			CHECK_EQ_INT(st.media, k->kinds);
+		if (rc != k->rc || kinds != k->kinds)
+			fprintf(stderr, "  kind case %zu (%s): rc %d, kinds %u\n", i, k->m_line,
+			    rc, kinds);
+		free(out);
+	}
+
+	/* Arguments. */
+	CHECK_EQ_INT(sdp_media_kinds(NULL, 4, &kinds), SDP_EINVAL);
+	CHECK_EQ_INT(kinds, 0);
+	CHECK_EQ_INT(sdp_media_kinds("v=0\n", 4, NULL), SDP_EINVAL);
+	CHECK_EQ_INT(sdp_media_kinds("v=0\n", 4, &kinds), SDP_OK);
+	CHECK_EQ_INT(kinds, 0);
 }
 
 /* ---- random mutations ---- */
@@ -725,7 +861,7 @@ static void mutate_and_check(const struct tline *t, size_t n)
 	size_t len, mlen, out_len, out2_len, i, k;
 	char *in, *m, *out, *out2;
 	struct sdp_filter_stats st, st2;
-	unsigned ok = 0, bad = 0;
+	unsigned ok = 0, bad = 0, kinds;
 	int rc;
 
 	in = sdp_build(t, n, EOL_CRLF, false, &len);
@@ -763,12 +899,18 @@ static void mutate_and_check(const struct tline *t, size_t n)
 			continue;
 		}
 		ok++;
+		/* What the filter accepts, sdp_media_kinds() reads the same. */
+		if (run_kinds(m, mlen, &kinds) != SDP_OK || kinds != st.media) {
+			if (bad++ == 0)
+				fprintf(stderr, "  mutation %zu: kinds %u, filter %u\n", i,
+				    kinds, st.media);
+		}
 		/* Filtering a filtered SDP changes nothing and removes nothing. */
 		out2 = NULL;
 		rc = run_filter(out, out_len, check_relay, NULL, &out2, &out2_len, &st2);
 		if (rc != SDP_OK || out2_len != out_len ||
 		    memcmp(out, out2, out_len) != 0 || st2.removed != 0 ||
-		    st2.kept != st.kept || strlen(out) != out_len ||
+		    st2.kept != st.kept || st2.media != st.media || strlen(out) != out_len ||
 		    !output_candidates_ok(out, out_len)) {
 			if (bad++ == 0)
 				fprintf(stderr, "  mutation %zu broke an invariant:\n%.*s\n",
@@ -983,5 +1125,6 @@ int main(void)
 	test_prefixes();
 	test_mutations();
 	test_candidates();
+	test_media_kinds();
 	return check_done("test_sdp_filter");
 }
