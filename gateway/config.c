@@ -431,6 +431,15 @@ static int p_uint(struct cfg_ctx *x, const struct cfg_key *k, void *base,
 	return 0;
 }
 
+static int p_bool(struct cfg_ctx *x, const struct cfg_key *k, void *base,
+    json_t *v, const char *path)
+{
+	if (!json_is_boolean(v))
+		return fail(x, path, "expected true or false");
+	*(bool *)field(base, k) = json_is_true(v);
+	return 0;
+}
+
 static int p_enum(struct cfg_ctx *x, const struct cfg_key *k, void *base,
     json_t *v, const char *path)
 {
@@ -903,6 +912,7 @@ static const struct cfg_key turn_keys[] = {
 	{ .name = "nonce_lifetime_s", .parse = p_uint,
 	  .off = offsetof(struct config_turn, nonce_lifetime_s),
 	  .size = sizeof(uint32_t), .min = 5, .max = 3600 },
+	{ .name = "media_only", .parse = p_bool, .off = offsetof(struct config_turn, media_only) },
 	{ .name = "allow_peers", .parse = p_allow_peers },
 	{ .name = "deny_peers", .parse = p_deny_peers },
 	{ .name = "tls", .parse = p_object,

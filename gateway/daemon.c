@@ -36,6 +36,7 @@
 #include "gateway/events.h"
 #include "gateway/metrics.h"
 #include "gateway/log.h"
+#include "gateway/media_check.h"
 #include "gateway/login_worker.h"
 #include "gateway/loop.h"
 #include "gateway/privdrop.h"
@@ -61,7 +62,7 @@
 /* An alert response raised on the relay thread, carried out on the main
  * thread because it reaches signaling sessions (state_lock.h), or frees
  * allocations the relay thread may be using at that moment. */
-enum deferred_kind { DEFER_END_CALL, DEFER_LOCK_USER, DEFER_CLOSE_SOURCE };
+enum deferred_kind { DEFER_END_CALL, DEFER_LOCK_USER, DEFER_CLOSE_SOURCE, DEFER_END_INSPECTED };
 
 struct deferred_response {
 	enum deferred_kind kind;
@@ -73,6 +74,7 @@ static const char *const deferred_what[] = {
 	[DEFER_END_CALL] = "ending call",
 	[DEFER_LOCK_USER] = "locking user",
 	[DEFER_CLOSE_SOURCE] = "closing what is open from",
+	[DEFER_END_INSPECTED] = "ending call",
 };
 
 /* How the signaling or the admin listener is served (listener_tls_pick). */
@@ -279,10 +281,11 @@ static void hub_call_ended(void *ctx, const char *call, uint64_t expires_s)
 		log_info("turn: %zu allocations of call %s removed", n, call);
 	/* What the call's allocations relayed, at hangup, for the audit. */
 	audit_log(d->audit, relay_io_now_ms(), "call.traffic", json_pack(
-	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "call", call, "allocations", (json_int_t)n,
+	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "call", call, "allocations", (json_int_t)n,
 	    "bytes_to_peer", (json_int_t)t.bytes_to_peers, "bytes_from_peer",
 	    (json_int_t)t.bytes_from_peers, "packets_to_peer", (json_int_t)t.packets_to_peers,
-	    "packets_from_peer", (json_int_t)t.packets_from_peers, "outcome", "success"));
+	    "packets_from_peer", (json_int_t)t.packets_from_peers, "packets_unclassified",
+	    (json_int_t)t.packets_unclassified, "outcome", "success"));
 }
 
 static void hub_yield(void *ctx)
@@ -387,6 +390,7 @@ static bool defer_response(struct daemon *d, enum deferred_kind kind, const char
 
 static void respond_lock(void *ctx, const char *user, uint32_t seconds);
 static void respond_end_call(void *ctx, const char *call);
+static void end_inspected_call(void *ctx, const char *call, const char *reason);
 
 static void on_deferred(void *arg)
 {
@@ -401,6 +405,8 @@ static void on_deferred(void *arg)
 	for (i = 0; i < n; i++) {
 		if (todo[i].kind == DEFER_END_CALL)
 			respond_end_call(d, todo[i].name);
+		else if (todo[i].kind == DEFER_END_INSPECTED)
+			end_inspected_call(d, todo[i].name, "inspection");
 		else if (todo[i].kind == DEFER_LOCK_USER)
 			respond_lock(d, todo[i].name, todo[i].seconds);
 		else
@@ -435,6 +441,35 @@ static void respond_end_call(void *ctx, const char *call)
 		    "call", call, "outcome", "success"));
 		log_warn("response: call %s ended", call);
 	}
+}
+
+/* The relay's DTLS check failed (media_check.h): it runs on the relay
+ * thread inside the allocation's own packet path, so the call, and the
+ * allocation with it, goes on the main thread. */
+static void end_inspected_call(void *ctx, const char *call, const char *reason)
+{
+	struct daemon *d = ctx;
+
+	if (defer_response(d, DEFER_END_INSPECTED, call, 0))
+		return;
+	if (hub_end_call(d->hub, call, reason) == 0)
+		log_warn("inspection: call %s ended", call);
+}
+
+static bool turn_on_dtls(void *ctx, struct turn_alloc *from, const struct dtls_peek *p)
+{
+	struct daemon *d = ctx;
+	struct media_check_env env = { .registry = d->registry, .audit = d->audit,
+	    .metrics = d->metrics, .ctx = d, .end_call = end_inspected_call };
+
+	return media_check_dtls(&env, from, p, relay_io_now_ms());
+}
+
+static void hub_fingerprints(void *ctx, const char *call, const char *user,
+    const struct sdp_fingerprint *fps, size_t n)
+{
+	if (registry_call_fps_set(((struct daemon *)ctx)->registry, call, user, fps, n) != 0)
+		log_err("registry: out of memory");
 }
 
 static int start_events(struct daemon *d)
@@ -502,6 +537,7 @@ static char *render_metrics(void *ctx)
 	g.packets_to_peers = ts.packets_to_peers;
 	g.packets_from_peers = ts.packets_from_peers;
 	g.packets_relayed_locally = ts.packets_relayed_locally;
+	g.packets_unclassified = ts.packets_unclassified;
 	audit_losses(d->audit, &g.audit_dropped, &g.syslog_failed);
 	blocklist_each(d->blocks, relay_io_now_ms(), count_block, &g.blocked_sources);
 	return metrics_render(d->metrics, &g);
@@ -766,6 +802,7 @@ static void turn_config_from(const struct config *cfg, const struct peer_policy 
 	tc->channels_per_allocation = lim->channels_per_allocation;
 	tc->bytes_per_s_per_allocation = lim->bytes_per_s_per_allocation;
 	tc->auth_failures_per_source = lim->auth_failures_per_source;
+	tc->media_only = cfg->turn.media_only;
 }
 
 /* The TURN URLs handed to call participants: UDP first (some clients use
@@ -920,6 +957,7 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 	ho.relay_of = hub_relay_of;
 	ho.call_ended = hub_call_ended;
 	ho.event = hub_event;
+	ho.fingerprints = hub_fingerprints;
 	ho.yield = hub_yield;
 	d->hub = hub_new(&hc, &ho);
 	if (d->hub == NULL) {
@@ -1036,6 +1074,7 @@ static int start_turn(struct daemon *d, const uint8_t *secret, char *err, size_t
 	ops.source_blocked = turn_source_blocked;
 	ops.on_event = turn_on_event;
 	ops.on_alloc = turn_on_alloc;
+	ops.on_dtls = turn_on_dtls;
 	d->turn = turn_server_new(&tc, &ops);
 	OPENSSL_cleanse(&tc.auth, sizeof(tc.auth));
 	if (d->turn == NULL) {

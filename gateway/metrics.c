@@ -165,6 +165,17 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 	counter(&o, "gatehouse_relayed_packets_local_total",
 	    "Datagrams to peers that were another allocation of this relay, handed over in process.",
 	    g->packets_relayed_locally);
+	counter(&o, "gatehouse_relayed_packets_unclassified_total",
+	    "Datagrams sent by calls' allocations that were not STUN, DTLS or RTP/RTCP (RFC 9443).",
+	    g->packets_unclassified);
+	add(&o, "# HELP gatehouse_dtls_certificates_total DTLS certificates seen on calls' media "
+	    "paths, by their check against the fingerprints the sender signaled.\n"
+	    "# TYPE gatehouse_dtls_certificates_total counter\n"
+	    "gatehouse_dtls_certificates_total{fingerprint=\"match\"} %llu\n"
+	    "gatehouse_dtls_certificates_total{fingerprint=\"mismatch\"} %llu\n"
+	    "gatehouse_dtls_certificates_total{fingerprint=\"unsignaled\"} %llu\n",
+	    (unsigned long long)c[M_DTLS_MATCH], (unsigned long long)c[M_DTLS_MISMATCH],
+	    (unsigned long long)c[M_DTLS_UNSIGNALED]);
 	counter(&o, "gatehouse_permissions_refused_total", "TURN peer addresses refused (403).",
 	    c[M_PERMISSIONS_REFUSED]);
 	counter(&o, "gatehouse_turn_auth_failures_total", "TURN requests with bad credentials.",

@@ -21,6 +21,9 @@ enum metric_counter {
 	M_TURN_AUTH_FAILURES,
 	M_ALLOCATIONS_CREATED,
 	M_SESSIONS_ABUSE,
+	M_DTLS_MATCH,             /* DTLS certificates on the relay, by fingerprint check */
+	M_DTLS_MISMATCH,
+	M_DTLS_UNSIGNALED,
 	M_COUNTER_COUNT,
 };
 
@@ -38,6 +41,7 @@ struct metrics_gauges {
 	uint64_t bytes_to_peers, bytes_from_peers;     /* totals since start */
 	uint64_t packets_to_peers, packets_from_peers;
 	uint64_t packets_relayed_locally;
+	uint64_t packets_unclassified;
 	uint64_t audit_dropped;                         /* since start */
 	uint64_t syslog_failed;                         /* since start */
 	uint64_t blocked_sources;

@@ -1,8 +1,10 @@
-/* The in-memory registry: two chained hash tables (relayed address ->
- * allocation owner, ended call id -> revocation expiry). */
+/* The in-memory registry: three chained hash tables (relayed address ->
+ * allocation owner, ended call id -> revocation expiry, call id and user
+ * -> signaled certificate fingerprints). */
 #include "gateway/registry.h"
 
 #include "common/fnv.h"
+#include "signaling/sdp_fingerprint.h"
 
 #include <netinet/in.h>
 #include <stdio.h>
@@ -23,9 +25,18 @@ struct ended_entry {
 	struct ended_entry *next;
 };
 
+struct fp_entry {
+	char call[REGISTRY_ID_MAX];
+	char user[REGISTRY_ID_MAX];
+	struct sdp_fingerprint fps[SDP_FP_MAX];
+	size_t n;
+	struct fp_entry *next;
+};
+
 struct registry {
 	struct alloc_entry *allocs[REGISTRY_BUCKETS];
 	struct ended_entry *ended[REGISTRY_BUCKETS];
+	struct fp_entry *fps[REGISTRY_BUCKETS];
 	size_t nallocs, nended;
 	uint64_t last_sweep_s;
 };
@@ -81,6 +92,7 @@ void registry_free(struct registry *r)
 {
 	struct alloc_entry *a, *an;
 	struct ended_entry *e, *en;
+	struct fp_entry *f, *fn;
 	size_t i;
 
 	if (r == NULL)
@@ -93,6 +105,10 @@ void registry_free(struct registry *r)
 		for (e = r->ended[i]; e != NULL; e = en) {
 			en = e->next;
 			free(e);
+		}
+		for (f = r->fps[i]; f != NULL; f = fn) {
+			fn = f->next;
+			free(f);
 		}
 	}
 	free(r);
@@ -169,8 +185,18 @@ static void sweep_ended(struct registry *r, uint64_t now_s)
 int registry_call_end(struct registry *r, const char *call, uint64_t until_s)
 {
 	struct ended_entry *e;
+	struct fp_entry **pp, *f;
 	size_t b = call_bucket(call);
 
+	/* Nothing relays for an ended call: its fingerprints can go. */
+	for (pp = &r->fps[b]; (f = *pp) != NULL;) {
+		if (strcmp(f->call, call) == 0) {
+			*pp = f->next;
+			free(f);
+		} else {
+			pp = &f->next;
+		}
+	}
 	for (e = r->ended[b]; e != NULL; e = e->next)
 		if (strcmp(e->call, call) == 0)
 			return 0;
@@ -194,6 +220,45 @@ bool registry_call_ended(struct registry *r, const char *call, uint64_t now_s)
 		if (strcmp(e->call, call) == 0)
 			return true;
 	return false;
+}
+
+static struct fp_entry *fp_find(const struct registry *r, const char *call, const char *user)
+{
+	struct fp_entry *f;
+
+	for (f = r->fps[call_bucket(call)]; f != NULL; f = f->next)
+		if (strcmp(f->call, call) == 0 && strcmp(f->user, user) == 0)
+			return f;
+	return NULL;
+}
+
+int registry_call_fps_set(struct registry *r, const char *call, const char *user,
+    const struct sdp_fingerprint *fps, size_t n)
+{
+	struct fp_entry *f = fp_find(r, call, user);
+	size_t b = call_bucket(call);
+
+	if (f == NULL) {
+		f = calloc(1, sizeof(*f));
+		if (f == NULL)
+			return -1;
+		snprintf(f->call, sizeof(f->call), "%s", call);
+		snprintf(f->user, sizeof(f->user), "%s", user);
+		f->next = r->fps[b];
+		r->fps[b] = f;
+	}
+	f->n = n < SDP_FP_MAX ? n : SDP_FP_MAX;
+	memcpy(f->fps, fps, f->n * sizeof(*fps));
+	return 0;
+}
+
+size_t registry_call_fps_get(const struct registry *r, const char *call, const char *user,
+    const struct sdp_fingerprint **fps)
+{
+	const struct fp_entry *f = fp_find(r, call, user);
+
+	*fps = f != NULL ? f->fps : NULL;
+	return f != NULL ? f->n : 0;
 }
 
 size_t registry_alloc_count(const struct registry *r)

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "signaling/sdp_fingerprint.h"
+
 #define REGISTRY_ID_MAX 64
 
 struct registry_alloc {
@@ -37,9 +39,19 @@ const struct registry_alloc *registry_alloc_find(const struct registry *r,
     const struct sockaddr *relayed);
 
 /* A call ended: its credentials are refused until until_s (their
- * expiry), after which the entry is forgotten. */
+ * expiry), after which the entry is forgotten. Its fingerprints go now. */
 int registry_call_end(struct registry *r, const char *call, uint64_t until_s);
 bool registry_call_ended(struct registry *r, const char *call, uint64_t now_s);
+
+/* The DTLS certificate fingerprints that user declared in call's SDP,
+ * replacing any earlier ones (at most SDP_FP_MAX kept). 0, or -1 on
+ * ENOMEM. */
+int registry_call_fps_set(struct registry *r, const char *call, const char *user,
+    const struct sdp_fingerprint *fps, size_t n);
+/* How many are known (0: no SDP of user's in call yet); *fps points at
+ * them until the registry next changes. */
+size_t registry_call_fps_get(const struct registry *r, const char *call, const char *user,
+    const struct sdp_fingerprint **fps);
 
 size_t registry_alloc_count(const struct registry *r);
 

@@ -1039,6 +1039,13 @@ static void on_sdp(struct msg_ctx *m)
 		    .reason = "sdp" };
 		emit(h, &e);
 	}
+	/* What the relay checks the DTLS certificate of this side against. */
+	if (h->ops.fingerprints != NULL) {
+		struct sdp_fingerprint fps[SDP_FP_MAX];
+		size_t nfp = sdp_fingerprints(text, strlen(text), fps, SDP_FP_MAX);
+
+		h->ops.fingerprints(h->ops.ctx, c->id, m->s->who.name, fps, nfp);
+	}
 	send_json(h, to, json_pack("{s:s, s:s, s:{s:s, s:s%}}", "type", "sdp", "call",
 	    c->id, "sdp", "type", kind, "sdp", filtered, flen));
 	free(filtered);

@@ -17,6 +17,7 @@
 
 #include "policy/policy.h"
 #include "signaling/identity.h"
+#include "signaling/sdp_fingerprint.h"
 #include "signaling/userdb.h"
 
 #define HUB_CALL_ID_LEN 22            /* base64url of 16 random bytes */
@@ -97,6 +98,11 @@ struct hub_ops {
 	void (*call_ended)(void *ctx, const char *call, uint64_t expires_s);
 	/* Optional: something happened (see struct hub_event). */
 	void (*event)(void *ctx, const struct hub_event *e);
+	/* Optional: the certificate fingerprints (a=fingerprint) that user
+	 * declared in an SDP of call, forwarded or not, so that the relay can
+	 * check the DTLS certificate it sees against them. n may be 0. */
+	void (*fingerprints)(void *ctx, const char *call, const char *user,
+	    const struct sdp_fingerprint *fps, size_t n);
 	/* Optional: called between the steps of long work (a contacts list,
 	 * a push to every session), which touches only the hub's own data,
 	 * so that the daemon can let its relay thread run meanwhile. */

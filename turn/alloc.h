@@ -76,6 +76,8 @@ struct turn_alloc {
 	/* Flow totals, for logs and (later) audit. */
 	uint64_t bytes_to_peer, bytes_from_peer;
 	uint64_t pkts_to_peer, pkts_from_peer;
+	uint64_t pkts_unclassified;         /* sent: not STUN, DTLS or RTP/RTCP */
+	uint8_t inspect_flags;              /* the on_dtls hook's own (server.h) */
 	/* Table links (alloc.c). */
 	struct turn_alloc *next_tuple, *next_relayed, *next_all, *prev_all;
 };

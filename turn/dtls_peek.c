@@ -8,6 +8,7 @@
  * a message that turns out broken half-way leaves nothing behind. */
 #include "turn/dtls_peek.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "common/bytes.h"
@@ -211,36 +212,77 @@ static const struct {
 	{ HT_CERTIFICATE, parse_certificate },
 };
 
-/* The handshake messages of one epoch-0 record (RFC 6347 §4.2.2). */
-static int
-walk_handshake(struct rd *rec, struct dtls_peek *out)
+/* A message being put back together from fragments in out->joined. */
+struct join {
+	bool active;
+	uint8_t type;
+	size_t seq, mlen, have;
+};
+
+/* Fragments of one message that follow each other, in order, within this
+ * datagram are joined: OpenSSL and BoringSSL split a certificate over
+ * several records of one datagram. Returns the whole message once its
+ * last fragment is in, else NULL (the fragment was kept, or the message
+ * cannot be joined here: split over datagrams, out of order, too long,
+ * and then marked fragmented). */
+static const uint8_t *
+join_fragment(struct join *j, struct dtls_peek *out, uint8_t type, size_t seq,
+    size_t mlen, size_t off, const uint8_t *frag, size_t flen)
 {
-	struct dtls_peek tmp;
+	if (off == 0 && mlen <= sizeof(out->joined)) {
+		j->active = true;
+		j->type = type;
+		j->seq = seq;
+		j->mlen = mlen;
+		j->have = 0;
+	}
+	if (!j->active || j->type != type || j->seq != seq || j->mlen != mlen ||
+	    off != j->have) {
+		out->fragmented = true;
+		return NULL;
+	}
+	memcpy(out->joined + off, frag, flen);
+	j->have += flen;
+	if (j->have < j->mlen)
+		return NULL;
+	j->active = false;
+	return out->joined;
+}
+
+/* The handshake messages of one epoch-0 record (RFC 6347 §4.2.2). A
+ * message is parsed into *out, which gets its fields back (all before
+ * joined) if the message turns out broken. */
+static int
+walk_handshake(struct rd *rec, struct join *j, struct dtls_peek *out)
+{
+	struct dtls_peek saved;
 	struct rd body;
-	const uint8_t *frag;
-	size_t mlen, off, flen, i;
+	const uint8_t *frag, *msg;
+	size_t mlen, seq, off, flen, i;
 	uint8_t type;
 
 	while (rec->left > 0) {
 		if (rd_u8(rec, &type) || rd_uint(rec, 3, &mlen) ||
-		    rd_skip(rec, HS_MSG_SEQ_LEN) || rd_uint(rec, 3, &off) ||
+		    rd_uint(rec, HS_MSG_SEQ_LEN, &seq) || rd_uint(rec, 3, &off) ||
 		    rd_uint(rec, 3, &flen) || rd_bytes(rec, flen, &frag))
 			return -1;
 		/* RFC 6347 §4.2.3: a fragment lies inside its message. */
 		if (off > mlen || flen > mlen - off)
 			return -1;
-		if (off != 0 || flen != mlen) {
-			out->fragmented = true;
+		for (i = 0; i < sizeof(hs_parsers) / sizeof(hs_parsers[0]); i++)
+			if (hs_parsers[i].type == type)
+				break;
+		if (i == sizeof(hs_parsers) / sizeof(hs_parsers[0]))
 			continue;
-		}
-		for (i = 0; i < sizeof(hs_parsers) / sizeof(hs_parsers[0]); i++) {
-			if (hs_parsers[i].type != type)
-				continue;
-			tmp = *out;
-			body = rd_init(frag, flen);
-			if (hs_parsers[i].parse(&body, &tmp))
-				return -1;
-			*out = tmp;
+		msg = off == 0 && flen == mlen ? frag :
+		    join_fragment(j, out, type, seq, mlen, off, frag, flen);
+		if (msg == NULL)
+			continue;
+		memcpy(&saved, out, offsetof(struct dtls_peek, joined));
+		body = rd_init(msg, mlen);
+		if (hs_parsers[i].parse(&body, out)) {
+			memcpy(out, &saved, offsetof(struct dtls_peek, joined));
+			return -1;
 		}
 	}
 	return 0;
@@ -268,45 +310,51 @@ int
 dtls_peek(const uint8_t *buf, size_t len, struct dtls_peek *out)
 {
 	struct rd r, rec;
+	struct join j = { .active = false };
 	const uint8_t *frag;
 	uint16_t version, epoch, rlen;
 	uint8_t type;
+	int rc = 0;
 
-	memset(out, 0, sizeof(*out));
+	/* Not joined: it is only ever written before it is read. */
+	memset(out, 0, offsetof(struct dtls_peek, joined));
 	if (buf == NULL || len == 0)
 		return -1;
 	r = rd_init(buf, len);
-	while (r.left > 0) {
+	while (rc == 0 && r.left > 0) {
 		type = r.p[0];
 		if ((type & UH_FIXED_MASK) == UH_FIXED) {
 			/* The connection ID's length was negotiated, not
 			 * written: the record cannot be delimited (dtls_peek.h). */
 			if (type & UH_CID)
-				return 0;
-			if (skip_unified(&r))
-				return -1;
+				break;
+			rc = skip_unified(&r);
 			continue;
 		}
-		if (type < CT_FIRST || type > CT_LAST)
-			return -1;
-		if (rd_skip(&r, 1) || rd_u16(&r, &version) || rd_u16(&r, &epoch) ||
-		    rd_skip(&r, REC_SEQ_LEN))
-			return -1;
-		if ((version >> 8) != DTLS_VERSION_MAJOR)
-			return -1;
+		if (type < CT_FIRST || type > CT_LAST || rd_skip(&r, 1) ||
+		    rd_u16(&r, &version) || rd_u16(&r, &epoch) || rd_skip(&r, REC_SEQ_LEN) ||
+		    (version >> 8) != DTLS_VERSION_MAJOR) {
+			rc = -1;
+			break;
+		}
 		/* RFC 9146 §4: the connection ID sits before the length. */
 		if (type == CT_TLS12_CID)
-			return 0;
-		if (rd_u16(&r, &rlen) || rd_bytes(&r, rlen, &frag))
-			return -1;
+			break;
+		if (rd_u16(&r, &rlen) || rd_bytes(&r, rlen, &frag)) {
+			rc = -1;
+			break;
+		}
 		if (type != CT_HANDSHAKE || epoch != 0)
 			continue;
 		out->handshake = true;
 		rec = rd_init(frag, rlen);
-		if (walk_handshake(&rec, out))
-			return -1;
+		rc = walk_handshake(&rec, &j, out);
 	}
-	return 0;
+	/* A message whose last fragment is in another datagram, or past
+	 * the point where the walk stopped. */
+	if (j.active)
+		out->fragmented = true;
+	return rc;
 }
 
 const char *

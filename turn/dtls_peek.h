@@ -5,9 +5,9 @@
  *
  * Sans-I/O and stateless: no allocation, no I/O, no OpenSSL; one call
  * looks at one datagram and keeps nothing. A handshake message split
- * over records or datagrams is therefore not put back together, only
- * reported (fragmented), and DTLS 1.3 keeps its certificate encrypted:
- * neither can be checked from here. */
+ * over several records of the datagram is put back together; one split
+ * over datagrams is only reported (fragmented), and DTLS 1.3 keeps its
+ * certificate encrypted: neither can be checked from here. */
 #ifndef GH_TURN_DTLS_PEEK_H
 #define GH_TURN_DTLS_PEEK_H
 
@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #define DTLS_PEEK_MAX_PROFILES 8
+#define DTLS_PEEK_JOIN_MAX 4096
 
 #define DTLS_VERSION_12 0xfefd
 #define DTLS_VERSION_13 0xfefc
@@ -27,7 +28,9 @@ struct dtls_peek {
 	 * ServerHello on the wire, and counts). */
 	bool server_hello;
 	bool certificate;       /* a whole (DTLS 1.2, cleartext) Certificate message */
-	/* A handshake message split over records/datagrams: not examined. */
+	/* A ClientHello, ServerHello or Certificate split over datagrams
+	 * (or sent out of order, or longer than joined): not examined.
+	 * Split over records of this datagram, in order, it is joined. */
 	bool fragmented;
 	bool offers_dtls13;     /* ClientHello: supported_versions lists DTLS 1.3 (0xfefc) */
 	/* ServerHello: chosen version, 0xfefd = DTLS 1.2, 0xfefc = DTLS 1.3
@@ -38,10 +41,15 @@ struct dtls_peek {
 	 * first DTLS_PEEK_MAX_PROFILES of them); ServerHello: the chosen one. */
 	uint16_t profiles[DTLS_PEEK_MAX_PROFILES];
 	size_t nprofiles;
-	/* Borrowed: the first certificate's DER, pointing into buf; NULL
-	 * when there is no Certificate or its list is empty. */
+	/* The first certificate's DER, pointing into buf, or into joined
+	 * when the message came in fragments; NULL when there is no
+	 * Certificate or its list is empty. */
 	const uint8_t *cert;
 	size_t cert_len;
+	/* Room where fragments of one message are put back together (a
+	 * WebRTC certificate is well under 2 KiB; a longer one is left
+	 * unexamined). Last, so that the fields above are cheap to copy. */
+	uint8_t joined[DTLS_PEEK_JOIN_MAX];
 };
 
 /* Walks every DTLS record in one datagram. 0 when the datagram is a
@@ -66,8 +74,8 @@ struct dtls_peek {
  * before them, so nothing readable is lost in practice; records hidden
  * behind one on purpose are not read.
  *
- * buf is borrowed; out->cert points into it and is valid as long as buf
- * is. buf may be NULL only when len is 0. */
+ * buf is borrowed; out->cert points into it or into out->joined, and is
+ * valid as long as both are. buf may be NULL only when len is 0. */
 int dtls_peek(const uint8_t *buf, size_t len, struct dtls_peek *out);
 
 /* "SRTP_AES128_CM_SHA1_80", "SRTP_AES128_CM_SHA1_32",

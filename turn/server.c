@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 
 #include "common/bytes.h"
+#include "turn/media_class.h"
 #include "turn/srclimit.h"
 #include "turn/stun.h"
 
@@ -766,10 +767,42 @@ static bool relay_local(struct turn_server *s, const struct turn_alloc *from,
 	return true;
 }
 
+/* A call's datagrams are WebRTC media: STUN (ICE), DTLS (keys, data
+ * channels) and SRTP/SRTCP, told apart by their first byte (RFC 9443).
+ * Anything else is counted, and dropped with media_only. A DTLS datagram
+ * that holds handshake messages is shown to the on_dtls hook, which checks
+ * the certificate against the one the sender signaled. Only what a call's
+ * allocation sends is checked: everything it receives was sent by another
+ * allocation of the same call, checked there. */
+static bool media_check(struct turn_server *s, struct turn_alloc *a,
+    const uint8_t *data, size_t len)
+{
+	struct dtls_peek p;
+
+	switch (media_classify(data, len)) {
+	case MEDIA_STUN:
+	case MEDIA_RTP:
+		return true;
+	case MEDIA_DTLS:
+		if (dtls_peek(data, len, &p) != 0)
+			break;
+		if (!p.handshake || s->ops.on_dtls == NULL)
+			return true;
+		return s->ops.on_dtls(s->ops.ctx, a, &p);
+	default:
+		break;
+	}
+	a->pkts_unclassified++;
+	s->stats.packets_unclassified++;
+	return !s->cfg.media_only;
+}
+
 static void relay_to_peer(struct turn_server *s, struct turn_alloc *a,
     const struct sockaddr *peer, const uint8_t *data, size_t len, uint64_t now_ms)
 {
-	if (!peer_may_pass(s, a, peer, now_ms) || !bucket_take(s, a, len, now_ms))
+	if (!peer_may_pass(s, a, peer, now_ms) ||
+	    (a->id.kind == TURN_ID_CALL && !media_check(s, a, data, len)) ||
+	    !bucket_take(s, a, len, now_ms))
 		return;
 	a->bytes_to_peer += len;
 	a->pkts_to_peer++;
@@ -1003,6 +1036,7 @@ size_t turn_server_remove_call(struct turn_server *s, const char *call,
 				totals->bytes_from_peers += a->bytes_from_peer;
 				totals->packets_to_peers += a->pkts_to_peer;
 				totals->packets_from_peers += a->pkts_from_peer;
+				totals->packets_unclassified += a->pkts_unclassified;
 			}
 			alloc_remove(s, a, "call ended");
 			n++;

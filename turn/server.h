@@ -16,6 +16,7 @@
 
 #include "turn/alloc.h"
 #include "turn/auth.h"
+#include "turn/dtls_peek.h"
 #include "turn/peer_policy.h"
 
 #define TURN_PERMISSION_LIFETIME_MS (300 * 1000)  /* RFC 8656 §9 */
@@ -40,6 +41,9 @@ struct turn_server_config {
 	uint32_t channels_per_allocation;
 	uint64_t bytes_per_s_per_allocation;
 	uint32_t auth_failures_per_source;
+	/* Drop what a call's allocation sends that is not STUN, DTLS or
+	 * RTP/RTCP (RFC 9443), rather than only count it. */
+	bool media_only;
 };
 
 /* What an Allocate asks of the relay socket (RFC 8656 §7.2). */
@@ -101,6 +105,11 @@ struct turn_server_ops {
 	 * TURN_EV_PEER_REFUSED, else NULL; id is NULL before authentication. */
 	void (*on_event)(void *ctx, enum turn_event ev, const struct turn_client *c,
 	    const struct turn_identity *id, const struct sockaddr *peer);
+	/* Optional: a DTLS datagram with handshake messages in the clear
+	 * that a call's allocation sends, as dtls_peek() read it (p->cert
+	 * points into the datagram). False drops it. Runs on the packet path,
+	 * but only for a handful of datagrams per call. */
+	bool (*on_dtls)(void *ctx, struct turn_alloc *from, const struct dtls_peek *p);
 	/* Optional: told when an allocation is created and removed
 	 * (reason: "expired", "refresh", "connection closed", "shutdown"). */
 	void (*on_alloc)(void *ctx, const struct turn_alloc *a, bool created,
@@ -160,6 +169,9 @@ struct turn_stats {
 	/* Of packets_to_peers: handed to another allocation of this server
 	 * without a trip through the kernel (relay to relay). */
 	uint64_t packets_relayed_locally;
+	/* Sent by a call's allocation and not STUN, DTLS or RTP/RTCP:
+	 * relayed (and in packets_to_peers), or dropped with media_only. */
+	uint64_t packets_unclassified;
 };
 void turn_server_stats(const struct turn_server *s, struct turn_stats *out);
 

@@ -13,6 +13,8 @@ through Gatehouse. Asserted:
     names the sender's own transport address);
   - 20 data-channel messages arrive in order; the audio track yields
     frames; both selected ICE pairs are relay on the Gatehouse relay;
+  - the relay read both DTLS handshakes: each certificate matched the
+    fingerprint its sender signaled (audit media.dtls);
   - alice hangs up -> bob gets hangup "hangup"; the call's TURN
     credentials are then refused (401) and the daemon log shows the call's
     allocations removed by the call's end (not by the clients).
@@ -23,9 +25,11 @@ import logging
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gh  # noqa: E402
+import adminclient as ac  # noqa: E402
 import sigclient as sc  # noqa: E402
 import turnclient as tc  # noqa: E402
 
@@ -206,6 +210,24 @@ def turn_401(g, server):
         c.close()
 
 
+def check_dtls_inspected(g, cid):
+    """The relay read both peers' DTLS 1.2 handshakes (docs/turn.md, "Media
+    inspection"): each certificate matched its sender's a=fingerprint, and
+    the DTLS server's hello named an SRTP profile."""
+    deadline = time.monotonic() + 5
+    while True:
+        ev = [e for e in ac.read_audit(g) if e.get("event") == "media.dtls" and
+              e.get("call") == cid]
+        certs = {e.get("user"): e.get("fingerprint") for e in ev if e.get("check") == "certificate"}
+        hellos = [e for e in ev if e.get("check") == "server_hello"]
+        if (len(certs) == 2 and hellos) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert certs == {"alice": "match", "bob": "match"}, "media.dtls certificate checks: %r" % ev
+    assert len(hellos) == 1 and hellos[0].get("version") == "1.2" and \
+        hellos[0].get("srtp_profile", "").startswith("SRTP_"), "media.dtls server_hello: %r" % ev
+
+
 async def call_flow(g, alice, bob):
     loop = asyncio.get_running_loop()
     leaks = []
@@ -314,6 +336,7 @@ async def call_flow(g, alice, bob):
                 "%s's call credentials after hangup: Allocate answered %r, expected 401" % (who, resp)
 
         check_call_allocations_removed(g.log(), cid, relays)
+        check_dtls_inspected(g, cid)
         await sc.fresh_ping(g)
         # Findings about addresses in the forwarded SDP are asserted last
         # so that they do not hide the outcome of everything above.

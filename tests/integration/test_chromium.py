@@ -32,6 +32,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import adminclient as ac  # noqa: E402
 import gh  # noqa: E402
 
 ARGS = None
@@ -171,6 +172,17 @@ def test_chromium_call():
                      r'alice -> bob: allow by rule "alice-bob"', r"call\.accepted: .*alice -> bob",
                      r"alice -> bob ended: hangup", r"bob -> alice ended: rejected"):
             assert re.search(want, log), "daemon log lacks /%s/; tail:\n%s" % (want, gh.tail(log, 60))
+        # The relay read the DTLS handshake (docs/turn.md, "Media
+        # inspection"): the version Chromium chose, and under DTLS 1.2 each
+        # certificate checked against its sender's a=fingerprint.
+        dtls = [e for e in ac.read_audit(g) if e.get("event") == "media.dtls"]
+        hellos = [e for e in dtls if e.get("check") == "server_hello"]
+        assert hellos and all(e.get("version") in ("1.2", "1.3") for e in hellos), dtls
+        print("DTLS on the media path: %s" % sorted({e["version"] for e in hellos}), flush=True)
+        assert all(e.get("fingerprint") == "match" for e in dtls if e.get("check") == "certificate"), \
+            "a certificate check failed: %r" % dtls
+        if any(e["version"] == "1.2" for e in hellos):
+            assert any(e.get("check") == "certificate" for e in dtls), dtls
         removed = len(re.findall(r"candidate\.removed", log))
         print("daemon removed %d candidates (the client offers relay candidates only)" % removed)
         assert g.alive(), "daemon not alive after the call; log tail:\n%s" % gh.tail(log)

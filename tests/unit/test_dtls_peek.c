@@ -25,6 +25,13 @@
 #define SRTP_AES128_CM_SHA1_80 0x0001
 #define SRTP_AEAD_AES_256_GCM 0x0008
 
+/* Does [p, p + n) lie within [base, base + size)? */
+static bool
+inside(const uint8_t *p, size_t n, const uint8_t *base, size_t size)
+{
+	return p >= base && n <= size && (size_t)(p - base) <= size - n;
+}
+
 /* dtls_peek() on a heap copy of exactly len bytes. On return *copy holds
  * the copy (free it) so out->cert can still be checked against it. */
 static int
@@ -44,9 +51,12 @@ peek(const uint8_t *buf, size_t len, struct dtls_peek *out)
 	uint8_t *copy;
 	int rc = peek_copy(buf, len, out, &copy);
 
-	/* Pointers into the copy must not outlive it: compare by content. */
+	/* Pointers into the copy must not outlive it: compare by content.
+	 * One into out->joined stays good. */
 	free(copy);
-	out->cert = NULL;
+	if (out->cert != NULL && !inside(out->cert, out->cert_len, out->joined,
+	    sizeof(out->joined)))
+		out->cert = NULL;
 	return rc;
 }
 
@@ -146,8 +156,8 @@ check_prefixes(const struct dtlsp_queue *q, size_t *bad_rc, size_t *bad_cert)
 			rc = peek_copy(q->d[i].p, n, &p, &copy);
 			if (rc != (n > 0 && is_boundary(q->d[i].p, q->d[i].len, n) ? 0 : -1))
 				(*bad_rc)++;
-			if (p.cert != NULL && (p.cert < copy || p.cert_len > n ||
-			    (size_t)(p.cert - copy) > n - p.cert_len))
+			if (p.cert != NULL && !inside(p.cert, p.cert_len, copy, n) &&
+			    !inside(p.cert, p.cert_len, p.joined, sizeof(p.joined)))
 				(*bad_cert)++;
 			free(copy);
 		}
@@ -569,6 +579,102 @@ test_media_classify(void)
 	CHECK(dtls_srtp_profile_name(0) == NULL);
 }
 
+/* One epoch-0 handshake record holding one fragment of a message. */
+static void
+put_fragment(struct wr *w, uint8_t type, uint16_t seq, size_t mlen, size_t off,
+    const uint8_t *frag, size_t flen)
+{
+	wr_u8(w, 22);
+	wr_u16(w, 0xfefd);
+	wr_u16(w, 0);
+	wr_zero(w, 6);
+	wr_u16(w, (uint16_t)(12 + flen));
+	wr_u8(w, type);
+	dtlsp_put_u24(w, mlen);
+	wr_u16(w, seq);
+	dtlsp_put_u24(w, off);
+	dtlsp_put_u24(w, flen);
+	wr_bytes(w, frag, flen);
+}
+
+/* OpenSSL splits a certificate over records of one datagram (aiortc
+ * does, at 256-byte records): joined; split over datagrams, out of
+ * order, or too long to join: fragmented, never a certificate. */
+static void
+test_joined_fragments(void)
+{
+	static uint8_t msg[3 + 3 + 600], big[DTLS_PEEK_JOIN_MAX + 8], dg[2 * DTLS_PEEK_JOIN_MAX];
+	struct dtls_peek p;
+	struct wr w;
+	size_t i, der = 600;
+
+	/* certificate_list<3> of one ASN.1Cert<3> of 600 bytes. */
+	dtlsp_put_u24(&(struct wr){ .p = msg, .cap = 3 }, der + 3);
+	msg[3] = 0;
+	msg[4] = (uint8_t)(der >> 8);
+	msg[5] = (uint8_t)der;
+	for (i = 0; i < der; i++)
+		msg[6 + i] = (uint8_t)(i * 7);
+
+	/* Three fragments, in order, in one datagram. */
+	w = wr_init(dg, sizeof(dg));
+	put_fragment(&w, 11, 1, sizeof(msg), 0, msg, 250);
+	put_fragment(&w, 11, 1, sizeof(msg), 250, msg + 250, 250);
+	put_fragment(&w, 11, 1, sizeof(msg), 500, msg + 500, sizeof(msg) - 500);
+	CHECK(!w.overflow);
+	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
+	CHECK(p.certificate && !p.fragmented);
+	CHECK_EQ_INT(p.cert_len, der);
+	CHECK(p.cert != NULL && inside(p.cert, p.cert_len, p.joined, sizeof(p.joined)) &&
+	    memcmp(p.cert, msg + 6, der) == 0);
+
+	/* The last fragment in the next datagram: neither datagram shows it. */
+	w = wr_init(dg, sizeof(dg));
+	put_fragment(&w, 11, 1, sizeof(msg), 0, msg, 500);
+	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
+	CHECK(p.fragmented && !p.certificate);
+	w = wr_init(dg, sizeof(dg));
+	put_fragment(&w, 11, 1, sizeof(msg), 500, msg + 500, sizeof(msg) - 500);
+	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
+	CHECK(p.fragmented && !p.certificate);
+
+	/* Out of order, a gap, another message_seq in between. */
+	w = wr_init(dg, sizeof(dg));
+	put_fragment(&w, 11, 1, sizeof(msg), 250, msg + 250, sizeof(msg) - 250);
+	put_fragment(&w, 11, 1, sizeof(msg), 0, msg, 250);
+	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
+	CHECK(p.fragmented && !p.certificate);
+	w = wr_init(dg, sizeof(dg));
+	put_fragment(&w, 11, 1, sizeof(msg), 0, msg, 250);
+	put_fragment(&w, 11, 1, sizeof(msg), 300, msg + 300, sizeof(msg) - 300);
+	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
+	CHECK(p.fragmented && !p.certificate);
+	w = wr_init(dg, sizeof(dg));
+	put_fragment(&w, 11, 1, sizeof(msg), 0, msg, 250);
+	put_fragment(&w, 11, 2, sizeof(msg), 250, msg + 250, sizeof(msg) - 250);
+	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
+	CHECK(p.fragmented && !p.certificate);
+
+	/* Longer than joined can hold: left unexamined. */
+	memset(big, 0, sizeof(big));
+	w = wr_init(dg, sizeof(dg));
+	put_fragment(&w, 11, 1, sizeof(big), 0, big, DTLS_PEEK_JOIN_MAX / 2);
+	put_fragment(&w, 11, 1, sizeof(big), DTLS_PEEK_JOIN_MAX / 2,
+	    big + DTLS_PEEK_JOIN_MAX / 2, sizeof(big) - DTLS_PEEK_JOIN_MAX / 2);
+	CHECK(!w.overflow);
+	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
+	CHECK(p.fragmented && !p.certificate);
+
+	/* A joined message that does not parse is -1, and shows nothing. */
+	msg[0] ^= 0x10;
+	w = wr_init(dg, sizeof(dg));
+	put_fragment(&w, 11, 1, sizeof(msg), 0, msg, 250);
+	put_fragment(&w, 11, 1, sizeof(msg), 250, msg + 250, sizeof(msg) - 250);
+	CHECK_EQ_INT(peek(dg, w.len, &p), -1);
+	CHECK(!p.certificate && p.cert_len == 0);
+	msg[0] ^= 0x10;
+}
+
 int
 main(void)
 {
@@ -578,6 +684,7 @@ main(void)
 	test_two_messages_one_record();
 	test_unified_header();
 	test_malformed();
+	test_joined_fragments();
 	test_media_classify();
 	return check_done("test_dtls_peek");
 }
