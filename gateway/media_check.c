@@ -53,7 +53,7 @@ static void audit_hello(const struct media_check_env *env, const struct turn_all
 	const char *profile = p->nprofiles == 1 ? dtls_srtp_profile_name(p->profiles[0]) : NULL;
 	bool v13 = p->version == DTLS_VERSION_13;
 
-	audit_log(env->audit, now_ms, "media.dtls", json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s}",
+	audit_log(env->audit, now_ms, "media.dtls", json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:s}",
 	    "call", a->id.call, "user", a->id.user, "check", "server_hello",
 	    "version", v13 ? "1.3" : p->version == DTLS_VERSION_12 ? "1.2" : "other",
 	    "srtp_profile", profile,

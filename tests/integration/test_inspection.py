@@ -209,7 +209,8 @@ def test_certificate_must_be_signaled():
                                e.get("check") == "server_hello", "server_hello media.dtls")
             assert hello[0].get("version") == "1.2" and \
                 hello[0].get("srtp_profile") == "SRTP_AEAD_AES_128_GCM" and \
-                hello[0].get("certificate") == "in the clear", hello
+                hello[0].get("certificate") == "in the clear" and \
+                hello[0].get("outcome") == "success", hello
             assert metric(g, 'gatehouse_dtls_certificates_total{fingerprint="match"}') == 1
 
             # bob signals one certificate and presents another.
