@@ -390,7 +390,7 @@ static bool defer_response(struct daemon *d, enum deferred_kind kind, const char
 
 static void respond_lock(void *ctx, const char *user, uint32_t seconds);
 static void respond_end_call(void *ctx, const char *call);
-static void end_inspected_call(void *ctx, const char *call, const char *reason);
+static bool end_inspected_call(void *ctx, const char *call);
 
 static void on_deferred(void *arg)
 {
@@ -406,7 +406,7 @@ static void on_deferred(void *arg)
 		if (todo[i].kind == DEFER_END_CALL)
 			respond_end_call(d, todo[i].name);
 		else if (todo[i].kind == DEFER_END_INSPECTED)
-			end_inspected_call(d, todo[i].name, "inspection");
+			(void)end_inspected_call(d, todo[i].name);
 		else if (todo[i].kind == DEFER_LOCK_USER)
 			respond_lock(d, todo[i].name, todo[i].seconds);
 		else
@@ -446,14 +446,18 @@ static void respond_end_call(void *ctx, const char *call)
 /* The relay's DTLS check failed (media_check.h): it runs on the relay
  * thread inside the allocation's own packet path, so the call, and the
  * allocation with it, goes on the main thread. */
-static void end_inspected_call(void *ctx, const char *call, const char *reason)
+static bool end_inspected_call(void *ctx, const char *call)
 {
 	struct daemon *d = ctx;
 
+	/* The state lock is held: the queue cannot fill meanwhile. */
+	if (!pthread_equal(pthread_self(), d->main_thread) && d->ndeferred == DEFERRED_MAX)
+		return false;
 	if (defer_response(d, DEFER_END_INSPECTED, call, 0))
-		return;
-	if (hub_end_call(d->hub, call, reason) == 0)
+		return true;
+	if (hub_end_call(d->hub, call, "inspection") == 0)
 		log_warn("inspection: call %s ended", call);
+	return true;
 }
 
 static bool turn_on_dtls(void *ctx, struct turn_alloc *from, const struct dtls_peek *p)
@@ -1226,6 +1230,8 @@ int daemon_check_files(const struct config *cfg, char *err, size_t errlen)
 	    (cfg->signaling.has_tls && check_tls("signaling.tls", &cfg->signaling.tls,
 	    cfg->state_dir, err, errlen) != 0) ||
 	    (cfg->turn.has_tls && check_tls("turn.tls", &cfg->turn.tls, cfg->state_dir,
+	    err, errlen) != 0) ||
+	    (cfg->admin_has_tls && check_tls("admin.tls", &cfg->admin_tls, cfg->state_dir,
 	    err, errlen) != 0))
 		return -1;
 	for (i = 0; i < cfg->identity.nbackends && i < CONFIG_MAX_BACKENDS; i++) {

@@ -15,6 +15,8 @@
 #define SEEN_CERT_OK 0x02
 #define SEEN_CERT_BAD 0x04
 #define SEEN_UNSIGNALED 0x08
+#define SEEN_CLIENT_HELLO 0x10
+#define SEEN_CERT_SPLIT 0x20
 
 static const EVP_MD *md_of(enum sdp_fp_hash h)
 {
@@ -62,6 +64,23 @@ static void audit_hello(const struct media_check_env *env, const struct turn_all
 	    "certificate", v13 ? "hidden" : "in the clear", "outcome", "success"));
 }
 
+static void audit_client_hello(const struct media_check_env *env, const struct turn_alloc *a,
+    const struct dtls_peek *p, uint64_t now_ms)
+{
+	json_t *offered = json_array();
+	const char *name;
+	size_t i;
+
+	for (i = 0; i < p->nprofiles; i++) {
+		name = dtls_srtp_profile_name(p->profiles[i]);
+		if (name != NULL)
+			json_array_append_new(offered, json_string(name));
+	}
+	audit_log(env->audit, now_ms, "media.dtls", json_pack("{s:s, s:s, s:s, s:b, s:o, s:s}",
+	    "call", a->id.call, "user", a->id.user, "check", "client_hello",
+	    "offers_dtls13", p->offers_dtls13, "srtp_profiles", offered, "outcome", "success"));
+}
+
 static void audit_cert(const struct media_check_env *env, const struct turn_alloc *a,
     const char *result, uint64_t now_ms)
 {
@@ -77,9 +96,27 @@ bool media_check_dtls(const struct media_check_env *env, struct turn_alloc *a,
 	const struct sdp_fingerprint *fps;
 	size_t n;
 
+	if (p->client_hello && !(a->inspect_flags & SEEN_CLIENT_HELLO)) {
+		a->inspect_flags |= SEEN_CLIENT_HELLO;
+		audit_client_hello(env, a, p, now_ms);
+	}
 	if (p->server_hello && !(a->inspect_flags & SEEN_SERVER_HELLO)) {
 		a->inspect_flags |= SEEN_SERVER_HELLO;
 		audit_hello(env, a, p, now_ms);
+	}
+	if (p->cert_fragmented) {
+		/* Split over datagrams, it cannot be checked here: WebRTC
+		 * stacks send it whole within their 1200-byte datagrams, so
+		 * only a peer hiding it would split it so. */
+		metrics_inc(env->metrics, M_DTLS_SPLIT, 1);
+		if (!(a->inspect_flags & SEEN_CERT_SPLIT)) {
+			a->inspect_flags |= SEEN_CERT_SPLIT;
+			audit_cert(env, a, "split", now_ms);
+			log_warn("turn: call %s: %s sent its DTLS certificate split over "
+			    "datagrams, which the relay cannot check: dropped", a->id.call,
+			    a->id.user);
+		}
+		return false;
 	}
 	if (!p->certificate)
 		return true;
@@ -108,11 +145,12 @@ bool media_check_dtls(const struct media_check_env *env, struct turn_alloc *a,
 	}
 	metrics_inc(env->metrics, M_DTLS_MISMATCH, 1);
 	if (!(a->inspect_flags & SEEN_CERT_BAD)) {
-		a->inspect_flags |= SEEN_CERT_BAD;
 		audit_cert(env, a, "mismatch", now_ms);
 		log_warn("turn: call %s: %s presented a DTLS certificate that matches no "
 		    "fingerprint it signaled: the call is ended", a->id.call, a->id.user);
-		env->end_call(env->ctx, a->id.call, "inspection");
+		/* Until the end is on its way, every retry asks again. */
+		if (env->end_call(env->ctx, a->id.call))
+			a->inspect_flags |= SEEN_CERT_BAD;
 	}
 	return false;
 }

@@ -4,8 +4,10 @@
  * kept in the registry by the hub). A certificate nobody signaled means
  * the TURN credentials are used by someone other than the peer that
  * negotiated the call, or the media is being intercepted: the datagram is
- * dropped and the call ended. The clear parts of the handshake (DTLS
- * version, SRTP profile) are audited once per allocation.
+ * dropped and the call ended. A certificate split over datagrams, which
+ * cannot be checked here, is dropped. The clear parts of the handshake
+ * (versions and SRTP profiles offered and chosen) are audited once per
+ * allocation.
  *
  * Runs on the relay thread with the state lock held (turn_server_ops
  * on_dtls). */
@@ -26,8 +28,9 @@ struct media_check_env {
 	struct audit *audit;
 	struct metrics *metrics;
 	void *ctx;
-	/* Ends the call (from the relay thread: the daemon defers it). */
-	void (*end_call)(void *ctx, const char *call, const char *reason);
+	/* Ends the call with hangup reason "inspection" (from the relay
+	 * thread: the daemon defers it). False when it could not be queued. */
+	bool (*end_call)(void *ctx, const char *call);
 };
 
 /* True lets the datagram through. */

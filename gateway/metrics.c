@@ -173,9 +173,10 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 	    "# TYPE gatehouse_dtls_certificates_total counter\n"
 	    "gatehouse_dtls_certificates_total{fingerprint=\"match\"} %llu\n"
 	    "gatehouse_dtls_certificates_total{fingerprint=\"mismatch\"} %llu\n"
-	    "gatehouse_dtls_certificates_total{fingerprint=\"unsignaled\"} %llu\n",
+	    "gatehouse_dtls_certificates_total{fingerprint=\"unsignaled\"} %llu\n"
+	    "gatehouse_dtls_certificates_total{fingerprint=\"split\"} %llu\n",
 	    (unsigned long long)c[M_DTLS_MATCH], (unsigned long long)c[M_DTLS_MISMATCH],
-	    (unsigned long long)c[M_DTLS_UNSIGNALED]);
+	    (unsigned long long)c[M_DTLS_UNSIGNALED], (unsigned long long)c[M_DTLS_SPLIT]);
 	counter(&o, "gatehouse_permissions_refused_total", "TURN peer addresses refused (403).",
 	    c[M_PERMISSIONS_REFUSED]);
 	counter(&o, "gatehouse_turn_auth_failures_total", "TURN requests with bad credentials.",

@@ -24,6 +24,7 @@ enum metric_counter {
 	M_DTLS_MATCH,             /* DTLS certificates on the relay, by fingerprint check */
 	M_DTLS_MISMATCH,
 	M_DTLS_UNSIGNALED,
+	M_DTLS_SPLIT,
 	M_COUNTER_COUNT,
 };
 

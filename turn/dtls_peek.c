@@ -187,7 +187,9 @@ parse_certificate(struct rd *r, struct dtls_peek *p)
 {
 	struct rd list, cert;
 
-	if (rd_vec(r, 3, &list) || r->left != 0)
+	/* One per datagram: with two, the peer may act on the one the
+	 * relay did not check. */
+	if (p->certificate || rd_vec(r, 3, &list) || r->left != 0)
 		return -1;
 	p->cert = NULL;
 	p->cert_len = 0;
@@ -229,7 +231,12 @@ static const uint8_t *
 join_fragment(struct join *j, struct dtls_peek *out, uint8_t type, size_t seq,
     size_t mlen, size_t off, const uint8_t *frag, size_t flen)
 {
-	if (off == 0 && mlen <= sizeof(out->joined)) {
+	/* A certificate put together here stays where it is: a later
+	 * message may not be joined over it. */
+	bool cert_joined = out->cert != NULL && out->cert >= out->joined &&
+	    out->cert < out->joined + sizeof(out->joined);
+
+	if (off == 0 && mlen <= sizeof(out->joined) && !cert_joined) {
 		j->active = true;
 		j->type = type;
 		j->seq = seq;
@@ -239,6 +246,8 @@ join_fragment(struct join *j, struct dtls_peek *out, uint8_t type, size_t seq,
 	if (!j->active || j->type != type || j->seq != seq || j->mlen != mlen ||
 	    off != j->have) {
 		out->fragmented = true;
+		if (type == HT_CERTIFICATE)
+			out->cert_fragmented = true;
 		return NULL;
 	}
 	memcpy(out->joined + off, frag, flen);
@@ -325,9 +334,12 @@ dtls_peek(const uint8_t *buf, size_t len, struct dtls_peek *out)
 		type = r.p[0];
 		if ((type & UH_FIXED_MASK) == UH_FIXED) {
 			/* The connection ID's length was negotiated, not
-			 * written: the record cannot be delimited (dtls_peek.h). */
-			if (type & UH_CID)
+			 * written: the record cannot be delimited, nor what
+			 * follows read (dtls_peek.h). */
+			if (type & UH_CID) {
+				rc = -1;
 				break;
+			}
 			rc = skip_unified(&r);
 			continue;
 		}
@@ -338,8 +350,10 @@ dtls_peek(const uint8_t *buf, size_t len, struct dtls_peek *out)
 			break;
 		}
 		/* RFC 9146 §4: the connection ID sits before the length. */
-		if (type == CT_TLS12_CID)
+		if (type == CT_TLS12_CID) {
+			rc = -1;
 			break;
+		}
 		if (rd_u16(&r, &rlen) || rd_bytes(&r, rlen, &frag)) {
 			rc = -1;
 			break;
@@ -352,8 +366,11 @@ dtls_peek(const uint8_t *buf, size_t len, struct dtls_peek *out)
 	}
 	/* A message whose last fragment is in another datagram, or past
 	 * the point where the walk stopped. */
-	if (j.active)
+	if (j.active) {
 		out->fragmented = true;
+		if (j.type == HT_CERTIFICATE)
+			out->cert_fragmented = true;
+	}
 	return rc;
 }
 

@@ -32,6 +32,8 @@ struct dtls_peek {
 	 * (or sent out of order, or longer than joined): not examined.
 	 * Split over records of this datagram, in order, it is joined. */
 	bool fragmented;
+	/* Of those, a Certificate: the relay cannot check it. */
+	bool cert_fragmented;
 	bool offers_dtls13;     /* ClientHello: supported_versions lists DTLS 1.3 (0xfefc) */
 	/* ServerHello: chosen version, 0xfefd = DTLS 1.2, 0xfefc = DTLS 1.3
 	 * (from supported_versions when present, else the legacy field); 0
@@ -68,11 +70,13 @@ struct dtls_peek {
  *
  * Records carrying a connection ID (RFC 9147 unified header with the C
  * bit, RFC 9146 tls12_cid) do not say how long the ID is (it was
- * negotiated), so nothing after their fixed header can be located: the
- * rest of the datagram is taken as that record, unread. Those records are
- * always protected and a sender's cleartext handshake records come
- * before them, so nothing readable is lost in practice; records hidden
- * behind one on purpose are not read.
+ * negotiated), so nothing after their fixed header can be located: such
+ * a datagram is -1. WebRTC negotiates no connection IDs, and a stack
+ * that does not know them reads the bytes as a plain record, so records
+ * could otherwise be hidden behind one.
+ *
+ * A second Certificate message in one datagram is -1: a peer may act on
+ * the one that was not checked.
  *
  * buf is borrowed; out->cert points into it or into out->joined, and is
  * valid as long as both are. buf may be NULL only when len is 0. */

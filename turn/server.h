@@ -42,7 +42,8 @@ struct turn_server_config {
 	uint64_t bytes_per_s_per_allocation;
 	uint32_t auth_failures_per_source;
 	/* Drop what a call's allocation sends that is not STUN, DTLS or
-	 * RTP/RTCP (RFC 9443), rather than only count it. */
+	 * RTP/RTCP (RFC 9443), rather than only count it. Malformed DTLS is
+	 * dropped either way. */
 	bool media_only;
 };
 
@@ -169,8 +170,9 @@ struct turn_stats {
 	/* Of packets_to_peers: handed to another allocation of this server
 	 * without a trip through the kernel (relay to relay). */
 	uint64_t packets_relayed_locally;
-	/* Sent by a call's allocation and not STUN, DTLS or RTP/RTCP:
-	 * relayed (and in packets_to_peers), or dropped with media_only. */
+	/* Sent by a call's allocation and not STUN, DTLS or RTP/RTCP, or
+	 * malformed DTLS: dropped (relayed, and in packets_to_peers, only
+	 * when not DTLS and without media_only). */
 	uint64_t packets_unclassified;
 };
 void turn_server_stats(const struct turn_server *s, struct turn_stats *out);

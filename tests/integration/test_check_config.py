@@ -222,9 +222,10 @@ def test_policy_file_missing_or_invalid():
 
 
 def test_tls_pairs():
-    """A key that does not match its certificate (named tls.key), a missing
-    certificate (turn.tls.cert), a key that group or others may read
-    (signaling.tls.key, with the fix), and a certificate that is not PEM."""
+    """A key that does not match its certificate (named tls.key, and
+    admin.tls.key), a missing certificate (turn.tls.cert), a key that group
+    or others may read (signaling.tls.key, with the fix), and a certificate
+    that is not PEM."""
     with instance() as g:
         cfg = full_config(g)
         top, other = dict(cfg["tls"]), cert_pair(g.workdir, "other")
@@ -250,6 +251,12 @@ def test_tls_pairs():
             f.write("not a certificate\n")
         cfg["tls"] = {"cert": junk, "key": top["key"]}
         expect_invalid(g, "tls.cert: %s: cannot load the certificate chain" % junk)
+        cfg["tls"] = top
+
+        # admin.tls is a pair of its own, checked the same way.
+        cfg.setdefault("admin", {})["tls"] = {"cert": top["cert"], "key": other[1]}
+        expect_invalid(g, "admin.tls.key: %s: does not match the certificate %s" % (
+            other[1], top["cert"]))
         made_nothing(g)
 
 

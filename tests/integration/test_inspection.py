@@ -9,21 +9,24 @@ test_certificate_must_be_signaled
       - before alice has signaled any SDP: dropped, `media.dtls`
         "unsignaled" audited, the call goes on;
       - RTP-looking and STUN datagrams pass; bytes that are none of
-        WebRTC's protocols pass too (turn.media_only is off) and are
+        WebRTC's protocols are cut (turn.media_only defaults to true) and
         counted in gatehouse_relayed_packets_unclassified_total;
       - after alice's SDP names the certificate's sha-256 fingerprint:
         delivered to bob; `media.dtls` server_hello (version 1.2, the SRTP
         profile) and certificate "match" audited; the metric counts it;
+      - a forged certificate behind a trailing junk byte, a bad record
+        type, a connection-ID record, or as a second Certificate, and a
+        certificate split over datagrams: dropped, the call goes on;
       - bob's answer names one certificate and his allocation presents
         another: not delivered, `media.dtls` "mismatch" audited with
         outcome failure, both sides get hangup "inspection", the call's
         allocations are gone, and call.traffic counts the unclassified
         datagram.
 
-test_media_only
-    With turn.media_only, a call's allocation may send RTP but not bytes
-    that are no WebRTC protocol; a static user's allocation is not
-    classified.
+test_count_only
+    With turn.media_only false, bytes that are no WebRTC protocol are
+    relayed and counted, malformed DTLS is still dropped, and a static
+    user's allocation is not classified.
 
 Traffic goes to 127.0.0.1 only.
 """
@@ -186,14 +189,14 @@ def test_certificate_must_be_signaled():
                 ev[0].get("outcome") == "failure", ev
             await ca.expect_nothing(0.3, lambda m: m.get("type") == "hangup")
 
-            # Media and ICE pass; other bytes pass too but are counted.
+            # Media and ICE pass; other bytes are cut (turn.media_only
+            # defaults to true) and counted.
             rtp = b"\x80\x6f" + os.urandom(30)
             assert await relayed(ta, tb, rtp) == rtp, "RTP was not relayed"
             stun = tc.Message(tc.BINDING, tc.REQUEST).encode()
             assert await relayed(ta, tb, stun) == stun, "a STUN request was not relayed"
             before = metric(g, "gatehouse_relayed_packets_unclassified_total")
-            assert await relayed(ta, tb, b"hello bob") == b"hello bob", \
-                "with media_only off, other bytes are relayed"
+            assert await relayed(ta, tb, b"hello bob") is None, "bytes of no WebRTC protocol were relayed"
             after = metric(g, "gatehouse_relayed_packets_unclassified_total")
             assert after == before + 1, "unclassified %r -> %r" % (before, after)
 
@@ -213,6 +216,28 @@ def test_certificate_must_be_signaled():
                 hello[0].get("outcome") == "success", hello
             assert metric(g, 'gatehouse_dtls_certificates_total{fingerprint="match"}') == 1
 
+            # Ways to slip a certificate past the check are dropped, even
+            # with the signaled certificate: a malformed datagram (a
+            # receiver may act on the records before the fault), records
+            # behind a connection ID, a certificate split over datagrams.
+            forged = server_flight(cert_x)
+            for what, dgram in (("a trailing junk byte", forged + b"\x00"),
+                                ("a record first byte 27", forged + b"\x1b\xfe\xfd"),
+                                ("a tls12_cid record first", b"\x19\xfe\xfd\x00\x07" +
+                                 b"\x00" * 6 + b"\x00\x05abcde" + forged),
+                                ("two Certificates", flight + record(3, 11, 2, u24(len(cert_x) + 3) +
+                                                                     u24(len(cert_x)) + cert_x))):
+                assert await relayed(ta, tb, dgram) is None, "relayed with %s" % what
+            await ca.expect_nothing(0.2, lambda m: m.get("type") == "hangup")
+            cert = u24(len(cert_a) + 3) + u24(len(cert_a)) + cert_a
+            half = len(cert) // 2
+            assert await relayed(ta, tb, record(4, 11, 2, cert[:half], 0, len(cert))) is None, \
+                "the first half of a certificate split over datagrams was relayed"
+            ev = wait_audit(g, lambda e: e.get("event") == "media.dtls" and
+                            e.get("fingerprint") == "split", "split media.dtls")
+            assert ev[0].get("outcome") == "failure", ev
+            assert metric(g, 'gatehouse_dtls_certificates_total{fingerprint="split"}') == 1
+
             # bob signals one certificate and presents another.
             await cb.send({"type": "sdp", "call": cid, "sdp": {"type": "answer",
                                                                "sdp": sdp("answer", cert_b)}})
@@ -231,7 +256,8 @@ def test_certificate_must_be_signaled():
             assert ended[0].get("reason") == "inspection", ended
             traffic = wait_audit(g, lambda e: e.get("event") == "call.traffic" and
                                  e.get("call") == cid, "call.traffic")
-            assert traffic[0].get("packets_unclassified") == 1, traffic
+            # "hello bob" and the four malformed datagrams.
+            assert traffic[0].get("packets_unclassified") == 5, traffic
             for t in (ta, tb):
                 r = await in_thread(t.refresh, 600)
                 assert r is not None and not r.ok, "an allocation outlived the call: %r" % r
@@ -258,8 +284,11 @@ def test_certificate_must_be_signaled():
             raise
 
 
-def test_media_only():
-    g, users = make_daemon(media_only=True)
+def test_count_only():
+    """turn.media_only false: bytes of no WebRTC protocol are relayed and
+    counted; malformed DTLS is still dropped; static users' allocations
+    (tools) are never classified."""
+    g, users = make_daemon(media_only=False)
 
     async def body():
         ca, cb, cid, ta, tb = await call_with_allocations(g, users, "alice", "bob")
@@ -268,20 +297,20 @@ def test_media_only():
         try:
             rtp = b"\x80\x00" + os.urandom(20)
             assert await relayed(ta, tb, rtp) == rtp, "RTP was not relayed"
-            assert await relayed(ta, tb, b"hello bob") is None, \
-                "with media_only, bytes that are no WebRTC protocol were relayed"
-            assert await relayed(ta, tb, b"\x50quic-ish") is None, "a QUIC-range datagram was relayed"
-            assert metric(g, "gatehouse_relayed_packets_unclassified_total") == 2
-            # The call goes on: dropping is all that happens.
-            assert await relayed(tb, ta, rtp) == rtp
-            # Static users (tools) are not classified.
+            assert await relayed(ta, tb, b"hello bob") == b"hello bob", \
+                "with media_only false, other bytes are relayed"
+            assert await relayed(ta, tb, b"\x50quic-ish") == b"\x50quic-ish"
+            assert await relayed(ta, tb, b"\x16\xfe\xfd\x00") is None, "a cut DTLS header was relayed"
+            assert metric(g, "gatehouse_relayed_packets_unclassified_total") == 3
+            assert await relayed(tb, ta, rtp) == rtp, "the call no longer relays"
             for s in (s1, s2):
                 r = await in_thread(s.allocate)
                 assert r is not None and r.ok, "static Allocate: %r" % r
-            r = await in_thread(s1.create_permission, [s2.relayed])
-            assert r is not None and r.ok, "static CreatePermission: %r" % r
-            r = await in_thread(s2.create_permission, [s1.relayed])
-            assert await relayed(s1, s2, b"tool bytes") == b"tool bytes"
+            for a, b in ((s1, s2), (s2, s1)):
+                r = await in_thread(a.create_permission, [b.relayed])
+                assert r is not None and r.ok, "static CreatePermission: %r" % r
+            assert await relayed(s1, s2, b"\x16 tool bytes") == b"\x16 tool bytes"
+            assert metric(g, "gatehouse_relayed_packets_unclassified_total") == 3
         finally:
             for c in (ta, tb, s1, s2):
                 c.close()
@@ -300,5 +329,5 @@ if __name__ == "__main__":
     ARGS = gh.main_args()
     gh.run_tests([
         test_certificate_must_be_signaled,
-        test_media_only,
+        test_count_only,
     ])

@@ -343,7 +343,9 @@ def relay_bytes(src, dst, n, size):
     address; dst must receive them all as Data indications from src's."""
     got = 0
     for i in range(n):
-        payload = bytes([i & 0xFF]) * size
+        # RTP-like (RFC 9443: first byte 128-191): a call's allocation
+        # carries media only.
+        payload = b"\x80" + bytes([i & 0xFF]) * (size - 1)
         src.send_indication(dst.relayed, payload)
         d = dst.recv_data(2.0)
         assert d is not None and d[0] == "data" and d[2] == payload and tuple(d[1]) == tuple(src.relayed), \

@@ -1450,9 +1450,9 @@ def test_call_credentials_scope_and_revocation():
             # With a permission for the other participant (same IP as
             # everything here), nothing else on 127.0.0.1 is reachable.
             a1.send_indication(listener.getsockname(), b"escape")
-            a1.send_indication(b1.relayed, b"hello hank")
+            a1.send_indication(b1.relayed, b"\x80hello hank")  # RTP-like: media only
             got = await in_thread(b1.recv_data, 2.0)
-            assert got is not None and got[2] == b"hello hank" and tuple(got[1]) == tuple(a1.relayed), \
+            assert got is not None and got[2] == b"\x80hello hank" and tuple(got[1]) == tuple(a1.relayed), \
                 "relay to the other participant failed: %r" % (got,)
             try:
                 leaked = listener.recvfrom(2048)

@@ -381,20 +381,22 @@ test_unified_header(void)
 	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
 	CHECK(peek_is_empty(&p));
 
-	/* 0x3c: a connection ID of unknown length: the rest is opaque. */
+	/* 0x3c: a connection ID of unknown length: nothing after it can be
+	 * read, and WebRTC negotiates none: malformed. */
 	dg[0] = 0x3c;
-	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
+	CHECK_EQ_INT(peek(dg, w.len, &p), -1);
 	CHECK(peek_is_empty(&p));
 
 	/* RFC 9146 tls12_cid: a 13-byte header start, then the connection
-	 * ID of unknown length: the rest is opaque too. */
+	 * ID of unknown length: malformed too (a stack that knows no CIDs
+	 * would read on, past what the relay could check). */
 	w = wr_init(dg, sizeof(dg));
 	wr_u8(&w, 25);
 	wr_u16(&w, 0xfefd);
 	wr_u16(&w, 1);
 	wr_zero(&w, 6);
 	wr_bytes(&w, sh, shn);
-	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
+	CHECK_EQ_INT(peek(dg, w.len, &p), -1);
 	CHECK(peek_is_empty(&p));
 	CHECK_EQ_INT(peek(dg, 10, &p), -1);
 
@@ -628,15 +630,32 @@ test_joined_fragments(void)
 	CHECK(p.cert != NULL && inside(p.cert, p.cert_len, p.joined, sizeof(p.joined)) &&
 	    memcmp(p.cert, msg + 6, der) == 0);
 
+	/* Nothing may be joined over a certificate put together already,
+	 * and a second Certificate in the datagram is refused. */
+	put_fragment(&w, 1, 3, sizeof(msg), 0, msg, 250);
+	put_fragment(&w, 1, 3, sizeof(msg), 250, msg + 250, sizeof(msg) - 250);
+	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
+	CHECK(p.certificate && p.fragmented && memcmp(p.cert, msg + 6, der) == 0);
+	w = wr_init(dg, sizeof(dg));
+	put_fragment(&w, 11, 1, sizeof(msg), 0, msg, 250);
+	put_fragment(&w, 11, 1, sizeof(msg), 250, msg + 250, sizeof(msg) - 250);
+	put_fragment(&w, 11, 1, sizeof(msg), 0, msg, sizeof(msg));
+	CHECK_EQ_INT(peek(dg, w.len, &p), -1);
+
 	/* The last fragment in the next datagram: neither datagram shows it. */
 	w = wr_init(dg, sizeof(dg));
 	put_fragment(&w, 11, 1, sizeof(msg), 0, msg, 500);
 	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
-	CHECK(p.fragmented && !p.certificate);
+	CHECK(p.fragmented && p.cert_fragmented && !p.certificate);
 	w = wr_init(dg, sizeof(dg));
 	put_fragment(&w, 11, 1, sizeof(msg), 500, msg + 500, sizeof(msg) - 500);
 	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
-	CHECK(p.fragmented && !p.certificate);
+	CHECK(p.fragmented && p.cert_fragmented && !p.certificate);
+	/* A ClientHello split so is not a certificate left unchecked. */
+	w = wr_init(dg, sizeof(dg));
+	put_fragment(&w, 1, 0, sizeof(msg), 0, msg, 500);
+	CHECK_EQ_INT(peek(dg, w.len, &p), 0);
+	CHECK(p.fragmented && !p.cert_fragmented);
 
 	/* Out of order, a gap, another message_seq in between. */
 	w = wr_init(dg, sizeof(dg));
