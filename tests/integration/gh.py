@@ -580,7 +580,38 @@ class Gatehouse:
         if config:
             _merge(self.config, config)
 
+    # Start-up attempts when a listener's port was taken meanwhile.
+    START_ATTEMPTS = 3
+
+    def _move_ports(self):
+        """Ports are picked before the daemon binds them, so another
+        process (a parallel test's client socket, given an ephemeral port)
+        can take one in between. New ones, wherever the config names the
+        old ones (listeners, allowed origins)."""
+        moves = [("port", socket.SOCK_DGRAM), ("tls_port", socket.SOCK_STREAM),
+                 ("signaling_port", socket.SOCK_STREAM), ("admin_port", socket.SOCK_STREAM)]
+        text = json.dumps(self.config)
+        for attr, kind in moves:
+            old, new = getattr(self, attr), free_port(kind)
+            text = re.sub(r"(?<=:)%d(?!\d)" % old, str(new), text)
+            setattr(self, attr, new)
+        self.config = json.loads(text)
+
     def start(self):
+        for attempt in range(1, self.START_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except RuntimeError:
+                # The relay says so; libwebsockets gives the errno (98).
+                clash = self.proc is not None and self.proc.poll() is not None and \
+                    re.search(r"Address already in use|ERROR on binding fd \d+ to port "
+                              r"\d+ \(-1 %d\)" % errno.EADDRINUSE, self.log())
+                if not clash or attempt == self.START_ATTEMPTS:
+                    raise
+                os.replace(self.log_path, "%s.clash-%d" % (self.log_path, attempt))
+                self._move_ports()
+
+    def _start_once(self):
         with open(self.config_path, "w") as f:
             json.dump(self.config, f, indent=2)
         if valgrind_dir():
