@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 /* RFC 9110 §5.6.2: tchar. */
 static bool token_char(char ch)
 {
@@ -100,17 +102,6 @@ int http_resp_head_parse(const char *buf, size_t len, size_t head_max, size_t bo
 	return HTTP_RESP_OK;
 }
 
-static int hex_digit(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* RFC 9112 §7.1. The output never overtakes the input (each chunk moves
  * back over its own size line), so decoding in place is safe. */
 int http_resp_chunked_decode(char *p, size_t len, size_t body_max, size_t *out_len)
@@ -125,7 +116,8 @@ int http_resp_chunked_decode(char *p, size_t len, size_t body_max, size_t *out_l
 		if (eol == NULL)
 			return HTTP_RESP_MORE;
 		size = 0;
-		for (i = in; p + i < eol && (d = hex_digit(p[i])) >= 0; i++) {
+		for (i = in; p + i < eol &&
+		    (d = OPENSSL_hexchar2int((unsigned char)p[i])) >= 0; i++) {
 			if (size > (body_max - (size_t)d) / 16)
 				return HTTP_RESP_BODY_TOO_LARGE;
 			size = size * 16 + (size_t)d;

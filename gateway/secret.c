@@ -132,17 +132,6 @@ fail_open:
 	return -1;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* 2*len hex digits and an optional final newline, nothing else. */
 static int hex_decode(const char *s, size_t slen, uint8_t *out, size_t len)
 {
@@ -154,8 +143,8 @@ static int hex_decode(const char *s, size_t slen, uint8_t *out, size_t len)
 	if (slen != 2 * len)
 		return -1;
 	for (i = 0; i < len; i++) {
-		hi = hex_value(s[2 * i]);
-		lo = hex_value(s[2 * i + 1]);
+		hi = OPENSSL_hexchar2int((unsigned char)s[2 * i]);
+		lo = OPENSSL_hexchar2int((unsigned char)s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		out[i] = (uint8_t)(hi << 4 | lo);

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 static const struct {
 	const char *name;
 	enum sdp_fp_hash hash;
@@ -25,17 +27,6 @@ const char *sdp_fp_hash_name(enum sdp_fp_hash h)
 		if (HASHES[i].hash == h)
 			return HASHES[i].name;
 	return "unknown";
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* One line's value after "a=fingerprint:", without its line end:
@@ -64,7 +55,8 @@ static bool parse_value(const char *v, size_t n, struct sdp_fingerprint *fp)
 	if (n - i != want * 3 - 1)
 		return false;
 	for (k = 0; k < want; k++, i += 3) {
-		int hi = hexval(v[i]), lo = hexval(v[i + 1]);
+		int hi = OPENSSL_hexchar2int((unsigned char)v[i]);
+		int lo = OPENSSL_hexchar2int((unsigned char)v[i + 1]);
 		if (hi < 0 || lo < 0 || (k + 1 < want && v[i + 2] != ':'))
 			return false;
 		fp->digest[k] = (uint8_t)(hi << 4 | lo);
