@@ -17,7 +17,6 @@ Nothing listens or sends here except the one daemon that logs the Redis
 warning, on 127.0.0.1 (TESTING.md).
 """
 
-import base64
 import contextlib
 import json
 import os
@@ -27,6 +26,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gh  # noqa: E402
+from der import b64u, der_read  # noqa: E402
 
 ARGS = None
 
@@ -50,20 +50,6 @@ def cert_pair(d, name):
             "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=" + name)
     os.chmod(key, 0o600)
     return cert, key
-
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
-def der_read(b, off=0):
-    tag, n = b[off], b[off + 1]
-    off += 2
-    if n & 0x80:
-        k = n & 0x7F
-        n = int.from_bytes(b[off:off + k], "big")
-        off += k
-    return tag, b[off:off + n], off + n
 
 
 def jwks(d):

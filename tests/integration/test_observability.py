@@ -93,6 +93,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gh  # noqa: E402
+from der import b64u, der_read, der_children  # noqa: E402
 import sigclient as sc  # noqa: E402
 import turnclient as tc  # noqa: E402
 import test_call_e2e as e2e  # noqa: E402  (also disables aioice host gathering)
@@ -842,28 +843,6 @@ def openssl(*args, data=None):
                        stderr=subprocess.PIPE, timeout=60)
     assert p.returncode == 0, "openssl %s: %s" % (" ".join(args), p.stderr.decode())
     return p.stdout
-
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
-def der_read(b, off=0):
-    tag, n = b[off], b[off + 1]
-    off += 2
-    if n & 0x80:
-        k = n & 0x7F
-        n = int.from_bytes(b[off:off + k], "big")
-        off += k
-    return tag, b[off:off + n], off + n
-
-
-def der_children(content):
-    out, off = [], 0
-    while off < len(content):
-        tag, v, off = der_read(content, off)
-        out.append((tag, v))
-    return out
 
 
 def ec_key(d):

@@ -16,7 +16,6 @@ timeout test.
 
 import asyncio
 import atexit
-import base64
 import concurrent.futures
 import hashlib
 import hmac
@@ -33,6 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gh  # noqa: E402
+from der import b64u, der_read, der_children  # noqa: E402
 import sigclient as sc  # noqa: E402
 import turnclient as tc  # noqa: E402
 
@@ -311,30 +311,6 @@ def test_login_failures_all_auth_failed():
 
 
 # --------------------------------------------------------------- JWT
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
-def der_read(b, off=0):
-    """One DER TLV at off: (tag, content bytes, next offset)."""
-    tag = b[off]
-    n = b[off + 1]
-    off += 2
-    if n & 0x80:
-        k = n & 0x7F
-        n = int.from_bytes(b[off:off + k], "big")
-        off += k
-    return tag, b[off:off + n], off + n
-
-
-def der_children(content):
-    out, off = [], 0
-    while off < len(content):
-        tag, val, off = der_read(content, off)
-        out.append((tag, val))
-    return out
-
 
 def der_uint(v):
     return v.lstrip(b"\0") or b"\0"
