@@ -139,6 +139,16 @@ def wait_audit(g, pred, what, timeout=5.0):
         time.sleep(0.05)
 
 
+def serve(g, body):
+    """Runs body() against the started daemon; its log tail on failure."""
+    with g:
+        try:
+            asyncio.run(asyncio.wait_for(body(), 60))
+        except BaseException:
+            print("daemon log tail:\n%s" % gh.tail(g.log(), 40), flush=True)
+            raise
+
+
 async def in_thread(fn, *a):
     return await asyncio.get_running_loop().run_in_executor(None, fn, *a)
 
@@ -276,12 +286,7 @@ def test_certificate_must_be_signaled():
                 c.close()
             await ca.close()
             await cb.close()
-    with g:
-        try:
-            asyncio.run(asyncio.wait_for(body(), 60))
-        except BaseException:
-            print("daemon log tail:\n%s" % gh.tail(g.log(), 40), flush=True)
-            raise
+    serve(g, body)
 
 
 def test_count_only():
@@ -316,12 +321,7 @@ def test_count_only():
                 c.close()
             await ca.close()
             await cb.close()
-    with g:
-        try:
-            asyncio.run(asyncio.wait_for(body(), 60))
-        except BaseException:
-            print("daemon log tail:\n%s" % gh.tail(g.log(), 40), flush=True)
-            raise
+    serve(g, body)
 
 
 if __name__ == "__main__":
