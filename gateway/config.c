@@ -1170,7 +1170,6 @@ void config_defaults(struct config *c)
 	c->turn.limits.permissions_per_allocation = 32;
 	c->turn.limits.channels_per_allocation = 32;
 	c->turn.limits.bytes_per_s_per_allocation = (uint64_t)2 * 1024 * 1024;
-	c->turn.media_only = true;
 	c->turn.limits.auth_failures_per_source = 10;
 
 	c->identity.mfa = CONFIG_MFA_REQUIRED;

@@ -66,7 +66,7 @@ struct config_turn {
 	uint32_t nonce_lifetime_s;           /* default 600, 5..3600 */
 	struct config_turn_limits limits;
 	/* Drop what a call's allocation sends that is not STUN, DTLS or
-	 * RTP/RTCP (default true; false: count it only). */
+	 * RTP/RTCP (default false: count it only). */
 	bool media_only;
 	/* "allow_peers"/"deny_peers": CIDR lists; own addresses are added
 	 * by the gateway at start. */

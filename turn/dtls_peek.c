@@ -361,6 +361,7 @@ dtls_peek(const uint8_t *buf, size_t len, struct dtls_peek *out)
 		if (type != CT_HANDSHAKE || epoch != 0)
 			continue;
 		out->handshake = true;
+		out->nhandshake++;
 		rec = rd_init(frag, rlen);
 		rc = walk_handshake(&rec, &j, out);
 	}
@@ -372,6 +373,23 @@ dtls_peek(const uint8_t *buf, size_t len, struct dtls_peek *out)
 			out->cert_fragmented = true;
 	}
 	return rc;
+}
+
+size_t
+dtls_peek_handshakes_12(const uint8_t *buf, size_t len)
+{
+	size_t off = 0, n = 0, rlen;
+
+	while (buf != NULL && len - off >= 13) {
+		rlen = (size_t)buf[off + 11] << 8 | buf[off + 12];
+		if (buf[off] == CT_HANDSHAKE && buf[off + 1] == DTLS_VERSION_MAJOR &&
+		    buf[off + 3] == 0 && buf[off + 4] == 0)
+			n++;
+		if (rlen > len - off - 13)
+			break;
+		off += 13 + rlen;
+	}
+	return n;
 }
 
 const char *

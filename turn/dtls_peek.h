@@ -23,6 +23,7 @@
 
 struct dtls_peek {
 	bool handshake;         /* at least one epoch-0 handshake record */
+	size_t nhandshake;      /* how many such records were read */
 	bool client_hello;      /* a whole ClientHello was seen */
 	/* A whole ServerHello was seen (a DTLS 1.3 HelloRetryRequest is a
 	 * ServerHello on the wire, and counts). */
@@ -81,6 +82,14 @@ struct dtls_peek {
  * buf is borrowed; out->cert points into it or into out->joined, and is
  * valid as long as both are. buf may be NULL only when len is 0. */
 int dtls_peek(const uint8_t *buf, size_t len, struct dtls_peek *out);
+
+/* How many epoch-0 handshake records a DTLS 1.2 receiver would find in
+ * the datagram: it reads every record as a 13-byte header with the length
+ * in its last two bytes, whatever the first byte, and skips the ones it
+ * does not want. When this finds more than dtls_peek() read, the datagram
+ * carries handshake records that the relay did not check (behind a
+ * record dtls_peek() cannot delimit, or after a fault). */
+size_t dtls_peek_handshakes_12(const uint8_t *buf, size_t len);
 
 /* "SRTP_AES128_CM_SHA1_80", "SRTP_AES128_CM_SHA1_32",
  * "SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM" (RFC 5764 §4.1.2 and

@@ -771,27 +771,33 @@ static bool relay_local(struct turn_server *s, const struct turn_alloc *from,
  * channels) and SRTP/SRTCP, told apart by their first byte (RFC 9443).
  * Anything else is counted, and dropped with media_only. A DTLS datagram
  * that holds handshake messages is shown to the on_dtls hook, which checks
- * the certificate against the one the sender signaled; one that does not
- * parse is dropped whatever media_only says, since a receiver may act on
- * records the relay could not check. Only what a call's allocation sends
- * is checked: everything it receives was sent by another allocation of
- * the same call, checked there. */
+ * the certificate against the one the sender signaled. One that holds
+ * handshake records dtls_peek() did not read (after a fault, behind a
+ * record it cannot delimit) is dropped whatever media_only says: a DTLS
+ * 1.2 receiver would read them, unchecked. Only what a call's allocation
+ * sends is checked: everything it receives was sent by another
+ * allocation of the same call, checked there. */
 static bool media_check(struct turn_server *s, struct turn_alloc *a,
     const uint8_t *data, size_t len)
 {
 	struct dtls_peek p;
+	int rc;
 
 	switch (media_classify(data, len)) {
 	case MEDIA_STUN:
 	case MEDIA_RTP:
 		return true;
 	case MEDIA_DTLS:
-		if (dtls_peek(data, len, &p) == 0)
+		rc = dtls_peek(data, len, &p);
+		if (dtls_peek_handshakes_12(data, len) > (rc == 0 ? p.nhandshake : 0)) {
+			a->pkts_unclassified++;
+			s->stats.packets_unclassified++;
+			return false;
+		}
+		if (rc == 0)
 			return !p.handshake || s->ops.on_dtls == NULL ||
 			    s->ops.on_dtls(s->ops.ctx, a, &p);
-		a->pkts_unclassified++;
-		s->stats.packets_unclassified++;
-		return false;
+		break;
 	default:
 		break;
 	}

@@ -42,8 +42,8 @@ struct turn_server_config {
 	uint64_t bytes_per_s_per_allocation;
 	uint32_t auth_failures_per_source;
 	/* Drop what a call's allocation sends that is not STUN, DTLS or
-	 * RTP/RTCP (RFC 9443), rather than only count it. Malformed DTLS is
-	 * dropped either way. */
+	 * RTP/RTCP (RFC 9443), rather than only count it. DTLS handshake
+	 * records that dtls_peek() could not read are dropped either way. */
 	bool media_only;
 };
 
@@ -171,8 +171,8 @@ struct turn_stats {
 	 * without a trip through the kernel (relay to relay). */
 	uint64_t packets_relayed_locally;
 	/* Sent by a call's allocation and not STUN, DTLS or RTP/RTCP, or
-	 * malformed DTLS: dropped (relayed, and in packets_to_peers, only
-	 * when not DTLS and without media_only). */
+	 * malformed DTLS: relayed (and in packets_to_peers) unless
+	 * media_only is set or it holds handshake records left unread. */
 	uint64_t packets_unclassified;
 };
 void turn_server_stats(const struct turn_server *s, struct turn_stats *out);

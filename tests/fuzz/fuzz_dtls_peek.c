@@ -36,6 +36,7 @@ static int same(const struct dtls_peek *a, const struct dtls_peek *b)
 	    a->server_hello == b->server_hello && a->certificate == b->certificate &&
 	    a->fragmented == b->fragmented && a->offers_dtls13 == b->offers_dtls13 &&
 	    a->version == b->version && a->nprofiles == b->nprofiles &&
+	    a->nhandshake == b->nhandshake && a->cert_fragmented == b->cert_fragmented &&
 	    memcmp(a->profiles, b->profiles, sizeof(a->profiles)) == 0 &&
 	    a->cert_len == b->cert_len && (a->cert == NULL) == (b->cert == NULL) &&
 	    (a->cert == NULL || memcmp(a->cert, b->cert, a->cert_len) == 0);
@@ -79,6 +80,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    p.nprofiles == 0);
 	if (!p.client_hello && !p.server_hello)
 		FUZZ_CHECK(p.nprofiles == 0 && !p.offers_dtls13 && p.version == 0);
+
+	/* At most one record per 13 bytes. */
+	FUZZ_CHECK(dtls_peek_handshakes_12(data, size) <= size / 13);
+	FUZZ_CHECK(p.nhandshake <= size / 13);
 
 	FUZZ_CHECK(dtls_peek(data, size, &again) == rc);
 	FUZZ_CHECK(same(&p, &again));

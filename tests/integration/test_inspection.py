@@ -9,8 +9,8 @@ test_certificate_must_be_signaled
       - before alice has signaled any SDP: dropped, `media.dtls`
         "unsignaled" audited, the call goes on;
       - RTP-looking and STUN datagrams pass; bytes that are none of
-        WebRTC's protocols are cut (turn.media_only defaults to true) and
-        counted in gatehouse_relayed_packets_unclassified_total;
+        WebRTC's protocols pass too (turn.media_only is off by default)
+        and are counted in gatehouse_relayed_packets_unclassified_total;
       - after alice's SDP names the certificate's sha-256 fingerprint:
         delivered to bob; `media.dtls` server_hello (version 1.2, the SRTP
         profile) and certificate "match" audited; the metric counts it;
@@ -23,10 +23,10 @@ test_certificate_must_be_signaled
         allocations are gone, and call.traffic counts the unclassified
         datagram.
 
-test_count_only
-    With turn.media_only false, bytes that are no WebRTC protocol are
-    relayed and counted, malformed DTLS is still dropped, and a static
-    user's allocation is not classified.
+test_media_only
+    With turn.media_only, bytes that are no WebRTC protocol and DTLS that
+    does not parse are cut and counted, RTP passes, and a static user's
+    allocation is not classified.
 
 Traffic goes to 127.0.0.1 only.
 """
@@ -199,16 +199,19 @@ def test_certificate_must_be_signaled():
                 ev[0].get("outcome") == "failure", ev
             await ca.expect_nothing(0.3, lambda m: m.get("type") == "hangup")
 
-            # Media and ICE pass; other bytes are cut (turn.media_only
-            # defaults to true) and counted.
+            # Media and ICE pass; other bytes pass too (turn.media_only is
+            # off by default) but are counted.
             rtp = b"\x80\x6f" + os.urandom(30)
             assert await relayed(ta, tb, rtp) == rtp, "RTP was not relayed"
             stun = tc.Message(tc.BINDING, tc.REQUEST).encode()
             assert await relayed(ta, tb, stun) == stun, "a STUN request was not relayed"
             before = metric(g, "gatehouse_relayed_packets_unclassified_total")
-            assert await relayed(ta, tb, b"hello bob") is None, "bytes of no WebRTC protocol were relayed"
+            assert await relayed(ta, tb, b"hello bob") == b"hello bob", \
+                "with media_only off, other bytes are relayed"
+            assert await relayed(ta, tb, b"12345") == b"12345", \
+                "bytes in the DTLS range that hold no handshake record are relayed"
             after = metric(g, "gatehouse_relayed_packets_unclassified_total")
-            assert after == before + 1, "unclassified %r -> %r" % (before, after)
+            assert after == before + 2, "unclassified %r -> %r" % (before, after)
 
             # alice signals her certificate: the same flight now passes.
             await ca.send({"type": "sdp", "call": cid, "sdp": {"type": "offer",
@@ -266,8 +269,8 @@ def test_certificate_must_be_signaled():
             assert ended[0].get("reason") == "inspection", ended
             traffic = wait_audit(g, lambda e: e.get("event") == "call.traffic" and
                                  e.get("call") == cid, "call.traffic")
-            # "hello bob" and the four malformed datagrams.
-            assert traffic[0].get("packets_unclassified") == 5, traffic
+            # "hello bob", "12345" and the four malformed datagrams.
+            assert traffic[0].get("packets_unclassified") == 6, traffic
             for t in (ta, tb):
                 r = await in_thread(t.refresh, 600)
                 assert r is not None and not r.ok, "an allocation outlived the call: %r" % r
@@ -289,11 +292,11 @@ def test_certificate_must_be_signaled():
     serve(g, body)
 
 
-def test_count_only():
-    """turn.media_only false: bytes of no WebRTC protocol are relayed and
-    counted; malformed DTLS is still dropped; static users' allocations
-    (tools) are never classified."""
-    g, users = make_daemon(media_only=False)
+def test_media_only():
+    """turn.media_only true: bytes of no WebRTC protocol, and DTLS that
+    does not parse, are cut and counted; RTP passes; static users'
+    allocations (tools) are never classified."""
+    g, users = make_daemon(media_only=True)
 
     async def body():
         ca, cb, cid, ta, tb = await call_with_allocations(g, users, "alice", "bob")
@@ -302,9 +305,9 @@ def test_count_only():
         try:
             rtp = b"\x80\x00" + os.urandom(20)
             assert await relayed(ta, tb, rtp) == rtp, "RTP was not relayed"
-            assert await relayed(ta, tb, b"hello bob") == b"hello bob", \
-                "with media_only false, other bytes are relayed"
-            assert await relayed(ta, tb, b"\x50quic-ish") == b"\x50quic-ish"
+            assert await relayed(ta, tb, b"hello bob") is None, \
+                "with media_only, bytes of no WebRTC protocol were relayed"
+            assert await relayed(ta, tb, b"\x50quic-ish") is None, "a QUIC-range datagram was relayed"
             assert await relayed(ta, tb, b"\x16\xfe\xfd\x00") is None, "a cut DTLS header was relayed"
             assert metric(g, "gatehouse_relayed_packets_unclassified_total") == 3
             assert await relayed(tb, ta, rtp) == rtp, "the call no longer relays"
@@ -314,7 +317,7 @@ def test_count_only():
             for a, b in ((s1, s2), (s2, s1)):
                 r = await in_thread(a.create_permission, [b.relayed])
                 assert r is not None and r.ok, "static CreatePermission: %r" % r
-            assert await relayed(s1, s2, b"\x16 tool bytes") == b"\x16 tool bytes"
+            assert await relayed(s1, s2, b"tool bytes") == b"tool bytes"
             assert metric(g, "gatehouse_relayed_packets_unclassified_total") == 3
         finally:
             for c in (ta, tb, s1, s2):
@@ -329,5 +332,5 @@ if __name__ == "__main__":
     ARGS = gh.main_args()
     gh.run_tests([
         test_certificate_must_be_signaled,
-        test_count_only,
+        test_media_only,
     ])

@@ -694,6 +694,39 @@ test_joined_fragments(void)
 	msg[0] ^= 0x10;
 }
 
+/* What a DTLS 1.2 receiver would take for handshake records, which the
+ * relay compares with what dtls_peek() read. */
+static void
+test_handshakes_12(void)
+{
+	static const uint8_t cid_then[] = {
+		25, 0xfe, 0xfd, 0, 7, 0, 0, 0, 0, 0, 0, 0, 5, 'a', 'b', 'c', 'd', 'e',
+	};
+	uint8_t dg[512];
+	struct dtls_peek p;
+	struct wr w;
+
+	CHECK_EQ_INT(dtls_peek_handshakes_12(NULL, 0), 0);
+	CHECK_EQ_INT(dtls_peek_handshakes_12((const uint8_t *)"12345", 5), 0);
+	w = wr_init(dg, sizeof(dg));
+	dtlsp_put_handshake(&w, 11, two_certs, sizeof(two_certs));
+	dtlsp_put_handshake(&w, 11, two_certs, sizeof(two_certs));
+	CHECK_EQ_INT(dtls_peek_handshakes_12(dg, w.len), 2);
+	/* Behind a record dtls_peek() cannot delimit: it reads none. */
+	w = wr_init(dg, sizeof(dg));
+	wr_bytes(&w, cid_then, sizeof(cid_then));
+	dtlsp_put_handshake(&w, 11, two_certs, sizeof(two_certs));
+	CHECK_EQ_INT(peek(dg, w.len, &p), -1);
+	CHECK_EQ_INT(p.nhandshake, 0);
+	CHECK_EQ_INT(dtls_peek_handshakes_12(dg, w.len), 1);
+	/* The same record on its own: both agree. */
+	CHECK_EQ_INT(peek(dg + sizeof(cid_then), w.len - sizeof(cid_then), &p), 0);
+	CHECK_EQ_INT(p.nhandshake, 1);
+	/* Epoch 1 is ciphertext, not a cleartext handshake. */
+	dg[sizeof(cid_then) + 4] = 1;
+	CHECK_EQ_INT(dtls_peek_handshakes_12(dg, w.len), 0);
+}
+
 int
 main(void)
 {
@@ -704,6 +737,7 @@ main(void)
 	test_unified_header();
 	test_malformed();
 	test_joined_fragments();
+	test_handshakes_12();
 	test_media_classify();
 	return check_done("test_dtls_peek");
 }
