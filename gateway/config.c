@@ -361,6 +361,19 @@ const char *config_format_addr(const struct sockaddr *sa, char *buf, size_t len)
 	return buf;
 }
 
+void config_own_origins(const struct sockaddr_storage *listen, const char *scheme,
+    char (*out)[256])
+{
+	char host[INET6_ADDRSTRLEN + 8];
+	uint16_t port = ntohs(listen->ss_family == AF_INET6 ?
+	    ((const struct sockaddr_in6 *)listen)->sin6_port :
+	    ((const struct sockaddr_in *)listen)->sin_port);
+
+	config_format_addr((const struct sockaddr *)listen, host, sizeof(host));
+	snprintf(out[0], sizeof(*out), "%s://%s", scheme, host);
+	snprintf(out[1], sizeof(*out), "%s://localhost:%u", scheme, port);
+}
+
 /* ---- value parsers: one per kind of value ---- */
 
 static int walk(struct cfg_ctx *x, const struct cfg_section *sec, void *base,

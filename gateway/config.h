@@ -176,4 +176,9 @@ bool config_addr_is_loopback(const struct sockaddr_storage *ss);
 /* Formats an address as "ip:port" / "[v6]:port" into buf. Returns buf. */
 const char *config_format_addr(const struct sockaddr *sa, char *buf, size_t len);
 
+/* The two origins of a page that this listener serves under scheme,
+ * into out[0] and out[1]: "scheme://ip:port", "scheme://localhost:port". */
+void config_own_origins(const struct sockaddr_storage *listen, const char *scheme,
+    char (*out)[256]);
+
 #endif

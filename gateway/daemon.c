@@ -301,8 +301,11 @@ static void hub_event(void *ctx, const struct hub_event *e)
 
 /* --- automatic responses to alerts ---------------------------------------- */
 
-static bool defer_response(struct daemon *d, enum deferred_kind kind, const char *name,
-    uint32_t seconds);
+/* What defer_response() did. */
+enum deferred { DEFER_HERE, DEFER_QUEUED, DEFER_DROPPED };
+
+static enum deferred defer_response(struct daemon *d, enum deferred_kind kind,
+    const char *name, uint32_t seconds);
 
 struct source_sessions {
 	struct daemon *d;
@@ -331,7 +334,7 @@ static void close_source(struct daemon *d, const char *ip)
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss.ip;
 	size_t allocs;
 
-	if (defer_response(d, DEFER_CLOSE_SOURCE, ip, 0))
+	if (defer_response(d, DEFER_CLOSE_SOURCE, ip, 0) != DEFER_HERE)
 		return;
 	memset(&ss, 0, sizeof(ss));
 	ss.d = d;
@@ -366,26 +369,28 @@ static void respond_block(void *ctx, const char *ip, uint32_t seconds, const cha
 }
 
 /* Off the main thread, queues the response for it (the state lock is
- * held by both sides when they touch the queue) and returns true. */
-static bool defer_response(struct daemon *d, enum deferred_kind kind, const char *name,
-    uint32_t seconds)
+ * held by both sides when they touch the queue): DEFER_QUEUED, or
+ * DEFER_DROPPED when the queue is full. On the main thread DEFER_HERE:
+ * the caller carries it out. */
+static enum deferred defer_response(struct daemon *d, enum deferred_kind kind,
+    const char *name, uint32_t seconds)
 {
 	struct deferred_response *r;
 	uint64_t one = 1;
 
 	if (pthread_equal(pthread_self(), d->main_thread))
-		return false;
+		return DEFER_HERE;
 	if (d->ndeferred == DEFERRED_MAX) {
 		log_warn("response: queue full, %s %s not carried out",
 		    deferred_what[kind], name);
-		return true;
+		return DEFER_DROPPED;
 	}
 	r = &d->deferred[d->ndeferred++];
 	r->kind = kind;
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->seconds = seconds;
 	(void)write(d->deferred_fd, &one, sizeof(one));
-	return true;
+	return DEFER_QUEUED;
 }
 
 static void respond_lock(void *ctx, const char *user, uint32_t seconds);
@@ -419,7 +424,7 @@ static void respond_lock(void *ctx, const char *user, uint32_t seconds)
 	struct daemon *d = ctx;
 	uint64_t now = relay_io_now_ms();
 
-	if (defer_response(d, DEFER_LOCK_USER, user, seconds))
+	if (defer_response(d, DEFER_LOCK_USER, user, seconds) != DEFER_HERE)
 		return;
 	if (seconds == 0)
 		seconds = 300;
@@ -434,7 +439,7 @@ static void respond_end_call(void *ctx, const char *call)
 {
 	struct daemon *d = ctx;
 
-	if (defer_response(d, DEFER_END_CALL, call, 0))
+	if (defer_response(d, DEFER_END_CALL, call, 0) != DEFER_HERE)
 		return;
 	if (hub_end_call(d->hub, call, "alert") == 0) {
 		audit_log(d->audit, relay_io_now_ms(), "response.end_call", json_pack("{s:s, s:s}",
@@ -449,12 +454,10 @@ static void respond_end_call(void *ctx, const char *call)
 static bool end_inspected_call(void *ctx, const char *call)
 {
 	struct daemon *d = ctx;
+	enum deferred how = defer_response(d, DEFER_END_INSPECTED, call, 0);
 
-	/* The state lock is held: the queue cannot fill meanwhile. */
-	if (!pthread_equal(pthread_self(), d->main_thread) && d->ndeferred == DEFERRED_MAX)
-		return false;
-	if (defer_response(d, DEFER_END_INSPECTED, call, 0))
-		return true;
+	if (how != DEFER_HERE)
+		return how == DEFER_QUEUED;
 	if (hub_end_call(d->hub, call, "inspection") == 0)
 		log_warn("inspection: call %s ended", call);
 	return true;
@@ -973,14 +976,13 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 }
 
 /* Its address and localhost under one scheme, if both fit. */
-static void admin_origins_add(struct admin_env *env, const char *scheme, const char *host,
-    uint16_t port)
+static void admin_origins_add(struct admin_env *env, const struct sockaddr_storage *listen,
+    const char *scheme)
 {
 	if (env->norigins + 2 > ADMIN_MAX_ORIGINS)
 		return;
-	snprintf(env->origins[env->norigins++], sizeof(env->origins[0]), "%s://%s", scheme, host);
-	snprintf(env->origins[env->norigins++], sizeof(env->origins[0]), "%s://localhost:%u",
-	    scheme, port);
+	config_own_origins(listen, scheme, env->origins + env->norigins);
+	env->norigins += 2;
 }
 
 static int start_admin(struct daemon *d, char *err, size_t errlen)
@@ -988,8 +990,6 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 	const struct config *cfg = d->cfg;
 	struct admin_env env;
 	const struct listener_tls *l = &d->admin_tls;
-	char host[INET6_ADDRSTRLEN + 8];
-	uint16_t port;
 
 	if (listener_tls_pick(cfg, &cfg->admin_listen,
 	    cfg->admin_has_tls ? &cfg->admin_tls : &cfg->tls, &d->admin_tls, err, errlen) != 0)
@@ -1019,14 +1019,10 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 	/* Browser requests only from the API's own origins: a page is on
 	 * https or http as the listener serves it (both on a loopback
 	 * listener with a certificate). */
-	config_format_addr((const struct sockaddr *)&cfg->admin_listen, host, sizeof(host));
-	port = ntohs(cfg->admin_listen.ss_family == AF_INET6 ?
-	    ((const struct sockaddr_in6 *)&cfg->admin_listen)->sin6_port :
-	    ((const struct sockaddr_in *)&cfg->admin_listen)->sin_port);
 	if (l->tls)
-		admin_origins_add(&env, "https", host, port);
+		admin_origins_add(&env, &cfg->admin_listen, "https");
 	if (!l->tls || l->also_plain)
-		admin_origins_add(&env, "http", host, port);
+		admin_origins_add(&env, &cfg->admin_listen, "http");
 	d->admin = admin_new(&env);
 	if (d->admin == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -532,32 +532,23 @@ static const struct lws_protocols protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
-/* The listener's own origins under one scheme: its address and
- * localhost, with its port. */
-static void add_own_origins(struct ws_server *w, const char *scheme, const char *host,
-    uint16_t port)
+/* The listener's own origins under one scheme, if both fit. */
+static void add_own_origins(struct ws_server *w, const char *scheme)
 {
 	if (w->norigins + 2 > sizeof(w->origins) / sizeof(w->origins[0]))
 		return;
-	snprintf(w->origins[w->norigins++], sizeof(w->origins[0]), "%s://%s", scheme, host);
-	snprintf(w->origins[w->norigins++], sizeof(w->origins[0]), "%s://localhost:%u",
-	    scheme, port);
+	config_own_origins(&w->cfg.listen, scheme, w->origins + w->norigins);
+	w->norigins += 2;
 }
 
 /* The listener's own origins, when none are configured: a page served
  * by this listener may use it, under each scheme it is served with. */
 static void default_origins(struct ws_server *w)
 {
-	char host[INET6_ADDRSTRLEN + 8];
-	uint16_t port = ntohs(w->cfg.listen.ss_family == AF_INET6 ?
-	    ((struct sockaddr_in6 *)&w->cfg.listen)->sin6_port :
-	    ((struct sockaddr_in *)&w->cfg.listen)->sin_port);
-
-	config_format_addr((const struct sockaddr *)&w->cfg.listen, host, sizeof(host));
 	if (w->cfg.cert_file != NULL)
-		add_own_origins(w, "https", host, port);
+		add_own_origins(w, "https");
 	if (w->cfg.cert_file == NULL || w->cfg.also_plain)
-		add_own_origins(w, "http", host, port);
+		add_own_origins(w, "http");
 }
 
 struct ws_server *ws_server_new(struct lws_context *ctx,

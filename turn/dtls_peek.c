@@ -360,7 +360,6 @@ dtls_peek(const uint8_t *buf, size_t len, struct dtls_peek *out)
 		}
 		if (type != CT_HANDSHAKE || epoch != 0)
 			continue;
-		out->handshake = true;
 		out->nhandshake++;
 		rec = rd_init(frag, rlen);
 		rc = walk_handshake(&rec, &j, out);

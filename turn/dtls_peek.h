@@ -22,8 +22,7 @@
 #define DTLS_VERSION_13 0xfefc
 
 struct dtls_peek {
-	bool handshake;         /* at least one epoch-0 handshake record */
-	size_t nhandshake;      /* how many such records were read */
+	size_t nhandshake;      /* epoch-0 (cleartext) handshake records read */
 	bool client_hello;      /* a whole ClientHello was seen */
 	/* A whole ServerHello was seen (a DTLS 1.3 HelloRetryRequest is a
 	 * ServerHello on the wire, and counts). */

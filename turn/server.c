@@ -781,6 +781,7 @@ static bool media_check(struct turn_server *s, struct turn_alloc *a,
     const uint8_t *data, size_t len)
 {
 	struct dtls_peek p;
+	bool unread = false;
 	int rc;
 
 	switch (media_classify(data, len)) {
@@ -789,13 +790,9 @@ static bool media_check(struct turn_server *s, struct turn_alloc *a,
 		return true;
 	case MEDIA_DTLS:
 		rc = dtls_peek(data, len, &p);
-		if (dtls_peek_handshakes_12(data, len) > (rc == 0 ? p.nhandshake : 0)) {
-			a->pkts_unclassified++;
-			s->stats.packets_unclassified++;
-			return false;
-		}
-		if (rc == 0)
-			return !p.handshake || s->ops.on_dtls == NULL ||
+		unread = dtls_peek_handshakes_12(data, len) > (rc == 0 ? p.nhandshake : 0);
+		if (rc == 0 && !unread)
+			return p.nhandshake == 0 || s->ops.on_dtls == NULL ||
 			    s->ops.on_dtls(s->ops.ctx, a, &p);
 		break;
 	default:
@@ -803,7 +800,7 @@ static bool media_check(struct turn_server *s, struct turn_alloc *a,
 	}
 	a->pkts_unclassified++;
 	s->stats.packets_unclassified++;
-	return !s->cfg.media_only;
+	return !unread && !s->cfg.media_only;
 }
 
 static void relay_to_peer(struct turn_server *s, struct turn_alloc *a,

@@ -40,7 +40,6 @@ import os
 import pwd
 import random
 import re
-import select
 import shutil
 import signal
 import socket
@@ -751,6 +750,15 @@ class Gatehouse:
 
 
 # -------------------------------------------------------------- running
+
+def with_log(g, fn, lines=50):
+    """Runs fn(); on failure prints the tail of g's log first."""
+    try:
+        return fn()
+    except BaseException:
+        print("daemon log tail:\n%s" % tail(g.log(), lines), flush=True)
+        raise
+
 
 def run_tests(tests):
     """Runs each test function; prints PASS/FAIL lines and a final

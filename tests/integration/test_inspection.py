@@ -142,11 +142,7 @@ def wait_audit(g, pred, what, timeout=5.0):
 def serve(g, body):
     """Runs body() against the started daemon; its log tail on failure."""
     with g:
-        try:
-            asyncio.run(asyncio.wait_for(body(), 60))
-        except BaseException:
-            print("daemon log tail:\n%s" % gh.tail(g.log(), 40), flush=True)
-            raise
+        gh.with_log(g, lambda: asyncio.run(asyncio.wait_for(body(), 60)))
 
 
 async def in_thread(fn, *a):

@@ -93,6 +93,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gh  # noqa: E402
+from gh import with_log  # noqa: E402
 from der import b64u, der_read, der_children  # noqa: E402
 import sigclient as sc  # noqa: E402
 import turnclient as tc  # noqa: E402
@@ -298,14 +299,6 @@ def of(events, name, **match):
 
 def run(coro, timeout=60):
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def with_log(g, fn):
-    try:
-        return fn()
-    except BaseException:
-        print("daemon log tail:\n%s" % gh.tail(g.log(), 50), flush=True)
-        raise
 
 
 def team_daemon(extra_users=(), policy_rules=None, config=None):

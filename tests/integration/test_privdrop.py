@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gh  # noqa: E402
+from gh import with_log  # noqa: E402
 import sigclient as sc  # noqa: E402
 import adminclient as ac  # noqa: E402
 
@@ -112,14 +113,6 @@ async def login_ok(g, user):
     c = await sc.logged_in(g, user, user.name)
     await c.ping()
     await c.close()
-
-
-def with_log(g, fn):
-    try:
-        return fn()
-    except BaseException:
-        print("daemon log tail:\n%s" % gh.tail(g.log(), 40), flush=True)
-        raise
 
 
 # ------------------------------------------------------------------ tests

@@ -32,6 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gh  # noqa: E402
+from gh import with_log  # noqa: E402
 from der import b64u, der_read, der_children  # noqa: E402
 import sigclient as sc  # noqa: E402
 import turnclient as tc  # noqa: E402
@@ -107,15 +108,6 @@ def U(name):
 
 def run(coro, timeout=60):
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def with_log(g, fn):
-    """Runs fn(); on failure prints the daemon log tail."""
-    try:
-        return fn()
-    except BaseException:
-        print("daemon log tail:\n%s" % gh.tail(g.log(), 50), flush=True)
-        raise
 
 
 async def serves(g):

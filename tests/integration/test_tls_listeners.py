@@ -58,6 +58,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gh  # noqa: E402
+from gh import with_log  # noqa: E402
 import sigclient as sc  # noqa: E402
 
 import aiohttp  # noqa: E402
@@ -388,14 +389,6 @@ def wait_log(g, needles, timeout=5.0):
         if time.monotonic() > deadline:
             raise AssertionError("start log lacks %r; tail:\n%s" % (missing, gh.tail(text, 30)))
         time.sleep(0.1)
-
-
-def with_log(g, fn):
-    try:
-        return fn()
-    except BaseException:
-        print("daemon log tail:\n%s" % gh.tail(g.log(), 40), flush=True)
-        raise
 
 
 async def ws_session(url, origin, ctx, user=None):
