@@ -93,6 +93,7 @@ struct daemon {
 	int deferred_fd;             /* eventfd: deferred responses waiting */
 	struct deferred_response deferred[DEFERRED_MAX];
 	size_t ndeferred;
+	bool walking_allocs;         /* main thread: inside turn_server_each_alloc */
 	struct turn_server *turn;
 	struct turn_auth auth;       /* for minting call credentials */
 	struct peer_policy peers;
@@ -370,15 +371,17 @@ static void respond_block(void *ctx, const char *ip, uint32_t seconds, const cha
 
 /* Off the main thread, queues the response for it (the state lock is
  * held by both sides when they touch the queue): DEFER_QUEUED, or
- * DEFER_DROPPED when the queue is full. On the main thread DEFER_HERE:
- * the caller carries it out. */
+ * DEFER_DROPPED when the queue is full. The main thread queues it too
+ * while it walks the allocations (on_tick): ending a call or closing a
+ * source frees allocations, the walk's next one among them. Otherwise
+ * DEFER_HERE: the caller carries it out. */
 static enum deferred defer_response(struct daemon *d, enum deferred_kind kind,
     const char *name, uint32_t seconds)
 {
 	struct deferred_response *r;
 	uint64_t one = 1;
 
-	if (pthread_equal(pthread_self(), d->main_thread))
+	if (pthread_equal(pthread_self(), d->main_thread) && !d->walking_allocs)
 		return DEFER_HERE;
 	if (d->ndeferred == DEFERRED_MAX) {
 		log_warn("response: queue full, %s %s not carried out",
@@ -724,7 +727,9 @@ static void on_tick(void *arg)
 	policy_watch(d);
 	if (d->user_watch != NULL)
 		user_watch_poll(d->user_watch, relay_io_now_ms());
+	d->walking_allocs = true;
 	turn_server_each_alloc(d->turn, sample_traffic, d);
+	d->walking_allocs = false;
 }
 
 static void admin_login_failed(void *ctx, const char *user, const char *source_ip)

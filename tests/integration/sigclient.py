@@ -42,6 +42,7 @@ import time
 import aiohttp
 
 import gh  # slow_factor(): logins (argon2id) take seconds under valgrind
+import turnclient as tc
 
 TOTP_STEP_S = 30
 TOTP_DIGITS = 6
@@ -511,3 +512,35 @@ async def fresh_ping(g, timeout=DEFAULT_TIMEOUT):
         await c.ping(timeout)
     finally:
         await c.close()
+
+
+async def in_thread(fn, *a):
+    """Runs a blocking call (a TurnClient's) without stopping the loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *a)
+
+
+async def call_with_allocations(g, users, caller, callee, media=("audio",)):
+    """caller calls callee, who accepts; each makes a UDP allocation with
+    the call's credentials and a permission for the other's relayed
+    address. Returns (caller's client, callee's, call id, caller's
+    TurnClient, callee's)."""
+    ca = await logged_in(g, users[caller], caller)
+    cb = await logged_in(g, users[callee], callee)
+    r = await ca.request({"type": "call", "to": callee, "media": list(media)})
+    assert r.get("type") == "call.ok", "call: %r" % r
+    cid = r["call"]
+    await cb.wait_for("incoming", call=cid)
+    r2 = await cb.request({"type": "accept", "call": cid})
+    assert r2.get("type") == "accept.ok", "accept: %r" % r2
+    await ca.wait_for("accepted", call=cid)
+    turns = []
+    for srv in (r["ice_servers"][0], r2["ice_servers"][0]):
+        t = tc.TurnClient(g.host, g.port, "udp", srv["username"], srv["credential"])
+        resp = await in_thread(t.allocate)
+        assert resp is not None and resp.ok, "Allocate: %r" % resp
+        turns.append(t)
+    ta, tb = turns
+    for t, other in ((ta, tb), (tb, ta)):
+        resp = await in_thread(t.create_permission, [other.relayed])
+        assert resp is not None and resp.ok, "CreatePermission: %r" % resp
+    return ca, cb, cid, ta, tb

@@ -145,37 +145,10 @@ def serve(g, body):
         gh.with_log(g, lambda: asyncio.run(asyncio.wait_for(body(), 60)))
 
 
-async def in_thread(fn, *a):
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *a)
-
-
-async def call_with_allocations(g, users, caller, callee):
-    ca = await sc.logged_in(g, users[caller], caller)
-    cb = await sc.logged_in(g, users[callee], callee)
-    r = await ca.request({"type": "call", "to": callee, "media": ["audio"]})
-    assert r.get("type") == "call.ok", "call: %r" % r
-    cid = r["call"]
-    await cb.wait_for("incoming", call=cid)
-    r2 = await cb.request({"type": "accept", "call": cid})
-    assert r2.get("type") == "accept.ok", "accept: %r" % r2
-    await ca.wait_for("accepted", call=cid)
-    turns = []
-    for srv in (r["ice_servers"][0], r2["ice_servers"][0]):
-        t = tc.TurnClient(g.host, g.port, "udp", srv["username"], srv["credential"])
-        resp = await in_thread(t.allocate)
-        assert resp is not None and resp.ok, "Allocate: %r" % resp
-        turns.append(t)
-    ta, tb = turns
-    for t, other in ((ta, tb), (tb, ta)):
-        resp = await in_thread(t.create_permission, [other.relayed])
-        assert resp is not None and resp.ok, "CreatePermission: %r" % resp
-    return ca, cb, cid, ta, tb
-
-
 async def relayed(src, dst, payload, timeout=1.0):
     """Sends payload from src's allocation to dst's; what dst got, or None."""
     src.send_indication(dst.relayed, payload)
-    got = await in_thread(dst.recv_data, timeout)
+    got = await sc.in_thread(dst.recv_data, timeout)
     return None if got is None else got[2]
 
 
@@ -184,7 +157,7 @@ def test_certificate_must_be_signaled():
     cert_a, cert_b, cert_x = der_cert(g, "a"), der_cert(g, "b"), der_cert(g, "x")
 
     async def body():
-        ca, cb, cid, ta, tb = await call_with_allocations(g, users, "alice", "bob")
+        ca, cb, cid, ta, tb = await sc.call_with_allocations(g, users, "alice", "bob")
         try:
             flight = server_flight(cert_a)
             # Nothing signaled yet: dropped, the call goes on.
@@ -268,13 +241,13 @@ def test_certificate_must_be_signaled():
             # "hello bob", "12345" and the four malformed datagrams.
             assert traffic[0].get("packets_unclassified") == 6, traffic
             for t in (ta, tb):
-                r = await in_thread(t.refresh, 600)
+                r = await sc.in_thread(t.refresh, 600)
                 assert r is not None and not r.ok, "an allocation outlived the call: %r" % r
                 t.relayed = None
             assert re.search(r"call %s: bob presented a DTLS certificate that matches no "
                              r"fingerprint" % cid, g.log()), "no warning in the log"
             # The other users still call.
-            cc, cd, cid2, tcc, tdd = await call_with_allocations(g, users, "carol", "dave")
+            cc, cd, cid2, tcc, tdd = await sc.call_with_allocations(g, users, "carol", "dave")
             assert await relayed(tcc, tdd, rtp) == rtp, "another call after the mismatch"
             tcc.close()
             tdd.close()
@@ -295,7 +268,7 @@ def test_media_only():
     g, users = make_daemon(media_only=True)
 
     async def body():
-        ca, cb, cid, ta, tb = await call_with_allocations(g, users, "alice", "bob")
+        ca, cb, cid, ta, tb = await sc.call_with_allocations(g, users, "alice", "bob")
         s1 = tc.TurnClient(g.host, g.port, "udp", "tool", "tool-secret")
         s2 = tc.TurnClient(g.host, g.port, "udp", "tool", "tool-secret")
         try:
@@ -308,10 +281,10 @@ def test_media_only():
             assert metric(g, "gatehouse_relayed_packets_unclassified_total") == 3
             assert await relayed(tb, ta, rtp) == rtp, "the call no longer relays"
             for s in (s1, s2):
-                r = await in_thread(s.allocate)
+                r = await sc.in_thread(s.allocate)
                 assert r is not None and r.ok, "static Allocate: %r" % r
             for a, b in ((s1, s2), (s2, s1)):
-                r = await in_thread(a.create_permission, [b.relayed])
+                r = await sc.in_thread(a.create_permission, [b.relayed])
                 assert r is not None and r.ok, "static CreatePermission: %r" % r
             assert await relayed(s1, s2, b"tool bytes") == b"tool bytes"
             assert metric(g, "gatehouse_relayed_packets_unclassified_total") == 3

@@ -906,6 +906,63 @@ def test_traffic_spike():
         check_alert_syslog(d, kind, "end_call")
 
 
+def test_traffic_spike_ends_call():
+    """A call's allocation relays above the cap: the alert is raised while
+    the daemon walks its allocations once a second, and its response,
+    end_call, frees both allocations of the call, the walk's next one
+    among them. The response waits until the walk is over (under ASan a
+    use after free would be reported here): the call ends with reason
+    alert, both allocations go, and the daemon goes on serving."""
+    kind = "traffic_spike"
+    over = {"alerts": {kind: {"window_s": 10, "threshold": 200000, "response": "end_call"}}}
+    d = Daemon(over, users=[("alice", ["team"]), ("bob", ["team"])])
+    pol = os.path.join(d.g.workdir, "policy.json")
+    sc.write_policy(pol, [{"name": "team", "from": "group:team", "to": "group:team",
+                           "media": ["audio"], "action": "allow"}], {"team": ["alice", "bob"]})
+    d.g.config["policy"] = {"file": pol}
+    with d:
+        async def body():
+            ca, cb, cid, ta, tb = await sc.call_with_allocations(d.g, d.users, "alice", "bob")
+            try:
+                rtp = b"\x80\x6f" + os.urandom(998)
+                t0 = time.monotonic()
+                # ~1 MB/s (5x the cap) for at most 8 s, stopping at the end.
+                ended = None
+                while time.monotonic() - t0 < 8.0 and ended is None:
+                    for _ in range(50):
+                        ta.send_indication(tb.relayed, rtp)
+                    await asyncio.sleep(0.05)
+                    ended = [m for m in ca.inbox if m.get("type") == "hangup"]
+                    ended = ended or None
+                for c in (ca, cb):
+                    m = await c.wait_for("hangup", call=cid)
+                    assert m.get("reason") == "alert", "hangup: %r" % m
+                while await sc.in_thread(tb.recv_data, 0.2) is not None:
+                    pass    # what was still in flight
+                # The call's credentials are revoked (401) and its
+                # allocations gone (437): nothing is relayed any more.
+                for t in (ta, tb):
+                    r = await sc.in_thread(t.refresh, 600)
+                    assert r is not None and r.code in (401, 437), \
+                        "the call's allocation outlived it: Refresh %r" % (r,)
+                ta.send_indication(tb.relayed, rtp)
+                got = await sc.in_thread(tb.recv_data, 1.0)
+                assert got is None, "relayed after the call ended: %r" % (got,)
+            finally:
+                ta.close(release=False)
+                tb.close(release=False)
+                await ca.close()
+                await cb.close()
+            await sc.fresh_ping(d.g)
+            return cid
+        cid = run(body())
+        al = d.wait_alert(kind)
+        assert al.get("response") == "end_call" and al.get("call") == cid, "alert: %r" % al
+        d.wait_audit(lambda e: e.get("event") == "response.end_call" and e.get("call") == cid,
+                     what="response.end_call of the call")
+        assert d.g.alive(), "the daemon died"
+
+
 def test_signaling_flood():
     kind = "signaling_flood"
     over = {"alerts": {kind: {"window_s": 60, "threshold": 3, "response": "block_source",
@@ -1127,6 +1184,7 @@ def main():
             test_credential_stuffing,
             test_relay_scanning,
             test_traffic_spike,
+            test_traffic_spike_ends_call,
             test_signaling_flood,
             test_call_fanout,
             test_alert_webhook,
