@@ -39,6 +39,7 @@ struct token {
 	enum admin_role role;
 	uint64_t created_ms, last_ms;
 	uint64_t cred_tag;            /* the user's credentials it was issued against */
+	uint64_t stepup_until_ms;     /* an actor_totp accepted: credential actions until then */
 };
 
 struct pending_login {
@@ -59,9 +60,11 @@ struct pending_change {
 	char groups[IDENTITY_MAX_GROUPS][IDENTITY_NAME_MAX];
 	size_t ngroups;
 	bool totp;
-	/* Who asked, for the audit trail: their token may be gone by then. */
+	/* Who asked, for the audit trail, and the token they asked with: the
+	 * change is made only if it is still good when the hash is done. */
 	char actor[IDENTITY_NAME_MAX];
 	enum admin_role role;
+	uint8_t token_hash[32];
 	char remote[64];
 };
 
@@ -272,15 +275,23 @@ static bool need_users(struct act *x)
 	return false;
 }
 
-/* The acting admin's fresh TOTP code, for actions that hand out
- * credentials (a stolen token alone must not be enough). */
+/* Actions that hand out credentials (adding a user, setting a password or
+ * a TOTP secret) need the acting admin's fresh TOTP code: a stolen token
+ * alone must not be enough. An accepted code lets the same token do them
+ * without one for ADMIN_STEPUP_S, so that adding users one after another
+ * does not wait for a new code each time (TOTP codes are taken once). A
+ * code that is sent is always checked. */
 static bool actor_code_ok(struct act *x, json_t *body)
 {
 	const char *code = jstr(body, "actor_totp");
 
-	if (code != NULL && userdb_check_code(x->a->env.users, x->tok->user, code,
-	    x->now_ms / 1000) == USERDB_OK)
+	if (code == NULL && x->now_ms < x->tok->stepup_until_ms)
 		return true;
+	if (code != NULL && userdb_check_code(x->a->env.users, x->tok->user, code,
+	    x->now_ms / 1000) == USERDB_OK) {
+		x->tok->stepup_until_ms = x->now_ms + (uint64_t)ADMIN_STEPUP_S * 1000;
+		return true;
+	}
 	fail(x, 403, "forbidden", "this action needs a fresh TOTP code of yours in \"actor_totp\"");
 	return false;
 }
@@ -444,6 +455,7 @@ static void start_change(struct act *x, const struct pending_change *c, const ch
 	p->request = x->rq->id;
 	snprintf(p->actor, sizeof(p->actor), "%s", x->tok->user);
 	p->role = x->tok->role;
+	memcpy(p->token_hash, x->tok->hash, sizeof(p->token_hash));
 	snprintf(p->remote, sizeof(p->remote), "%s", x->rq->remote != NULL ? x->rq->remote : "");
 	x->deferred = true;
 }
@@ -483,6 +495,12 @@ static void h_user_add(struct act *x)
 	if (!valid || userdb_get(x->a->env.users, name, &e) == USERDB_OK) {
 		fail(x, valid ? 409 : 400, valid ? "conflict" : "bad_request", valid ?
 		    "the user exists" : "invalid name, group or password (8 to 1024 bytes)");
+		audit(x, "admin.user.add", "failed", json_pack("{s:s}", "target", name));
+		goto out;
+	}
+	/* The actor's code last, as for a password: a request refused for
+	 * anything else does not use it up. */
+	if (!change_room(x) || !actor_code_ok(x, body)) {
 		audit(x, "admin.user.add", "failed", json_pack("{s:s}", "target", name));
 		goto out;
 	}
@@ -1131,6 +1149,19 @@ void admin_audit_done(struct admin *a, uint64_t request, const char *body)
 		a->env.reply(a->env.ctx, request, 500, no_memory, sizeof(no_memory) - 1);
 }
 
+/* The hash took a moment: the admin who asked may have logged out, been
+ * disabled or lost the role meanwhile, and then the change is not made. */
+static bool actor_still_ok(struct admin *a, const struct pending_change *p)
+{
+	size_t i;
+	bool ok = false;
+
+	for (i = 0; i < ADMIN_MAX_TOKENS; i++)
+		if (a->tokens[i].used && CRYPTO_memcmp(a->tokens[i].hash, p->token_hash, 32) == 0)
+			ok = token_user_ok(a, &a->tokens[i]) && a->tokens[i].role >= p->role;
+	return ok;
+}
+
 void admin_hash_done(struct admin *a, const struct login_result *r, uint64_t now_ms)
 {
 	struct admin_request rq;
@@ -1151,7 +1182,11 @@ void admin_hash_done(struct admin *a, const struct login_result *r, uint64_t now
 	snprintf(tok.user, sizeof(tok.user), "%s", p->actor);
 	tok.role = p->role;
 	x.tok = &tok;
-	if (r->rc != IDENTITY_OK) {
+	if (!actor_still_ok(a, p)) {
+		fail(&x, 401, "unauthorized", "your token was revoked while the change was made");
+		audit(&x, p->kind == CHANGE_ADD ? "admin.user.add" : "admin.user.password", "failed",
+		    json_pack("{s:s}", "target", p->name));
+	} else if (r->rc != IDENTITY_OK) {
 		fail(&x, 500, "internal", "the password could not be hashed");
 		audit(&x, p->kind == CHANGE_ADD ? "admin.user.add" : "admin.user.password", "failed",
 		    json_pack("{s:s}", "target", p->name));

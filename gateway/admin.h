@@ -52,6 +52,7 @@
 #include <stdint.h>
 
 #define ADMIN_TOKEN_ABSOLUTE_S (8 * 3600) /* never longer than a working day */
+#define ADMIN_STEPUP_S 300 /* what an accepted actor_totp allows without another */
 #define ADMIN_MAX_BODY (1024 * 1024) /* a policy file's limit */
 #define ADMIN_MAX_TOKENS 256
 #define ADMIN_MAX_ORIGINS 4          /* two names under two schemes */

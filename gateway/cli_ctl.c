@@ -181,7 +181,7 @@ static const char usage_text[] =
     "  sessions                 signaling sessions; sessions close ID\n"
     "  calls                    live calls; calls end ID\n"
     "  users                    local users\n"
-    "  users add NAME [--group G]... [--totp]\n"
+    "  users add NAME [--group G]... [--totp]   (asks for your TOTP code too)\n"
     "  users disable|enable|unlock|delete NAME\n"
     "  users passwd NAME        new password (asks for your TOTP code too)\n"
     "  users totp NAME          new TOTP secret (asks for your TOTP code)\n"
@@ -1681,7 +1681,8 @@ static int cmd_action(struct ctl *c)
 
 static int cmd_user_add(struct ctl *c)
 {
-	char pw[PW_CAP], body[JSON_BODY_CAP], shown[CELL_MAX];
+	char pw[PW_CAP], code[CODE_CAP], body[JSON_BODY_CAP], shown[CELL_MAX];
+	char prompt[CELL_MAX + 64];
 	struct jw w = { body, sizeof(body), 0, false };
 	struct resp r;
 	size_t i;
@@ -1698,7 +1699,18 @@ static int cmd_user_add(struct ctl *c)
 		return rc;
 	if ((rc = ask_new_password(c, c->arg, pw)) != 0)
 		return rc;
-	jw_raw(&w, "{\"name\":");
+	/* A new user is new credentials: the server wants a fresh code of
+	 * the acting admin as well as the token. */
+	snprintf(prompt, sizeof(prompt), "Your TOTP code (%s), one not used yet: ",
+	    esc(shown, sizeof(shown), c->saved.user));
+	if ((rc = ask_code(c, prompt, code)) != 0) {
+		OPENSSL_cleanse(pw, sizeof(pw));
+		return rc;
+	}
+	jw_raw(&w, "{\"actor_totp\":");
+	jw_str(&w, code);
+	OPENSSL_cleanse(code, sizeof(code));
+	jw_raw(&w, ",\"name\":");
 	jw_str(&w, c->arg);
 	jw_raw(&w, ",\"password\":");
 	jw_str(&w, pw);

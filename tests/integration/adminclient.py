@@ -23,6 +23,7 @@ import urllib.parse
 import gh  # slow_factor(): logins (argon2id) take seconds under valgrind
 
 TIMEOUT = 10.0 * gh.slow_factor()
+STEPUP_S = 300     # ADMIN_STEPUP_S, gateway/admin.h
 
 
 def _short(obj, limit=400):
@@ -36,6 +37,7 @@ class AdminClient:
         self.host = host
         self.port = g.admin_port
         self.transcript = []
+        self.stepped_up = {}    # token -> when a code of its admin was accepted
 
     @property
     def origin(self):
@@ -97,6 +99,21 @@ class AdminClient:
         st, b = self.call(method, path, **kw)
         assert st == want, "%s %s: HTTP %d %s, expected %d\n%s" % (
             method, path, st, _short(b), want, self.describe())
+        return b
+
+    def add_user(self, token, actor, body, want=200):
+        """POST /api/users as admin actor (a sigclient.User) with token:
+        with actor's next TOTP code unless this token's step-up window
+        (opened by its last accepted code, ADMIN_STEPUP_S) is still open
+        for a good while. Asserts the status; returns the body."""
+        opened = self.stepped_up.get(token)
+        if opened is None or time.monotonic() - opened > STEPUP_S - 60:
+            body = dict(body, actor_totp=actor.next_totp())
+        st, b = self.call("POST", "/api/users", body=body, token=token)
+        if st == 200 and "actor_totp" in body:
+            self.stepped_up[token] = time.monotonic()
+        assert st == want, "POST /api/users: HTTP %d %s, expected %d\n%s" % (
+            st, _short(b), want, self.describe())
         return b
 
     def login_raw(self, user, password, code, origin=None):

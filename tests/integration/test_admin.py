@@ -41,7 +41,8 @@ ROLE_NAMES = {AUD: "auditor", OP: "operator", ADM: "admin"}
 TEAM = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivan",
         "judy", "ken", "victim", "sigonly"]
 ADMINS = {  # name -> groups
-    "root": ["admin"], "adm2": ["admin"], "adm3": ["admin"], "dis": ["admin"], "pwc": ["admin"],
+    "root": ["admin"], "adm2": ["admin"], "adm3": ["admin"], "adm4": ["admin"], "dis": ["admin"],
+    "pwc": ["admin"],
     "logadm": ["admin"], "orig": ["admin"], "locka": ["admin"], "same": ["admin"],
     "op": ["operator"], "logop": ["operator"],
     "aud": ["auditor"], "logaud": ["auditor"], "cl0aud": ["auditor"],
@@ -351,7 +352,7 @@ def test_login_failures_same_body():
         st, b = api.call("POST", "/api/login", raw="not json")
         assert_error(st, b, 401, "unauthorized", "login with a body that is not JSON")
         # an admin account without TOTP enrolled cannot log in at all
-        api.expect(200, "POST", "/api/users", token=token("root"), body={
+        api.add_user(token("root"), U("root"), {
             "name": "nototpadm", "password": password_of("nototpadm"), "groups": ["admin"], "totp": False})
         for code in ("000000", "123456"):
             st, b = api.login_raw("nototpadm", password_of("nototpadm"), code)
@@ -856,7 +857,7 @@ def test_empty_post_with_content_length_0_runs_once():
     api = S.api
     root = token("root")
     cl0 = {"Content-Length": "0"}
-    api.expect(200, "POST", "/api/users", token=root, body={
+    api.add_user(root, U("root"), {
         "name": "cl0user", "password": password_of("cl0user"), "groups": [], "totp": False})
     problems = []
     for action in ("disable", "enable", "unlock"):
@@ -890,14 +891,14 @@ def test_users_add_list_disable_enable_delete():
     root = token("root")
 
     async def body():
-        b = api.expect(200, "POST", "/api/users", token=root, body={
+        b = api.add_user(root, U("root"), {
             "name": "newbie", "password": password_of("newbie"), "groups": ["team"], "totp": True})
         assert str(b.get("otpauth", "")).startswith("otpauth://totp/"), "add with totp: %r" % b
         nb = sc.User("newbie", password_of("newbie"), ac.secret_of(b["otpauth"]), ["team"])
         st, b2 = api.call("POST", "/api/users", token=root, body={
             "name": "newbie", "password": "another-password-123", "groups": [], "totp": False})
         assert_error(st, b2, 409, "conflict", "adding newbie again")
-        b3 = api.expect(200, "POST", "/api/users", token=root, body={
+        b3 = api.add_user(root, U("root"), {
             "name": "nototp", "password": password_of("nototp"), "groups": [], "totp": False})
         assert "otpauth" not in b3, "add without totp returned %r" % b3
         for bad in ({"name": "x", "password": "short", "groups": [], "totp": False},
@@ -979,6 +980,10 @@ def test_user_add_hashes_off_the_loop():
     api = S.api
     root = token("root")
     names = ["offloop%d" % i for i in range(4)]
+    # The actor's code once (it is taken once): the four adds below go
+    # through the step-up window it opens.
+    api.add_user(root, U("root"), {"name": "offloopfirst", "password": password_of("offloopfirst"),
+                                   "groups": ["team"], "totp": False})
 
     def add(name):
         st, b = api.call("POST", "/api/users", token=root, body={
@@ -1015,7 +1020,7 @@ def test_password_reset_needs_actor_totp():
     a2u = U("adm2")
 
     async def body():
-        b = api.expect(200, "POST", "/api/users", token=root, body={
+        b = api.add_user(root, U("root"), {
             "name": "pwuser", "password": password_of("pwuser"), "groups": ["team"], "totp": True})
         pu = sc.User("pwuser", password_of("pwuser"), ac.secret_of(b["otpauth"]), ["team"])
         a2 = api.login(a2u, expect_role="admin")
@@ -1063,6 +1068,67 @@ def test_password_reset_needs_actor_totp():
     with_log(g, lambda: run(body()), api)
 
 
+def test_user_add_needs_actor_totp():
+    """A new user is new credentials: a token alone cannot add one (a
+    stolen token would make itself a lasting admin with its own TOTP).
+    The acting admin's code is checked last; an accepted code opens a
+    step-up window in which the same token adds more without one; a code
+    sent is always checked. A change whose admin logs out while the
+    password is hashed is not made."""
+    shared()
+    api = S.api
+    a4u = U("adm4")
+    a4 = api.login(a4u, expect_role="admin")
+    users = lambda: users_by_name(api, token("aud"))  # noqa: E731
+    new = {"name": "stepnew", "password": password_of("stepnew"), "groups": ["admin"],
+           "totp": True}
+    st, b = api.call("POST", "/api/users", token=a4, body=new)
+    assert_error(st, b, 403, "forbidden", "user add without actor_totp")
+    st, b = api.call("POST", "/api/users", token=a4, body=dict(new, actor_totp=sc.totp(U("root").secret)))
+    assert_error(st, b, 403, "forbidden", "user add with another admin's code")
+    assert "stepnew" not in users(), "a refused add created the user"
+    code = a4u.next_totp()
+    # refused for an existing name: the code is checked last, not used up
+    st, b = api.call("POST", "/api/users", token=a4, body=dict(new, name="root", actor_totp=code))
+    assert_error(st, b, 409, "conflict", "user add of an existing name")
+    b = api.expect(200, "POST", "/api/users", token=a4, body=dict(new, actor_totp=code))
+    assert str(b.get("otpauth", "")).startswith("otpauth://totp/"), "add: %r" % b
+    # the window: no code needed now
+    api.expect(200, "POST", "/api/users", token=a4, body={
+        "name": "stepnext", "password": password_of("stepnext"), "groups": ["team"], "totp": False})
+    # but a code that is sent is checked: this one is used up
+    st, b = api.call("POST", "/api/users", token=a4, body={
+        "name": "stepreplay", "password": password_of("stepreplay"), "groups": [], "totp": False,
+        "actor_totp": code})
+    assert_error(st, b, 403, "forbidden", "user add replaying the actor's code")
+    # another token of the same admin has no window of its own
+    a4b = api.login(a4u, expect_role="admin")
+    st, b = api.call("POST", "/api/users", token=a4b, body={
+        "name": "stepother", "password": password_of("stepother"), "groups": [], "totp": False})
+    assert_error(st, b, 403, "forbidden", "user add on another token without actor_totp")
+    have = users()
+    assert "stepnew" in have and "stepnext" in have and "stepreplay" not in have and \
+        "stepother" not in have, "users after the step-up checks: %r" % sorted(have)
+    # logged out while the password is hashed: the add is not made
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(api.call, "POST", "/api/users", body={
+            "name": "steplate", "password": password_of("steplate"), "groups": ["admin"],
+            "totp": False}, token=a4)
+        time.sleep(0.05)
+        api.expect(200, "POST", "/api/logout", token=a4)
+        st, b = fut.result()
+    assert_error(st, b, 401, "unauthorized", "an add whose admin logged out meanwhile")
+    assert "steplate" not in users(), "the add of an admin who logged out was made"
+    ev = [e for e in audit_events(api, token("aud"), event="admin.user.add") if e.get("actor") == "adm4"]
+    outcomes = sorted((e.get("target"), e.get("outcome")) for e in ev)
+    for want in (("stepnew", "success"), ("stepnext", "success"), ("stepreplay", "failed"),
+                 ("steplate", "failed")):
+        assert want in outcomes, "%r not in the audit: %r" % (want, outcomes)
+    api.expect(200, "POST", "/api/logout", token=a4b)
+    for n in ("stepnew", "stepnext"):
+        api.expect(200, "DELETE", "/api/users/" + n, token=token("root"))
+
+
 def test_totp_reenrol_needs_actor_totp():
     g = shared()
     api = S.api
@@ -1070,7 +1136,7 @@ def test_totp_reenrol_needs_actor_totp():
     a3u = U("adm3")
 
     async def body():
-        b = api.expect(200, "POST", "/api/users", token=root, body={
+        b = api.add_user(root, U("root"), {
             "name": "totpuser", "password": password_of("totpuser"), "groups": ["team"], "totp": True})
         old = sc.User("totpuser", password_of("totpuser"), ac.secret_of(b["otpauth"]), ["team"])
         c = await sc.logged_in(g, old, "totpuser-old")
@@ -1468,6 +1534,7 @@ if __name__ == "__main__":
         test_user_add_hashes_off_the_loop,
         test_password_reset_needs_actor_totp,
         test_totp_reenrol_needs_actor_totp,
+        test_user_add_needs_actor_totp,
         test_audit_query_filters,
         test_audit_query_off_the_loop,
         test_sessions_and_calls,

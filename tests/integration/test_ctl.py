@@ -182,6 +182,16 @@ def test_users():
     assert byname["admin"][1:4] == ["admin", "yes", "no"], byname["admin"]
     rc, out, err = ctl("users", "--json", expect=0)
     assert {u["name"] for u in json.loads(out)["users"]} >= {"admin", "alice"}
+    # Adding a user hands out credentials: the admin's fresh code too.
+    rc, out, err = ctl("users", "add", "carol", "--group", "team", "--password-stdin",
+                       stdin="pw-carol-0123456789\n%s\n" % sc.wrong_totp(S.users["admin"].secret))
+    assert rc == 1 and "actor_totp" in err and "(403)" in err, "add with a wrong code: %s" % err
+    rc, out, err = ctl("users", "add", "carol", "--group", "team", "--password-stdin",
+                       stdin="pw-carol-0123456789\n%s\n" % S.users["admin"].next_totp(), expect=0)
+    assert out.strip() == "user carol added", out
+    rc, out, err = ctl("users", "--json", expect=0)
+    carol = [u for u in json.loads(out)["users"] if u["name"] == "carol"]
+    assert carol and carol[0]["groups"] == ["team"], carol
 
 
 def test_policy_get_validate_put():

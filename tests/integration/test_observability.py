@@ -1018,7 +1018,7 @@ def test_no_secret_leaks():
         api(g, "GET", "/api/status", token=tok, want=200)
         st, b = api(g, "POST", "/api/users", {"name": "erin", "password": secret(
             "erin's first password", "erin-" + secrets.token_urlsafe(12)), "groups": ["team"],
-            "totp": True}, token=tok, want=200)
+            "totp": True, "actor_totp": code(U["root"])}, token=tok, want=200)
         uri = b.get("otpauth", "")
         q = urllib.parse.parse_qs(urllib.parse.urlparse(uri).query)
         assert q.get("secret"), "POST /api/users: no otpauth secret in %r" % b
