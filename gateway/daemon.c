@@ -154,7 +154,7 @@ static void turn_relay_send(void *ctx, void *handle, const struct sockaddr *peer
  * of the same live call; a static user's (tools, benchmarks) reaches other
  * static users' allocations. Nothing else. */
 static bool turn_permit_peer(void *ctx, const struct turn_alloc *from,
-    const struct sockaddr *peer, uint64_t now_ms)
+    const struct sockaddr *peer, uint64_t wall_ms)
 {
 	struct daemon *d = ctx;
 	const struct registry_alloc *to = registry_alloc_find(d->registry, peer);
@@ -165,7 +165,7 @@ static bool turn_permit_peer(void *ctx, const struct turn_alloc *from,
 		return to->call[0] == '\0';
 	return strcmp(to->call, from->id.call) == 0 &&
 	    strcmp(to->user, from->id.user) != 0 &&
-	    !registry_call_ended(d->registry, from->id.call, now_ms / 1000);
+	    !registry_call_ended(d->registry, from->id.call, wall_ms / 1000);
 }
 
 static bool turn_credential_ok(void *ctx, const struct turn_identity *id)
@@ -502,11 +502,11 @@ static int start_events(struct daemon *d)
 	return d->events != NULL ? 0 : -1;
 }
 
-static bool turn_source_blocked(void *ctx, const struct sockaddr *src, uint64_t now_ms)
+static bool turn_source_blocked(void *ctx, const struct sockaddr *src, uint64_t wall_ms)
 {
 	struct daemon *d = ctx;
 
-	return blocklist_has_addr(d->blocks, src, now_ms);
+	return blocklist_has_addr(d->blocks, src, wall_ms);
 }
 
 static bool ws_blocked(void *ctx, const char *ip)

@@ -78,7 +78,7 @@ struct conn {
 	bool handshaking;
 	bool got_message;
 	bool want_out;                  /* EPOLLOUT registered */
-	uint64_t created_ms, last_rx_ms;
+	uint64_t created_ms, last_rx_ms; /* monotonic */
 	uint8_t in[STUN_MAX_MESSAGE];
 	size_t inlen;
 	uint8_t *out;                   /* owned, RELAY_IO_MAX_OUT bytes */
@@ -112,7 +112,9 @@ struct relay_io {
 	struct io_handle *dead;         /* freed after each batch */
 	struct io_handle wake;          /* H_WAKE */
 	struct io_handle timer;         /* H_TIMER */
-	uint64_t now_ms;
+	/* Read once per batch. Timers of connections use now.mono_ms; the
+	 * server gets both (turn_time in turn/server.h). */
+	struct turn_time now;
 	/* recvmmsg() headers, set up once: each read resets only what the
 	 * previous one changed (rx_used entries, and the buffer size). */
 	uint8_t udp_bufs[UDP_BATCH][STUN_MAX_MESSAGE];
@@ -227,6 +229,13 @@ fail:
 
 static void rx_setup(struct relay_io *io);
 
+/* Both clocks, coarse: once per batch, so the packet path reads none. */
+static void relay_io_clock(struct relay_io *io)
+{
+	io->now.mono_ms = clock_mono_coarse_ms();
+	io->now.wall_ms = clock_wall_coarse_ms();
+}
+
 struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
     char *err, size_t errlen)
 {
@@ -272,7 +281,7 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 		if (bind_listener(io, &cfg->listen[i], err, errlen) != 0)
 			goto fail;
 	}
-	io->now_ms = clock_wall_coarse_ms();
+	relay_io_clock(io);
 	return io;
 fail:
 	relay_io_free(io);
@@ -437,7 +446,7 @@ static int conn_consume(struct relay_io *io, struct conn *c)
 		if (rc != STUN_OK)
 			return -1;
 		c->got_message = true;
-		turn_server_on_client(io->server, &c->client, c->in + off, frame, io->now_ms);
+		turn_server_on_client(io->server, &c->client, c->in + off, frame, io->now);
 		if (c->h.dead)
 			return 0;
 		off += frame;
@@ -493,7 +502,7 @@ static void conn_readable(struct relay_io *io, struct conn *c)
 		}
 		drained = c->ssl == NULL && (size_t)n < sizeof(c->in) - c->inlen;
 		c->inlen += (size_t)n;
-		c->last_rx_ms = io->now_ms;
+		c->last_rx_ms = io->now.mono_ms;
 		if (conn_consume(io, c) != 0)
 			return conn_close(io, c, "not a STUN or ChannelData stream");
 		/* A short read emptied the socket: epoll (level-triggered) says
@@ -551,7 +560,7 @@ static void accept_conns(struct relay_io *io, struct listener *l)
 		c->client.remote = remote;
 		c->client.local = l->addr;
 		c->client.conn_id = c->id;
-		c->created_ms = c->last_rx_ms = io->now_ms;
+		c->created_ms = c->last_rx_ms = io->now.mono_ms;
 		if (l->transport == CONFIG_TLS) {
 			c->ssl = SSL_new(io->tls);
 			if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
@@ -588,10 +597,11 @@ static void conns_expire(struct relay_io *io)
 
 	for (c = io->conns; c != NULL; c = next) {
 		next = c->next;
-		if (!c->got_message && io->now_ms - c->created_ms > RELAY_IO_FIRST_MESSAGE_MS)
+		if (!c->got_message &&
+		    clock_elapsed_ms(io->now.mono_ms, c->created_ms) > RELAY_IO_FIRST_MESSAGE_MS)
 			conn_close(io, c, c->handshaking ? "TLS handshake timeout" :
 			    "no message in time");
-		else if (io->now_ms - c->last_rx_ms > RELAY_IO_IDLE_MS)
+		else if (clock_elapsed_ms(io->now.mono_ms, c->last_rx_ms) > RELAY_IO_IDLE_MS)
 			conn_close(io, c, "idle");
 	}
 }
@@ -653,7 +663,7 @@ static void udp_readable(struct relay_io *io, struct listener *l)
 				continue;
 			memcpy(&client.remote, &io->rx_from[i], sizeof(client.remote));
 			turn_server_on_client(io->server, &client, io->udp_bufs[i],
-			    msgs[i].msg_len, io->now_ms);
+			    msgs[i].msg_len, io->now);
 		}
 		/* Answers leave before the next read: a burst waits no longer
 		 * than one batch. */
@@ -818,7 +828,7 @@ static void relay_readable(struct relay_io *io, struct relay *r)
 				continue;
 			turn_server_on_peer(io->server, r->owner,
 			    (const struct sockaddr *)&io->rx_from[i], io->udp_bufs[i],
-			    msgs[i].msg_len, io->now_ms);
+			    msgs[i].msg_len, io->now);
 		}
 		if (n < UDP_BATCH)
 			return;
@@ -847,7 +857,7 @@ void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 	bool tick = false;
 	int i;
 
-	io->now_ms = clock_wall_coarse_ms();
+	relay_io_clock(io);
 	io->batching = true;
 	for (i = 0; i < e->n; i++) {
 		struct io_handle *h = e->ev[i].data.ptr;
@@ -880,7 +890,7 @@ void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 	io->batching = false;
 	if (tick) {
 		if (io->server != NULL)
-			turn_server_tick(io->server, io->now_ms);
+			turn_server_tick(io->server, io->now);
 		conns_expire(io);
 	}
 	/* Only here, after this batch's events: a handle closed by the main

@@ -66,11 +66,17 @@ static void ip_key(const struct sockaddr *sa, uint8_t out[16])
 	}
 }
 
+/* now_ms - then_ms, never wrapping: 0 when then_ms is later. */
+static uint64_t since(uint64_t now_ms, uint64_t then_ms)
+{
+	return now_ms > then_ms ? now_ms - then_ms : 0;
+}
+
 static bool slot_idle(const struct srclimit *l, const struct srclimit_slot *s,
     uint64_t now_ms)
 {
 	return !s->used || (now_ms >= s->blocked_until_ms &&
-	    now_ms - s->window_start_ms > l->window_ms);
+	    since(now_ms, s->window_start_ms) > l->window_ms);
 }
 
 static struct srclimit_slot *lookup(struct srclimit *l, const struct sockaddr *src,
@@ -114,7 +120,7 @@ void srclimit_fail(struct srclimit *l, const struct sockaddr *src, uint64_t now_
 
 	if (s == NULL)
 		return;
-	if (now_ms - s->window_start_ms > l->window_ms) {
+	if (since(now_ms, s->window_start_ms) > l->window_ms) {
 		s->window_start_ms = now_ms;
 		s->failures = 0;
 	}
