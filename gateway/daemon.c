@@ -536,8 +536,12 @@ static char *render_metrics(void *ctx)
 	struct daemon *d = ctx;
 	struct metrics_gauges g;
 	struct turn_stats ts;
+	struct relay_io_stats rs;
 
 	turn_server_stats(d->turn, &ts);
+	memset(&rs, 0, sizeof(rs));
+	if (d->io != NULL)
+		relay_io_stats(d->io, &rs);
 	memset(&g, 0, sizeof(g));
 	g.sessions = hub_session_count(d->hub);
 	g.calls = hub_call_count(d->hub);
@@ -548,6 +552,9 @@ static char *render_metrics(void *ctx)
 	g.packets_from_peers = ts.packets_from_peers;
 	g.packets_relayed_locally = ts.packets_relayed_locally;
 	g.packets_unclassified = ts.packets_unclassified;
+	g.turn_conns = rs.conns;
+	g.turn_conns_refused_per_source = rs.refused_per_source;
+	g.turn_conns_refused_total = rs.refused_total;
 	audit_losses(d->audit, &g.audit_dropped, &g.syslog_failed);
 	blocklist_each(d->blocks, relay_io_now_ms(), count_block, &g.blocked_sources);
 	return metrics_render(d->metrics, &g);

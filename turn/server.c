@@ -967,7 +967,8 @@ void turn_server_on_peer(struct turn_server *s, struct turn_alloc *a,
 	s->ops.send_client(s->ops.ctx, &a->client, out, n);
 }
 
-void turn_server_on_conn_closed(struct turn_server *s, uint64_t conn_id)
+/* The allocation of a TCP/TLS connection, or NULL. */
+static struct turn_alloc *conn_alloc(const struct turn_server *s, uint64_t conn_id)
 {
 	struct turn_client c;
 	struct turn_alloc *a;
@@ -981,8 +982,20 @@ void turn_server_on_conn_closed(struct turn_server *s, uint64_t conn_id)
 		c.transport = TURN_TP_TLS;
 		a = alloc_table_find(s->allocs, &c);
 	}
+	return a;
+}
+
+void turn_server_on_conn_closed(struct turn_server *s, uint64_t conn_id)
+{
+	struct turn_alloc *a = conn_alloc(s, conn_id);
+
 	if (a != NULL)
 		alloc_remove(s, a, "connection closed");
+}
+
+bool turn_server_conn_has_alloc(const struct turn_server *s, uint64_t conn_id)
+{
+	return conn_alloc(s, conn_id) != NULL;
 }
 
 void turn_server_tick(struct turn_server *s, struct turn_time now)

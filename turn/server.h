@@ -151,6 +151,8 @@ void turn_server_on_peer(struct turn_server *s, struct turn_alloc *a,
 
 /* A TCP/TLS client connection closed: its allocation goes at once. */
 void turn_server_on_conn_closed(struct turn_server *s, uint64_t conn_id);
+/* Whether a TCP/TLS client connection holds an allocation now. */
+bool turn_server_conn_has_alloc(const struct turn_server *s, uint64_t conn_id);
 
 /* Expires allocations, permissions and channels. Call about once a
  * second. */

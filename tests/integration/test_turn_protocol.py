@@ -848,6 +848,183 @@ def test_tcp_close_removes_allocation():
         close_all(u)
 
 
+# ------------------------------------------------- connection limits
+
+def open_stream(g, local_ip, use_tls=False):
+    """A TCP (or TLS) connection from local_ip that has had a Binding
+    answered: (socket, None); or (None, why) when the relay closed it
+    without an answer (why is "closed") or did not answer in time."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((local_ip, 0))
+        s.settimeout(2.0)
+        s.connect((g.host, g.tls_port if use_tls else g.port))
+        if use_tls:
+            s = gh.tls_client_context().wrap_socket(s, server_hostname="localhost")
+        req, txid = binding_bytes()
+        s.sendall(req)
+        resp = gh.recv_stun_stream(s, 2.0)
+    except TimeoutError:  # before OSError, which it is
+        s.close()
+        return None, "no answer within 2 s"
+    except (ConnectionError, ssl.SSLError):
+        s.close()
+        return None, "closed"
+    except OSError as e:
+        s.close()
+        return None, "%s: %s" % (type(e).__name__, e)
+    if txid not in resp:
+        s.close()
+        return None, "an answer to another transaction"
+    return s, None
+
+
+def metric(g, name, **labels):
+    """The value of one series on the admin listener's /metrics."""
+    import http.client
+    conn = http.client.HTTPConnection(g.host, g.admin_port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    want = name + ("{%s}" % ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+                   if labels else "")
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    raise AssertionError("no series %s in /metrics" % want)
+
+
+def test_connections_per_source():
+    """One source holds at most turn.limits.connections_per_source (32 by
+    default) TCP and TLS connections together; the next is closed at once,
+    unanswered. Another source is not affected, and a slot comes back when
+    a connection ends."""
+    with gh.Gatehouse(ARGS.gatehouse, static_users=USERS) as g:
+        def run():
+            held = []
+            try:
+                for i in range(32):
+                    tls = i % 4 == 3
+                    s, why = open_stream(g, "127.0.0.5", tls)
+                    assert s is not None, "%s connection %d of 32 from 127.0.0.5: %s" % (
+                        "TLS" if tls else "TCP", i + 1, why)
+                    held.append(s)
+                for tls in (False, True):
+                    s, why = open_stream(g, "127.0.0.5", tls)
+                    if s is not None:
+                        s.close()
+                    assert why == "closed", "33rd connection (%s) from 127.0.0.5: %s" % (
+                        "TLS" if tls else "TCP", why or "answered")
+                for tls in (False, True):
+                    s, why = open_stream(g, "127.0.0.6", tls)
+                    assert s is not None, "%s connection from 127.0.0.6 while 127.0.0.5 is at " \
+                        "its limit: %s" % ("TLS" if tls else "TCP", why)
+                    s.close()
+                c = TurnClient(g.host, g.port, "tcp", "bench", "secret", local=("127.0.0.6", 0))
+                try:
+                    expect(c.allocate(), 200, "Allocate over TCP from 127.0.0.6")
+                finally:
+                    c.close()
+                # A closed connection gives its slot back.
+                held.pop().close()
+                deadline = time.monotonic() + 2.0
+                while True:
+                    s, why = open_stream(g, "127.0.0.5")
+                    if s is not None or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
+                assert s is not None, "no slot for 127.0.0.5 after one of its connections " \
+                    "closed: %s" % why
+                held.append(s)
+                n = metric(g, "gatehouse_turn_connections_refused_total", limit="per_source")
+                assert n >= 2, "refused connections counted: %g (expected at least 2)" % n
+                assert "too many connections from that source" in g.log(), \
+                    "refusal not logged (debug)"
+                n = metric(g, "gatehouse_turn_connections")
+                assert n == 32, "gatehouse_turn_connections %g with 32 open" % n
+            finally:
+                for s in held:
+                    s.close()
+        gh.with_log(g, run)
+
+
+def vm_data_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmData:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmData in /proc/%d/status" % pid)
+
+
+def test_idle_connections_hold_no_output_buffer():
+    """A stream connection's output buffer (up to 256 KiB) exists only while
+    output waits for the socket: 300 connections that were answered and
+    went idle add far less than 300 x 256 KiB to the daemon's memory."""
+    n = 300
+    cfg = {"turn": {"limits": {"connections_per_source": 4096}}}
+    with gh.Gatehouse(ARGS.gatehouse, config=cfg, static_users=USERS) as g:
+        def run():
+            held = []
+            try:
+                before = vm_data_kib(g.proc.pid)
+                for i in range(n):
+                    s, why = open_stream(g, "127.0.0.1")
+                    assert s is not None, "connection %d of %d: %s" % (i + 1, n, why)
+                    held.append(s)
+                grew = vm_data_kib(g.proc.pid) - before
+                print("note: %d idle connections grew the daemon's data by %d KiB" % (n, grew),
+                      flush=True)
+                assert grew < n * 256 // 4, "%d idle connections grew the daemon's data by " \
+                    "%d KiB (a 256 KiB buffer each would be %d KiB)" % (n, grew, n * 256)
+                # And output that has to wait still arrives whole: 200
+                # Bindings in one write, answered while the client reads.
+                c = new_client("tcp", g=g)
+                try:
+                    reqs = [binding_bytes() for _ in range(200)]
+                    c.send_raw(b"".join(r for r, _ in reqs))
+                    for _, txid in reqs:
+                        expect(c.wait_response(txid), 200, "one of 200 pipelined Bindings")
+                finally:
+                    c.close()
+            finally:
+                for s in held:
+                    s.close()
+        gh.with_log(g, run)
+
+
+def test_connection_without_allocation_closed():
+    """A TCP connection without an allocation is closed 30 s
+    (RELAY_IO_NO_ALLOC_MS) after it was opened or its allocation ended,
+    even while it keeps sending Bindings; one with an allocation stays."""
+    bare = new_client("tcp")
+    ended = allocated("tcp")
+    kept = allocated("tcp")
+    try:
+        expect(ended.refresh(0), 200, "Refresh 0 over TCP")
+        start = time.monotonic()
+        closed = {}
+        while time.monotonic() - start < 45 and len(closed) < 2:
+            for name, c in (("bare", bare), ("ended", ended)):
+                if name not in closed:
+                    c.binding()
+                    if c.closed:
+                        closed[name] = time.monotonic() - start
+            expect(kept.binding(), 200, "Binding on the connection with an allocation")
+            time.sleep(1.0)
+        wrong = ["%s: %s" % (k, "still open after 45 s" if k not in closed else
+                             "closed after %.1f s" % closed[k])
+                 for k in ("bare", "ended") if not 28 <= closed.get(k, 0) <= 40]
+        assert not wrong, "connections without an allocation (expected closed after " \
+            "about 30 s):\n  " + "\n  ".join(wrong)
+        assert not kept.closed, "the connection with an allocation was closed"
+        expect(kept.refresh(), 200, "Refresh on the connection with an allocation")
+        assert "no allocation" in G.log(), "closing not logged with its reason"
+    finally:
+        close_all(bare, ended, kept)
+
+
 # --------------------------------------------------------- clock steps
 
 # An LD_PRELOAD shim that moves the daemon's wall clock (CLOCK_REALTIME and
@@ -1000,6 +1177,9 @@ def main():
                 test_port_range_exhausted,
                 test_auth_failure_rate_limit,
                 test_wall_clock_steps,
+                test_connections_per_source,
+                test_idle_connections_hold_no_output_buffer,
+                test_connection_without_allocation_closed,
             ])
         except SystemExit as e:  # leave the with normally: stop() is checked
             code = e.code
