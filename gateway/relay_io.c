@@ -93,6 +93,8 @@ struct conn {
 	size_t outlen, outcap;
 	bool flush_queued;              /* on relay_io.flush: written at batch end */
 	struct conn *next_flush;
+	bool ready;                     /* on relay_io.ready */
+	struct conn *next_ready;
 	struct conn *next_bucket;
 	struct conn *next, *prev;       /* all connections */
 };
@@ -140,6 +142,11 @@ struct relay_io {
 	/* While a batch of events is handled (batching): what to send. */
 	bool batching;
 	struct conn *flush;             /* stream connections with new output */
+	/* TLS connections that used up their read rounds while OpenSSL still
+	 * held bytes for them: epoll cannot tell (the socket may be empty), so
+	 * the next batch reads them again, and the wait before it does not
+	 * block. Only the relay thread touches it. */
+	struct conn *ready;
 	struct udp_tx tx;               /* datagrams queued for UDP clients */
 };
 
@@ -347,7 +354,7 @@ static struct conn *conn_find(struct relay_io *io, uint64_t id)
 
 static void conn_close(struct relay_io *io, struct conn *c, const char *why)
 {
-	struct conn **pp = &io->conn_buckets[c->id % CONN_BUCKETS];
+	struct conn **pp = &io->conn_buckets[c->id % CONN_BUCKETS], **rp;
 	char name[INET6_ADDRSTRLEN + 8];
 
 	log_debug("turn: closing %s connection %llu from %s: %s",
@@ -364,6 +371,15 @@ static void conn_close(struct relay_io *io, struct conn *c, const char *why)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	io->nconns--;
+	if (c->ready) {
+		/* Not found: it is on the list relay_io_handle() is walking,
+		 * which skips dead handles. */
+		for (rp = &io->ready; *rp != NULL && *rp != c; rp = &(*rp)->next_ready)
+			;
+		if (*rp == c)
+			*rp = c->next_ready;
+		c->ready = false;
+	}
 	conn_limit_release(io->per_source, (const struct sockaddr *)&c->client.remote);
 	if (io->server != NULL)
 		turn_server_on_conn_closed(io->server, c->id);
@@ -590,6 +606,14 @@ static void conn_readable(struct relay_io *io, struct conn *c)
 		 * keeps reading: OpenSSL may hold decrypted bytes. */
 		if (drained)
 			return;
+	}
+	/* Out of rounds. Plain TCP: what is left is in the socket, and epoll
+	 * says so again. TLS: OpenSSL may have read the rest of a record from
+	 * the socket already, and epoll would never fire for it. */
+	if (!c->h.dead && c->ssl != NULL && !c->ready && SSL_has_pending(c->ssl)) {
+		c->ready = true;
+		c->next_ready = io->ready;
+		io->ready = c;
 	}
 }
 
@@ -970,7 +994,9 @@ static void relay_readable(struct relay_io *io, struct relay *r)
 
 void relay_io_wait(struct relay_io *io, struct relay_io_events *e, int timeout_ms)
 {
-	e->n = epoll_wait(io->epfd, e->ev, RELAY_IO_EVENTS, timeout_ms);
+	/* Connections on the ready list have input now: look for events,
+	 * but do not wait for any. */
+	e->n = epoll_wait(io->epfd, e->ev, RELAY_IO_EVENTS, io->ready != NULL ? 0 : timeout_ms);
 	if (e->n < 0)
 		e->n = 0;
 }
@@ -984,6 +1010,7 @@ void relay_io_wake(struct relay_io *io)
 
 void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 {
+	struct conn *ready, *c;
 	uint64_t count;
 	bool tick = false;
 	int i;
@@ -1015,6 +1042,18 @@ void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 			tick = true;
 			break;
 		}
+	}
+	/* Then each connection left on the ready list gets its rounds, like
+	 * one more event; one that uses them up again goes back on the list
+	 * for the next batch, so it cannot starve the others. */
+	ready = io->ready;
+	io->ready = NULL;
+	while ((c = ready) != NULL) {
+		ready = c->next_ready;
+		c->next_ready = NULL;
+		c->ready = false;
+		if (!c->h.dead)
+			conn_readable(io, c);
 	}
 	udp_tx_flush(&io->tx);
 	conns_flush_queued(io);

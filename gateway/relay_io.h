@@ -58,8 +58,10 @@ void relay_io_relay_send(struct relay_io *io, void *handle,
  * fired, the expiry of allocations, permissions, channels and idle connections, with the
  * state lock held. Handles closed meanwhile by the other thread (a relay
  * socket of a call that ended) are skipped, and freed only at the end of
- * relay_io_handle(). relay_io_wake() makes a wait return at once; it is
- * safe from any thread. */
+ * relay_io_handle(). relay_io_wait() does not block while a TLS
+ * connection has input that OpenSSL read from its socket but the last
+ * batch left unread (its read rounds ran out). relay_io_wake() makes a
+ * wait return at once; it is safe from any thread. */
 #define RELAY_IO_EVENTS 64
 struct relay_io_events {
 	struct epoll_event ev[RELAY_IO_EVENTS];

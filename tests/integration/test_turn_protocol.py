@@ -827,6 +827,39 @@ def test_plain_stun_on_tls_port():
         c.close()
 
 
+def test_tls_pipelined_not_stalled():
+    """Thousands of Bindings sent over TLS in one go are all answered
+    without the client sending anything more. A connection gets 16 reads
+    of up to 4 KiB per event; when they run out, the rest of a TLS record
+    may already sit decrypted in OpenSSL, where epoll cannot see it, and
+    used to wait for the client's next bytes."""
+    ctx = gh.tls_client_context()
+    stalled = []
+    for n in range(3200, 4400, 37):
+        t = ctx.wrap_socket(socket.create_connection((G.host, G.tls_port), timeout=2.0),
+                            server_hostname="localhost")
+        try:
+            reqs = [binding_bytes()[0] for _ in range(n)]
+            t.sendall(b"".join(reqs))
+            got = 0
+            deadline = time.monotonic() + 5.0
+            while got < 32 * n and time.monotonic() < deadline:
+                t.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    chunk = t.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                got += len(chunk)
+            if got != 32 * n:
+                stalled.append("%d sent, %d answered" % (n, got // 32))
+        finally:
+            t.close()
+    assert not stalled, "pipelined Bindings over TLS left unanswered until the client " \
+        "sent more:\n  " + "\n  ".join(stalled)
+
+
 # --------------------------------------------- allocation and connection
 
 def test_tcp_close_removes_allocation():
@@ -1171,6 +1204,7 @@ def main():
                 test_tcp_pipelined_and_split,
                 test_stalled_connections_closed,
                 test_plain_stun_on_tls_port,
+                test_tls_pipelined_not_stalled,
                 test_tcp_close_removes_allocation,
                 test_static_users_not_bound_by_per_user_quota,
                 test_allocation_total_limit,
