@@ -36,6 +36,10 @@ struct reservation {
 	uint64_t expires_ms;
 	char user[TURN_ID_MAX];
 	char call[TURN_ID_MAX];
+	/* Borrowed: the allocation that made it (on the port below). The
+	 * reservation goes with it: a deleted allocation leaves nothing
+	 * behind to count against anyone. */
+	const struct turn_alloc *owner;
 };
 
 struct turn_server {
@@ -316,8 +320,20 @@ static uint32_t desired_lifetime_s(const struct turn_server *s, const struct stu
 	return v;
 }
 
+static void reservation_release(struct turn_server *s, struct reservation *rv)
+{
+	if (s->ops.relay_unreserve != NULL)
+		s->ops.relay_unreserve(s->ops.ctx, rv->port);
+	memset(rv, 0, sizeof(*rv));
+}
+
 static void alloc_remove(struct turn_server *s, struct turn_alloc *a, const char *reason)
 {
+	size_t i;
+
+	for (i = 0; i < TURN_MAX_RESERVATIONS; i++)
+		if (s->reservations[i].port != 0 && s->reservations[i].owner == a)
+			reservation_release(s, &s->reservations[i]);
 	if (s->ops.on_alloc != NULL)
 		s->ops.on_alloc(s->ops.ctx, a, false, reason);
 	if (a->relay != NULL)
@@ -420,19 +436,30 @@ static struct reservation *reservation_slot(struct turn_server *s)
 	return NULL;
 }
 
-static void reservations_expire(struct turn_server *s, uint64_t now_ms, bool all)
+/* Live reservations of one user (by name, across calls, as
+ * allocations_per_user counts allocations). */
+static size_t reservations_of(const struct turn_server *s, const char *user,
+    uint64_t now_ms)
 {
-	struct reservation *rv;
-	size_t i;
+	const struct reservation *rv;
+	size_t i, n = 0;
 
 	for (i = 0; i < TURN_MAX_RESERVATIONS; i++) {
 		rv = &s->reservations[i];
-		if (rv->port != 0 && (all || rv->expires_ms <= now_ms)) {
-			if (s->ops.relay_unreserve != NULL)
-				s->ops.relay_unreserve(s->ops.ctx, rv->port);
-			memset(rv, 0, sizeof(*rv));
-		}
+		if (rv->port != 0 && rv->expires_ms > now_ms && strcmp(rv->user, user) == 0)
+			n++;
 	}
+	return n;
+}
+
+static void reservations_expire(struct turn_server *s, uint64_t now_ms, bool all)
+{
+	size_t i;
+
+	for (i = 0; i < TURN_MAX_RESERVATIONS; i++)
+		if (s->reservations[i].port != 0 &&
+		    (all || s->reservations[i].expires_ms <= now_ms))
+			reservation_release(s, &s->reservations[i]);
 }
 
 static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
@@ -518,6 +545,13 @@ static void on_allocate(struct req *r)
 		}
 		rq.even_port = true;
 		rq.reserve_next = (even->value[0] & 0x80) != 0;
+		/* The table is shared by everyone: one user holds at most a
+		 * few of its slots. */
+		if (rq.reserve_next && reservations_of(s, r->id.user, r->now.mono_ms) >=
+		    TURN_RESERVATIONS_PER_USER) {
+			reply_error(r, 486);
+			return;
+		}
 		if (rq.reserve_next && (slot = reservation_slot(s)) == NULL) {
 			reply_error(r, 508);
 			return;
@@ -566,6 +600,7 @@ static void on_allocate(struct req *r)
 			slot->expires_ms = r->now.mono_ms + TURN_RESERVATION_MS;
 			snprintf(slot->user, sizeof(slot->user), "%s", r->id.user);
 			snprintf(slot->call, sizeof(slot->call), "%s", r->id.call);
+			slot->owner = a;
 		}
 	}
 	a->relay = handle;

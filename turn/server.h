@@ -25,6 +25,7 @@
 #define TURN_AUTH_BLOCK_MS (30 * 1000)            /* refusal once over limit */
 #define TURN_RESERVATION_MS (30 * 1000)           /* RFC 8656 §7.2: ~30 s */
 #define TURN_MAX_RESERVATIONS 256
+#define TURN_RESERVATIONS_PER_USER 4              /* of the 256, at a time */
 
 /* The time of one batch of work, read once by the I/O layer and handed
  * down: the server reads no clock. Two clocks for two jobs (common/clock.h):

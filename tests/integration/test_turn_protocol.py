@@ -520,6 +520,43 @@ def test_port_range_exhausted():
             close_all(*cs)
 
 
+EVEN_PORT_R = (tc.EVEN_PORT, b"\x80")
+
+
+def test_reservations_not_hoarded():
+    """EVEN-PORT with R reserves the next port for 30 s in a table of 256
+    that everyone shares. A reservation goes with the allocation that made
+    it, so allocating and deleting over and over holds none; and one user
+    holds at most 4 at a time (486 beyond), while others still get theirs."""
+    c = new_client()
+    held = []
+    try:
+        for i in range(260):
+            r = c.allocate(extra_attrs=[EVEN_PORT_R])
+            expect(r, 200, "Allocate with EVEN-PORT R, cycle %d" % (i + 1))
+            assert r.has(tc.RESERVATION_TOKEN), "cycle %d: no RESERVATION-TOKEN" % (i + 1)
+            expect(c.refresh(0), 200, "Refresh 0, cycle %d" % (i + 1))
+        token = r.get(tc.RESERVATION_TOKEN)
+        d = new_client()
+        held.append(d)
+        expect(d.allocate(extra_attrs=[(tc.RESERVATION_TOKEN, token)]), 508,
+               "claiming the reservation of a deleted allocation")
+        for i in range(4):
+            h = new_client()
+            held.append(h)
+            expect(h.allocate(extra_attrs=[EVEN_PORT_R]), 200,
+                   "reservation %d of 4 for one user" % (i + 1))
+        f = new_client()
+        held.append(f)
+        expect(f.allocate(extra_attrs=[EVEN_PORT_R]), 486, "a fifth reservation for the same user")
+        o = new_client(user="other", password="pw2")
+        held.append(o)
+        expect(o.allocate(extra_attrs=[EVEN_PORT_R]), 200,
+               "another user's reservation while the first holds 4")
+    finally:
+        close_all(c, *held)
+
+
 # ---------------------------------------------------- malformed on UDP
 
 def test_malformed_udp_headers():
@@ -1209,6 +1246,7 @@ def main():
                 test_static_users_not_bound_by_per_user_quota,
                 test_allocation_total_limit,
                 test_port_range_exhausted,
+                test_reservations_not_hoarded,
                 test_auth_failure_rate_limit,
                 test_wall_clock_steps,
                 test_connections_per_source,

@@ -30,6 +30,8 @@ struct fake {
 	struct relay_sent last_relay;
 	int nrelay_sent;
 	int nopen, nclose;
+	int nunreserve;
+	uint16_t last_unreserved;
 	uint16_t next_port;
 	void *handles[16];
 	int64_t wall_step_ms;  /* the wall clock minus the monotonic one */
@@ -73,6 +75,13 @@ static void f_relay_close(void *ctx, void *handle)
 	(void)ctx;
 	(void)handle;
 	F.nclose++;
+}
+
+static void f_relay_unreserve(void *ctx, uint16_t port)
+{
+	(void)ctx;
+	F.nunreserve++;
+	F.last_unreserved = port;
 }
 
 static void f_relay_send(void *ctx, void *handle, const struct sockaddr *peer,
@@ -311,7 +320,7 @@ static void setup(uint32_t per_user)
 	struct turn_server_ops ops = {
 		.send_client = f_send_client, .relay_open = f_relay_open,
 		.relay_close = f_relay_close, .relay_send = f_relay_send,
-		.permit_peer = f_permit,
+		.relay_unreserve = f_relay_unreserve, .permit_peer = f_permit,
 	};
 
 	memset(&F, 0, sizeof(F));
@@ -688,7 +697,89 @@ static void test_reservation(void)
 	CHECK_EQ_INT(ntohs(((struct sockaddr_in *)&relayed)->sin_port), port + 1);
 	/* Claimed once only. */
 	CHECK_EQ_INT(send_req(&c3, &q, 70000, &m), 508);
+	CHECK_EQ_INT(F.nunreserve, 0);
 	turn_server_free(F.s);
+}
+
+/* An EVEN-PORT allocation with R, at mono time t from c; its token. */
+static int reserve(const struct turn_client *c, const char *user, const char *pass,
+    uint64_t t, uint8_t token[8], uint16_t *port)
+{
+	struct areq q = { .method = TURN_ALLOCATE, .user = user, .pass = pass,
+	    .transport = true, .even_port = 2 };
+	struct stun_msg m;
+	struct sockaddr_storage relayed;
+	const struct stun_attr *tok, *ra;
+	int code = send_req(c, &q, t, &m);
+
+	if (code != 0)
+		return code;
+	tok = stun_attr_find(&m, STUN_A_RESERVATION_TOKEN);
+	ra = stun_attr_find(&m, STUN_A_XOR_RELAYED_ADDRESS);
+	if (tok == NULL || tok->len != 8 || ra == NULL ||
+	    stun_attr_addr(&m, ra, true, &relayed) != STUN_OK)
+		return -4;
+	memcpy(token, tok->value, 8);
+	*port = ntohs(((struct sockaddr_in *)&relayed)->sin_port);
+	return 0;
+}
+
+/* A reservation goes with the allocation that made it (Refresh 0,
+ * expiry), and one user holds at most TURN_RESERVATIONS_PER_USER, so one
+ * identity cannot fill the table that everyone shares. */
+static void test_reservation_limits(void)
+{
+	struct turn_client c[TURN_RESERVATIONS_PER_USER + 2];
+	struct areq del = { .method = TURN_REFRESH, .user = "alice", .pass = "wonderland",
+	    .lifetime = UINT32_MAX };
+	struct areq claim = { .method = TURN_ALLOCATE, .user = "alice", .pass = "wonderland",
+	    .transport = true };
+	struct stun_msg m;
+	uint8_t token[8], tokens[TURN_RESERVATIONS_PER_USER][8];
+	uint16_t port;
+	const uint64_t t = 90000;
+	int i;
+
+	setup(4);
+	for (i = 0; i < TURN_RESERVATIONS_PER_USER + 2; i++)
+		c[i] = client_udp((uint16_t)(9400 + i));
+	/* Allocate with R and delete, many times over: nothing piles up. */
+	for (i = 0; i < TURN_MAX_RESERVATIONS + 4; i++) {
+		CHECK_EQ_INT(reserve(&c[0], "alice", "wonderland", t, token, &port), 0);
+		CHECK_EQ_INT(send_req(&c[0], &del, t, &m), 0);
+		CHECK_EQ_INT(F.nunreserve, i + 1);
+		CHECK_EQ_INT(F.last_unreserved, port + 1);
+	}
+	/* The last token died with its allocation. */
+	claim.token = token;
+	CHECK_EQ_INT(send_req(&c[1], &claim, t, &m), 508);
+
+	/* At most TURN_RESERVATIONS_PER_USER at a time for one user, whatever
+	 * its 5-tuples; another user is not affected. */
+	F.nunreserve = 0;
+	for (i = 0; i < TURN_RESERVATIONS_PER_USER; i++)
+		CHECK_EQ_INT(reserve(&c[i], "alice", "wonderland", t, tokens[i], &port), 0);
+	CHECK_EQ_INT(reserve(&c[TURN_RESERVATIONS_PER_USER], "alice", "wonderland", t, token,
+	    &port), 486);
+	CHECK_EQ_INT(reserve(&c[TURN_RESERVATIONS_PER_USER + 1], "bob", "builder", t, token,
+	    &port), 0);
+	/* A claimed reservation no longer counts. */
+	claim.token = tokens[0];
+	CHECK_EQ_INT(send_req(&c[TURN_RESERVATIONS_PER_USER], &claim, t, &m), 0);
+	CHECK_EQ_INT(reserve(&c[TURN_RESERVATIONS_PER_USER], "alice", "wonderland", t, token,
+	    &port), 437); /* that 5-tuple has an allocation now */
+	CHECK_EQ_INT(F.nunreserve, 0);
+	/* However an allocation goes, its reservation goes with it. (Expiry
+	 * cannot come first: a reservation lasts 30 s, an allocation 60 s at
+	 * least.) */
+	CHECK_EQ_INT(send_req(&c[1], &del, t, &m), 0);
+	CHECK_EQ_INT(F.nunreserve, 1);
+	CHECK_EQ_INT(reserve(&c[1], "alice", "wonderland", t, token, &port), 0);
+	CHECK_EQ_INT(turn_server_remove_source(F.s, (struct sockaddr *)&c[0].remote),
+	    TURN_RESERVATIONS_PER_USER + 2);
+	CHECK_EQ_INT(F.nunreserve, 1 + TURN_RESERVATIONS_PER_USER); /* 3 of alice, 1 of bob */
+	turn_server_free(F.s);
+	CHECK_EQ_INT(F.nunreserve, 1 + TURN_RESERVATIONS_PER_USER);
 }
 
 /* A step of the system clock, either way, changes no duration: lifetimes
@@ -794,6 +885,7 @@ int main(void)
 	test_auth_failures_block();
 	test_unknown_attribute();
 	test_reservation();
+	test_reservation_limits();
 	test_call_forced_relay();
 	test_prefixes();
 	test_clock_steps();
