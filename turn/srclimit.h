@@ -1,6 +1,7 @@
-/* Counts authentication failures per source IP in a fixed-size table, so
- * password guessing from one address is refused for a while without
- * letting an attacker grow memory by spraying addresses. Pure. */
+/* Counts authentication failures per source (an IPv4 address, or an IPv6
+ * /64) in a fixed-size table, so password guessing from one address is
+ * refused for a while without letting an attacker grow memory by
+ * spraying addresses. Pure. */
 #ifndef GH_TURN_SRCLIMIT_H
 #define GH_TURN_SRCLIMIT_H
 
