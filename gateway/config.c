@@ -891,6 +891,9 @@ static const struct cfg_key limits_keys[] = {
 	{ .name = "auth_failures_per_source", .parse = p_uint,
 	  .off = offsetof(struct config_turn_limits, auth_failures_per_source),
 	  .size = sizeof(uint32_t), .min = 1, .max = UINT32_MAX },
+	{ .name = "connections_per_source", .parse = p_uint,
+	  .off = offsetof(struct config_turn_limits, connections_per_source),
+	  .size = sizeof(uint32_t), .min = 1, .max = CONFIG_MAX_TURN_CONNS },
 	{ .name = NULL },
 };
 static const struct cfg_section limits_section = { .keys = limits_keys };
@@ -1184,6 +1187,7 @@ void config_defaults(struct config *c)
 	c->turn.limits.channels_per_allocation = 32;
 	c->turn.limits.bytes_per_s_per_allocation = (uint64_t)2 * 1024 * 1024;
 	c->turn.limits.auth_failures_per_source = 10;
+	c->turn.limits.connections_per_source = 32;
 
 	c->identity.mfa = CONFIG_MFA_REQUIRED;
 	c->identity.backends[0].type = CONFIG_BACKEND_LOCAL;
@@ -1312,7 +1316,8 @@ static int check_turn(struct cfg_ctx *x, const struct config *c)
 		    t->max_lifetime_s);
 	if (l->allocations_total == 0 || l->allocations_per_user == 0 ||
 	    l->permissions_per_allocation == 0 || l->channels_per_allocation == 0 ||
-	    l->bytes_per_s_per_allocation == 0 || l->auth_failures_per_source == 0)
+	    l->bytes_per_s_per_allocation == 0 || l->auth_failures_per_source == 0 ||
+	    l->connections_per_source == 0)
 		return fail(x, "turn.limits", "every limit must be a positive integer");
 	if (t->nstatic_users > CONFIG_MAX_STATIC_USERS)
 		return fail(x, "turn.static_users", "at most %d users", CONFIG_MAX_STATIC_USERS);

@@ -40,6 +40,10 @@ struct config_listen {
 	struct sockaddr_storage addr; /* IP and port */
 };
 
+/* TCP/TLS connections the relay holds in all (RELAY_IO_MAX_CONNS), so
+ * also the most connections_per_source can allow. */
+#define CONFIG_MAX_TURN_CONNS 4096
+
 struct config_turn_limits {
 	uint32_t allocations_total;          /* default 10000 */
 	uint32_t allocations_per_user;       /* default 16 */
@@ -47,6 +51,9 @@ struct config_turn_limits {
 	uint32_t channels_per_allocation;    /* default 32 */
 	uint64_t bytes_per_s_per_allocation; /* default 2 MiB/s (16 Mbit/s) */
 	uint32_t auth_failures_per_source;   /* per 10 s before refusal; 10 */
+	/* Concurrent TCP/TLS connections from one IPv4 address or IPv6 /64;
+	 * 32, at most CONFIG_MAX_TURN_CONNS. */
+	uint32_t connections_per_source;
 };
 
 struct config_turn {

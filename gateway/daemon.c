@@ -154,7 +154,7 @@ static void turn_relay_send(void *ctx, void *handle, const struct sockaddr *peer
  * of the same live call; a static user's (tools, benchmarks) reaches other
  * static users' allocations. Nothing else. */
 static bool turn_permit_peer(void *ctx, const struct turn_alloc *from,
-    const struct sockaddr *peer, uint64_t now_ms)
+    const struct sockaddr *peer, uint64_t wall_ms)
 {
 	struct daemon *d = ctx;
 	const struct registry_alloc *to = registry_alloc_find(d->registry, peer);
@@ -165,7 +165,7 @@ static bool turn_permit_peer(void *ctx, const struct turn_alloc *from,
 		return to->call[0] == '\0';
 	return strcmp(to->call, from->id.call) == 0 &&
 	    strcmp(to->user, from->id.user) != 0 &&
-	    !registry_call_ended(d->registry, from->id.call, now_ms / 1000);
+	    !registry_call_ended(d->registry, from->id.call, wall_ms / 1000);
 }
 
 static bool turn_credential_ok(void *ctx, const struct turn_identity *id)
@@ -502,11 +502,11 @@ static int start_events(struct daemon *d)
 	return d->events != NULL ? 0 : -1;
 }
 
-static bool turn_source_blocked(void *ctx, const struct sockaddr *src, uint64_t now_ms)
+static bool turn_source_blocked(void *ctx, const struct sockaddr *src, uint64_t wall_ms)
 {
 	struct daemon *d = ctx;
 
-	return blocklist_has_addr(d->blocks, src, now_ms);
+	return blocklist_has_addr(d->blocks, src, wall_ms);
 }
 
 static bool ws_blocked(void *ctx, const char *ip)
@@ -536,8 +536,12 @@ static char *render_metrics(void *ctx)
 	struct daemon *d = ctx;
 	struct metrics_gauges g;
 	struct turn_stats ts;
+	struct relay_io_stats rs;
 
 	turn_server_stats(d->turn, &ts);
+	memset(&rs, 0, sizeof(rs));
+	if (d->io != NULL)
+		relay_io_stats(d->io, &rs);
 	memset(&g, 0, sizeof(g));
 	g.sessions = hub_session_count(d->hub);
 	g.calls = hub_call_count(d->hub);
@@ -548,6 +552,9 @@ static char *render_metrics(void *ctx)
 	g.packets_from_peers = ts.packets_from_peers;
 	g.packets_relayed_locally = ts.packets_relayed_locally;
 	g.packets_unclassified = ts.packets_unclassified;
+	g.turn_conns = rs.conns;
+	g.turn_conns_refused_per_source = rs.refused_per_source;
+	g.turn_conns_refused_total = rs.refused_total;
 	audit_losses(d->audit, &g.audit_dropped, &g.syslog_failed);
 	blocklist_each(d->blocks, relay_io_now_ms(), count_block, &g.blocked_sources);
 	return metrics_render(d->metrics, &g);

@@ -192,6 +192,15 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 	    g->syslog_failed);
 	gauge(&o, "gatehouse_blocked_sources", "Source addresses blocked by a response.",
 	    g->blocked_sources);
+	gauge(&o, "gatehouse_turn_connections", "TURN client connections over TCP and TLS.",
+	    g->turn_conns);
+	add(&o, "# HELP gatehouse_turn_connections_refused_total TURN TCP/TLS connections "
+	    "closed at accept, by the limit they were over.\n"
+	    "# TYPE gatehouse_turn_connections_refused_total counter\n"
+	    "gatehouse_turn_connections_refused_total{limit=\"per_source\"} %llu\n"
+	    "gatehouse_turn_connections_refused_total{limit=\"total\"} %llu\n",
+	    (unsigned long long)g->turn_conns_refused_per_source,
+	    (unsigned long long)g->turn_conns_refused_total);
 	add(&o, "# HELP gatehouse_alerts_total Anomaly alerts by kind.\n"
 	    "# TYPE gatehouse_alerts_total counter\n");
 	for (k = 0; k < ALERT_KIND_COUNT; k++)

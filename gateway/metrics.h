@@ -46,6 +46,9 @@ struct metrics_gauges {
 	uint64_t audit_dropped;                         /* since start */
 	uint64_t syslog_failed;                         /* since start */
 	uint64_t blocked_sources;
+	uint64_t turn_conns;                            /* TCP/TLS, open now */
+	uint64_t turn_conns_refused_per_source;         /* since start */
+	uint64_t turn_conns_refused_total;              /* since start */
 };
 
 struct metrics;

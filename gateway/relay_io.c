@@ -33,6 +33,7 @@
 
 #include "common/bytes.h"
 #include "common/clock.h"
+#include "gateway/conn_limit.h"
 #include "gateway/log.h"
 #include "gateway/udp_tx.h"
 #include "turn/stun.h"
@@ -47,6 +48,9 @@
 /* Room for the Data indication headers inside one STUN_MAX_MESSAGE. */
 #define RELAY_READ_MAX (STUN_MAX_MESSAGE - 64)
 #define CONN_BUCKETS 1024
+/* A stream connection's output buffer when output first has to wait; it
+ * doubles as needed up to RELAY_IO_MAX_OUT. */
+#define OUT_FIRST (16 * 1024)
 
 enum handle_kind {
 	H_UDP_LISTENER,
@@ -78,13 +82,19 @@ struct conn {
 	bool handshaking;
 	bool got_message;
 	bool want_out;                  /* EPOLLOUT registered */
-	uint64_t created_ms, last_rx_ms;
+	/* Monotonic. alloc_ms: the last tick that saw an allocation on this
+	 * connection (at first, when it was accepted). */
+	uint64_t created_ms, last_rx_ms, alloc_ms;
 	uint8_t in[STUN_MAX_MESSAGE];
 	size_t inlen;
-	uint8_t *out;                   /* owned, RELAY_IO_MAX_OUT bytes */
-	size_t outlen;
+	/* Owned, outcap bytes, outlen of them waiting for the socket. NULL
+	 * while nothing waits: an idle connection holds no output buffer. */
+	uint8_t *out;
+	size_t outlen, outcap;
 	bool flush_queued;              /* on relay_io.flush: written at batch end */
 	struct conn *next_flush;
+	bool ready;                     /* on relay_io.ready */
+	struct conn *next_ready;
 	struct conn *next_bucket;
 	struct conn *next, *prev;       /* all connections */
 };
@@ -108,11 +118,19 @@ struct relay_io {
 	struct conn *conns;             /* list of all */
 	struct conn *conn_buckets[CONN_BUCKETS];
 	size_t nconns;
+	struct conn_limit *per_source;  /* owned: connections per source */
+	/* Connections closed at accept: over connections_per_source, or over
+	 * RELAY_IO_MAX_CONNS; and those not logged yet (at most one debug
+	 * line a second, the rest summed up at the next tick). */
+	uint64_t refused_per_source, refused_total;
+	uint64_t refused_unlogged;
 	uint64_t next_conn_id;
 	struct io_handle *dead;         /* freed after each batch */
 	struct io_handle wake;          /* H_WAKE */
 	struct io_handle timer;         /* H_TIMER */
-	uint64_t now_ms;
+	/* Read once per batch. Timers of connections use now.mono_ms; the
+	 * server gets both (turn_time in turn/server.h). */
+	struct turn_time now;
 	/* recvmmsg() headers, set up once: each read resets only what the
 	 * previous one changed (rx_used entries, and the buffer size). */
 	uint8_t udp_bufs[UDP_BATCH][STUN_MAX_MESSAGE];
@@ -124,6 +142,11 @@ struct relay_io {
 	/* While a batch of events is handled (batching): what to send. */
 	bool batching;
 	struct conn *flush;             /* stream connections with new output */
+	/* TLS connections that used up their read rounds while OpenSSL still
+	 * held bytes for them: epoll cannot tell (the socket may be empty), so
+	 * the next batch reads them again, and the wait before it does not
+	 * block. Only the relay thread touches it. */
+	struct conn *ready;
 	struct udp_tx tx;               /* datagrams queued for UDP clients */
 };
 
@@ -227,6 +250,13 @@ fail:
 
 static void rx_setup(struct relay_io *io);
 
+/* Both clocks, coarse: once per batch, so the packet path reads none. */
+static void relay_io_clock(struct relay_io *io)
+{
+	io->now.mono_ms = clock_mono_coarse_ms();
+	io->now.wall_ms = clock_wall_coarse_ms();
+}
+
 struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
     char *err, size_t errlen)
 {
@@ -250,12 +280,13 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 	io->port_max = cfg->port_max;
 	io->next_conn_id = 1;
 	io->ports_used = calloc((size_t)cfg->port_max - cfg->port_min + 1, 1);
+	io->per_source = conn_limit_new(cfg->limits.connections_per_source);
 	io->epfd = epoll_create1(EPOLL_CLOEXEC);
 	io->wake.kind = H_WAKE;
 	io->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	io->timer.kind = H_TIMER;
 	io->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (io->ports_used == NULL || io->epfd < 0 || io->wake.fd < 0 ||
+	if (io->ports_used == NULL || io->per_source == NULL || io->epfd < 0 || io->wake.fd < 0 ||
 	    io->timer.fd < 0 || epoll_add(io, &io->wake, EPOLLIN) != 0 ||
 	    epoll_add(io, &io->timer, EPOLLIN) != 0 ||
 	    timerfd_settime(io->timer.fd, 0, &period, NULL) != 0) {
@@ -272,7 +303,7 @@ struct relay_io *relay_io_new(const struct config_turn *cfg, SSL_CTX *tls,
 		if (bind_listener(io, &cfg->listen[i], err, errlen) != 0)
 			goto fail;
 	}
-	io->now_ms = clock_wall_coarse_ms();
+	relay_io_clock(io);
 	return io;
 fail:
 	relay_io_free(io);
@@ -299,6 +330,7 @@ void relay_io_free(struct relay_io *io)
 	if (io->timer.fd >= 0)
 		close(io->timer.fd);
 	SSL_CTX_free(io->tls);
+	conn_limit_free(io->per_source);
 	free(io->ports_used);
 	free(io);
 }
@@ -322,7 +354,7 @@ static struct conn *conn_find(struct relay_io *io, uint64_t id)
 
 static void conn_close(struct relay_io *io, struct conn *c, const char *why)
 {
-	struct conn **pp = &io->conn_buckets[c->id % CONN_BUCKETS];
+	struct conn **pp = &io->conn_buckets[c->id % CONN_BUCKETS], **rp;
 	char name[INET6_ADDRSTRLEN + 8];
 
 	log_debug("turn: closing %s connection %llu from %s: %s",
@@ -339,6 +371,16 @@ static void conn_close(struct relay_io *io, struct conn *c, const char *why)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	io->nconns--;
+	if (c->ready) {
+		/* Not found: it is on the list relay_io_handle() is walking,
+		 * which skips dead handles. */
+		for (rp = &io->ready; *rp != NULL && *rp != c; rp = &(*rp)->next_ready)
+			;
+		if (*rp == c)
+			*rp = c->next_ready;
+		c->ready = false;
+	}
+	conn_limit_release(io->per_source, (const struct sockaddr *)&c->client.remote);
 	if (io->server != NULL)
 		turn_server_on_conn_closed(io->server, c->id);
 	handle_kill(io, &c->h);
@@ -355,50 +397,113 @@ static void conn_want_out(struct relay_io *io, struct conn *c, bool want)
 	epoll_ctl(io->epfd, EPOLL_CTL_MOD, c->h.fd, &ev);
 }
 
-/* Writes what is buffered. Returns -1 when the connection failed. */
-static int conn_flush(struct relay_io *io, struct conn *c)
+/* One write of up to len bytes: how many the socket took (0 when it is
+ * full), or -1 when the connection failed. */
+static ssize_t conn_write(struct conn *c, const uint8_t *buf, size_t len)
 {
 	ssize_t n;
 	int e;
 
+	if (c->ssl != NULL) {
+		ERR_clear_error();
+		n = SSL_write(c->ssl, buf, (int)len);
+		if (n > 0)
+			return n;
+		e = SSL_get_error(c->ssl, (int)n);
+		return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? 0 : -1;
+	}
+	n = send(c->h.fd, buf, len, MSG_NOSIGNAL);
+	if (n >= 0)
+		return n;
+	return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+}
+
+/* Writes what is buffered, and frees the buffer once it is empty.
+ * Returns -1 when the connection failed. */
+static int conn_flush(struct relay_io *io, struct conn *c)
+{
+	ssize_t n;
+
 	while (c->outlen > 0) {
-		if (c->ssl != NULL) {
-			ERR_clear_error();
-			n = SSL_write(c->ssl, c->out, (int)c->outlen);
-			if (n <= 0) {
-				e = SSL_get_error(c->ssl, (int)n);
-				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
-					break;
-				return -1;
-			}
-		} else {
-			n = send(c->h.fd, c->out, c->outlen, MSG_NOSIGNAL);
-			if (n < 0) {
-				if (errno == EAGAIN || errno == EWOULDBLOCK)
-					break;
-				return -1;
-			}
-		}
+		n = conn_write(c, c->out, c->outlen);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
 		memmove(c->out, c->out + n, c->outlen - (size_t)n);
 		c->outlen -= (size_t)n;
+	}
+	if (c->outlen == 0) {
+		free(c->out);
+		c->out = NULL;
+		c->outcap = 0;
 	}
 	conn_want_out(io, c, c->outlen > 0);
 	return 0;
 }
 
+/* Makes room for len more bytes of output, growing the buffer by
+ * doubling (OUT_FIRST at first). -1 past RELAY_IO_MAX_OUT or when out of
+ * memory. */
+static int conn_out_room(struct conn *c, size_t len)
+{
+	size_t cap = c->outcap > 0 ? c->outcap : OUT_FIRST;
+	uint8_t *p;
+
+	if (len > RELAY_IO_MAX_OUT - c->outlen)
+		return -1;
+	if (c->outlen + len <= c->outcap)
+		return 0;
+	while (cap < c->outlen + len)
+		cap *= 2;
+	if (cap > RELAY_IO_MAX_OUT)
+		cap = RELAY_IO_MAX_OUT;
+	p = realloc(c->out, cap);
+	if (p == NULL)
+		return -1;
+	c->out = p;
+	c->outcap = cap;
+	return 0;
+}
+
 static void conn_send(struct relay_io *io, struct conn *c, const uint8_t *buf, size_t len)
 {
+	bool gather = io->batching && c->ssl == NULL;
+	ssize_t n;
+
 	if (c->handshaking)
 		return;
 	/* A client that does not read is not allowed to grow our memory: past
 	 * the bound, frames are dropped as UDP would drop them. */
 	if (len > RELAY_IO_MAX_OUT - c->outlen)
 		return;
+	/* Nothing waiting, and no batch to gather frames for: straight to the
+	 * socket, and only what it does not take is buffered. TLS: one record
+	 * per frame, as some clients (coturn's uclient among them) read one
+	 * frame per record. */
+	if (c->outlen == 0 && !gather) {
+		n = conn_write(c, buf, len);
+		if (n < 0) {
+			conn_close(io, c, "write failed");
+			return;
+		}
+		if ((size_t)n == len)
+			return;
+		/* The socket is full: the rest waits for EPOLLOUT. */
+		if (conn_out_room(c, len - (size_t)n) == 0) {
+			memcpy(c->out, buf + n, len - (size_t)n);
+			c->outlen = len - (size_t)n;
+			conn_want_out(io, c, true);
+		}
+		return;
+	}
+	/* Out of memory: dropped, as the bound above would. */
+	if (conn_out_room(c, len) != 0)
+		return;
 	memcpy(c->out + c->outlen, buf, len);
 	c->outlen += len;
-	/* Plain TCP: one write per batch. TLS: one record per frame, as some
-	 * clients (coturn's uclient among them) read one frame per record. */
-	if (io->batching && c->ssl == NULL) {
+	/* Plain TCP: one write per batch. */
+	if (gather) {
 		if (!c->flush_queued) {
 			c->flush_queued = true;
 			c->next_flush = io->flush;
@@ -437,7 +542,7 @@ static int conn_consume(struct relay_io *io, struct conn *c)
 		if (rc != STUN_OK)
 			return -1;
 		c->got_message = true;
-		turn_server_on_client(io->server, &c->client, c->in + off, frame, io->now_ms);
+		turn_server_on_client(io->server, &c->client, c->in + off, frame, io->now);
 		if (c->h.dead)
 			return 0;
 		off += frame;
@@ -493,7 +598,7 @@ static void conn_readable(struct relay_io *io, struct conn *c)
 		}
 		drained = c->ssl == NULL && (size_t)n < sizeof(c->in) - c->inlen;
 		c->inlen += (size_t)n;
-		c->last_rx_ms = io->now_ms;
+		c->last_rx_ms = io->now.mono_ms;
 		if (conn_consume(io, c) != 0)
 			return conn_close(io, c, "not a STUN or ChannelData stream");
 		/* A short read emptied the socket: epoll (level-triggered) says
@@ -501,6 +606,14 @@ static void conn_readable(struct relay_io *io, struct conn *c)
 		 * keeps reading: OpenSSL may hold decrypted bytes. */
 		if (drained)
 			return;
+	}
+	/* Out of rounds. Plain TCP: what is left is in the socket, and epoll
+	 * says so again. TLS: OpenSSL may have read the rest of a record from
+	 * the socket already, and epoll would never fire for it. */
+	if (!c->h.dead && c->ssl != NULL && !c->ready && SSL_has_pending(c->ssl)) {
+		c->ready = true;
+		c->next_ready = io->ready;
+		io->ready = c;
 	}
 }
 
@@ -518,12 +631,76 @@ static void conn_event(struct relay_io *io, struct conn *c, uint32_t events)
 		conn_readable(io, c);
 }
 
+/* A connection closed at accept: counted, and logged at debug level at
+ * most once a second (conns_expire() sums up the rest), since a flood of
+ * them is what the limits are there for. */
+static void conn_refused(struct relay_io *io, const struct sockaddr_storage *from,
+    bool per_source)
+{
+	char name[INET6_ADDRSTRLEN + 8];
+
+	if (per_source)
+		io->refused_per_source++;
+	else
+		io->refused_total++;
+	if (io->refused_unlogged++ > 0)
+		return;
+	log_debug("turn: refusing a tcp/tls connection from %s: %s",
+	    config_format_addr((const struct sockaddr *)from, name, sizeof(name)),
+	    per_source ? "too many connections from that source" :
+	    "too many connections");
+}
+
+/* Sets up an accepted connection; on failure closes fd and gives back
+ * what it took. The source has been counted (conn_limit_take). */
+static void conn_open(struct relay_io *io, struct listener *l, int fd,
+    const struct sockaddr_storage *remote)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (c == NULL)
+		goto fail;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->h.kind = H_CONN;
+	c->h.fd = fd;
+	c->id = io->next_conn_id++;
+	c->client.transport = l->transport == CONFIG_TLS ? TURN_TP_TLS : TURN_TP_TCP;
+	c->client.remote = *remote;
+	c->client.local = l->addr;
+	c->client.conn_id = c->id;
+	c->created_ms = c->last_rx_ms = c->alloc_ms = io->now.mono_ms;
+	if (l->transport == CONFIG_TLS) {
+		c->ssl = SSL_new(io->tls);
+		if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1)
+			goto fail;
+		SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		c->handshaking = true;
+	}
+	if (epoll_add(io, &c->h, EPOLLIN) != 0)
+		goto fail;
+	c->next_bucket = io->conn_buckets[c->id % CONN_BUCKETS];
+	io->conn_buckets[c->id % CONN_BUCKETS] = c;
+	c->next = io->conns;
+	if (io->conns != NULL)
+		io->conns->prev = c;
+	io->conns = c;
+	io->nconns++;
+	return;
+fail:
+	if (c != NULL)
+		SSL_free(c->ssl);
+	free(c);
+	close(fd);
+	conn_limit_release(io->per_source, (const struct sockaddr *)remote);
+}
+
 static void accept_conns(struct relay_io *io, struct listener *l)
 {
 	struct sockaddr_storage remote;
 	socklen_t rlen;
-	struct conn *c;
-	int fd, one = 1, i;
+	int fd, i;
 
 	for (i = 0; i < 64; i++) {
 		rlen = sizeof(remote);
@@ -531,69 +708,57 @@ static void accept_conns(struct relay_io *io, struct listener *l)
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
+		/* Over a limit: closed at once, before it costs anything. One
+		 * source (an IPv4 address, an IPv6 /64) gets at most
+		 * connections_per_source of the RELAY_IO_MAX_CONNS slots. */
 		if (io->nconns >= RELAY_IO_MAX_CONNS) {
 			close(fd);
+			conn_refused(io, &remote, false);
 			continue;
 		}
-		c = calloc(1, sizeof(*c));
-		if (c != NULL)
-			c->out = malloc(RELAY_IO_MAX_OUT);
-		if (c == NULL || c->out == NULL) {
-			free(c);
+		if (conn_limit_take(io->per_source, (const struct sockaddr *)&remote) != 0) {
 			close(fd);
+			conn_refused(io, &remote, true);
 			continue;
 		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->h.kind = H_CONN;
-		c->h.fd = fd;
-		c->id = io->next_conn_id++;
-		c->client.transport = l->transport == CONFIG_TLS ? TURN_TP_TLS : TURN_TP_TCP;
-		c->client.remote = remote;
-		c->client.local = l->addr;
-		c->client.conn_id = c->id;
-		c->created_ms = c->last_rx_ms = io->now_ms;
-		if (l->transport == CONFIG_TLS) {
-			c->ssl = SSL_new(io->tls);
-			if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
-				SSL_free(c->ssl);
-				free(c->out);
-				free(c);
-				close(fd);
-				continue;
-			}
-			SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
-			    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-			c->handshaking = true;
-		}
-		if (epoll_add(io, &c->h, EPOLLIN) != 0) {
-			SSL_free(c->ssl);
-			free(c->out);
-			free(c);
-			close(fd);
-			continue;
-		}
-		c->next_bucket = io->conn_buckets[c->id % CONN_BUCKETS];
-		io->conn_buckets[c->id % CONN_BUCKETS] = c;
-		c->next = io->conns;
-		if (io->conns != NULL)
-			io->conns->prev = c;
-		io->conns = c;
-		io->nconns++;
+		conn_open(io, l, fd, &remote);
 	}
 }
 
+/* Once a second: connections that are too slow to start, idle, or keep no
+ * allocation are closed. */
 static void conns_expire(struct relay_io *io)
 {
+	uint64_t now = io->now.mono_ms;
 	struct conn *c, *next;
 
+	if (io->refused_unlogged > 1)
+		log_debug("turn: %llu more tcp/tls connections refused in the last second",
+		    (unsigned long long)(io->refused_unlogged - 1));
+	io->refused_unlogged = 0;
 	for (c = io->conns; c != NULL; c = next) {
 		next = c->next;
-		if (!c->got_message && io->now_ms - c->created_ms > RELAY_IO_FIRST_MESSAGE_MS)
+		if (io->server != NULL && turn_server_conn_has_alloc(io->server, c->id))
+			c->alloc_ms = now;
+		if (!c->got_message && clock_elapsed_ms(now, c->created_ms) > RELAY_IO_FIRST_MESSAGE_MS)
 			conn_close(io, c, c->handshaking ? "TLS handshake timeout" :
 			    "no message in time");
-		else if (io->now_ms - c->last_rx_ms > RELAY_IO_IDLE_MS)
+		else if (clock_elapsed_ms(now, c->last_rx_ms) > RELAY_IO_IDLE_MS)
 			conn_close(io, c, "idle");
+		/* Every TURN request but Allocate needs an allocation, so a
+		 * client without one has no use for the connection; closing it
+		 * keeps slots for those that relay (a Binding now and then
+		 * would otherwise hold one for good). */
+		else if (clock_elapsed_ms(now, c->alloc_ms) > RELAY_IO_NO_ALLOC_MS)
+			conn_close(io, c, "no allocation");
 	}
+}
+
+void relay_io_stats(const struct relay_io *io, struct relay_io_stats *out)
+{
+	out->conns = io->nconns;
+	out->refused_per_source = io->refused_per_source;
+	out->refused_total = io->refused_total;
 }
 
 /* --- UDP --------------------------------------------------------------- */
@@ -653,7 +818,7 @@ static void udp_readable(struct relay_io *io, struct listener *l)
 				continue;
 			memcpy(&client.remote, &io->rx_from[i], sizeof(client.remote));
 			turn_server_on_client(io->server, &client, io->udp_bufs[i],
-			    msgs[i].msg_len, io->now_ms);
+			    msgs[i].msg_len, io->now);
 		}
 		/* Answers leave before the next read: a burst waits no longer
 		 * than one batch. */
@@ -818,7 +983,7 @@ static void relay_readable(struct relay_io *io, struct relay *r)
 				continue;
 			turn_server_on_peer(io->server, r->owner,
 			    (const struct sockaddr *)&io->rx_from[i], io->udp_bufs[i],
-			    msgs[i].msg_len, io->now_ms);
+			    msgs[i].msg_len, io->now);
 		}
 		if (n < UDP_BATCH)
 			return;
@@ -829,7 +994,9 @@ static void relay_readable(struct relay_io *io, struct relay *r)
 
 void relay_io_wait(struct relay_io *io, struct relay_io_events *e, int timeout_ms)
 {
-	e->n = epoll_wait(io->epfd, e->ev, RELAY_IO_EVENTS, timeout_ms);
+	/* Connections on the ready list have input now: look for events,
+	 * but do not wait for any. */
+	e->n = epoll_wait(io->epfd, e->ev, RELAY_IO_EVENTS, io->ready != NULL ? 0 : timeout_ms);
 	if (e->n < 0)
 		e->n = 0;
 }
@@ -843,11 +1010,12 @@ void relay_io_wake(struct relay_io *io)
 
 void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 {
+	struct conn *ready, *c;
 	uint64_t count;
 	bool tick = false;
 	int i;
 
-	io->now_ms = clock_wall_coarse_ms();
+	relay_io_clock(io);
 	io->batching = true;
 	for (i = 0; i < e->n; i++) {
 		struct io_handle *h = e->ev[i].data.ptr;
@@ -875,12 +1043,24 @@ void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 			break;
 		}
 	}
+	/* Then each connection left on the ready list gets its rounds, like
+	 * one more event; one that uses them up again goes back on the list
+	 * for the next batch, so it cannot starve the others. */
+	ready = io->ready;
+	io->ready = NULL;
+	while ((c = ready) != NULL) {
+		ready = c->next_ready;
+		c->next_ready = NULL;
+		c->ready = false;
+		if (!c->h.dead)
+			conn_readable(io, c);
+	}
 	udp_tx_flush(&io->tx);
 	conns_flush_queued(io);
 	io->batching = false;
 	if (tick) {
 		if (io->server != NULL)
-			turn_server_tick(io->server, io->now_ms);
+			turn_server_tick(io->server, io->now);
 		conns_expire(io);
 	}
 	/* Only here, after this batch's events: a handle closed by the main

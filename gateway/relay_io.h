@@ -19,8 +19,13 @@
 
 #define RELAY_IO_FIRST_MESSAGE_MS (10 * 1000) /* TCP/TLS: handshake and first message */
 #define RELAY_IO_IDLE_MS (600 * 1000)         /* TCP/TLS: nothing received */
-#define RELAY_IO_MAX_CONNS 4096
-#define RELAY_IO_MAX_OUT (256 * 1024)         /* per stream connection */
+/* TCP/TLS: no allocation, since the connection was accepted or since its
+ * allocation ended */
+#define RELAY_IO_NO_ALLOC_MS (30 * 1000)
+#define RELAY_IO_MAX_CONNS CONFIG_MAX_TURN_CONNS /* TCP/TLS, in all */
+/* Per stream connection; allocated only while output waits for the
+ * socket. */
+#define RELAY_IO_MAX_OUT (256 * 1024)
 
 struct relay_io;
 
@@ -53,8 +58,10 @@ void relay_io_relay_send(struct relay_io *io, void *handle,
  * fired, the expiry of allocations, permissions, channels and idle connections, with the
  * state lock held. Handles closed meanwhile by the other thread (a relay
  * socket of a call that ended) are skipped, and freed only at the end of
- * relay_io_handle(). relay_io_wake() makes a wait return at once; it is
- * safe from any thread. */
+ * relay_io_handle(). relay_io_wait() does not block while a TLS
+ * connection has input that OpenSSL read from its socket but the last
+ * batch left unread (its read rounds ran out). relay_io_wake() makes a
+ * wait return at once; it is safe from any thread. */
 #define RELAY_IO_EVENTS 64
 struct relay_io_events {
 	struct epoll_event ev[RELAY_IO_EVENTS];
@@ -63,6 +70,15 @@ struct relay_io_events {
 void relay_io_wait(struct relay_io *io, struct relay_io_events *e, int timeout_ms);
 void relay_io_handle(struct relay_io *io, const struct relay_io_events *e);
 void relay_io_wake(struct relay_io *io);
+
+/* Stream connections, for metrics. */
+struct relay_io_stats {
+	uint64_t conns;                 /* open now */
+	/* Closed at accept since start: over turn.limits.connections_per_source
+	 * (per IPv4 address or IPv6 /64), over RELAY_IO_MAX_CONNS. */
+	uint64_t refused_per_source, refused_total;
+};
+void relay_io_stats(const struct relay_io *io, struct relay_io_stats *out);
 
 /* Wall-clock milliseconds: nonces and credentials carry UNIX times that
  * other relay nodes must understand. */

@@ -36,6 +36,10 @@ struct reservation {
 	uint64_t expires_ms;
 	char user[TURN_ID_MAX];
 	char call[TURN_ID_MAX];
+	/* Borrowed: the allocation that made it (on the port below). The
+	 * reservation goes with it: a deleted allocation leaves nothing
+	 * behind to count against anyone. */
+	const struct turn_alloc *owner;
 };
 
 struct turn_server {
@@ -56,7 +60,7 @@ struct req {
 	struct turn_server *s;
 	const struct turn_client *c;
 	const struct stun_msg *m;
-	uint64_t now_ms;
+	struct turn_time now;
 	bool authed;          /* integrity checked: sign the answer */
 	bool sha256;          /* answer with MESSAGE-INTEGRITY-SHA256 */
 	uint8_t key[32];
@@ -137,7 +141,7 @@ static void reply_challenge(struct req *r, int code)
 
 	r->authed = false;
 	if (turn_nonce_make(&r->s->cfg.auth, (const struct sockaddr *)&r->c->remote,
-	    r->now_ms, nonce, sizeof(nonce)) != TURN_AUTH_OK)
+	    r->now.wall_ms, nonce, sizeof(nonce)) != TURN_AUTH_OK)
 		return;
 	reply_start(r, STUN_ERROR);
 	/* No reason phrase: the challenge must stay within
@@ -215,14 +219,14 @@ static int authenticate(struct req *r)
 	 * received our answer at that address, so someone forging another's
 	 * address cannot get it blocked with failures. Stale, or minted for
 	 * another address: the client retries with the fresh one (438). */
-	if (turn_nonce_check(&s->cfg.auth, src, r->now_ms, nonce->value,
+	if (turn_nonce_check(&s->cfg.auth, src, r->now.wall_ms, nonce->value,
 	    nonce->len) != TURN_AUTH_OK) {
 		reply_challenge(r, 438);
 		return -1;
 	}
 	/* A source that keeps failing gets no answer at all for a while: no
 	 * oracle for guessing, and nothing to reflect. */
-	if (srclimit_blocked(s->failures, src, r->now_ms)) {
+	if (srclimit_blocked(s->failures, src, r->now.mono_ms)) {
 		event(r, TURN_EV_SOURCE_BLOCKED, NULL);
 		return -1;
 	}
@@ -245,9 +249,9 @@ static int authenticate(struct req *r)
 	}
 	if (!value_equals(realm, s->cfg.realm, strlen(s->cfg.realm)) ||
 	    turn_auth_lookup(&s->cfg.auth, user->value, user->len,
-	    r->now_ms / 1000, &r->id, password, sizeof(password)) != TURN_AUTH_OK) {
+	    r->now.wall_ms / 1000, &r->id, password, sizeof(password)) != TURN_AUTH_OK) {
 		memset(&r->id, 0, sizeof(r->id));
-		srclimit_fail(s->failures, src, r->now_ms);
+		srclimit_fail(s->failures, src, r->now.mono_ms);
 		event(r, TURN_EV_AUTH_FAILED, NULL);
 		reply_challenge(r, 401);
 		return -1;
@@ -266,7 +270,7 @@ static int authenticate(struct req *r)
 	mi_type = m->mi256_idx >= 0 ? STUN_A_MESSAGE_INTEGRITY_SHA256 :
 	    STUN_A_MESSAGE_INTEGRITY;
 	if (stun_check_integrity(m, mi_type, r->key, r->key_len) != STUN_OK) {
-		srclimit_fail(s->failures, src, r->now_ms);
+		srclimit_fail(s->failures, src, r->now.mono_ms);
 		event(r, TURN_EV_AUTH_FAILED, NULL);
 		reply_challenge(r, 401);
 		return -1;
@@ -316,8 +320,20 @@ static uint32_t desired_lifetime_s(const struct turn_server *s, const struct stu
 	return v;
 }
 
+static void reservation_release(struct turn_server *s, struct reservation *rv)
+{
+	if (s->ops.relay_unreserve != NULL)
+		s->ops.relay_unreserve(s->ops.ctx, rv->port);
+	memset(rv, 0, sizeof(*rv));
+}
+
 static void alloc_remove(struct turn_server *s, struct turn_alloc *a, const char *reason)
 {
+	size_t i;
+
+	for (i = 0; i < TURN_MAX_RESERVATIONS; i++)
+		if (s->reservations[i].port != 0 && s->reservations[i].owner == a)
+			reservation_release(s, &s->reservations[i]);
 	if (s->ops.on_alloc != NULL)
 		s->ops.on_alloc(s->ops.ctx, a, false, reason);
 	if (a->relay != NULL)
@@ -334,7 +350,7 @@ static void alloc_remove(struct turn_server *s, struct turn_alloc *a, const char
  * addresses included. Static users (the operator's tools) may reach what
  * the address policy allows, and what it refuses only through the hook. */
 static int peer_admit(struct turn_server *s, const struct turn_alloc *a,
-    const struct sockaddr *peer, uint64_t now_ms)
+    const struct sockaddr *peer, uint64_t wall_ms)
 {
 	enum peer_verdict v = peer_policy_check(s->cfg.peers, peer, NULL);
 	bool hook_may = v == PEER_ALLOWED || v == PEER_REFUSED_RANGE ||
@@ -342,7 +358,7 @@ static int peer_admit(struct turn_server *s, const struct turn_alloc *a,
 
 	if (v == PEER_ALLOWED && a->id.kind != TURN_ID_CALL)
 		return 0;
-	if (hook_may && s->ops.permit_peer != NULL && s->ops.permit_peer(s->ops.ctx, a, peer, now_ms))
+	if (hook_may && s->ops.permit_peer != NULL && s->ops.permit_peer(s->ops.ctx, a, peer, wall_ms))
 		return 1;
 	return -1;
 }
@@ -351,15 +367,15 @@ static int peer_admit(struct turn_server *s, const struct turn_alloc *a,
  * and for exception IPs the exact address again (the allocation behind it
  * may be gone, or the port may be another service's). */
 static bool peer_may_pass(struct turn_server *s, struct turn_alloc *a,
-    const struct sockaddr *peer, uint64_t now_ms)
+    const struct sockaddr *peer, struct turn_time now)
 {
-	struct turn_perm *p = alloc_perm_find(a, peer, now_ms);
+	struct turn_perm *p = alloc_perm_find(a, peer, now.mono_ms);
 
 	if (p == NULL)
 		return false;
 	if (p->exact)
 		return s->ops.permit_peer != NULL &&
-		    s->ops.permit_peer(s->ops.ctx, a, peer, now_ms);
+		    s->ops.permit_peer(s->ops.ctx, a, peer, now.wall_ms);
 	return true;
 }
 
@@ -420,19 +436,30 @@ static struct reservation *reservation_slot(struct turn_server *s)
 	return NULL;
 }
 
-static void reservations_expire(struct turn_server *s, uint64_t now_ms, bool all)
+/* Live reservations of one user (by name, across calls, as
+ * allocations_per_user counts allocations). */
+static size_t reservations_of(const struct turn_server *s, const char *user,
+    uint64_t now_ms)
 {
-	struct reservation *rv;
-	size_t i;
+	const struct reservation *rv;
+	size_t i, n = 0;
 
 	for (i = 0; i < TURN_MAX_RESERVATIONS; i++) {
 		rv = &s->reservations[i];
-		if (rv->port != 0 && (all || rv->expires_ms <= now_ms)) {
-			if (s->ops.relay_unreserve != NULL)
-				s->ops.relay_unreserve(s->ops.ctx, rv->port);
-			memset(rv, 0, sizeof(*rv));
-		}
+		if (rv->port != 0 && rv->expires_ms > now_ms && strcmp(rv->user, user) == 0)
+			n++;
 	}
+	return n;
+}
+
+static void reservations_expire(struct turn_server *s, uint64_t now_ms, bool all)
+{
+	size_t i;
+
+	for (i = 0; i < TURN_MAX_RESERVATIONS; i++)
+		if (s->reservations[i].port != 0 &&
+		    (all || s->reservations[i].expires_ms <= now_ms))
+			reservation_release(s, &s->reservations[i]);
 }
 
 static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
@@ -445,7 +472,7 @@ static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
 static void reply_allocate_ok(struct req *r, struct turn_alloc *a,
     const uint8_t *token)
 {
-	uint64_t left_ms = a->expires_ms > r->now_ms ? a->expires_ms - r->now_ms : 0;
+	uint64_t left_ms = a->expires_ms > r->now.mono_ms ? a->expires_ms - r->now.mono_ms : 0;
 
 	reply_start(r, STUN_SUCCESS);
 	stun_build_addr(&r->b, STUN_A_XOR_RELAYED_ADDRESS,
@@ -518,13 +545,20 @@ static void on_allocate(struct req *r)
 		}
 		rq.even_port = true;
 		rq.reserve_next = (even->value[0] & 0x80) != 0;
+		/* The table is shared by everyone: one user holds at most a
+		 * few of its slots. */
+		if (rq.reserve_next && reservations_of(s, r->id.user, r->now.mono_ms) >=
+		    TURN_RESERVATIONS_PER_USER) {
+			reply_error(r, 486);
+			return;
+		}
 		if (rq.reserve_next && (slot = reservation_slot(s)) == NULL) {
 			reply_error(r, 508);
 			return;
 		}
 	}
 	if (token != NULL) {
-		claimed = reservation_claim(s, token, &r->id, r->now_ms);
+		claimed = reservation_claim(s, token, &r->id, r->now.mono_ms);
 		if (claimed == NULL) {
 			reply_error(r, 508);
 			return;
@@ -563,9 +597,10 @@ static void on_allocate(struct req *r)
 		} else {
 			memcpy(slot->token, new_token, sizeof(new_token));
 			slot->port = (uint16_t)(sockaddr_port(&relayed) + 1);
-			slot->expires_ms = r->now_ms + TURN_RESERVATION_MS;
+			slot->expires_ms = r->now.mono_ms + TURN_RESERVATION_MS;
 			snprintf(slot->user, sizeof(slot->user), "%s", r->id.user);
 			snprintf(slot->call, sizeof(slot->call), "%s", r->id.call);
+			slot->owner = a;
 		}
 	}
 	a->relay = handle;
@@ -583,14 +618,14 @@ static void on_allocate(struct req *r)
 			((struct sockaddr_in *)&a->advertised)->sin_port = port;
 	}
 	a->id = r->id;
-	a->created_ms = r->now_ms;
-	a->expires_ms = r->now_ms + (uint64_t)desired_lifetime_s(s, m) * 1000;
+	a->created_ms = r->now.mono_ms;
+	a->expires_ms = r->now.mono_ms + (uint64_t)desired_lifetime_s(s, m) * 1000;
 	memcpy(a->alloc_txid, m->txid, STUN_TXID_LEN);
 	memcpy(a->key, r->key, r->key_len);
 	a->key_len = r->key_len;
 	a->sha256 = r->sha256;
 	a->bucket_bytes = s->cfg.bytes_per_s_per_allocation;
-	a->bucket_ms = r->now_ms;
+	a->bucket_ms = r->now.mono_ms;
 	if (s->ops.on_alloc != NULL)
 		s->ops.on_alloc(s->ops.ctx, a, true, "allocate");
 	reply_allocate_ok(r, a, slot != NULL ? slot->token : NULL);
@@ -611,7 +646,7 @@ static void on_refresh(struct req *r)
 		lifetime = 0;
 	} else {
 		lifetime = desired_lifetime_s(r->s, r->m);
-		r->alloc->expires_ms = r->now_ms + (uint64_t)lifetime * 1000;
+		r->alloc->expires_ms = r->now.mono_ms + (uint64_t)lifetime * 1000;
 		event(r, TURN_EV_REFRESHED, NULL);
 	}
 	reply_start(r, STUN_SUCCESS);
@@ -631,7 +666,7 @@ static int peer_from_attr(struct req *r, const struct stun_attr *at,
 
 	if (stun_attr_addr(r->m, at, true, peer) != STUN_OK)
 		return 400;
-	admit = peer_admit(r->s, r->alloc, (const struct sockaddr *)peer, r->now_ms);
+	admit = peer_admit(r->s, r->alloc, (const struct sockaddr *)peer, r->now.wall_ms);
 	if (admit < 0) {
 		event(r, TURN_EV_PEER_REFUSED, (const struct sockaddr *)peer);
 		return 403;
@@ -670,11 +705,11 @@ static void on_create_permission(struct req *r)
 		}
 		exact[i] = rc == 1;
 		if (alloc_perm_find(r->alloc, (const struct sockaddr *)&peers[i],
-		    r->now_ms) == NULL)
+		    r->now.mono_ms) == NULL)
 			fresh++;
 	}
 	if (r->alloc->nperms + fresh > r->alloc->perms_cap) {
-		alloc_expire_children(r->alloc, r->now_ms);
+		alloc_expire_children(r->alloc, r->now.mono_ms);
 		if (r->alloc->nperms + fresh > r->alloc->perms_cap) {
 			reply_error(r, 508);
 			return;
@@ -686,7 +721,7 @@ static void on_create_permission(struct req *r)
 	}
 	for (i = 0; i < n; i++)
 		alloc_perm_set(r->alloc, (const struct sockaddr *)&peers[i], exact[i],
-		    r->now_ms + TURN_PERMISSION_LIFETIME_MS);
+		    r->now.mono_ms + TURN_PERMISSION_LIFETIME_MS);
 	reply_start(r, STUN_SUCCESS);
 	reply_send(r);
 }
@@ -720,26 +755,26 @@ static void on_channel_bind(struct req *r)
 	}
 	/* RFC 8656 §11.2: a number bound to another peer, or a peer bound to
 	 * another number, is a 400; the same pair refreshes. */
-	by_num = alloc_channel_by_number(r->alloc, number, r->now_ms);
-	by_peer = alloc_channel_by_peer(r->alloc, (const struct sockaddr *)&peer, r->now_ms);
+	by_num = alloc_channel_by_number(r->alloc, number, r->now.mono_ms);
+	by_peer = alloc_channel_by_peer(r->alloc, (const struct sockaddr *)&peer, r->now.mono_ms);
 	if ((by_num != NULL && by_num != by_peer) || (by_peer != NULL && by_peer != by_num)) {
 		reply_error(r, 400);
 		return;
 	}
 	if (by_num == NULL)
-		alloc_expire_children(r->alloc, r->now_ms);
+		alloc_expire_children(r->alloc, r->now.mono_ms);
 	/* A new channel, and a new permission, must fit (the reservations
 	 * fail past the limits, and when out of memory). */
 	if ((by_num == NULL && alloc_channel_reserve(r->alloc, 1) != 0) ||
-	    (alloc_perm_find(r->alloc, (const struct sockaddr *)&peer, r->now_ms) == NULL &&
+	    (alloc_perm_find(r->alloc, (const struct sockaddr *)&peer, r->now.mono_ms) == NULL &&
 	    alloc_perm_reserve(r->alloc, 1) != 0)) {
 		reply_error(r, 508);
 		return;
 	}
 	alloc_channel_set(r->alloc, number, (const struct sockaddr *)&peer,
-	    r->now_ms + TURN_CHANNEL_LIFETIME_MS);
+	    r->now.mono_ms + TURN_CHANNEL_LIFETIME_MS);
 	alloc_perm_set(r->alloc, (const struct sockaddr *)&peer, rc == 1,
-	    r->now_ms + TURN_PERMISSION_LIFETIME_MS);
+	    r->now.mono_ms + TURN_PERMISSION_LIFETIME_MS);
 	reply_start(r, STUN_SUCCESS);
 	reply_send(r);
 }
@@ -753,7 +788,7 @@ static void on_channel_bind(struct req *r)
  * address, as a NAT would show it), and through the receiver's own
  * permission, channel and rate checks in turn_server_on_peer(). */
 static bool relay_local(struct turn_server *s, const struct turn_alloc *from,
-    const struct sockaddr *peer, const uint8_t *data, size_t len, uint64_t now_ms)
+    const struct sockaddr *peer, const uint8_t *data, size_t len, struct turn_time now)
 {
 	struct turn_alloc *to = turn_server_find_relayed(s, peer);
 	const struct sockaddr_storage *src;
@@ -763,7 +798,7 @@ static bool relay_local(struct turn_server *s, const struct turn_alloc *from,
 	src = sockaddr_equal(peer, (const struct sockaddr *)&to->relayed) ?
 	    &from->relayed : &from->advertised;
 	s->stats.packets_relayed_locally++;
-	turn_server_on_peer(s, to, (const struct sockaddr *)src, data, len, now_ms);
+	turn_server_on_peer(s, to, (const struct sockaddr *)src, data, len, now);
 	return true;
 }
 
@@ -804,22 +839,22 @@ static bool media_check(struct turn_server *s, struct turn_alloc *a,
 }
 
 static void relay_to_peer(struct turn_server *s, struct turn_alloc *a,
-    const struct sockaddr *peer, const uint8_t *data, size_t len, uint64_t now_ms)
+    const struct sockaddr *peer, const uint8_t *data, size_t len, struct turn_time now)
 {
-	if (!peer_may_pass(s, a, peer, now_ms) ||
+	if (!peer_may_pass(s, a, peer, now) ||
 	    (a->id.kind == TURN_ID_CALL && !media_check(s, a, data, len)) ||
-	    !bucket_take(s, a, len, now_ms))
+	    !bucket_take(s, a, len, now.mono_ms))
 		return;
 	a->bytes_to_peer += len;
 	a->pkts_to_peer++;
 	s->stats.bytes_to_peers += len;
 	s->stats.packets_to_peers++;
-	if (!relay_local(s, a, peer, data, len, now_ms))
+	if (!relay_local(s, a, peer, data, len, now))
 		s->ops.relay_send(s->ops.ctx, a->relay, peer, data, len);
 }
 
 static void on_send(struct turn_server *s, const struct turn_client *c,
-    const struct stun_msg *m, uint64_t now_ms)
+    const struct stun_msg *m, struct turn_time now)
 {
 	const struct stun_attr *pa = stun_attr_find(m, STUN_A_XOR_PEER_ADDRESS);
 	const struct stun_attr *data = stun_attr_find(m, STUN_A_DATA);
@@ -831,11 +866,11 @@ static void on_send(struct turn_server *s, const struct turn_client *c,
 	if (a == NULL || pa == NULL || data == NULL ||
 	    stun_attr_addr(m, pa, true, &peer) != STUN_OK)
 		return;
-	relay_to_peer(s, a, (const struct sockaddr *)&peer, data->value, data->len, now_ms);
+	relay_to_peer(s, a, (const struct sockaddr *)&peer, data->value, data->len, now);
 }
 
 static void on_channeldata(struct turn_server *s, const struct turn_client *c,
-    const uint8_t *buf, size_t len, uint64_t now_ms)
+    const uint8_t *buf, size_t len, struct turn_time now)
 {
 	struct turn_alloc *a;
 	struct turn_channel *ch;
@@ -848,10 +883,10 @@ static void on_channeldata(struct turn_server *s, const struct turn_client *c,
 	a = alloc_table_find(s->allocs, c);
 	if (a == NULL)
 		return;
-	ch = alloc_channel_by_number(a, number, now_ms);
+	ch = alloc_channel_by_number(a, number, now.mono_ms);
 	if (ch == NULL)
 		return;
-	relay_to_peer(s, a, (const struct sockaddr *)&ch->peer, data, data_len, now_ms);
+	relay_to_peer(s, a, (const struct sockaddr *)&ch->peer, data, data_len, now);
 }
 
 typedef void (*request_handler)(struct req *r);
@@ -869,7 +904,7 @@ static const struct {
 };
 
 static void on_request(struct turn_server *s, const struct turn_client *c,
-    const struct stun_msg *m, uint64_t now_ms)
+    const struct stun_msg *m, struct turn_time now)
 {
 	struct req r;
 	size_t i;
@@ -878,7 +913,7 @@ static void on_request(struct turn_server *s, const struct turn_client *c,
 	r.s = s;
 	r.c = c;
 	r.m = m;
-	r.now_ms = now_ms;
+	r.now = now;
 	r.alloc = alloc_table_find(s->allocs, c);
 	for (i = 0; i < sizeof(request_handlers) / sizeof(request_handlers[0]); i++) {
 		if (request_handlers[i].method != m->method)
@@ -903,16 +938,16 @@ out:
 }
 
 void turn_server_on_client(struct turn_server *s, const struct turn_client *c,
-    const uint8_t *buf, size_t len, uint64_t now_ms)
+    const uint8_t *buf, size_t len, struct turn_time now)
 {
 	struct stun_msg m;
 
 	if (s->ops.source_blocked != NULL &&
-	    s->ops.source_blocked(s->ops.ctx, (const struct sockaddr *)&c->remote, now_ms))
+	    s->ops.source_blocked(s->ops.ctx, (const struct sockaddr *)&c->remote, now.wall_ms))
 		return;
 	switch (stun_demux(buf, len)) {
 	case 2:
-		on_channeldata(s, c, buf, len, now_ms);
+		on_channeldata(s, c, buf, len, now);
 		return;
 	case 1:
 		break;
@@ -922,14 +957,14 @@ void turn_server_on_client(struct turn_server *s, const struct turn_client *c,
 	if (stun_parse(buf, len, &m) != STUN_OK)
 		return;
 	if (m.cls == STUN_REQUEST)
-		on_request(s, c, &m, now_ms);
+		on_request(s, c, &m, now);
 	else if (m.cls == STUN_INDICATION && m.method == TURN_SEND && m.nunknown == 0)
-		on_send(s, c, &m, now_ms);
+		on_send(s, c, &m, now);
 	/* Responses and other indications from a client are not ours. */
 }
 
 void turn_server_on_peer(struct turn_server *s, struct turn_alloc *a,
-    const struct sockaddr *peer, const uint8_t *buf, size_t len, uint64_t now_ms)
+    const struct sockaddr *peer, const uint8_t *buf, size_t len, struct turn_time now)
 {
 	uint8_t out[STUN_MAX_MESSAGE];
 	uint8_t txid[STUN_TXID_LEN];
@@ -937,9 +972,9 @@ void turn_server_on_peer(struct turn_server *s, struct turn_alloc *a,
 	struct turn_channel *ch;
 	size_t n;
 
-	if (!peer_may_pass(s, a, peer, now_ms) || !bucket_take(s, a, len, now_ms))
+	if (!peer_may_pass(s, a, peer, now) || !bucket_take(s, a, len, now.mono_ms))
 		return;
-	ch = alloc_channel_by_peer(a, peer, now_ms);
+	ch = alloc_channel_by_peer(a, peer, now.mono_ms);
 	if (ch != NULL) {
 		if (channeldata_build(out, sizeof(out), ch->number, buf, len, &n) != STUN_OK)
 			return;
@@ -967,7 +1002,8 @@ void turn_server_on_peer(struct turn_server *s, struct turn_alloc *a,
 	s->ops.send_client(s->ops.ctx, &a->client, out, n);
 }
 
-void turn_server_on_conn_closed(struct turn_server *s, uint64_t conn_id)
+/* The allocation of a TCP/TLS connection, or NULL. */
+static struct turn_alloc *conn_alloc(const struct turn_server *s, uint64_t conn_id)
 {
 	struct turn_client c;
 	struct turn_alloc *a;
@@ -981,21 +1017,33 @@ void turn_server_on_conn_closed(struct turn_server *s, uint64_t conn_id)
 		c.transport = TURN_TP_TLS;
 		a = alloc_table_find(s->allocs, &c);
 	}
+	return a;
+}
+
+void turn_server_on_conn_closed(struct turn_server *s, uint64_t conn_id)
+{
+	struct turn_alloc *a = conn_alloc(s, conn_id);
+
 	if (a != NULL)
 		alloc_remove(s, a, "connection closed");
 }
 
-void turn_server_tick(struct turn_server *s, uint64_t now_ms)
+bool turn_server_conn_has_alloc(const struct turn_server *s, uint64_t conn_id)
+{
+	return conn_alloc(s, conn_id) != NULL;
+}
+
+void turn_server_tick(struct turn_server *s, struct turn_time now)
 {
 	struct turn_alloc *a, *next;
 
-	reservations_expire(s, now_ms, false);
+	reservations_expire(s, now.mono_ms, false);
 	for (a = alloc_table_first(s->allocs); a != NULL; a = next) {
 		next = alloc_next(a);
-		if (a->expires_ms <= now_ms)
+		if (a->expires_ms <= now.mono_ms)
 			alloc_remove(s, a, "expired");
 		else
-			alloc_expire_children(a, now_ms);
+			alloc_expire_children(a, now.mono_ms);
 	}
 }
 

@@ -25,6 +25,20 @@
 #define TURN_AUTH_BLOCK_MS (30 * 1000)            /* refusal once over limit */
 #define TURN_RESERVATION_MS (30 * 1000)           /* RFC 8656 §7.2: ~30 s */
 #define TURN_MAX_RESERVATIONS 256
+#define TURN_RESERVATIONS_PER_USER 4              /* of the 256, at a time */
+
+/* The time of one batch of work, read once by the I/O layer and handed
+ * down: the server reads no clock. Two clocks for two jobs (common/clock.h):
+ * mono_ms measures every duration the server keeps (lifetimes of
+ * allocations, permissions, channels and reservations, the failure
+ * window, token buckets), so a step of the system clock neither expires
+ * nor prolongs them; wall_ms (UNIX time) is used only for instants other
+ * nodes or the credentials agree on: nonces, the expiry inside call
+ * credentials, and the hooks below, whose records are UNIX times. */
+struct turn_time {
+	uint64_t mono_ms;
+	uint64_t wall_ms;
+};
 
 struct turn_server_config {
 	char realm[128];
@@ -90,14 +104,14 @@ struct turn_server_ops {
 	 * and port), and again for every datagram to or from such a peer.
 	 * True lets it through, which should happen only for the relayed
 	 * transport address of another allocation that `from` may reach.
-	 * Must be cheap: it runs on the packet path (hence now_ms, the time
-	 * of the datagram, instead of a clock read). */
+	 * Must be cheap: it runs on the packet path (hence wall_ms, the UNIX
+	 * time of the datagram, instead of a clock read). */
 	bool (*permit_peer)(void *ctx, const struct turn_alloc *from,
-	    const struct sockaddr *peer, uint64_t now_ms);
+	    const struct sockaddr *peer, uint64_t wall_ms);
 	/* Optional: is this client address blocked (an automatic response
 	 * to an alert)? Everything from it is dropped. Runs per message, so
-	 * it is given the time rather than reading a clock. */
-	bool (*source_blocked)(void *ctx, const struct sockaddr *src, uint64_t now_ms);
+	 * it is given the UNIX time rather than reading a clock. */
+	bool (*source_blocked)(void *ctx, const struct sockaddr *src, uint64_t wall_ms);
 	/* Optional: may these call credentials (verified, unexpired) still
 	 * be used? False once their call has ended, so credentials die with
 	 * the call rather than with their expiry. Not asked for static users. */
@@ -130,18 +144,20 @@ void turn_server_free(struct turn_server *s);
  * frame cut by stun_frame_len on a stream). Never fails: bad input is
  * answered or dropped as RFC 8489/8656 say. */
 void turn_server_on_client(struct turn_server *s, const struct turn_client *c,
-    const uint8_t *buf, size_t len, uint64_t now_ms);
+    const uint8_t *buf, size_t len, struct turn_time now);
 
 /* One datagram that arrived on an allocation's relay socket from peer. */
 void turn_server_on_peer(struct turn_server *s, struct turn_alloc *a,
-    const struct sockaddr *peer, const uint8_t *buf, size_t len, uint64_t now_ms);
+    const struct sockaddr *peer, const uint8_t *buf, size_t len, struct turn_time now);
 
 /* A TCP/TLS client connection closed: its allocation goes at once. */
 void turn_server_on_conn_closed(struct turn_server *s, uint64_t conn_id);
+/* Whether a TCP/TLS client connection holds an allocation now. */
+bool turn_server_conn_has_alloc(const struct turn_server *s, uint64_t conn_id);
 
 /* Expires allocations, permissions and channels. Call about once a
  * second. */
-void turn_server_tick(struct turn_server *s, uint64_t now_ms);
+void turn_server_tick(struct turn_server *s, struct turn_time now);
 
 /* Borrowed: the allocation whose relayed address is exactly this one, or
  * NULL. For the permit hook. */

@@ -1,19 +1,21 @@
-/* Failure counting per source IP. The table is a fixed array probed
- * linearly over a short window; when every probed slot is busy the one
- * whose window started longest ago is reused, so memory stays bounded and
- * a flood of new sources can only make us forget old, quiet ones. */
+/* Failure counting per source: an IPv4 address, or an IPv6 /64
+ * (common/source_key.h), since a host that holds a /64 could otherwise
+ * pick a fresh address for every few guesses. The table is a fixed array
+ * probed linearly over a short window; when every probed slot is busy the
+ * one whose window started longest ago is reused, so memory stays bounded
+ * and a flood of new sources can only make us forget old, quiet ones. */
 #include "turn/srclimit.h"
 
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "turn/alloc.h"
+#include "common/fnv.h"
+#include "common/source_key.h"
 
 #define SRCLIMIT_PROBES 8
 
 struct srclimit_slot {
-	uint8_t ip[16];
+	uint8_t key[SOURCE_KEY_LEN];
 	bool used;
 	uint32_t failures;
 	uint64_t window_start_ms;
@@ -54,37 +56,31 @@ void srclimit_free(struct srclimit *l)
 	free(l);
 }
 
-/* IPv4 as IPv4-mapped IPv6 so both families share one key format. */
-static void ip_key(const struct sockaddr *sa, uint8_t out[16])
+/* now_ms - then_ms, never wrapping: 0 when then_ms is later. */
+static uint64_t since(uint64_t now_ms, uint64_t then_ms)
 {
-	memset(out, 0, 16);
-	if (sa->sa_family == AF_INET) {
-		out[10] = out[11] = 0xff;
-		memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	}
+	return now_ms > then_ms ? now_ms - then_ms : 0;
 }
 
 static bool slot_idle(const struct srclimit *l, const struct srclimit_slot *s,
     uint64_t now_ms)
 {
 	return !s->used || (now_ms >= s->blocked_until_ms &&
-	    now_ms - s->window_start_ms > l->window_ms);
+	    since(now_ms, s->window_start_ms) > l->window_ms);
 }
 
 static struct srclimit_slot *lookup(struct srclimit *l, const struct sockaddr *src,
     bool create, uint64_t now_ms)
 {
-	uint8_t key[16];
+	uint8_t key[SOURCE_KEY_LEN];
 	size_t start, i;
 	struct srclimit_slot *s, *idle = NULL, *oldest = NULL;
 
-	ip_key(src, key);
-	start = sockaddr_hash(src, false) % l->nslots;
+	source_key(src, key);
+	start = fnv1a(FNV_OFFSET, key, sizeof(key)) % l->nslots;
 	for (i = 0; i < SRCLIMIT_PROBES && i < l->nslots; i++) {
 		s = &l->slots[(start + i) % l->nslots];
-		if (s->used && memcmp(s->ip, key, 16) == 0)
+		if (s->used && memcmp(s->key, key, sizeof(key)) == 0)
 			return s;
 		if (idle == NULL && slot_idle(l, s, now_ms))
 			idle = s;
@@ -95,7 +91,7 @@ static struct srclimit_slot *lookup(struct srclimit *l, const struct sockaddr *s
 	if (!create || s == NULL)
 		return NULL;
 	memset(s, 0, sizeof(*s));
-	memcpy(s->ip, key, 16);
+	memcpy(s->key, key, sizeof(key));
 	s->used = true;
 	s->window_start_ms = now_ms;
 	return s;
@@ -114,7 +110,7 @@ void srclimit_fail(struct srclimit *l, const struct sockaddr *src, uint64_t now_
 
 	if (s == NULL)
 		return;
-	if (now_ms - s->window_start_ms > l->window_ms) {
+	if (since(now_ms, s->window_start_ms) > l->window_ms) {
 		s->window_start_ms = now_ms;
 		s->failures = 0;
 	}

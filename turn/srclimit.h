@@ -1,6 +1,7 @@
-/* Counts authentication failures per source IP in a fixed-size table, so
- * password guessing from one address is refused for a while without
- * letting an attacker grow memory by spraying addresses. Pure. */
+/* Counts authentication failures per source (an IPv4 address, or an IPv6
+ * /64) in a fixed-size table, so password guessing from one address is
+ * refused for a while without letting an attacker grow memory by
+ * spraying addresses. Pure. */
 #ifndef GH_TURN_SRCLIMIT_H
 #define GH_TURN_SRCLIMIT_H
 
@@ -16,6 +17,9 @@ struct srclimit;
 struct srclimit *srclimit_new(size_t slots, uint32_t max_failures,
     uint64_t window_ms, uint64_t block_ms);
 void srclimit_free(struct srclimit *l);
+
+/* now_ms is a monotonic time (the server's turn_time.mono_ms): a step of
+ * the system clock must neither lift a block nor start one early. */
 
 bool srclimit_blocked(struct srclimit *l, const struct sockaddr *src, uint64_t now_ms);
 void srclimit_fail(struct srclimit *l, const struct sockaddr *src, uint64_t now_ms);

@@ -273,8 +273,11 @@ class GatehouseServer:
                           {"addr": "127.0.0.1:%d" % self.g.port, "transport": "tcp"}]
         self.port_min, self.port_max = port_range or (self.g.port_min, self.g.port_max)
         turn["port_range"] = "%d-%d" % (self.port_min, self.port_max)
+        # Every uclient connection comes from 127.0.0.1: the per-source
+        # limit (32 by default) would refuse most of a 40-client TCP run.
+        turn["limits"] = {"connections_per_source": 4096}
         if allocations_total:
-            turn["limits"] = {"allocations_total": allocations_total}
+            turn["limits"]["allocations_total"] = allocations_total
         self.port = self.g.port
         self.pid = None
         self._stopped = False

@@ -77,7 +77,7 @@ struct fz {
 	struct sockaddr_storage peer1, peer2, server;
 	struct turn_alloc *a_owner, *a_other, *last_created;
 	struct sockaddr_storage other_relayed, owner_relayed;
-	uint64_t now_ms;
+	uint64_t now_ms;                /* wall clock (UNIX ms) */
 	uint64_t conn_seq;
 	unsigned inputs_in_server;
 	unsigned recreate_every;
@@ -90,6 +90,16 @@ struct fz {
 };
 
 static struct fz F;
+
+/* The server's time: wall as the fixtures' nonces and credentials need it,
+ * and a monotonic clock with another zero (as after a boot), so a
+ * duration measured on the wrong clock would show. */
+static struct turn_time fz_now(void)
+{
+	struct turn_time t = { .mono_ms = F.now_ms - FZ_T0_MS + 5000, .wall_ms = F.now_ms };
+
+	return t;
+}
 
 static struct sockaddr_storage addr(const char *ip, uint16_t port)
 {
@@ -214,18 +224,18 @@ static void f_relay_send(void *ctx, void *handle, const struct sockaddr *peer,
 }
 
 static bool f_permit_peer(void *ctx, const struct turn_alloc *from,
-    const struct sockaddr *peer, uint64_t now_ms)
+    const struct sockaddr *peer, uint64_t wall_ms)
 {
 	(void)ctx;
-	(void)now_ms;
+	(void)wall_ms;
 	return permit(from, peer);
 }
 
-static bool f_source_blocked(void *ctx, const struct sockaddr *src, uint64_t now_ms)
+static bool f_source_blocked(void *ctx, const struct sockaddr *src, uint64_t wall_ms)
 {
 	(void)ctx;
 	(void)src;
-	(void)now_ms;
+	(void)wall_ms;
 	return false;
 }
 
@@ -382,7 +392,7 @@ static uint16_t request(const struct turn_client *c, uint16_t method,
 	if (stun_build_finish(&b, &len) != STUN_OK)
 		abort();
 	F.last_len = 0;
-	turn_server_on_client(F.s, c, buf, len, F.now_ms);
+	turn_server_on_client(F.s, c, buf, len, fz_now());
 	if (F.last_len == 0 || stun_parse(F.last, F.last_len, &m) != STUN_OK)
 		return 0xffff;
 	return m.cls;
@@ -506,7 +516,7 @@ static void feed_stream(uint8_t *buf, size_t size)
 	F.stream = client(TURN_TP_TCP, FZ_STREAM_PORT, ++F.conn_seq);
 	while (off < size && stun_frame_len(buf + off, size - off, &frame) == STUN_OK) {
 		resign(buf + off, frame);
-		turn_server_on_client(F.s, &F.stream, buf + off, frame, F.now_ms);
+		turn_server_on_client(F.s, &F.stream, buf + off, frame, fz_now());
 		off += frame;
 	}
 	turn_server_on_conn_closed(F.s, F.stream.conn_id);
@@ -532,7 +542,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* 1. One datagram from the owner's 5-tuple. */
 	resign(buf, size);
-	turn_server_on_client(F.s, &F.owner, buf, size, F.now_ms);
+	turn_server_on_client(F.s, &F.owner, buf, size, fz_now());
 
 	/* 2. A stream from a fresh connection, closed after. */
 	memcpy(buf, data, size);
@@ -542,14 +552,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* 3. Datagrams from peers to the owner's relay, if it still lives. */
 	if (F.a_owner != NULL) {
 		turn_server_on_peer(F.s, F.a_owner, (const struct sockaddr *)&F.peer1,
-		    data, size, F.now_ms);
+		    data, size, fz_now());
 		turn_server_on_peer(F.s, F.a_owner, (const struct sockaddr *)&F.peer2,
-		    data, size, F.now_ms);
+		    data, size, fz_now());
 		if (F.a_other != NULL)
 			turn_server_on_peer(F.s, F.a_owner,
-			    (const struct sockaddr *)&F.other_relayed, data, size, F.now_ms);
+			    (const struct sockaddr *)&F.other_relayed, data, size, fz_now());
 	}
 	if (F.inputs_in_server % TICK_EVERY == 0)
-		turn_server_tick(F.s, F.now_ms);
+		turn_server_tick(F.s, fz_now());
 	return 0;
 }

@@ -9,8 +9,11 @@ Every datagram and connection goes to 127.0.0.1 (TESTING.md network rule);
 import os
 import socket
 import ssl
+import shutil
 import struct
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -517,6 +520,43 @@ def test_port_range_exhausted():
             close_all(*cs)
 
 
+EVEN_PORT_R = (tc.EVEN_PORT, b"\x80")
+
+
+def test_reservations_not_hoarded():
+    """EVEN-PORT with R reserves the next port for 30 s in a table of 256
+    that everyone shares. A reservation goes with the allocation that made
+    it, so allocating and deleting over and over holds none; and one user
+    holds at most 4 at a time (486 beyond), while others still get theirs."""
+    c = new_client()
+    held = []
+    try:
+        for i in range(260):
+            r = c.allocate(extra_attrs=[EVEN_PORT_R])
+            expect(r, 200, "Allocate with EVEN-PORT R, cycle %d" % (i + 1))
+            assert r.has(tc.RESERVATION_TOKEN), "cycle %d: no RESERVATION-TOKEN" % (i + 1)
+            expect(c.refresh(0), 200, "Refresh 0, cycle %d" % (i + 1))
+        token = r.get(tc.RESERVATION_TOKEN)
+        d = new_client()
+        held.append(d)
+        expect(d.allocate(extra_attrs=[(tc.RESERVATION_TOKEN, token)]), 508,
+               "claiming the reservation of a deleted allocation")
+        for i in range(4):
+            h = new_client()
+            held.append(h)
+            expect(h.allocate(extra_attrs=[EVEN_PORT_R]), 200,
+                   "reservation %d of 4 for one user" % (i + 1))
+        f = new_client()
+        held.append(f)
+        expect(f.allocate(extra_attrs=[EVEN_PORT_R]), 486, "a fifth reservation for the same user")
+        o = new_client(user="other", password="pw2")
+        held.append(o)
+        expect(o.allocate(extra_attrs=[EVEN_PORT_R]), 200,
+               "another user's reservation while the first holds 4")
+    finally:
+        close_all(c, *held)
+
+
 # ---------------------------------------------------- malformed on UDP
 
 def test_malformed_udp_headers():
@@ -824,6 +864,39 @@ def test_plain_stun_on_tls_port():
         c.close()
 
 
+def test_tls_pipelined_not_stalled():
+    """Thousands of Bindings sent over TLS in one go are all answered
+    without the client sending anything more. A connection gets 16 reads
+    of up to 4 KiB per event; when they run out, the rest of a TLS record
+    may already sit decrypted in OpenSSL, where epoll cannot see it, and
+    used to wait for the client's next bytes."""
+    ctx = gh.tls_client_context()
+    stalled = []
+    for n in range(3200, 4400, 37):
+        t = ctx.wrap_socket(socket.create_connection((G.host, G.tls_port), timeout=2.0),
+                            server_hostname="localhost")
+        try:
+            reqs = [binding_bytes()[0] for _ in range(n)]
+            t.sendall(b"".join(reqs))
+            got = 0
+            deadline = time.monotonic() + 5.0
+            while got < 32 * n and time.monotonic() < deadline:
+                t.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    chunk = t.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                got += len(chunk)
+            if got != 32 * n:
+                stalled.append("%d sent, %d answered" % (n, got // 32))
+        finally:
+            t.close()
+    assert not stalled, "pipelined Bindings over TLS left unanswered until the client " \
+        "sent more:\n  " + "\n  ".join(stalled)
+
+
 # --------------------------------------------- allocation and connection
 
 def test_tcp_close_removes_allocation():
@@ -843,6 +916,294 @@ def test_tcp_close_removes_allocation():
         assert_alive("TCP allocation teardown")
     finally:
         close_all(u)
+
+
+# ------------------------------------------------- connection limits
+
+def open_stream(g, local_ip, use_tls=False):
+    """A TCP (or TLS) connection from local_ip that has had a Binding
+    answered: (socket, None); or (None, why) when the relay closed it
+    without an answer (why is "closed") or did not answer in time."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((local_ip, 0))
+        s.settimeout(2.0)
+        s.connect((g.host, g.tls_port if use_tls else g.port))
+        if use_tls:
+            s = gh.tls_client_context().wrap_socket(s, server_hostname="localhost")
+        req, txid = binding_bytes()
+        s.sendall(req)
+        resp = gh.recv_stun_stream(s, 2.0)
+    except TimeoutError:  # before OSError, which it is
+        s.close()
+        return None, "no answer within 2 s"
+    except (ConnectionError, ssl.SSLError):
+        s.close()
+        return None, "closed"
+    except OSError as e:
+        s.close()
+        return None, "%s: %s" % (type(e).__name__, e)
+    if txid not in resp:
+        s.close()
+        return None, "an answer to another transaction"
+    return s, None
+
+
+def metric(g, name, **labels):
+    """The value of one series on the admin listener's /metrics."""
+    import http.client
+    conn = http.client.HTTPConnection(g.host, g.admin_port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    want = name + ("{%s}" % ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+                   if labels else "")
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    raise AssertionError("no series %s in /metrics" % want)
+
+
+def test_connections_per_source():
+    """One source holds at most turn.limits.connections_per_source (32 by
+    default) TCP and TLS connections together; the next is closed at once,
+    unanswered. Another source is not affected, and a slot comes back when
+    a connection ends."""
+    with gh.Gatehouse(ARGS.gatehouse, static_users=USERS) as g:
+        def run():
+            held = []
+            try:
+                for i in range(32):
+                    tls = i % 4 == 3
+                    s, why = open_stream(g, "127.0.0.5", tls)
+                    assert s is not None, "%s connection %d of 32 from 127.0.0.5: %s" % (
+                        "TLS" if tls else "TCP", i + 1, why)
+                    held.append(s)
+                for tls in (False, True):
+                    s, why = open_stream(g, "127.0.0.5", tls)
+                    if s is not None:
+                        s.close()
+                    assert why == "closed", "33rd connection (%s) from 127.0.0.5: %s" % (
+                        "TLS" if tls else "TCP", why or "answered")
+                for tls in (False, True):
+                    s, why = open_stream(g, "127.0.0.6", tls)
+                    assert s is not None, "%s connection from 127.0.0.6 while 127.0.0.5 is at " \
+                        "its limit: %s" % ("TLS" if tls else "TCP", why)
+                    s.close()
+                c = TurnClient(g.host, g.port, "tcp", "bench", "secret", local=("127.0.0.6", 0))
+                try:
+                    expect(c.allocate(), 200, "Allocate over TCP from 127.0.0.6")
+                finally:
+                    c.close()
+                # A closed connection gives its slot back.
+                held.pop().close()
+                deadline = time.monotonic() + 2.0
+                while True:
+                    s, why = open_stream(g, "127.0.0.5")
+                    if s is not None or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
+                assert s is not None, "no slot for 127.0.0.5 after one of its connections " \
+                    "closed: %s" % why
+                held.append(s)
+                n = metric(g, "gatehouse_turn_connections_refused_total", limit="per_source")
+                assert n >= 2, "refused connections counted: %g (expected at least 2)" % n
+                assert "too many connections from that source" in g.log(), \
+                    "refusal not logged (debug)"
+                n = metric(g, "gatehouse_turn_connections")
+                assert n == 32, "gatehouse_turn_connections %g with 32 open" % n
+            finally:
+                for s in held:
+                    s.close()
+        gh.with_log(g, run)
+
+
+def vm_data_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmData:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmData in /proc/%d/status" % pid)
+
+
+def test_idle_connections_hold_no_output_buffer():
+    """A stream connection's output buffer (up to 256 KiB) exists only while
+    output waits for the socket: 300 connections that were answered and
+    went idle add far less than 300 x 256 KiB to the daemon's memory."""
+    n = 300
+    cfg = {"turn": {"limits": {"connections_per_source": 4096}}}
+    with gh.Gatehouse(ARGS.gatehouse, config=cfg, static_users=USERS) as g:
+        def run():
+            held = []
+            try:
+                before = vm_data_kib(g.proc.pid)
+                for i in range(n):
+                    s, why = open_stream(g, "127.0.0.1")
+                    assert s is not None, "connection %d of %d: %s" % (i + 1, n, why)
+                    held.append(s)
+                grew = vm_data_kib(g.proc.pid) - before
+                print("note: %d idle connections grew the daemon's data by %d KiB" % (n, grew),
+                      flush=True)
+                assert grew < n * 256 // 4, "%d idle connections grew the daemon's data by " \
+                    "%d KiB (a 256 KiB buffer each would be %d KiB)" % (n, grew, n * 256)
+                # And output that has to wait still arrives whole: 200
+                # Bindings in one write, answered while the client reads.
+                c = new_client("tcp", g=g)
+                try:
+                    reqs = [binding_bytes() for _ in range(200)]
+                    c.send_raw(b"".join(r for r, _ in reqs))
+                    for _, txid in reqs:
+                        expect(c.wait_response(txid), 200, "one of 200 pipelined Bindings")
+                finally:
+                    c.close()
+            finally:
+                for s in held:
+                    s.close()
+        gh.with_log(g, run)
+
+
+def test_connection_without_allocation_closed():
+    """A TCP connection without an allocation is closed 30 s
+    (RELAY_IO_NO_ALLOC_MS) after it was opened or its allocation ended,
+    even while it keeps sending Bindings; one with an allocation stays."""
+    bare = new_client("tcp")
+    ended = allocated("tcp")
+    kept = allocated("tcp")
+    try:
+        expect(ended.refresh(0), 200, "Refresh 0 over TCP")
+        start = time.monotonic()
+        closed = {}
+        while time.monotonic() - start < 45 and len(closed) < 2:
+            for name, c in (("bare", bare), ("ended", ended)):
+                if name not in closed:
+                    c.binding()
+                    if c.closed:
+                        closed[name] = time.monotonic() - start
+            expect(kept.binding(), 200, "Binding on the connection with an allocation")
+            time.sleep(1.0)
+        wrong = ["%s: %s" % (k, "still open after 45 s" if k not in closed else
+                             "closed after %.1f s" % closed[k])
+                 for k in ("bare", "ended") if not 28 <= closed.get(k, 0) <= 40]
+        assert not wrong, "connections without an allocation (expected closed after " \
+            "about 30 s):\n  " + "\n  ".join(wrong)
+        assert not kept.closed, "the connection with an allocation was closed"
+        expect(kept.refresh(), 200, "Refresh on the connection with an allocation")
+        assert "no allocation" in G.log(), "closing not logged with its reason"
+    finally:
+        close_all(bare, ended, kept)
+
+
+# --------------------------------------------------------- clock steps
+
+# An LD_PRELOAD shim that moves the daemon's wall clock (CLOCK_REALTIME and
+# its coarse variant) by the number of milliseconds in the file named by
+# GH_WALL_SHIFT_FILE, read on every call, as an NTP step or an operator's
+# `date -s` would. The monotonic clock is left alone.
+WALL_SHIFT_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static long long shift_ms(void)
+{
+	const char *path = getenv("GH_WALL_SHIFT_FILE");
+	long long v = 0;
+	FILE *f;
+
+	if (path == NULL || (f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fscanf(f, "%lld", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+	static int (*real)(clockid_t, struct timespec *);
+	long long ns;
+	int rc;
+
+	if (real == NULL)
+		real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+	rc = real(id, ts);
+	if (rc == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) {
+		ns = (long long)ts->tv_sec * 1000000000LL + ts->tv_nsec + shift_ms() * 1000000LL;
+		ts->tv_sec = ns / 1000000000LL;
+		ts->tv_nsec = ns % 1000000000LL;
+	}
+	return rc;
+}
+"""
+
+
+def test_wall_clock_steps():
+    """The relay's timers run on the monotonic clock: a step of the wall
+    clock back does not close TCP/TLS connections as idle, and a step
+    forward does not expire allocations. Nonces, stamped with the wall
+    clock, go stale across the forward step and are renewed (438)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc is not None, "no C compiler (cc) to build the clock shim with"
+    tmp = tempfile.mkdtemp(prefix="gh-clockshim-")
+    try:
+        src, so = os.path.join(tmp, "shim.c"), os.path.join(tmp, "shim.so")
+        shift = os.path.join(tmp, "wall_shift_ms")
+        with open(src, "w") as f:
+            f.write(WALL_SHIFT_SHIM)
+        r = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", so, src, "-ldl"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, "cannot build the clock shim: %s" % r.stderr
+        os.chmod(tmp, 0o755)  # the daemon reads the shift after dropping root
+
+        def step(ms):
+            with open(shift + ".new", "w") as f:
+                f.write("%d\n" % ms)
+            os.chmod(shift + ".new", 0o644)
+            os.replace(shift + ".new", shift)
+
+        step(0)
+        g = gh.Gatehouse(ARGS.gatehouse, static_users=USERS)
+        # verify_asan_link_order: the shim comes before the ASan runtime.
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        g.launcher = ["env", "LD_PRELOAD=" + so, "GH_WALL_SHIFT_FILE=" + shift,
+                      "ASAN_OPTIONS=" + ":".join(x for x in (asan, "verify_asan_link_order=0") if x)
+                      ] + list(g.launcher)
+        with g:
+            def run():
+                tcp = allocated("tcp", g=g)
+                tls = allocated("tls", g=g)
+                udp = allocated(g=g)
+                try:
+                    # 3 s back: the relay's timer fires (once a second) while
+                    # the wall clock is behind every connection's last input.
+                    step(-3000)
+                    time.sleep(2.5)
+                    for c in (tcp, tls, udp):
+                        expect(c.refresh(), 200, "Refresh over %s after the wall clock stepped "
+                               "back 3 s" % c.transport)
+                        assert not c.closed, "%s connection closed after the wall clock " \
+                            "stepped back" % c.transport
+                    # 2 hours ahead: past every allocation's lifetime (600 s)
+                    # and every nonce's (600 s), for the wall clock only.
+                    step(2 * 3600 * 1000)
+                    time.sleep(2.5)
+                    for c in (tcp, tls, udp):
+                        r = expect(c.refresh(), 200, "Refresh over %s after the wall clock "
+                                   "stepped 2 hours ahead" % c.transport)
+                        assert r.lifetime == 600, "lifetime %r after the step" % r.lifetime
+                    log = g.log()
+                    assert "removed (expired)" not in log and ": idle" not in log, \
+                        "allocations expired or connections closed by a wall clock step:\n%s" % \
+                        "\n".join(l for l in log.splitlines() if "removed" in l or "closing" in l)
+                finally:
+                    close_all(tcp, tls, udp)
+            gh.with_log(g, run)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
@@ -880,11 +1241,17 @@ def main():
                 test_tcp_pipelined_and_split,
                 test_stalled_connections_closed,
                 test_plain_stun_on_tls_port,
+                test_tls_pipelined_not_stalled,
                 test_tcp_close_removes_allocation,
                 test_static_users_not_bound_by_per_user_quota,
                 test_allocation_total_limit,
                 test_port_range_exhausted,
+                test_reservations_not_hoarded,
                 test_auth_failure_rate_limit,
+                test_wall_clock_steps,
+                test_connections_per_source,
+                test_idle_connections_hold_no_output_buffer,
+                test_connection_without_allocation_closed,
             ])
         except SystemExit as e:  # leave the with normally: stop() is checked
             code = e.code

@@ -241,7 +241,10 @@ def build_gatehouse(args):
         # Malformed traffic makes TURN authentication failures from
         # 127.0.0.1, the only source every churner shares: with the
         # default (10 in 10 s) the relay would stop answering everyone.
-        "turn": {"limits": {"auth_failures_per_source": 1000000000}},
+        # TCP and TLS connections too: all of them count against one
+        # per-source limit (32 by default).
+        "turn": {"limits": {"auth_failures_per_source": 1000000000,
+                            "connections_per_source": 4096}},
         # info, as in production; debug would log every packet.
         "log": {"level": "info"},
     }

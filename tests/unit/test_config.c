@@ -182,7 +182,8 @@ static void test_other_values(void)
 	    "          \"relay_ip\": \"192.0.2.10\", \"external_ip\": \"203.0.113.7\","
 	    "          \"port_range\": \"40000-40100\", \"max_lifetime_s\": 7200,"
 	    "          \"default_lifetime_s\": 7200,"
-	    "          \"limits\": {\"allocations_total\": 5, \"bytes_per_s_per_allocation\": 8000000000},"
+	    "          \"limits\": {\"allocations_total\": 5, \"bytes_per_s_per_allocation\": 8000000000,"
+	    "                     \"connections_per_source\": 4096},"
 	    "          \"allow_peers\": [\"10.1.0.0/16\"], \"deny_peers\": [\"198.51.100.0/24\", \"2001:db8::/32\"]},"
 	    " \"identity\": {\"mfa\": \"off\", \"backends\": [{\"type\": \"jwt\", \"issuer\": \"i\","
 	    "   \"audience\": \"a\", \"jwks_file\": \"/k.json\", \"groups_claim\": \"roles\"}]},"
@@ -205,6 +206,7 @@ static void test_other_values(void)
 	CHECK(cfg.turn.limits.bytes_per_s_per_allocation == 8000000000ull);
 	CHECK_EQ_INT(cfg.turn.limits.allocations_per_user, 16); /* default kept */
 	CHECK_EQ_INT(cfg.turn.limits.auth_failures_per_source, 10);
+	CHECK_EQ_INT(cfg.turn.limits.connections_per_source, 4096);
 	CHECK_EQ_INT(cfg.turn.peers.nallow, 1);
 	CHECK_EQ_INT(cfg.turn.peers.allow[0].prefix_len, 96 + 16);
 	CHECK_EQ_INT(cfg.turn.peers.ndeny, 2);
@@ -273,6 +275,7 @@ static void test_defaults(void)
 	CHECK_EQ_INT(cfg.turn.port_max, 65535);
 	CHECK_EQ_INT(cfg.turn.limits.bytes_per_s_per_allocation, 2 * 1024 * 1024);
 	CHECK_EQ_INT(cfg.turn.limits.permissions_per_allocation, 32);
+	CHECK_EQ_INT(cfg.turn.limits.connections_per_source, 32);
 	CHECK_EQ_INT(cfg.identity.nbackends, 1);
 	CHECK_EQ_INT(cfg.identity.backends[0].type, CONFIG_BACKEND_LOCAL);
 	CHECK_EQ_INT(cfg.log.level, LOG_INFO);
@@ -360,6 +363,11 @@ static void test_errors(void)
 	    "turn.limits.channels_per_allocation: expected an integer from 1");
 	expect_error("{\"turn\": {\"limits\": {\"allocations_total\": 4294967296}}}",
 	    "turn.limits.allocations_total: expected an integer from 1 to 4294967295");
+	/* No source can hold more than every connection (RELAY_IO_MAX_CONNS). */
+	expect_error("{\"turn\": {\"limits\": {\"connections_per_source\": 4097}}}",
+	    "turn.limits.connections_per_source: expected an integer from 1 to 4096");
+	expect_error("{\"turn\": {\"limits\": {\"connections_per_source\": 0}}}",
+	    "turn.limits.connections_per_source: expected an integer from 1 to 4096");
 	expect_error("{\"turn\": {\"max_lifetime_s\": 59}}", "turn.max_lifetime_s: expected an integer from 60 to 86400");
 	expect_error("{\"turn\": {\"default_lifetime_s\": 4000}}",
 	    "turn.default_lifetime_s: expected an integer from 60 to turn.max_lifetime_s (3600)");

@@ -30,8 +30,11 @@ struct fake {
 	struct relay_sent last_relay;
 	int nrelay_sent;
 	int nopen, nclose;
+	int nunreserve;
+	uint16_t last_unreserved;
 	uint16_t next_port;
 	void *handles[16];
+	int64_t wall_step_ms;  /* the wall clock minus the monotonic one */
 };
 
 static struct fake F;
@@ -74,6 +77,13 @@ static void f_relay_close(void *ctx, void *handle)
 	F.nclose++;
 }
 
+static void f_relay_unreserve(void *ctx, uint16_t port)
+{
+	(void)ctx;
+	F.nunreserve++;
+	F.last_unreserved = port;
+}
+
 static void f_relay_send(void *ctx, void *handle, const struct sockaddr *peer,
     const uint8_t *buf, size_t len)
 {
@@ -87,14 +97,24 @@ static void f_relay_send(void *ctx, void *handle, const struct sockaddr *peer,
 	F.nrelay_sent++;
 }
 
+/* The time handed to the server: the tests' `now` is the monotonic
+ * clock, and the wall clock is apart from it by F.wall_step_ms (0 unless
+ * a test steps the system clock, test_clock_steps). */
+static struct turn_time T(uint64_t ms)
+{
+	struct turn_time t = { .mono_ms = ms, .wall_ms = (uint64_t)((int64_t)ms + F.wall_step_ms) };
+
+	return t;
+}
+
 /* The gateway's rule: only another live allocation's relayed address. */
 static bool f_permit(void *ctx, const struct turn_alloc *from, const struct sockaddr *peer,
-    uint64_t now_ms)
+    uint64_t wall_ms)
 {
 	struct turn_alloc *to;
 
 	(void)ctx;
-	(void)now_ms;
+	(void)wall_ms;
 	to = turn_server_find_relayed(F.s, peer);
 	return to != NULL && to != from;
 }
@@ -169,7 +189,7 @@ static void get_nonce(const struct turn_client *c, char *nonce, size_t cap, uint
 	stun_build_init(&b, buf, sizeof(buf), TURN_ALLOCATE, STUN_REQUEST, txid);
 	stun_build_u32(&b, STUN_A_REQUESTED_TRANSPORT, 17u << 24);
 	stun_build_finish(&b, &len);
-	turn_server_on_client(F.s, c, buf, len, now);
+	turn_server_on_client(F.s, c, buf, len, T(now));
 	nonce[0] = 0;
 	if (last_code(&m) != 401)
 		return;
@@ -233,7 +253,7 @@ static int send_req(const struct turn_client *c, const struct areq *q, uint64_t 
 	if (stun_build_finish(&b, &len) != STUN_OK)
 		return -2;
 	F.nsent = 0;
-	turn_server_on_client(F.s, c, buf, len, now);
+	turn_server_on_client(F.s, c, buf, len, T(now));
 	if (F.nsent == 0)
 		return -3; /* no answer */
 	return last_code(answer);
@@ -284,7 +304,7 @@ static void send_indication(const struct turn_client *c,
 	stun_build_addr(&b, STUN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)peer, true);
 	stun_build_attr(&b, STUN_A_DATA, data, strlen(data));
 	stun_build_finish(&b, &len);
-	turn_server_on_client(F.s, c, buf, len, now);
+	turn_server_on_client(F.s, c, buf, len, T(now));
 }
 
 static struct turn_static_user users[2] = {
@@ -300,7 +320,7 @@ static void setup(uint32_t per_user)
 	struct turn_server_ops ops = {
 		.send_client = f_send_client, .relay_open = f_relay_open,
 		.relay_close = f_relay_close, .relay_send = f_relay_send,
-		.permit_peer = f_permit,
+		.relay_unreserve = f_relay_unreserve, .permit_peer = f_permit,
 	};
 
 	memset(&F, 0, sizeof(F));
@@ -339,7 +359,7 @@ static void test_binding_and_challenge(void)
 	new_txid(txid);
 	stun_build_init(&b, buf, sizeof(buf), STUN_BINDING, STUN_REQUEST, txid);
 	stun_build_finish(&b, &len);
-	turn_server_on_client(F.s, &c, buf, len, 1000);
+	turn_server_on_client(F.s, &c, buf, len, T(1000));
 	CHECK_EQ_INT(last_code(&m), 0);
 	a = stun_attr_find(&m, STUN_A_XOR_MAPPED_ADDRESS);
 	CHECK(a != NULL && stun_attr_addr(&m, a, true, &mapped) == STUN_OK &&
@@ -396,13 +416,13 @@ static void test_allocate_and_relay(void)
 
 		CHECK(a != NULL);
 		F.nsent = 0;
-		turn_server_on_peer(F.s, a, (struct sockaddr *)&pub, (const uint8_t *)"pong", 4, t);
+		turn_server_on_peer(F.s, a, (struct sockaddr *)&pub, (const uint8_t *)"pong", 4, T(t));
 		CHECK_EQ_INT(F.nsent, 1);
 		CHECK(stun_parse(F.last.buf, F.last.len, &m) == STUN_OK &&
 		    m.method == TURN_DATA && m.cls == STUN_INDICATION);
 		d = stun_attr_find(&m, STUN_A_DATA);
 		CHECK(d != NULL && d->len == 4 && memcmp(d->value, "pong", 4) == 0);
-		turn_server_on_peer(F.s, a, (struct sockaddr *)&stranger, (const uint8_t *)"x", 1, t);
+		turn_server_on_peer(F.s, a, (struct sockaddr *)&stranger, (const uint8_t *)"x", 1, T(t));
 		CHECK_EQ_INT(F.nsent, 1);
 
 		/* Channels: bind, then ChannelData both ways. */
@@ -423,22 +443,22 @@ static void test_allocate_and_relay(void)
 		{
 			uint8_t cd[16] = { 0x40, 0x01, 0x00, 0x03, 'a', 'b', 'c', 0 };
 			F.nrelay_sent = 0;
-			turn_server_on_client(F.s, &c, cd, 8, t);
+			turn_server_on_client(F.s, &c, cd, 8, T(t));
 			CHECK_EQ_INT(F.nrelay_sent, 1);
 			CHECK(F.last_relay.len == 3);
 			cd[1] = 0x05; /* unbound channel */
-			turn_server_on_client(F.s, &c, cd, 8, t);
+			turn_server_on_client(F.s, &c, cd, 8, T(t));
 			CHECK_EQ_INT(F.nrelay_sent, 1);
 		}
 		F.nsent = 0;
-		turn_server_on_peer(F.s, a, (struct sockaddr *)&pub, (const uint8_t *)"zz", 2, t);
+		turn_server_on_peer(F.s, a, (struct sockaddr *)&pub, (const uint8_t *)"zz", 2, T(t));
 		CHECK(F.nsent == 1 && F.last.len == 6 && F.last.buf[0] == 0x40 &&
 		    F.last.buf[1] == 0x01);
 	}
 
 	/* Permissions expire after 300 s without refresh. */
 	F.nrelay_sent = 0;
-	turn_server_tick(F.s, t + 301 * 1000);
+	turn_server_tick(F.s, T(t + 301 * 1000));
 	send_indication(&c, &pub, "late", t + 301 * 1000);
 	CHECK_EQ_INT(F.nrelay_sent, 0);
 
@@ -514,7 +534,7 @@ static void test_relay_to_relay_exact(void)
 	/* Nor does it let port 22 send in. */
 	F.nsent = 0;
 	turn_server_on_peer(F.s, turn_server_find_relayed(F.s, (struct sockaddr *)&ra),
-	    (struct sockaddr *)&side, (const uint8_t *)"x", 1, t);
+	    (struct sockaddr *)&side, (const uint8_t *)"x", 1, T(t));
 	CHECK_EQ_INT(F.nsent, 0);
 	/* Once B is gone, its old address is plain loopback again. */
 	turn_server_on_conn_closed(F.s, 0); /* no-op for UDP */
@@ -557,9 +577,9 @@ static void test_quota_and_lifetime(void)
 	CHECK_EQ_INT(turn_server_remove_call(F.s, "call-1", NULL), 2);
 	CHECK_EQ_INT(F.nclose, 2);
 	/* Default lifetime 600 s: gone after the sweep at 601 s. */
-	turn_server_tick(F.s, t + 599 * 1000);
+	turn_server_tick(F.s, T(t + 599 * 1000));
 	CHECK_EQ_INT(turn_server_alloc_count(F.s), 2);
-	turn_server_tick(F.s, t + 601 * 1000);
+	turn_server_tick(F.s, T(t + 601 * 1000));
 	CHECK_EQ_INT(turn_server_alloc_count(F.s), 0);
 	CHECK_EQ_INT(F.nclose, 4);
 	turn_server_free(F.s);
@@ -677,6 +697,153 @@ static void test_reservation(void)
 	CHECK_EQ_INT(ntohs(((struct sockaddr_in *)&relayed)->sin_port), port + 1);
 	/* Claimed once only. */
 	CHECK_EQ_INT(send_req(&c3, &q, 70000, &m), 508);
+	CHECK_EQ_INT(F.nunreserve, 0);
+	turn_server_free(F.s);
+}
+
+/* An EVEN-PORT allocation with R, at mono time t from c; its token. */
+static int reserve(const struct turn_client *c, const char *user, const char *pass,
+    uint64_t t, uint8_t token[8], uint16_t *port)
+{
+	struct areq q = { .method = TURN_ALLOCATE, .user = user, .pass = pass,
+	    .transport = true, .even_port = 2 };
+	struct stun_msg m;
+	struct sockaddr_storage relayed;
+	const struct stun_attr *tok, *ra;
+	int code = send_req(c, &q, t, &m);
+
+	if (code != 0)
+		return code;
+	tok = stun_attr_find(&m, STUN_A_RESERVATION_TOKEN);
+	ra = stun_attr_find(&m, STUN_A_XOR_RELAYED_ADDRESS);
+	if (tok == NULL || tok->len != 8 || ra == NULL ||
+	    stun_attr_addr(&m, ra, true, &relayed) != STUN_OK)
+		return -4;
+	memcpy(token, tok->value, 8);
+	*port = ntohs(((struct sockaddr_in *)&relayed)->sin_port);
+	return 0;
+}
+
+/* A reservation goes with the allocation that made it (Refresh 0,
+ * expiry), and one user holds at most TURN_RESERVATIONS_PER_USER, so one
+ * identity cannot fill the table that everyone shares. */
+static void test_reservation_limits(void)
+{
+	struct turn_client c[TURN_RESERVATIONS_PER_USER + 2];
+	struct areq del = { .method = TURN_REFRESH, .user = "alice", .pass = "wonderland",
+	    .lifetime = UINT32_MAX };
+	struct areq claim = { .method = TURN_ALLOCATE, .user = "alice", .pass = "wonderland",
+	    .transport = true };
+	struct stun_msg m;
+	uint8_t token[8], tokens[TURN_RESERVATIONS_PER_USER][8];
+	uint16_t port;
+	const uint64_t t = 90000;
+	int i;
+
+	setup(4);
+	for (i = 0; i < TURN_RESERVATIONS_PER_USER + 2; i++)
+		c[i] = client_udp((uint16_t)(9400 + i));
+	/* Allocate with R and delete, many times over: nothing piles up. */
+	for (i = 0; i < TURN_MAX_RESERVATIONS + 4; i++) {
+		CHECK_EQ_INT(reserve(&c[0], "alice", "wonderland", t, token, &port), 0);
+		CHECK_EQ_INT(send_req(&c[0], &del, t, &m), 0);
+		CHECK_EQ_INT(F.nunreserve, i + 1);
+		CHECK_EQ_INT(F.last_unreserved, port + 1);
+	}
+	/* The last token died with its allocation. */
+	claim.token = token;
+	CHECK_EQ_INT(send_req(&c[1], &claim, t, &m), 508);
+
+	/* At most TURN_RESERVATIONS_PER_USER at a time for one user, whatever
+	 * its 5-tuples; another user is not affected. */
+	F.nunreserve = 0;
+	for (i = 0; i < TURN_RESERVATIONS_PER_USER; i++)
+		CHECK_EQ_INT(reserve(&c[i], "alice", "wonderland", t, tokens[i], &port), 0);
+	CHECK_EQ_INT(reserve(&c[TURN_RESERVATIONS_PER_USER], "alice", "wonderland", t, token,
+	    &port), 486);
+	CHECK_EQ_INT(reserve(&c[TURN_RESERVATIONS_PER_USER + 1], "bob", "builder", t, token,
+	    &port), 0);
+	/* A claimed reservation no longer counts. */
+	claim.token = tokens[0];
+	CHECK_EQ_INT(send_req(&c[TURN_RESERVATIONS_PER_USER], &claim, t, &m), 0);
+	CHECK_EQ_INT(reserve(&c[TURN_RESERVATIONS_PER_USER], "alice", "wonderland", t, token,
+	    &port), 437); /* that 5-tuple has an allocation now */
+	CHECK_EQ_INT(F.nunreserve, 0);
+	/* However an allocation goes, its reservation goes with it. (Expiry
+	 * cannot come first: a reservation lasts 30 s, an allocation 60 s at
+	 * least.) */
+	CHECK_EQ_INT(send_req(&c[1], &del, t, &m), 0);
+	CHECK_EQ_INT(F.nunreserve, 1);
+	CHECK_EQ_INT(reserve(&c[1], "alice", "wonderland", t, token, &port), 0);
+	CHECK_EQ_INT(turn_server_remove_source(F.s, (struct sockaddr *)&c[0].remote),
+	    TURN_RESERVATIONS_PER_USER + 2);
+	CHECK_EQ_INT(F.nunreserve, 1 + TURN_RESERVATIONS_PER_USER); /* 3 of alice, 1 of bob */
+	turn_server_free(F.s);
+	CHECK_EQ_INT(F.nunreserve, 1 + TURN_RESERVATIONS_PER_USER);
+}
+
+/* A step of the system clock, either way, changes no duration: lifetimes
+ * of allocations and permissions and the failure block run on the
+ * monotonic clock, while nonces and credentials keep using the wall clock
+ * they are stamped with. */
+static void test_clock_steps(void)
+{
+	struct turn_client c = client_udp(9301), bad = client_udp(9302), late = client_udp(9303);
+	struct sockaddr_storage relayed, pub = addr("8.8.8.8", 5000);
+	struct turn_auth auth;
+	char user[TURN_USERNAME_MAX], pass[TURN_PASSWORD_MAX];
+	const uint64_t t = 7000000;       /* monotonic: about 2 h after boot */
+	const uint64_t u = t + 602 * 1000;
+	const int64_t wall0 = 1700000000000LL - (int64_t)t;
+	int i;
+
+	setup(4);
+	bad.remote = addr("192.0.2.20", 9302); /* failures count per IP */
+	F.wall_step_ms = wall0;
+	CHECK_EQ_INT(allocate(&c, "alice", "wonderland", t, &relayed), 0);
+	CHECK_EQ_INT(perm(&c, &pub, t), 0);
+	for (i = 0; i < 5; i++)
+		CHECK_EQ_INT(allocate(&bad, "alice", "bad", t, NULL), 401);
+	CHECK_EQ_INT(allocate(&bad, "alice", "wonderland", t, NULL), -3);
+
+	/* The clock jumps 2 hours ahead: nothing expires before its time. */
+	F.wall_step_ms = wall0 + 2 * 3600 * 1000;
+	turn_server_tick(F.s, T(t + 1000));
+	CHECK_EQ_INT(turn_server_alloc_count(F.s), 1);
+	F.nrelay_sent = 0;
+	send_indication(&c, &pub, "still", t + 1000);
+	CHECK_EQ_INT(F.nrelay_sent, 1);
+	/* Nor does the failure block lift early. */
+	CHECK_EQ_INT(allocate(&bad, "alice", "wonderland", t + 2000, NULL), -3);
+	/* Nonces follow the wall clock: made and checked after the step. */
+	CHECK_EQ_INT(perm(&c, &pub, t + 2000), 0);
+
+	/* Then a day back: nothing lives longer than its lifetime either. */
+	F.wall_step_ms = wall0 - 24 * 3600 * 1000;
+	turn_server_tick(F.s, T(t + 3000));
+	CHECK_EQ_INT(turn_server_alloc_count(F.s), 1);
+	/* The permission, refreshed at t + 2 s, lapses 300 s later. */
+	turn_server_tick(F.s, T(t + 2000 + TURN_PERMISSION_LIFETIME_MS + 1000));
+	F.nrelay_sent = 0;
+	send_indication(&c, &pub, "late", t + 2000 + TURN_PERMISSION_LIFETIME_MS + 1000);
+	CHECK_EQ_INT(F.nrelay_sent, 0);
+	/* The block ended TURN_AUTH_BLOCK_MS after it began. */
+	CHECK_EQ_INT(allocate(&bad, "alice", "wonderland", t + TURN_AUTH_BLOCK_MS + 1000, NULL), 0);
+	/* The allocation (600 s) is gone at its time. */
+	turn_server_tick(F.s, T(t + 601 * 1000));
+	CHECK_EQ_INT(turn_server_alloc_count(F.s), 1); /* bad's, made later */
+	CHECK(turn_server_find_relayed(F.s, (struct sockaddr *)&relayed) == NULL);
+
+	/* Call credentials expire by the wall clock they carry. */
+	memset(&auth, 0, sizeof(auth));
+	memset(auth.secret, 7, sizeof(auth.secret));
+	F.wall_step_ms = wall0;
+	CHECK_EQ_INT(turn_cred_mint(&auth, "carol", "call-9",
+	    (uint64_t)(wall0 + (int64_t)u) / 1000 + 60, user, sizeof(user), pass,
+	    sizeof(pass)), TURN_AUTH_OK);
+	CHECK_EQ_INT(allocate(&c, user, pass, u, NULL), 0);
+	F.wall_step_ms = wall0 + 3600 * 1000;
+	CHECK_EQ_INT(allocate(&late, user, pass, u + 1000, NULL), 401);
 	turn_server_free(F.s);
 }
 
@@ -702,9 +869,9 @@ static void test_prefixes(void)
 	stun_build_integrity(&b, key, sizeof(key));
 	CHECK(stun_build_finish(&b, &len) == STUN_OK);
 	for (i = 0; i < len; i++)
-		turn_server_on_client(F.s, &c, buf, i, 60000);
+		turn_server_on_client(F.s, &c, buf, i, T(60000));
 	CHECK_EQ_INT(turn_server_alloc_count(F.s), 0);
-	turn_server_on_client(F.s, &c, buf, len, 60000);
+	turn_server_on_client(F.s, &c, buf, len, T(60000));
 	CHECK_EQ_INT(turn_server_alloc_count(F.s), 1);
 	turn_server_free(F.s);
 }
@@ -718,7 +885,9 @@ int main(void)
 	test_auth_failures_block();
 	test_unknown_attribute();
 	test_reservation();
+	test_reservation_limits();
 	test_call_forced_relay();
 	test_prefixes();
+	test_clock_steps();
 	return check_done("test_server");
 }
