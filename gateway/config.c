@@ -1018,6 +1018,9 @@ static const struct cfg_key syslog_keys[] = {
 	  .size = PATH_MAX },
 	{ .name = "transport", .parse = p_enum,
 	  .off = offsetof(struct config_log, syslog_transport), .arg = syslog_transport_names },
+	{ .name = "max_message_bytes", .parse = p_uint,
+	  .off = offsetof(struct config_log, syslog_max_message_bytes), .size = sizeof(uint32_t),
+	  .min = CONFIG_SYSLOG_MSG_MIN, .max = CONFIG_SYSLOG_MSG_MAX_STREAM },
 	{ .name = NULL },
 };
 static const char *const syslog_required[] = { "address", NULL };
@@ -1478,6 +1481,15 @@ static int check_log(struct cfg_ctx *x, const struct config *c)
 	if (c->log.has_syslog && (c->log.syslog_transport < CONFIG_SYSLOG_UDP ||
 	    c->log.syslog_transport > CONFIG_SYSLOG_TLS))
 		return fail(x, "log.syslog.transport", "out of range");
+	if (c->log.has_syslog && c->log.syslog_max_message_bytes != 0 &&
+	    (c->log.syslog_max_message_bytes < CONFIG_SYSLOG_MSG_MIN ||
+	    c->log.syslog_max_message_bytes > (c->log.syslog_transport == CONFIG_SYSLOG_UDP ?
+	    CONFIG_SYSLOG_MSG_MAX_UDP : CONFIG_SYSLOG_MSG_MAX_STREAM)))
+		return fail(x, "log.syslog.max_message_bytes", c->log.syslog_transport ==
+		    CONFIG_SYSLOG_UDP ? "expected an integer from %u to %u with \"udp\" (the "
+		    "largest UDP payload)" : "expected an integer from %u to %u",
+		    CONFIG_SYSLOG_MSG_MIN, c->log.syslog_transport == CONFIG_SYSLOG_UDP ?
+		    CONFIG_SYSLOG_MSG_MAX_UDP : CONFIG_SYSLOG_MSG_MAX_STREAM);
 	return 0;
 }
 

@@ -110,6 +110,18 @@ struct config_identity {
 
 enum config_syslog_transport { CONFIG_SYSLOG_UDP = 0, CONFIG_SYSLOG_TCP = 1, CONFIG_SYSLOG_TLS = 2 };
 
+/* log.syslog.max_message_bytes. Over UDP the default stays well below
+ * the 65,507-byte datagram limit and matches rsyslog's default
+ * maxMessageSize (8 KiB); RFC 5426 §3.2 asks receivers for 2048 bytes at
+ * least and encourages more. Over TCP and TLS it is the former fixed cut.
+ * The minimum leaves room for the largest header and the smallest
+ * reduced event (audit_reduce.h). */
+#define CONFIG_SYSLOG_MSG_MIN 1024u
+#define CONFIG_SYSLOG_MSG_DEFAULT_UDP 8192u
+#define CONFIG_SYSLOG_MSG_MAX_UDP 65507u
+#define CONFIG_SYSLOG_MSG_DEFAULT_STREAM 65536u
+#define CONFIG_SYSLOG_MSG_MAX_STREAM (4u * 1024 * 1024)
+
 struct config_log {
 	int level;                     /* LOG_ERR..LOG_DEBUG (syslog.h values); default LOG_INFO */
 	char audit_file[PATH_MAX];     /* empty: none */
@@ -117,6 +129,9 @@ struct config_log {
 	struct sockaddr_storage syslog_addr;
 	enum config_syslog_transport syslog_transport;
 	char syslog_ca_file[PATH_MAX];  /* tls: CA to verify the collector; empty: system store */
+	/* The longest syslog message (header and MSG, without TCP framing);
+	 * 0: the transport's default (syslog_out.h). */
+	uint32_t syslog_max_message_bytes;
 };
 
 enum config_registry_type { CONFIG_REGISTRY_MEMORY = 0, CONFIG_REGISTRY_REDIS = 1 };

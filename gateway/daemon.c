@@ -152,27 +152,41 @@ static void turn_relay_send(void *ctx, void *handle, const struct sockaddr *peer
  * is exactly the relayed address of another allocation that `from` may
  * reach. A call's allocation reaches the other participants' allocations
  * of the same live call; a static user's (tools, benchmarks) reaches other
- * static users' allocations. Nothing else. */
+ * static users' allocations. Nothing else.
+ *
+ * It runs for every relayed datagram, so it asks nothing about the call
+ * itself: that `to` is in the registry already proves its call live. At
+ * hangup hub_call_ended() ends the call in the registry and removes every
+ * allocation of it (each leaves the registry through turn_on_alloc), under
+ * the same state lock as this hook; and no allocation of an ended call
+ * can be made or refreshed afterwards, because turn_credential_ok()
+ * refuses its credentials. `from` is an allocation of the TURN server, so
+ * the same holds for it. */
 static bool turn_permit_peer(void *ctx, const struct turn_alloc *from,
     const struct sockaddr *peer, uint64_t wall_ms)
 {
 	struct daemon *d = ctx;
 	const struct registry_alloc *to = registry_alloc_find(d->registry, peer);
 
+	(void)wall_ms;
 	if (to == NULL || sockaddr_equal(peer, (const struct sockaddr *)&from->advertised))
 		return false;
 	if (from->id.kind == TURN_ID_STATIC)
 		return to->call[0] == '\0';
 	return strcmp(to->call, from->id.call) == 0 &&
-	    strcmp(to->user, from->id.user) != 0 &&
-	    !registry_call_ended(d->registry, from->id.call, wall_ms / 1000);
+	    strcmp(to->user, from->id.user) != 0;
 }
 
+/* Call credentials work only while the registry knows their call as live:
+ * from the first mint (hub_mint) to the hangup (hub_call_ended). Anything
+ * else, an ended call or one from before a restart, is refused. Asked for
+ * TURN requests (Allocate, Refresh, CreatePermission, ChannelBind), never
+ * for relayed datagrams. */
 static bool turn_credential_ok(void *ctx, const struct turn_identity *id)
 {
 	struct daemon *d = ctx;
 
-	return !registry_call_ended(d->registry, id->call, relay_io_now_ms() / 1000);
+	return registry_call_live(d->registry, id->call, relay_io_now_ms() / 1000);
 }
 
 static void turn_on_alloc(void *ctx, const struct turn_alloc *a, bool created,
@@ -251,11 +265,23 @@ static void on_audit_ready(void *arg)
 	audit_reader_drain(d->audit_reader, audit_done, d);
 }
 
+/* Minting a call's credentials is what makes the call live for the relay:
+ * the hub mints only for calls it holds, and tells hub_call_ended() when
+ * each ends. A call that cannot be recorded gets no credentials. */
 static int hub_mint(void *ctx, const char *user, const char *call, uint64_t expires_s,
     char *username, size_t ucap, char *password, size_t pcap)
 {
-	return turn_cred_mint(&((struct daemon *)ctx)->auth, user, call, expires_s,
-	    username, ucap, password, pcap) == TURN_AUTH_OK ? 0 : -1;
+	struct daemon *d = ctx;
+
+	if (turn_cred_mint(&d->auth, user, call, expires_s, username, ucap, password,
+	    pcap) != TURN_AUTH_OK)
+		return -1;
+	if (registry_call_start(d->registry, call, expires_s, relay_io_now_ms() / 1000) != 0) {
+		log_err("registry: out of memory, call %s refused", call);
+		OPENSSL_cleanse(password, pcap);
+		return -1;
+	}
+	return 0;
 }
 
 static bool hub_relay_of(void *ctx, const char *user, const char *call,
@@ -267,16 +293,18 @@ static bool hub_relay_of(void *ctx, const char *user, const char *call,
 	return owner != NULL && strcmp(owner->user, user) == 0 && strcmp(owner->call, call) == 0;
 }
 
-/* A call is over: its credentials are revoked and its allocations go now,
- * not when their lifetime runs out. */
+/* A call is over: its credentials are revoked (the registry forgets the
+ * call, so they are refused until they expire and after) and its
+ * allocations go now, not when their lifetime runs out. Nothing is kept
+ * of it: see turn_permit_peer() for why none is needed. */
 static void hub_call_ended(void *ctx, const char *call, uint64_t expires_s)
 {
 	struct daemon *d = ctx;
 	struct turn_stats t;
 	size_t n;
 
-	if (registry_call_end(d->registry, call, expires_s) != 0)
-		log_err("registry: cannot record the end of call %s", call);
+	(void)expires_s;
+	registry_call_end(d->registry, call);
 	n = turn_server_remove_call(d->turn, call, &t);
 	if (n > 0)
 		log_info("turn: %zu allocations of call %s removed", n, call);

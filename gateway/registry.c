@@ -1,6 +1,11 @@
 /* The in-memory registry: three chained hash tables (relayed address ->
- * allocation owner, ended call id -> revocation expiry, call id and user
- * -> signaled certificate fingerprints). */
+ * allocation owner, live call id -> credential expiry, call id and user
+ * -> signaled certificate fingerprints).
+ *
+ * Fixed bucket counts suffice: every key is one the daemon made (relayed
+ * addresses from its own port range, call ids of 128 random bits), so no
+ * client can choose keys that share a chain, and the live calls are
+ * bounded by the hub (HUB_MAX_CALLS_PER_USER for each logged-in user). */
 #include "gateway/registry.h"
 
 #include "common/fnv.h"
@@ -19,10 +24,10 @@ struct alloc_entry {
 	struct alloc_entry *next;
 };
 
-struct ended_entry {
+struct call_entry {
 	char call[REGISTRY_ID_MAX];
 	uint64_t until_s;
-	struct ended_entry *next;
+	struct call_entry *next;
 };
 
 struct fp_entry {
@@ -35,10 +40,10 @@ struct fp_entry {
 
 struct registry {
 	struct alloc_entry *allocs[REGISTRY_BUCKETS];
-	struct ended_entry *ended[REGISTRY_BUCKETS];
+	struct call_entry *calls[REGISTRY_BUCKETS];
 	struct fp_entry *fps[REGISTRY_BUCKETS];
-	size_t nallocs, nended;
-	uint64_t last_sweep_s;
+	size_t nallocs, ncalls;
+	size_t sweep_next;           /* the calls bucket the next start sweeps */
 };
 
 /* Address key bytes: family-specific IP and port, so v4 and v6 never
@@ -91,7 +96,7 @@ struct registry *registry_memory_new(void)
 void registry_free(struct registry *r)
 {
 	struct alloc_entry *a, *an;
-	struct ended_entry *e, *en;
+	struct call_entry *e, *en;
 	struct fp_entry *f, *fn;
 	size_t i;
 
@@ -102,7 +107,7 @@ void registry_free(struct registry *r)
 			an = a->next;
 			free(a);
 		}
-		for (e = r->ended[i]; e != NULL; e = en) {
+		for (e = r->calls[i]; e != NULL; e = en) {
 			en = e->next;
 			free(e);
 		}
@@ -159,36 +164,11 @@ const struct registry_alloc *registry_alloc_find(const struct registry *r,
 	return NULL;
 }
 
-/* Forgets revocations whose credentials have expired anyway; at most
- * once a minute, so the cost is spread thin. */
-static void sweep_ended(struct registry *r, uint64_t now_s)
+/* Frees every fingerprint entry of call. */
+static void fps_drop(struct registry *r, const char *call, size_t b)
 {
-	struct ended_entry **pp, *e;
-	size_t i;
-
-	if (now_s < r->last_sweep_s + 60)
-		return;
-	r->last_sweep_s = now_s;
-	for (i = 0; i < REGISTRY_BUCKETS; i++) {
-		for (pp = &r->ended[i]; (e = *pp) != NULL;) {
-			if (e->until_s < now_s) {
-				*pp = e->next;
-				free(e);
-				r->nended--;
-			} else {
-				pp = &e->next;
-			}
-		}
-	}
-}
-
-int registry_call_end(struct registry *r, const char *call, uint64_t until_s)
-{
-	struct ended_entry *e;
 	struct fp_entry **pp, *f;
-	size_t b = call_bucket(call);
 
-	/* Nothing relays for an ended call: its fingerprints can go. */
 	for (pp = &r->fps[b]; (f = *pp) != NULL;) {
 		if (strcmp(f->call, call) == 0) {
 			*pp = f->next;
@@ -197,29 +177,95 @@ int registry_call_end(struct registry *r, const char *call, uint64_t until_s)
 			pp = &f->next;
 		}
 	}
-	for (e = r->ended[b]; e != NULL; e = e->next)
+}
+
+/* Unlinks and frees *pp, a call entry. */
+static void call_drop(struct registry *r, struct call_entry **pp)
+{
+	struct call_entry *e = *pp;
+
+	*pp = e->next;
+	free(e);
+	r->ncalls--;
+}
+
+/* Frees the entries of one bucket whose credentials have expired: calls
+ * that never reached registry_call_end() (the hub gave up on a call after
+ * its credentials were minted). One bucket per start walks the whole
+ * table once every REGISTRY_BUCKETS starts, at a cost of one short chain
+ * each time, instead of all of it at once on the relay's path.
+ * Fingerprints stay: only the hub's calls have them, and those all end. */
+static void sweep_one_bucket(struct registry *r, uint64_t now_s)
+{
+	size_t b = r->sweep_next;
+	struct call_entry **pp, *e;
+
+	r->sweep_next = (b + 1) % REGISTRY_BUCKETS;
+	for (pp = &r->calls[b]; (e = *pp) != NULL;) {
+		if (e->until_s < now_s)
+			call_drop(r, pp);
+		else
+			pp = &e->next;
+	}
+}
+
+static struct call_entry **call_slot(struct registry *r, const char *call, size_t b)
+{
+	struct call_entry **pp, *e;
+
+	for (pp = &r->calls[b]; (e = *pp) != NULL; pp = &e->next)
 		if (strcmp(e->call, call) == 0)
-			return 0;
+			return pp;
+	return NULL;
+}
+
+int registry_call_start(struct registry *r, const char *call, uint64_t until_s,
+    uint64_t now_s)
+{
+	size_t b = call_bucket(call);
+	struct call_entry **pp, *e;
+
+	sweep_one_bucket(r, now_s);
+	if ((pp = call_slot(r, call, b)) != NULL) {
+		if ((*pp)->until_s < until_s)
+			(*pp)->until_s = until_s;
+		return 0;
+	}
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
 		return -1;
 	snprintf(e->call, sizeof(e->call), "%s", call);
 	e->until_s = until_s;
-	e->next = r->ended[b];
-	r->ended[b] = e;
-	r->nended++;
+	e->next = r->calls[b];
+	r->calls[b] = e;
+	r->ncalls++;
 	return 0;
 }
 
-bool registry_call_ended(struct registry *r, const char *call, uint64_t now_s)
+void registry_call_end(struct registry *r, const char *call)
 {
-	const struct ended_entry *e;
+	size_t b = call_bucket(call);
+	struct call_entry **pp = call_slot(r, call, b);
 
-	sweep_ended(r, now_s);
-	for (e = r->ended[call_bucket(call)]; e != NULL; e = e->next)
+	if (pp != NULL)
+		call_drop(r, pp);
+	/* Nothing relays for an ended call: its fingerprints can go. */
+	fps_drop(r, call, b);
+}
+
+bool registry_call_live(const struct registry *r, const char *call, uint64_t now_s)
+{
+	const struct call_entry *e;
+
+	for (e = r->calls[call_bucket(call)]; e != NULL; e = e->next)
 		if (strcmp(e->call, call) == 0)
-			return true;
+			return e->until_s >= now_s;
 	return false;
+}
+
+size_t registry_call_count(const struct registry *r)
+{
+	return r->ncalls;
 }
 
 static struct fp_entry *fp_find(const struct registry *r, const char *call, const char *user)

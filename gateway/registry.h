@@ -1,9 +1,9 @@
 /* What the relay and signaling share, behind one interface so that a
  * shared store (Redis) can serve several nodes later: which relayed
- * transport address belongs to which user and call, and which calls have
- * ended (their credentials are revoked). The in-memory implementation is
- * the embedded default. Single-threaded: the daemon's one event loop
- * calls it. */
+ * transport address belongs to which user and call, and which calls are
+ * live (only their credentials are accepted). The in-memory
+ * implementation is the embedded default. Not locked: its callers hold
+ * the daemon's state lock (state_lock.h). */
 #ifndef GH_GATEWAY_REGISTRY_H
 #define GH_GATEWAY_REGISTRY_H
 
@@ -38,10 +38,26 @@ void registry_alloc_del(struct registry *r, const struct sockaddr *relayed);
 const struct registry_alloc *registry_alloc_find(const struct registry *r,
     const struct sockaddr *relayed);
 
-/* A call ended: its credentials are refused until until_s (their
- * expiry), after which the entry is forgotten. Its fingerprints go now. */
-int registry_call_end(struct registry *r, const char *call, uint64_t until_s);
-bool registry_call_ended(struct registry *r, const char *call, uint64_t now_s);
+/* Calls are known as live, not as ended, so that the memory kept is
+ * bounded by the calls in progress rather than by the calls of the last
+ * 12 hours, and so that a call this registry does not know (ended, or
+ * from before a restart) fails closed.
+ *
+ * call is live from now on: credentials minted for it are accepted until
+ * registry_call_end() or until_s (their expiry), whichever is first.
+ * Starting a live call again keeps the later until_s. now_s lets each
+ * start free a few entries whose until_s has passed (calls that never
+ * reached registry_call_end()). 0, or -1 on ENOMEM. */
+int registry_call_start(struct registry *r, const char *call, uint64_t until_s,
+    uint64_t now_s);
+/* The call is over: it is forgotten, with its fingerprints, and its
+ * credentials are never accepted again. A call not known is fine. */
+void registry_call_end(struct registry *r, const char *call);
+/* Started, not ended, and until_s not passed. For the TURN
+ * authentication of call credentials, not for relayed datagrams. */
+bool registry_call_live(const struct registry *r, const char *call, uint64_t now_s);
+/* How many calls are live (or expired, and not freed yet). */
+size_t registry_call_count(const struct registry *r);
 
 /* The DTLS certificate fingerprints that user declared in call's SDP,
  * replacing any earlier ones (at most SDP_FP_MAX kept). 0, or -1 on

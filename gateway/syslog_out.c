@@ -1,6 +1,8 @@
 /* Syslog sender (see syslog_out.h). */
 #include "gateway/syslog_out.h"
 
+#include "gateway/audit_reduce.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -18,7 +20,6 @@
 #include <openssl/x509v3.h>
 
 #define SYSLOG_FACILITY 10          /* authpriv: security events */
-#define SYSLOG_MAX_MSG (64 * 1024)
 #define SYSLOG_CONNECT_TIMEOUT_MS 2000
 #define SYSLOG_RETRY_MS 1000        /* no reconnect storm when the collector is down */
 
@@ -31,7 +32,8 @@ struct syslog_out {
 	char host[256];
 	char ip[64];
 	uint64_t next_try_ms;
-	char *buf;                      /* one formatted message */
+	size_t max;                     /* the longest message, header included */
+	char *buf;                      /* one formatted message: max bytes */
 };
 
 static uint64_t mono_ms(void)
@@ -57,7 +59,14 @@ struct syslog_out *syslog_out_new(const struct config_log *cfg, char *err, size_
 {
 	struct syslog_out *s = calloc(1, sizeof(*s));
 
-	if (s == NULL || (s->buf = malloc(SYSLOG_MAX_MSG + 512)) == NULL) {
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->max = cfg->syslog_max_message_bytes != 0 ? cfg->syslog_max_message_bytes :
+	    cfg->syslog_transport == CONFIG_SYSLOG_UDP ? CONFIG_SYSLOG_MSG_DEFAULT_UDP :
+	    CONFIG_SYSLOG_MSG_DEFAULT_STREAM;
+	if ((s->buf = malloc(s->max)) == NULL) {
 		free(s);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -182,34 +191,62 @@ static int send_all(struct syslog_out *s, const char *p, size_t n)
 	return 0;
 }
 
+/* Over UDP nothing ties one message to the next, so a failed send loses
+ * that message only: the socket is kept, as there is no connection to
+ * make again, and pausing would lose the events after it too. An earlier
+ * datagram's ICMP refusal (the collector was down) is reported by the
+ * next send, which then did not go out: it is tried once more. */
+static int send_datagram(struct syslog_out *s, const char *p, size_t n)
+{
+	int tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (send(s->fd, p, n, MSG_NOSIGNAL) == (ssize_t)n)
+			return 0;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			(void)wait_fd(s->fd, POLLOUT, 1000);
+		else if (errno != ECONNREFUSED)
+			return -1;
+	}
+	return -1;
+}
+
 int syslog_out_send(struct syslog_out *s, int severity, const char *msgid,
     const char *ts, const char *msg, size_t len)
 {
-	int n, framed;
+	char *reduced = NULL;
+	size_t head, total, rlen;
+	int n;
 
-	if (len > SYSLOG_MAX_MSG)
-		len = SYSLOG_MAX_MSG;
 	/* RFC 5424 §6: <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG */
-	n = snprintf(s->buf, SYSLOG_MAX_MSG + 512, "<%d>1 %s %s gatehouse %d %.32s - %.*s",
-	    SYSLOG_FACILITY * 8 + severity, ts, s->host, (int)getpid(), msgid, (int)len, msg);
-	if (n < 0)
+	n = snprintf(s->buf, s->max, "<%d>1 %s %s gatehouse %d %.32s - ",
+	    SYSLOG_FACILITY * 8 + severity, ts, s->host, (int)getpid(), msgid);
+	if (n < 0 || (size_t)n >= s->max)
 		return -1;
-	if ((size_t)n > SYSLOG_MAX_MSG + 511)
-		n = SYSLOG_MAX_MSG + 511;
+	head = (size_t)n;
+	/* Never cut an event: cut JSON is useless to a SIEM, and a datagram
+	 * over the UDP limit is not sent at all. One too large for this
+	 * transport goes in its reduced form, valid JSON that says so
+	 * (audit_reduce.h); the audit file has it whole. */
+	if (len > s->max - head) {
+		reduced = audit_reduce(msg, len, s->max - head, &rlen);
+		if (reduced == NULL)
+			return -1;
+		msg = reduced;
+		len = rlen;
+	}
+	memcpy(s->buf + head, msg, len);
+	free(reduced);
+	total = head + len;
 	if (s->fd < 0 && connect_now(s) != 0)
 		return -1;
-	if (s->transport == CONFIG_SYSLOG_UDP) {
-		if (send(s->fd, s->buf, (size_t)n, MSG_NOSIGNAL) < 0) {
-			disconnect(s);
-			return -1;
-		}
-		return 0;
-	}
+	if (s->transport == CONFIG_SYSLOG_UDP)
+		return send_datagram(s, s->buf, total);
 	/* RFC 6587 §3.4.1 / RFC 5425 §4.3: octet counting. */
 	{
-		char head[24];
-		framed = snprintf(head, sizeof(head), "%d ", n);
-		if (send_all(s, head, (size_t)framed) != 0 || send_all(s, s->buf, (size_t)n) != 0) {
+		char frame[24];
+		n = snprintf(frame, sizeof(frame), "%zu ", total);
+		if (send_all(s, frame, (size_t)n) != 0 || send_all(s, s->buf, total) != 0) {
 			disconnect(s);
 			return -1;
 		}

@@ -16,8 +16,12 @@ struct syslog_out *syslog_out_new(const struct config_log *cfg, char *err, size_
 void syslog_out_free(struct syslog_out *s);
 
 /* One message: severity (LOG_* of syslog.h), MSGID (the event name), the
- * RFC 3339 timestamp and the JSON text as MSG. Returns 0, or -1 when it
- * could not be delivered (it is dropped and counted by the caller). */
+ * RFC 3339 timestamp and the JSON text as MSG. A message longer than
+ * log.syslog.max_message_bytes (by default CONFIG_SYSLOG_MSG_DEFAULT_UDP
+ * over UDP, CONFIG_SYSLOG_MSG_DEFAULT_STREAM over TCP and TLS) carries
+ * the event's reduced form (audit_reduce.h), never a cut one. Returns 0,
+ * or -1 when it could not be delivered (it is dropped and counted by the
+ * caller); over UDP a failure loses that message only. */
 int syslog_out_send(struct syslog_out *s, int severity, const char *msgid,
     const char *ts, const char *msg, size_t len);
 

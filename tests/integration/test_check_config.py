@@ -275,6 +275,24 @@ def test_syslog_ca_file():
         expect_invalid(g, "log.syslog: cannot set up TLS (CA file %s)" % path)
 
 
+def test_syslog_max_message_bytes():
+    """log.syslog.max_message_bytes: over UDP no more than a datagram can
+    carry; over TLS (and TCP) up to 4 MiB."""
+    with instance() as g:
+        cfg = full_config(g)
+        cfg["log"]["syslog"]["max_message_bytes"] = 1048576
+        rc, out, err = check_config(g)
+        assert rc == 0, "check-config with max_message_bytes 1048576 over tls: exit %d\n%s%s" % (
+            rc, out, err)
+        cfg["log"]["syslog"] = {"address": "127.0.0.1:514", "transport": "udp",
+                                "max_message_bytes": 65508}
+        expect_invalid(g, 'log.syslog.max_message_bytes: expected an integer from 1024 to '
+                       '65507 with "udp" (the largest UDP payload)')
+        cfg["log"]["syslog"]["max_message_bytes"] = 512
+        expect_invalid(g, "log.syslog.max_message_bytes: expected an integer from 1024 to "
+                       "4194304")
+
+
 def test_unreadable_key_names_the_user():
     """check-config run by a user who cannot read a root-only key: exit 2,
     and the message says the file cannot be read, as whom (a daemon
@@ -368,6 +386,7 @@ if __name__ == "__main__":
         test_tls_pairs,
         test_jwks_file,
         test_syslog_ca_file,
+        test_syslog_max_message_bytes,
         test_unreadable_key_names_the_user,
         test_run_refuses_invalid_files_with_exit_2,
         test_run_runtime_failure_stays_1,

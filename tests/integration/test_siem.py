@@ -19,7 +19,8 @@ addresses appear only inside TURN CreatePermission requests that the
 relay must refuse.
 
 Also: a forged record in a user name never becomes a second syslog
-record; TLS to a collector whose certificate names another IP delivers
+record; an event over the transport's size limit (a policy change)
+arrives reduced but valid, and the next one is not lost; TLS to a collector whose certificate names another IP delivers
 nothing; the daemon delivers again after the collector restarts; a
 response switched on without block_s still lasts (lock and block); and
 a webhook receiver that hangs must not hold up the audit trail.
@@ -30,6 +31,7 @@ GH_TESTS=name,... selects tests.
 import asyncio
 import atexit
 import base64
+import hashlib
 import http.client
 import http.server
 import json
@@ -571,6 +573,105 @@ def test_syslog_collector_restart():
                 print("  %s: delivering again %.1f s after the restart (%d events made, "
                       "%d lost)" % (transport, time.monotonic() - t0, tries,
                                     tries - (len(mine()) - n0)), flush=True)
+
+
+# Over UDP an event is kept within 8 KiB by default (RFC 5426 §3.2; the
+# datagram limit is 65,507 bytes), over TCP and TLS within 64 KiB.
+SYSLOG_DEFAULT_MAX = {"udp": 8192, "tcp": 65536}
+
+
+def big_policy(names):
+    """A valid policy of about 28 bytes per name: one group of them."""
+    return {"default": "deny",
+            "groups": {"crowd": ["member-of-the-crowd-%05d" % i for i in range(names)]},
+            "rules": [{"name": "crowd", "from": "group:crowd", "to": "group:crowd",
+                       "media": ["audio"], "action": "allow"}]}
+
+
+def audit_line(d, event, timeout=10.0):
+    """The first audit line of this event, as the file holds it (no
+    newline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(d.audit_path(), encoding="utf-8") as f:
+            for raw in f:
+                if ('"event":"%s"' % event) in raw:
+                    return raw.rstrip("\n")
+        assert time.monotonic() < deadline, "no %s in the audit file" % event
+        time.sleep(0.1)
+
+
+def test_syslog_large_event_reduced():
+    """An admin replaces the policy with one of ~110 KB through the admin
+    API: the admin.policy.replace event (before and after) is larger
+    than both transports' limits. At the collector it arrives as one
+    valid JSON message within the limit, marked "reduced": the "after"
+    policy replaced by the SHA-256 and length of its JSON text as the
+    audit line holds it, the rest of the event as in the audit line, and
+    the whole line's length and SHA-256 in the marker. The event right
+    after it (the admin's logout, a few milliseconds later) arrives too,
+    and the collector missed nothing (gatehouse_syslog_failed_total 0).
+    Before, a UDP datagram over 65,507 bytes failed with EMSGSIZE, the
+    sender then paused a second (the logout was lost too), and over TCP
+    the JSON was cut at 64 KiB."""
+    for transport in ("udp", "tcp"):
+        d = Daemon(users=[("op", ["admin"])], transport=transport)
+        pol = os.path.join(d.g.workdir, "policy.json")
+        sc.write_policy(pol, [])
+        d.g.config["policy"] = {"file": pol}
+        with d:
+            tok = d.admin_login("op")
+            after = big_policy(4000)
+            st, b = d.api("PUT", "/api/policy", after, token=tok)
+            assert st == 200, "PUT /api/policy: HTTP %s %s" % (st, short(b))
+            st, b = d.api("POST", "/api/logout", token=tok)
+            assert st == 200, "POST /api/logout: HTTP %s %s" % (st, short(b))
+
+            line = audit_line(d, "admin.policy.replace")
+            full = json.loads(line)
+            limit = SYSLOG_DEFAULT_MAX[transport]
+            assert len(line) > limit, "the event (%d bytes) is not over the %s limit %d" % (
+                len(line), transport, limit)
+
+            m = d.syslog("admin.policy.replace", transport=transport)
+            size = len(m.raw.encode("utf-8"))
+            j = m.json()
+            assert j is not None, "%s: the large event is not valid JSON at the collector " \
+                "(%d bytes): ...%s" % (transport, size, m.raw[-200:])
+            assert size <= limit, "%s: a message of %d bytes, over the limit %d" % (
+                transport, size, limit)
+            red = j.get("reduced")
+            after_text = json.dumps(full["after"], separators=(",", ":"), ensure_ascii=False)
+            want_after = {"sha256": hashlib.sha256(after_text.encode()).hexdigest(),
+                          "bytes": len(after_text.encode())}
+            problems = []
+            if not isinstance(red, dict):
+                problems.append("no \"reduced\" marker: %s" % short(j))
+            else:
+                if red.get("bytes") != len(line.encode()):
+                    problems.append("reduced.bytes %r, the audit line has %d" % (
+                        red.get("bytes"), len(line.encode())))
+                if red.get("sha256") != hashlib.sha256(line.encode()).hexdigest():
+                    problems.append("reduced.sha256 is not the audit line's SHA-256")
+                if "after" not in (red.get("members") or []):
+                    problems.append("reduced.members %r lacks \"after\"" % red.get("members"))
+            if j.get("after") != want_after:
+                problems.append("after is %s, expected %s" % (short(j.get("after")), want_after))
+            for k in ("ts", "ts_ms", "event", "actor", "role", "outcome", "source", "target"):
+                if j.get(k) != full.get(k):
+                    problems.append("%s is %r, the audit line has %r" % (k, j.get(k), full.get(k)))
+            for k, v in j.items():
+                if k not in ("reduced",) and k not in (red or {}).get("members", []) and \
+                        full.get(k) != v:
+                    problems.append("member %s differs from the audit line" % k)
+            assert not problems, "%s: the reduced admin.policy.replace:\n  %s" % (
+                transport, "\n  ".join(problems))
+            # The event after it is not lost, and nothing was.
+            d.syslog("admin.logout", transport=transport)
+            failed = d.metric("gatehouse_syslog_failed_total")
+            assert failed == 0, "%s: gatehouse_syslog_failed_total %s" % (transport, failed)
+            print("  %s: the %d-byte event arrived as %d bytes, reduced %s; the logout after it "
+                  "too" % (transport, len(line), size, red.get("members")), flush=True)
 
 
 # ------------------------------------------------------- b. SIGUSR1 reopen
@@ -1176,6 +1277,7 @@ def main():
             test_syslog_tls_cert_for_other_ip,
             test_syslog_no_injection,
             test_syslog_collector_restart,
+            test_syslog_large_event_reduced,
             test_sigusr1_reopen,
             test_password_guessing_user,
             test_password_guessing_user_default_lock_length,

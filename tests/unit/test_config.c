@@ -167,7 +167,23 @@ static void test_design_example(void)
 	CHECK(cfg.log.has_syslog);
 	CHECK(strcmp(fmt(&cfg.log.syslog_addr), "127.0.0.1:514") == 0);
 	CHECK_EQ_INT(cfg.log.syslog_transport, CONFIG_SYSLOG_UDP);
+	/* Not given: 0, the transport's default (syslog_out.h). */
+	CHECK_EQ_INT(cfg.log.syslog_max_message_bytes, 0);
 	CHECK_EQ_INT(cfg.registry.type, CONFIG_REGISTRY_MEMORY);
+}
+
+static void test_syslog_max_message(void)
+{
+	expect_ok("{\"log\": {\"syslog\": {\"address\": \"127.0.0.1:514\", "
+	    "\"max_message_bytes\": 65507}}}");
+	CHECK_EQ_INT(cfg.log.syslog_max_message_bytes, 65507);
+	expect_ok("{\"log\": {\"syslog\": {\"address\": \"127.0.0.1:6514\", "
+	    "\"transport\": \"tls\", \"max_message_bytes\": 1048576}}}");
+	CHECK_EQ_INT(cfg.log.syslog_max_message_bytes, 1048576);
+	CHECK_EQ_INT(cfg.log.syslog_transport, CONFIG_SYSLOG_TLS);
+	expect_ok("{\"log\": {\"syslog\": {\"address\": \"127.0.0.1:514\", "
+	    "\"transport\": \"tcp\", \"max_message_bytes\": 1024}}}");
+	CHECK_EQ_INT(cfg.log.syslog_max_message_bytes, 1024);
 }
 
 /* Everything the example leaves out, on public addresses. */
@@ -400,6 +416,20 @@ static void test_errors(void)
 	expect_error("{\"log\": {\"syslog\": {\"transport\": \"udp\"}}}", "log.syslog: missing \"address\"");
 	expect_error("{\"log\": {\"syslog\": {\"address\": \"127.0.0.1:514\", \"transport\": \"quic\"}}}",
 	    "log.syslog.transport: expected \"udp\", \"tcp\" or \"tls\"");
+	/* log.syslog.max_message_bytes: the UDP limit is the largest UDP
+	 * payload; streams may carry more. */
+	expect_error("{\"log\": {\"syslog\": {\"address\": \"127.0.0.1:514\", "
+	    "\"max_message_bytes\": 1023}}}",
+	    "log.syslog.max_message_bytes: expected an integer from 1024 to 4194304");
+	expect_error("{\"log\": {\"syslog\": {\"address\": \"127.0.0.1:514\", "
+	    "\"transport\": \"tcp\", \"max_message_bytes\": 4194305}}}",
+	    "log.syslog.max_message_bytes: expected an integer from 1024 to 4194304");
+	expect_error("{\"log\": {\"syslog\": {\"address\": \"127.0.0.1:514\", "
+	    "\"max_message_bytes\": 65508}}}",
+	    "log.syslog.max_message_bytes: expected an integer from 1024 to 65507 with \"udp\"");
+	expect_error("{\"log\": {\"syslog\": {\"address\": \"127.0.0.1:514\", "
+	    "\"max_message_bytes\": \"8k\"}}}",
+	    "log.syslog.max_message_bytes: expected an integer");
 	expect_error("{\"turn\": {\"listen\": [{\"addr\": \"127.0.0.1:3478\"}]}}", "turn.listen[0]: missing \"transport\"");
 	expect_error("{\"turn\": {\"listen\": []}}", "turn.listen: expected an array of 1 to 8");
 	expect_error("{\"state_dir\": \"\"}", "state_dir: expected a file path");
@@ -601,6 +631,7 @@ int main(void)
 	}
 	test_design_example();
 	test_other_values();
+	test_syslog_max_message();
 	test_admin_tls();
 	test_defaults();
 	test_bare_name();
