@@ -342,8 +342,8 @@ struct source_sessions {
 	size_t n;
 };
 
-/* Closing is asynchronous (the adapter reports the session gone later),
- * so it is safe while the hub walks its sessions. */
+/* The hub lets go of the sessions closed here when its walk is over, so
+ * closing is safe while it walks them. */
 static void close_source_session(void *ctx, const struct hub_session_info *s)
 {
 	struct source_sessions *ss = ctx;

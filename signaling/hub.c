@@ -29,7 +29,11 @@
 #define NAME_MAX_LEN (IDENTITY_NAME_MAX - 1)
 #define PASSWORD_MAX_LEN 1024
 #define TOKEN_MAX_LEN 8192
+#define TOTP_MAX_LEN 16
 #define SDP_MID_MAX 32
+#define CALL_TOKEN 1000           /* one call, in the call bucket's unit */
+#define CALL_BUCKET ((uint64_t)HUB_CALLS_PER_MIN * CALL_TOKEN)
+#define SWEEP_EVERY_MS (10 * 1000)
 
 struct session {
 	uint64_t id;
@@ -47,12 +51,26 @@ struct session {
 	uint64_t tokens_ms;
 	struct session *next_id;  /* chain of the id index */
 	struct session *next_user;/* sessions of the same user */
+	/* Closed by the hub or the adapter: forgotten when the entry point
+	 * that closed it returns (see hub_leave()). */
+	bool closing;
+	struct session *next_closing;
 };
 
 struct user_entry {
 	char name[IDENTITY_NAME_MAX];
 	struct session *sessions;
-	size_t ncalls;            /* calls this user is in */
+	/* Calls this user placed (ringing or answered) and calls it answered;
+	 * calls ringing for it are counted apart, so that callers cannot
+	 * fill the slots it needs to call out. */
+	size_t ncalls;
+	size_t nringing_in;
+	struct call *placed;      /* the calls counted in ncalls that it placed */
+	/* Call placement bucket (HUB_CALLS_PER_MIN), in thousandths of a
+	 * call, as of calls_ms. The entry outlives the user's sessions until
+	 * the bucket is full again, so a new connection does not refill it. */
+	uint64_t calls_milli;
+	uint64_t calls_ms;
 	struct user_entry *next;
 };
 
@@ -73,6 +91,7 @@ struct call {
 	uint64_t ring_deadline_ms;
 	uint64_t expires_s;       /* credentials minted for it expire then */
 	struct call *next;
+	struct call *next_placed; /* the caller's user_entry.placed */
 };
 
 struct hub {
@@ -84,6 +103,11 @@ struct hub {
 	struct call *calls[BUCKETS];
 	size_t nsessions, ncalls;
 	uint64_t now_ms;          /* of the latest entry point, for durations */
+	uint64_t swept_ms;        /* when idle user entries were last dropped */
+	/* How deep in the hub's entry points we are, and the sessions closed
+	 * meanwhile, which are forgotten when the outermost one returns. */
+	unsigned depth;
+	struct session *closing;
 };
 
 /* One incoming message being handled. */
@@ -127,17 +151,33 @@ static struct user_entry *user_find(struct hub *h, const char *name, bool create
 	if (u == NULL)
 		return NULL;
 	snprintf(u->name, sizeof(u->name), "%s", name);
+	u->calls_milli = CALL_BUCKET;
+	u->calls_ms = h->now_ms;
 	u->next = h->users[b];
 	h->users[b] = u;
 	return u;
 }
 
-/* Drops a user entry nobody needs any more. */
+/* u's call placement bucket at now_ms: HUB_CALLS_PER_MIN come back a
+ * minute, up to as many. */
+static uint64_t call_bucket(const struct user_entry *u, uint64_t now_ms)
+{
+	uint64_t elapsed = now_ms > u->calls_ms ? now_ms - u->calls_ms : 0, v;
+
+	if (elapsed >= 60 * 1000)
+		return CALL_BUCKET;
+	v = u->calls_milli + elapsed * CALL_BUCKET / (60 * 1000);
+	return v < CALL_BUCKET ? v : CALL_BUCKET;
+}
+
+/* Drops a user entry nobody needs any more: no session, no call, and a
+ * full call bucket (else hub_tick() drops it later). */
 static void user_gc(struct hub *h, struct user_entry *u)
 {
 	struct user_entry **pp = &h->users[fnv1a_str(u->name) % BUCKETS];
 
-	if (u->sessions != NULL || u->ncalls > 0)
+	if (u->sessions != NULL || u->ncalls > 0 || u->nringing_in > 0 ||
+	    call_bucket(u, h->now_ms) < CALL_BUCKET)
 		return;
 	while (*pp != u)
 		pp = &(*pp)->next;
@@ -197,6 +237,64 @@ static void reply_error(struct msg_ctx *m, const char *code, const char *text)
 	    "message", text));
 }
 
+/* --- closing ----------------------------------------------------------- */
+
+/* The adapter closes a connection only after what is queued for it has
+ * been sent: seconds later, or never when the client stops reading and
+ * keeps sending. The hub does not wait for that. A session closed, by
+ * the hub or by the adapter, is forgotten when the outermost entry point
+ * returns: its calls end and their credentials are revoked then, however
+ * long the connection lingers. Not at once, because the entry point may
+ * still hold the session or walk the lists that forgetting changes (the
+ * sessions of a user, every session, the calls). */
+static void session_forget(struct hub *h, struct session *s);
+
+static void hub_enter(struct hub *h)
+{
+	h->depth++;
+}
+
+static void hub_leave(struct hub *h)
+{
+	struct session *s;
+
+	if (h->depth > 1) {
+		h->depth--;
+		return;
+	}
+	/* Still entered meanwhile: forgetting a session ends its calls, and
+	 * the hangups sent may close more sessions (too slow a reader),
+	 * which join the list. */
+	while ((s = h->closing) != NULL) {
+		h->closing = s->next_closing;
+		s->next_closing = NULL;
+		session_forget(h, s);
+	}
+	h->depth--;
+}
+
+/* Marks s for hub_leave() to forget. */
+static void session_closing(struct hub *h, struct session *s)
+{
+	if (s->closing)
+		return;
+	s->closing = true;
+	s->next_closing = h->closing;
+	h->closing = s;
+}
+
+/* The hub closes s: the adapter sends what is queued (the error that
+ * explains the close), then closes the connection. Marked first, so
+ * that the adapter reporting this close back (hub_session_closing())
+ * finds it known. */
+static void session_close(struct hub *h, struct session *s, const char *why)
+{
+	if (s->closing)
+		return;
+	session_closing(h, s);
+	h->ops.close(h->ops.ctx, s->id, why);
+}
+
 /* Counts one strike against a session whose answer is already queued;
  * after HUB_MAX_STRIKES the session is closed (that answer is sent
  * first). */
@@ -208,7 +306,7 @@ static void add_strike(struct hub *h, struct session *s)
 		    .user = s->authed ? s->who.name : NULL, .reason = "bad requests",
 		    .count = s->strikes };
 		emit(h, &e);
-		h->ops.close(h->ops.ctx, s->id, "too many bad requests");
+		session_close(h, s, "too many bad requests");
 	}
 }
 
@@ -290,6 +388,28 @@ static bool name_ok(const char *s)
 		char c = s[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* An sdpMid is forwarded as it came, and the other side matches it
+ * against, or writes it into, an SDP: only an identification-tag (RFC
+ * 5888 §4: token, RFC 8866 §9), so that it cannot carry a line of SDP
+ * or anything else but a name. */
+static bool mid_ok(const char *s)
+{
+	size_t i, n;
+
+	if (s == NULL || (n = strlen(s)) == 0)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		/* token-char = %x21 / %x23-27 / %x2A-2B / %x2D-2E / %x30-39 /
+		 *              %x41-5A / %x5E-7E */
+		if (!(c == 0x21 || (c >= 0x23 && c <= 0x27) || c == 0x2a || c == 0x2b ||
+		    c == 0x2d || c == 0x2e || (c >= 0x30 && c <= 0x39) ||
+		    (c >= 0x41 && c <= 0x5a) || (c >= 0x5e && c <= 0x7e)))
 			return false;
 	}
 	return true;
@@ -385,11 +505,18 @@ static void call_end(struct hub *h, struct call *c, const char *reason,
 	*pp = c->next;
 	h->ncalls--;
 	if ((u = user_find(h, c->caller, false)) != NULL) {
+		for (pp = &u->placed; *pp != NULL && *pp != c; pp = &(*pp)->next_placed)
+			;
+		if (*pp == c)
+			*pp = c->next_placed;
 		u->ncalls--;
 		user_gc(h, u);
 	}
 	if ((u = user_find(h, c->callee, false)) != NULL) {
-		u->ncalls--;
+		if (c->state == CALL_RINGING)
+			u->nringing_in--;
+		else
+			u->ncalls--;
 		user_gc(h, u);
 	}
 	free(c);
@@ -466,11 +593,12 @@ static void login_refused(struct msg_ctx *m, const char *why, bool malformed)
 static void on_login(struct msg_ctx *m)
 {
 	struct hub *h = m->h;
-	const char *user, *password, *token, *too_long = NULL;
-	const char *totp = message_str(m->msg, "totp", 16);
+	const char *user, *password, *token, *totp, *too_long = NULL;
 	enum login_field fu = login_field(m->msg, "user", NAME_MAX_LEN, &user);
 	enum login_field fp = login_field(m->msg, "password", PASSWORD_MAX_LEN, &password);
 	enum login_field ft = login_field(m->msg, "token", TOKEN_MAX_LEN, &token);
+	/* A code too long is passed on as none: a wrong answer. */
+	enum login_field fo = login_field(m->msg, "totp", TOTP_MAX_LEN, &totp);
 	bool by_token = ft != FIELD_ABSENT;
 
 	/* A client that waits for its answers never sends these. */
@@ -478,14 +606,14 @@ static void on_login(struct msg_ctx *m)
 		login_refused(m, m->s->authed ? "already logged in" : "login in progress", true);
 		return;
 	}
-	if (fu == FIELD_BAD || fp == FIELD_BAD || ft == FIELD_BAD ||
+	if (fu == FIELD_BAD || fp == FIELD_BAD || ft == FIELD_BAD || fo == FIELD_BAD ||
 	    by_token == (fu != FIELD_ABSENT && fp != FIELD_ABSENT)) {
 		login_refused(m, "login needs user and password, or token", true);
 		return;
 	}
 	if (m->s->login_attempts >= HUB_MAX_LOGIN_ATTEMPTS) {
 		reply_error(m, "auth_failed", "authentication failed");
-		h->ops.close(h->ops.ctx, m->s->id, "too many login attempts");
+		session_close(h, m->s, "too many login attempts");
 		return;
 	}
 	if (by_token)
@@ -523,14 +651,14 @@ static void on_login(struct msg_ctx *m)
 	snprintf(m->s->login_user, sizeof(m->s->login_user), "%s", by_token ? "" : user);
 }
 
-void hub_login_done(struct hub *h, uint64_t session, int rc,
+static void login_done(struct hub *h, uint64_t session, int rc,
     const struct identity_user *who, const char *why, uint64_t now_ms)
 {
 	struct session *s = session_find(h, session);
 	struct user_entry *u = NULL;
 	json_t *msg;
 
-	if (s == NULL || !s->login_pending)
+	if (s == NULL || !s->login_pending || s->closing)
 		return;
 	h->now_ms = now_ms;
 	s->login_pending = false;
@@ -562,6 +690,14 @@ void hub_login_done(struct hub *h, uint64_t session, int rc,
 	json_decref(s->login_id);
 	s->login_id = NULL;
 	send_json(h, session, msg);
+}
+
+void hub_login_done(struct hub *h, uint64_t session, int rc,
+    const struct identity_user *who, const char *why, uint64_t now_ms)
+{
+	hub_enter(h);
+	login_done(h, session, rc, who, why, now_ms);
+	hub_leave(h);
 }
 
 /* Contacts: every user we know of (local users, the policy's names,
@@ -746,7 +882,7 @@ static void on_call(struct msg_ctx *m)
 	}
 	me = user_find(h, m->s->who.name, false);
 	if (me == NULL || me->ncalls >= HUB_MAX_CALLS_PER_USER) {
-		/* Calls received count too, and arrive unasked. */
+		/* Calls answered count too, and were asked by others. */
 		refuse(m, "too many calls");
 		return;
 	}
@@ -772,14 +908,33 @@ static void on_call(struct msg_ctx *m)
 		reply_error(m, "forbidden", "this call is not allowed");
 		return;
 	}
+	/* Every call placed leaves its revoked credentials in the registry
+	 * for up to HUB_CALL_MAX_S, so how often one user may place calls is
+	 * bounded, over all of its sessions. A pace no person dials at; not a
+	 * strike, as a client cannot see the bucket. After the policy (it
+	 * says nothing to whom may not be called anyway), before presence. */
+	if (call_bucket(me, m->now_ms) < CALL_TOKEN) {
+		reply_error(m, "rate_limited", "too many new calls, try again later");
+		return;
+	}
 	cu = user_find(h, to, false);
 	if (cu == NULL || cu->sessions == NULL) {
 		reply_error(m, "offline", "the user is not online");
 		return;
 	}
-	/* The cap holds for calls received too, or many callers could fill
-	 * one user's slots. */
-	if (cu->ncalls >= HUB_MAX_CALLS_PER_USER) {
+	/* One call rings from a caller to a callee at a time: more would let
+	 * one caller take all of the callee's ringing slots. */
+	for (c = me->placed; c != NULL; c = c->next_placed) {
+		if (c->state == CALL_RINGING && strcmp(c->callee, to) == 0) {
+			refuse(m, "a call to this user is already ringing");
+			return;
+		}
+	}
+	/* The caps hold for calls received too, or many callers could fill
+	 * one user's slots: those it answered count with its own, those
+	 * ringing apart, so that ringing calls never keep it from calling
+	 * out or answering. */
+	if (cu->ncalls >= HUB_MAX_CALLS_PER_USER || cu->nringing_in >= HUB_MAX_CALLS_PER_USER) {
 		refuse(m, "the user is busy");
 		return;
 	}
@@ -808,8 +963,12 @@ static void on_call(struct msg_ctx *m)
 	c->next = h->calls[fnv1a_str(c->id) % BUCKETS];
 	h->calls[fnv1a_str(c->id) % BUCKETS] = c;
 	h->ncalls++;
+	c->next_placed = me->placed;
+	me->placed = c;
 	me->ncalls++;
-	cu->ncalls++;
+	cu->nringing_in++;
+	me->calls_milli = call_bucket(me, m->now_ms) - CALL_TOKEN;
+	me->calls_ms = m->now_ms;
 	reply(m, json_pack("{s:s, s:s, s:o, s:s, s:o, s:b}", "type", "call.ok",
 	    "call", c->id, "ice_servers", ice, "ice_transport_policy", "relay",
 	    "media", media_json(media), "record", c->record));
@@ -840,12 +999,20 @@ static void on_accept(struct msg_ctx *m)
 		refuse(m, "no ringing call to accept");
 		return;
 	}
+	/* Ringing calls are not counted with the callee's own: answering
+	 * one makes it one of them, within the same cap. */
+	if ((u = user_find(h, c->callee, false)) == NULL || u->ncalls >= HUB_MAX_CALLS_PER_USER) {
+		refuse(m, "too many calls");
+		return;
+	}
 	ice = ice_servers_json(h, c->callee, c->id, c->expires_s);
 	if (ice == NULL) {
 		reply_error(m, "bad_request", "cannot accept now");
 		return;
 	}
 	c->state = CALL_ACCEPTED;
+	u->nringing_in--;
+	u->ncalls++;
 	c->callee_sid = m->s->id;
 	reply(m, json_pack("{s:s, s:s, s:o, s:s, s:o, s:b}", "type", "accept.ok",
 	    "call", c->id, "ice_servers", ice, "ice_transport_policy", "relay",
@@ -999,7 +1166,7 @@ static void on_sdp(struct msg_ctx *m)
 		return;
 	}
 	kind = json_is_object(sdp) ? message_str(sdp, "type", 8) : NULL;
-	text = json_is_object(sdp) ? message_str(sdp, "sdp", SDP_MAX_LEN) : NULL;
+	text = json_is_object(sdp) ? message_text(sdp, "sdp", SDP_MAX_LEN) : NULL;
 	if (kind == NULL || text == NULL ||
 	    (strcmp(kind, "offer") != 0 && strcmp(kind, "answer") != 0)) {
 		bad_request(m, "sdp needs {\"type\": \"offer\"|\"answer\", \"sdp\": \"...\"}");
@@ -1068,14 +1235,16 @@ static void on_candidate(struct msg_ctx *m)
 			bad_request(m, "no accepted call for this candidate");
 		return;
 	}
-	text = json_is_object(cand) ? message_str(cand, "candidate", CANDIDATE_MAX_LEN) : NULL;
+	/* Line ends and tabs pass here as before: the filter refuses them
+	 * and drops the candidate silently, like any it does not forward. */
+	text = json_is_object(cand) ? message_text(cand, "candidate", CANDIDATE_MAX_LEN) : NULL;
 	if (text == NULL) {
 		bad_request(m, "candidate needs {\"candidate\": \"...\"}");
 		return;
 	}
 	if (json_object_get(cand, "sdpMid") != NULL &&
 	    !json_is_null(json_object_get(cand, "sdpMid")) &&
-	    (mid = message_str(cand, "sdpMid", SDP_MID_MAX)) == NULL) {
+	    !mid_ok(mid = message_str(cand, "sdpMid", SDP_MID_MAX))) {
 		bad_request(m, "bad sdpMid");
 		return;
 	}
@@ -1141,7 +1310,7 @@ static bool rate_ok(struct session *s, uint64_t now_ms)
 	return true;
 }
 
-void hub_session_message(struct hub *h, uint64_t session, const char *text,
+static void session_message(struct hub *h, uint64_t session, const char *text,
     size_t len, uint64_t now_ms)
 {
 	struct msg_ctx m;
@@ -1154,7 +1323,7 @@ void hub_session_message(struct hub *h, uint64_t session, const char *text,
 	m.now_ms = now_ms;
 	h->now_ms = now_ms;
 	m.s = session_find(h, session);
-	if (m.s == NULL)
+	if (m.s == NULL || m.s->closing)
 		return;
 	if (!rate_ok(m.s, now_ms)) {
 		strike(h, m.s, NULL, "too many messages");
@@ -1165,7 +1334,7 @@ void hub_session_message(struct hub *h, uint64_t session, const char *text,
 		 * not read, so there is no id to echo. */
 		send_json(h, session, json_pack("{s:s, s:s, s:s}", "type", "error",
 		    "code", "auth_failed", "message", "token expired"));
-		h->ops.close(h->ops.ctx, session, "token expired");
+		session_close(h, m.s, "token expired");
 		return;
 	}
 	m.msg = message_parse(text, len, MESSAGE_MAX_LEN, &why);
@@ -1195,13 +1364,23 @@ out:
 	json_decref(m.msg);
 }
 
+void hub_session_message(struct hub *h, uint64_t session, const char *text,
+    size_t len, uint64_t now_ms)
+{
+	hub_enter(h);
+	session_message(h, session, text, len, now_ms);
+	hub_leave(h);
+}
+
 void hub_session_oversized(struct hub *h, uint64_t session, uint64_t now_ms)
 {
 	struct session *s = session_find(h, session);
 
 	h->now_ms = now_ms;
-	if (s != NULL)
+	hub_enter(h);
+	if (s != NULL && !s->closing)
 		strike(h, s, NULL, "message too large");
+	hub_leave(h);
 }
 
 void hub_session_open(struct hub *h, uint64_t session, const struct sockaddr *from,
@@ -1226,21 +1405,25 @@ void hub_session_open(struct hub *h, uint64_t session, const struct sockaddr *fr
 	h->nsessions++;
 }
 
-void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms)
+/* Lets go of a session: out of both indexes, its calls ended, its
+ * logout reported, freed. Once per session, whoever closed it. */
+static void session_forget(struct hub *h, struct session *s)
 {
-	struct session **pp = &h->sessions[session % BUCKETS], *s, **up;
+	struct session **pp = &h->sessions[s->id % BUCKETS], **up;
 	struct user_entry *u = NULL;
 	struct call *c, *next;
 	size_t i;
 	bool other_sessions;
 
-	h->now_ms = now_ms;
-	for (; (s = *pp) != NULL && s->id != session; pp = &s->next_id)
-		;
-	if (s == NULL)
-		return;
+	while (*pp != s)
+		pp = &(*pp)->next_id;
 	*pp = s->next_id;
 	h->nsessions--;
+	/* Reported gone while its close was still to be dealt with. */
+	for (up = &h->closing; *up != NULL && *up != s; up = &(*up)->next_closing)
+		;
+	if (*up == s)
+		*up = s->next_closing;
 	if (s->authed && (u = user_find(h, s->who.name, false)) != NULL) {
 		for (up = &u->sessions; *up != NULL && *up != s; up = &(*up)->next_user)
 			;
@@ -1253,15 +1436,15 @@ void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms)
 	for (i = 0; s->authed && i < BUCKETS; i++) {
 		for (c = h->calls[i]; c != NULL; c = next) {
 			next = c->next;
-			if (c->caller_sid == session ||
-			    (c->state == CALL_ACCEPTED && c->callee_sid == session) ||
+			if (c->caller_sid == s->id ||
+			    (c->state == CALL_ACCEPTED && c->callee_sid == s->id) ||
 			    (c->state == CALL_RINGING && !other_sessions &&
 			    strcmp(c->callee, s->who.name) == 0))
-				call_end(h, c, "disconnected", session);
+				call_end(h, c, "disconnected", s->id);
 		}
 	}
 	if (s->authed) {
-		struct hub_event e = { .kind = HUB_EV_LOGOUT, .session = session,
+		struct hub_event e = { .kind = HUB_EV_LOGOUT, .session = s->id,
 		    .source = (const struct sockaddr *)&s->from, .user = s->who.name };
 		emit(h, &e);
 	}
@@ -1272,12 +1455,51 @@ void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms)
 	free(s);
 }
 
+void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms)
+{
+	struct session *s;
+
+	h->now_ms = now_ms;
+	hub_enter(h);
+	/* Not found when the hub let go of it at its close already. */
+	if ((s = session_find(h, session)) != NULL)
+		session_forget(h, s);
+	hub_leave(h);
+}
+
+void hub_session_closing(struct hub *h, uint64_t session, uint64_t now_ms)
+{
+	struct session *s;
+
+	h->now_ms = now_ms;
+	hub_enter(h);
+	if ((s = session_find(h, session)) != NULL)
+		session_closing(h, s);
+	hub_leave(h);
+}
+
+/* Drops the user entries that only their call buckets kept (user_gc()),
+ * once these are full again. */
+static void users_sweep(struct hub *h)
+{
+	struct user_entry *u, *next;
+	size_t i;
+
+	for (i = 0; i < BUCKETS; i++) {
+		for (u = h->users[i]; u != NULL; u = next) {
+			next = u->next;
+			user_gc(h, u);
+		}
+	}
+}
+
 void hub_tick(struct hub *h, uint64_t now_ms)
 {
 	struct call *c, *next;
 	size_t i;
 
 	h->now_ms = now_ms;
+	hub_enter(h);
 	for (i = 0; i < BUCKETS; i++) {
 		for (c = h->calls[i]; c != NULL; c = next) {
 			next = c->next;
@@ -1285,6 +1507,11 @@ void hub_tick(struct hub *h, uint64_t now_ms)
 				call_end(h, c, "timeout", 0);
 		}
 	}
+	if (now_ms - h->swept_ms >= SWEEP_EVERY_MS || now_ms < h->swept_ms) {
+		users_sweep(h);
+		h->swept_ms = now_ms;
+	}
+	hub_leave(h);
 }
 
 struct hub *hub_new(const struct hub_config *cfg, const struct hub_ops *ops)
@@ -1314,6 +1541,7 @@ void hub_set_policy(struct hub *h, const struct policy *p)
 
 	h->cfg.policy = p;
 	directory_invalidate(h->directory);
+	hub_enter(h);
 	for (i = 0; i < BUCKETS; i++) {
 		for (c = h->calls[i]; c != NULL; c = next) {
 			next = c->next;
@@ -1336,6 +1564,7 @@ void hub_set_policy(struct hub *h, const struct policy *p)
 			}
 		}
 	}
+	hub_leave(h);
 }
 
 void hub_free(struct hub *h)
@@ -1373,6 +1602,8 @@ void hub_each_session(struct hub *h, void (*fn)(void *ctx, const struct hub_sess
 	struct session *s;
 	size_t i;
 
+	/* fn may close sessions: they go when the walk is over. */
+	hub_enter(h);
 	for (i = 0; i < BUCKETS; i++) {
 		for (s = h->sessions[i]; s != NULL; s = s->next_id) {
 			info.id = s->id;
@@ -1382,6 +1613,7 @@ void hub_each_session(struct hub *h, void (*fn)(void *ctx, const struct hub_sess
 			fn(ctx, &info);
 		}
 	}
+	hub_leave(h);
 }
 
 void hub_each_call(struct hub *h, void (*fn)(void *ctx, const struct hub_call_info *c),
@@ -1391,6 +1623,7 @@ void hub_each_call(struct hub *h, void (*fn)(void *ctx, const struct hub_call_in
 	struct call *c;
 	size_t i;
 
+	hub_enter(h);
 	for (i = 0; i < BUCKETS; i++) {
 		for (c = h->calls[i]; c != NULL; c = c->next) {
 			info.id = c->id;
@@ -1404,6 +1637,7 @@ void hub_each_call(struct hub *h, void (*fn)(void *ctx, const struct hub_call_in
 			fn(ctx, &info);
 		}
 	}
+	hub_leave(h);
 }
 
 int hub_end_call(struct hub *h, const char *call, const char *reason)
@@ -1412,15 +1646,21 @@ int hub_end_call(struct hub *h, const char *call, const char *reason)
 
 	if (c == NULL)
 		return -1;
+	hub_enter(h);
 	call_end(h, c, reason, 0);
+	hub_leave(h);
 	return 0;
 }
 
 int hub_close_session(struct hub *h, uint64_t session, const char *why)
 {
-	if (session_find(h, session) == NULL)
+	struct session *s = session_find(h, session);
+
+	if (s == NULL)
 		return 0;
-	h->ops.close(h->ops.ctx, session, why);
+	hub_enter(h);
+	session_close(h, s, why);
+	hub_leave(h);
 	return 1;
 }
 
@@ -1430,10 +1670,13 @@ size_t hub_close_user(struct hub *h, const char *user, const char *why)
 	struct session *s;
 	size_t n = 0;
 
-	/* The sessions go when the adapter reports them closed; their calls
-	 * end then ("disconnected"). */
+	/* The sessions are forgotten when the walk is over (hub_leave()):
+	 * their calls end then ("disconnected"), however long their
+	 * connections take to close. */
+	hub_enter(h);
 	for (s = u != NULL ? u->sessions : NULL; s != NULL; s = s->next_user, n++)
-		h->ops.close(h->ops.ctx, s->id, why);
+		session_close(h, s, why);
+	hub_leave(h);
 	return n;
 }
 
@@ -1443,10 +1686,12 @@ void hub_push_contacts(struct hub *h)
 	size_t i;
 
 	directory_invalidate(h->directory);
+	hub_enter(h);
 	for (i = 0; i < BUCKETS; i++)
 		for (s = h->sessions[i]; s != NULL; s = s->next_id)
-			if (s->authed)
+			if (s->authed && !s->closing)
 				contacts_send(h, s->id, &s->who, NULL);
+	hub_leave(h);
 }
 
 size_t hub_session_count(const struct hub *h)

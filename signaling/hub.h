@@ -23,7 +23,8 @@
 #define HUB_CALL_ID_LEN 22            /* base64url of 16 random bytes */
 #define HUB_RING_TIMEOUT_MS (30 * 1000)
 #define HUB_CALL_MAX_S (12 * 3600)    /* credential lifetime cap */
-#define HUB_MAX_CALLS_PER_USER 4
+#define HUB_MAX_CALLS_PER_USER 4      /* placed or answered; as many ringing for it */
+#define HUB_CALLS_PER_MIN 30          /* placed per user, all sessions; bursts of as many */
 #define HUB_MSGS_PER_S 20             /* sustained, with a burst of twice that */
 #define HUB_MAX_STRIKES 5             /* bad requests before the close */
 #define HUB_MAX_LOGIN_ATTEMPTS 5      /* per connection */
@@ -78,7 +79,10 @@ struct hub_ops {
 	 * queued this way before it stale (a pushed contacts list), which may
 	 * then be dropped unsent. */
 	void (*send_update)(void *ctx, uint64_t session, const char *text, size_t len);
-	/* Closes a session (after what was queued is sent). */
+	/* Closes a session (after what was queued is sent). The hub does
+	 * not wait for it: it lets go of the session when the entry point
+	 * that closed it returns (its calls end), and sends nothing to it
+	 * after this call. */
 	void (*close)(void *ctx, uint64_t session, const char *why);
 	/* Starts checking a login away from the loop (argon2id is slow on
 	 * purpose); the answer comes back through hub_login_done(). token is
@@ -135,13 +139,23 @@ void hub_session_message(struct hub *h, uint64_t session, const char *text,
     size_t len, uint64_t now_ms);
 /* A message that was too large to take in: answered and counted. */
 void hub_session_oversized(struct hub *h, uint64_t session, uint64_t now_ms);
-/* The session is gone: its calls end ("disconnected"). */
+/* The session is gone: its calls end ("disconnected"). Nothing is left
+ * to do for a session the hub already let go of (see below), so each
+ * session's logout is reported once. */
 void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms);
+/* The adapter is closing the session on its own (a reader too slow to
+ * take what is queued) or reports a close the hub asked for: the hub lets
+ * go of it now, as if it had closed (its calls end, "disconnected"),
+ * rather than when the connection is finally gone. May be called from
+ * inside an ops callback: the session is then let go of when the hub's
+ * entry point returns. */
+void hub_session_closing(struct hub *h, uint64_t session, uint64_t now_ms);
 /* The outcome of a login started through ops->login; who and why are
  * borrowed. A session that closed meanwhile is ignored. */
 void hub_login_done(struct hub *h, uint64_t session, int rc,
     const struct identity_user *who, const char *why, uint64_t now_ms);
-/* Ringing timeouts. Call about once a second. */
+/* Ringing timeouts, and the user entries that only a call bucket kept.
+ * Call about once a second. */
 void hub_tick(struct hub *h, uint64_t now_ms);
 
 /* Admin views and actions. */
@@ -165,7 +179,8 @@ void hub_each_call(struct hub *h, void (*fn)(void *ctx, const struct hub_call_in
 /* Ends a call as if hung up, both sides getting hangup with reason. 0, or
  * -1 when there is no such call. */
 int hub_end_call(struct hub *h, const char *call, const char *reason);
-/* Closes one session, or every session of a user; returns how many. */
+/* Closes one session, or every session of a user, as if the session
+ * had closed (see ops->close); returns how many. */
 int hub_close_session(struct hub *h, uint64_t session, const char *why);
 size_t hub_close_user(struct hub *h, const char *user, const char *why);
 /* Sends every logged-in session its contacts list again (no id), after

@@ -1,6 +1,7 @@
 /* Signaling message parsing with limits (see message.h). */
 #include "signaling/message.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,7 +79,20 @@ json_t *message_parse(const char *text, size_t len, size_t max_len, const char *
 	return msg;
 }
 
-const char *message_str(json_t *msg, const char *key, size_t max_len)
+/* Is c a control character that a field may not hold? Multi-line text
+ * may hold line ends and tabs; DEL passes there as before, since SDP
+ * (RFC 8866 §9, byte-string) allows it. */
+static bool ctl_refused(unsigned char c, bool multiline)
+{
+	if (multiline)
+		return c < 0x20 && c != '\r' && c != '\n' && c != '\t';
+	return c < 0x20 || c == 0x7f;
+}
+
+/* A string member of at most max_len bytes without refused control
+ * characters, or NULL. */
+static const char *str_member(json_t *msg, const char *key, size_t max_len,
+    bool multiline)
 {
 	json_t *v = json_object_get(msg, key);
 	const char *s;
@@ -94,9 +108,21 @@ const char *message_str(json_t *msg, const char *key, size_t max_len)
 	if (strlen(s) != n)
 		return NULL;
 	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 && s[i] != '\r' && s[i] != '\n' && s[i] != '\t')
+		if (ctl_refused((unsigned char)s[i], multiline))
 			return NULL;
 	return s;
+}
+
+const char *message_str(json_t *msg, const char *key, size_t max_len)
+{
+	return str_member(msg, key, max_len, false);
+}
+
+/* SDP is CRLF-framed text; sdp_filter() checks the framing itself and
+ * refuses a CR anywhere but before LF. */
+const char *message_text(json_t *msg, const char *key, size_t max_len)
+{
+	return str_member(msg, key, max_len, true);
 }
 
 char *message_dump(json_t *msg, size_t *len)

@@ -236,9 +236,15 @@ void ws_server_close(void *ctx, uint64_t session, const char *why)
 	log_debug("signaling: closing session %llu from %s: %s",
 	    (unsigned long long)session, c->ip, why);
 	c->closing = true;
-	/* What is queued (the error that explains the close) goes first. */
+	/* What is queued (the error that explains the close) goes first,
+	 * for at most 2 s: nothing re-arms this timeout (ws_receive()). */
 	lws_callback_on_writable(c->wsi);
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 2);
+	/* The hub lets go of the session now, not when the connection is
+	 * gone: a client that stops reading would otherwise keep its calls,
+	 * their credentials and its media for as long as it likes. */
+	if (w->hub != NULL)
+		hub_session_closing(w->hub, session, clock_wall_ms());
 }
 
 /* --- the upgrade ------------------------------------------------------- */
@@ -402,14 +408,16 @@ static int ws_receive(struct ws_server *w, struct conn *c, struct lws *wsi,
 	uint64_t now = clock_wall_ms();
 	uint8_t *grown;
 
+	/* A session being closed reads nothing more, and what it sends must
+	 * not replace the close timeout with the idle one. */
+	if (c->closing)
+		return 0;
 	/* Setting a timeout walks a list sorted over every session, so it is
 	 * re-armed at most every few seconds, not on every frame. */
 	if (now - c->timeout_armed_ms > WS_TIMEOUT_REARM_MS) {
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, WS_IDLE_TIMEOUT_S);
 		c->timeout_armed_ms = now;
 	}
-	if (c->closing)
-		return 0;
 	if (lws_frame_is_binary(wsi) || c->oversized || len > max - c->inlen) {
 		/* Drop the rest of this message, then answer once. */
 		c->oversized = true;

@@ -21,10 +21,13 @@
  *   "!o" oversized frame, "!t" 31 s pass and a tick (ring timeout), "!c"
  *   main session closes and a new one opens, "!p" policy swapped (every
  *   call decided again), "!e" the admin ends main's last call, "!k"
- *   contacts pushed to everyone, "!u" every session of bob closed.
+ *   contacts pushed to everyone, "!u" every session of bob closed, "!s"
+ *   the next message for main finds it too slow a reader: the adapter
+ *   drops it and closes main from inside that send (hub_session_closing()).
  *
  * Invariants checked (abort() on violation): nothing is sent to or
- * closed on a session the hub was told is gone; every message sent is one
+ * closed on a session the hub was told is gone, nothing is sent to one
+ * after it was closed (by the hub or the adapter); every message sent is one
  * JSON object with a string "type"; forced relay end to end: an "sdp" or
  * "candidate" that reaches the other side carries no candidate but a UDP
  * relay one on Gatehouse's relayed addresses (fuzz_relay_check.h); events
@@ -101,6 +104,7 @@ static const char BOB_ANSWER[] =
 struct session_state {
 	uint64_t sid;
 	bool open;
+	bool closing;   /* the hub closed it, or the adapter did */
 	char call[HUB_CALL_ID_LEN + 1]; /* last call id this session saw */
 };
 
@@ -123,6 +127,7 @@ struct fz {
 	/* Sessions the hub closed, to tell it they are gone. */
 	uint64_t closing[8];
 	size_t nclosing;
+	bool main_slow;    /* "!s": main is too slow at its next message */
 	struct action actions[MAX_ACTIONS];
 	size_t nactions;
 	size_t nsessions_max;
@@ -206,6 +211,8 @@ static void forwarded_relay_only(json_t *msg, const char *type)
 
 /* ---- fake ops ------------------------------------------------------ */
 
+static void f_close(void *ctx, uint64_t session, const char *why);
+
 static void f_send(void *ctx, uint64_t session, const char *text, size_t len)
 {
 	struct session_state *to = state_of(session);
@@ -215,7 +222,15 @@ static void f_send(void *ctx, uint64_t session, const char *text, size_t len)
 
 	(void)ctx;
 	FUZZ_CHECK(to != NULL);
+	FUZZ_CHECK(!to->closing);
 	FUZZ_CHECK(text != NULL && len > 0);
+	if (to == &F.main && F.main_slow) {
+		/* As ws_server.c does with a reader over its queue limit. */
+		F.main_slow = false;
+		f_close(ctx, session, "too slow");
+		hub_session_closing(F.h, session, F.now);
+		return;
+	}
 	if (F.verbose)
 		fprintf(stderr, "fuzz_hub: to %llu: %.*s\n", (unsigned long long)session,
 		    (int)(len > 300 ? 300 : len), text);
@@ -230,11 +245,13 @@ static void f_send(void *ctx, uint64_t session, const char *text, size_t len)
 
 static void f_close(void *ctx, uint64_t session, const char *why)
 {
+	struct session_state *st = state_of(session);
 	size_t i;
 
 	(void)ctx;
-	FUZZ_CHECK(state_of(session) != NULL);
+	FUZZ_CHECK(st != NULL);
 	FUZZ_CHECK(why != NULL);
+	st->closing = true;
 	for (i = 0; i < F.nclosing; i++)
 		if (F.closing[i] == session)
 			return;
@@ -470,6 +487,9 @@ static void control(const char *line, size_t len)
 	case 'u':
 		(void)hub_close_user(F.h, "bob", "admin");
 		break;
+	case 's':
+		F.main_slow = true;
+		break;
 	default:
 		break;
 	}
@@ -525,6 +545,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	F.login_pending = false;
 	F.nclosing = F.nactions = 0;
 	F.nsessions_max = 0;
+	F.main_slow = false;
 	memset(&F.main, 0, sizeof(F.main));
 	bot_login(&F.bob, SID_BOB, "bob");
 	bot_login(&F.carol, SID_CAROL, "carol");

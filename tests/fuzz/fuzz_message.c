@@ -8,7 +8,8 @@
  * - a refusal gives a reason; anything over the size limit is refused;
  * - a parsed message is an object;
  * - message_str() returns only strings within the asked length, without
- *   NUL or control characters other than CR, LF and TAB;
+ *   NUL, control characters or DEL; message_text() the same, but CR, LF
+ *   and TAB allowed;
  * - what message_dump() writes parses back to an equal object. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,17 +30,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_str(json_t *msg, const char *key, size_t max_len)
 {
-	const char *s = message_str(msg, key, max_len);
+	const char *s = message_str(msg, key, max_len), *t = message_text(msg, key, max_len);
 	size_t n, i;
 
-	if (s == NULL)
+	/* A one-line string is also acceptable text. */
+	FUZZ_CHECK(s == NULL || t == s);
+	if (t == NULL)
 		return;
-	n = strlen(s);
+	n = strlen(t);
 	FUZZ_CHECK(n <= max_len);
 	FUZZ_CHECK(n == json_string_length(json_object_get(msg, key)));
-	for (i = 0; i < n; i++)
-		FUZZ_CHECK((unsigned char)s[i] >= 0x20 || s[i] == '\r' || s[i] == '\n' ||
-		    s[i] == '\t');
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)t[i];
+		FUZZ_CHECK(c >= 0x20 || c == '\r' || c == '\n' || c == '\t');
+		FUZZ_CHECK(s == NULL || (c >= 0x20 && c != 0x7f));
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

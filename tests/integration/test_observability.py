@@ -1152,8 +1152,16 @@ NASTY_NAMES = [
     'x\n2026-01-01T00:00:00.000Z error FORGED line',
     'u\u2028ls\u2029ps\u0085nel\u202ertl\u00e9',
     '\\u0000\\n\\"',
+    'q"uo\\te',
 ]
 REFUSED_NAMES = ['esc\x1b[31mred', 'nul\x00byte', 'bell\x07']
+
+
+def has_control(name):
+    """protocol.md: a signaling login whose name holds a control
+    character (below 0x20, or DEL) is refused before the identity
+    backend, so it is never audited as a login."""
+    return any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in name)
 
 
 def test_outside_input_escaped():
@@ -1206,9 +1214,9 @@ def test_outside_input_escaped():
         # Signaling logins: the name as sent, exactly.
         got = [e.get("user") for e in ev if e.get("event") in ("login.failure", "mfa.failure", "lockout")]
         for n in NASTY_NAMES:
-            if n not in got:
+            if n not in got and not has_control(n):
                 problems.append("no login failure audited with user %r (audited: %r)" % (n, got))
-        for n in REFUSED_NAMES:
+        for n in REFUSED_NAMES + [n for n in NASTY_NAMES if has_control(n)]:
             if any(n == x for x in got):
                 problems.append("refused name %r audited as a login" % n)
         forged = [e for e in ev if e.get("event") == "login.success" and e.get("user") not in ("alice",)]

@@ -615,6 +615,7 @@ class StressState:
         self.decisions = []
         self.calls = []
         self.problems = []          # unexpected protocol answers
+        self.rate_limited = 0       # calls refused for the callers' pace
         self.monitor_fail = []
         self.monitor_max = {"ping": 0.0, "health": 0.0}
         self.monitor_n = 0
@@ -654,6 +655,13 @@ async def pair_loop(st, pair, x, y, rng, deadline):
         if r.get("type") == "error" and r.get("code") == "forbidden":
             st.decisions.append(Decision(pair, t0, t1, False))
             await asyncio.sleep(rng.uniform(0.05, 0.15))
+            continue
+        if r.get("type") == "error" and r.get("code") == "rate_limited":
+            # Faster than a user may place calls (30 a minute, protocol.md
+            # "Limits"): one comes back every 2 s. Allowed by the policy,
+            # but no call to judge.
+            st.rate_limited += 1
+            await asyncio.sleep(2.0)
             continue
         if r.get("type") != "call.ok":
             st.problems.append("%s->%s: call answered %r" % (caller, callee, r))
@@ -929,10 +937,11 @@ async def stress_flow(g, api, users, path, docs, seed):
                 raise AssertionError("client loop %s->%s failed: %s: %s" % (p[0], p[1], type(res).__name__,
                                                                             str(res)[:2000]))
         by_path = collections.Counter(rl.path for rl in st.reloads)
-        print("stress: %d reloads in %.1f s (%s); %d decisions, %d calls; monitor %d rounds, max ping "
-              "%.0f ms, max health %.0f ms" % (len(st.reloads), elapsed, dict(by_path), len(st.decisions),
-                                               len(st.calls), st.monitor_n, st.monitor_max["ping"] * 1000,
-                                               st.monitor_max["health"] * 1000), flush=True)
+        print("stress: %d reloads in %.1f s (%s); %d decisions, %d calls, %d rate limited; monitor %d "
+              "rounds, max ping %.0f ms, max health %.0f ms"
+              % (len(st.reloads), elapsed, dict(by_path), len(st.decisions), len(st.calls),
+                 st.rate_limited, st.monitor_n, st.monitor_max["ping"] * 1000,
+                 st.monitor_max["health"] * 1000), flush=True)
         lags = [rl.t_effect - rl.t_start for rl in st.reloads if rl.path == "file"]
         print("file-watch lag: max %.0f ms, mean %.0f ms" % (max(lags) * 1000, sum(lags) / len(lags) * 1000),
               flush=True)

@@ -28,6 +28,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +44,8 @@ ARGS = None
 TEAM = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank",
         "ivan", "judy", "ken", "lena", "olga", "pete", "quinn", "rose", "sam",
         "tina", "uma", "vic", "wes", "xena",
-        "amy", "ben", "cat", "dan", "eve", "fay", "gus"]
+        "amy", "ben", "cat", "dan", "eve", "fay", "gus",
+        "hal", "ida", "jon", "kim", "leo", "mia", "ned", "oto", "pam", "quy", "ria"]
 OTHERS = ["victim", "mallory", "locky"]
 HOST_IP = "192.168.77.10"      # a "private host address" that must never be forwarded
 SRFLX_IP = "198.51.100.7"      # documentation ranges: never contacted
@@ -298,6 +300,55 @@ def test_login_failures_all_auth_failed():
                 r = await c.request({"type": "login", "password": "whatever-%d" % i})
                 assert r.get("code") == "auth_failed", "malformed login %d: %r" % (i + 1, r)
             assert await c.wait_closed(5), "not closed after five malformed logins\n%s" % c.describe()
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
+def test_login_control_characters():
+    """protocol.md: a login field with control characters is malformed:
+    "login needs user and password, or token", a strike, and nothing
+    reaches the identity backend (no login.failure in the audit trail).
+    Line ends and tabs too, which used to pass as counted attempts."""
+    g = shared()
+
+    async def body():
+        cases = [
+            ("LF in the user name", {"user": "vic\ntim", "password": password_of("victim")}),
+            ("CR in the user name", {"user": "victim\r", "password": password_of("victim")}),
+            ("TAB in the user name", {"user": "\tvictim", "password": password_of("victim")}),
+            ("DEL in the user name", {"user": "vic\x7ftim", "password": password_of("victim")}),
+            ("TAB in the password", {"user": "victim", "password": "pw\tvictim"}),
+            ("CRLF in the password", {"user": "victim", "password": "pw-victim\r\n"}),
+            ("LF in the code", {"user": "victim", "password": password_of("victim"),
+                                "totp": "123\n456"}),
+            ("LF in the token", {"token": "a.b.c\n"}),
+        ]
+        async with sc.SigClient(sc.ws_url(g), name="control characters") as c:
+            for i, (label, fields) in enumerate(cases):
+                r = await c.request(dict({"type": "login"}, **fields))
+                assert r.get("type") == "error" and r.get("code") == "auth_failed" and \
+                    r.get("message") == "login needs user and password, or token", \
+                    "%s: answered %r" % (label, r)
+                if i == 3:
+                    break
+            await c.ping()
+            # Strikes: the fifth closes the connection.
+            label, fields = cases[4]
+            r = await c.request(dict({"type": "login"}, **fields))
+            assert r.get("message") == "login needs user and password, or token", \
+                "%s: answered %r" % (label, r)
+            assert await c.wait_closed(5), "not closed after five malformed logins\n%s" % c.describe()
+        for label, fields in cases[5:]:
+            async with sc.SigClient(sc.ws_url(g), name=label) as c:
+                r = await c.request(dict({"type": "login"}, **fields))
+                assert r.get("code") == "auth_failed" and \
+                    r.get("message") == "login needs user and password, or token", \
+                    "%s: answered %r" % (label, r)
+                await c.ping()
+        await asyncio.sleep(0.3)
+        seen = [e.get("user") for e in audit_events(g, "login.failure")
+                if any(ch in (e.get("user") or "") for ch in "\r\n\t\x7f")]
+        assert not seen, "logins with control characters reached the backend: %r" % seen
         await serves(g)
     with_log(g, lambda: run(body()))
 
@@ -706,9 +757,10 @@ def test_callee_hangup_while_ringing():
 
 
 def test_normal_refusals_not_strikes():
-    """A busy callee, a caller in too many calls, and a call another of the
-    callee's sessions just answered are answered bad_request as before,
-    but are not strikes: six of each leave the connection open."""
+    """A busy callee, a caller in too many calls, a second call to a
+    callee the first still rings, and a call another of the callee's
+    sessions just answered are answered bad_request, but are not strikes:
+    six of each leave the connection open."""
     g = shared()
 
     async def body():
@@ -716,12 +768,17 @@ def test_normal_refusals_not_strikes():
         cf1 = await sc.logged_in(g, U("fay"), "fay-1")
         cf2 = await sc.logged_in(g, U("fay"), "fay-2")
         cg = await sc.logged_in(g, U("gus"), "gus")
+        others = [await sc.logged_in(g, U(n), n) for n in ("amy", "ben", "cat")]
+        clients = [ce, cf1, cf2, cg] + others
         try:
             calls = []
-            for i in range(4):   # eve and fay are both at the per-user cap
-                r = await ce.request({"type": "call", "to": "fay", "media": ["audio"]})
-                assert r.get("type") == "call.ok", "call %d: %r" % (i + 1, r)
+            for to in ("fay", "amy", "ben", "cat"):   # eve at the per-user cap
+                r = await ce.request({"type": "call", "to": to, "media": ["audio"]})
+                assert r.get("type") == "call.ok", "eve's call to %s: %r" % (to, r)
                 calls.append(r["call"])
+            for c in others:                           # four ringing for fay
+                r = await c.request({"type": "call", "to": "fay", "media": ["audio"]})
+                assert r.get("type") == "call.ok", "%s's call to fay: %r" % (c.name, r)
             for i in range(6):
                 r = await cg.request({"type": "call", "to": "fay", "media": ["audio"]})
                 assert r.get("type") == "error" and r.get("code") == "bad_request" and \
@@ -732,6 +789,12 @@ def test_normal_refusals_not_strikes():
                 assert r.get("code") == "bad_request" and r.get("message") == "too many calls", \
                     "call %d beyond the cap: %r" % (i + 1, r)
             await ce.ping()
+            for i in range(6):
+                r = await others[0].request({"type": "call", "to": "fay", "media": ["audio"]})
+                assert r.get("code") == "bad_request" and \
+                    r.get("message") == "a call to this user is already ringing", \
+                    "amy's call %d to fay while hers rings: %r" % (i + 1, r)
+            await others[0].ping()
             # fay-1 answers; fay-2's accept, reject or hangup crossed it.
             r = await cf1.request({"type": "accept", "call": calls[0]})
             assert r.get("type") == "accept.ok", "%r" % r
@@ -744,11 +807,123 @@ def test_normal_refusals_not_strikes():
                         "fay-2's %s %d after fay-1 answered: %r" % (msg["type"], i + 1, r)
             await cf2.ping()
             await ce.wait_for("accepted", call=calls[0])
-            for c in (ce, cf1, cf2, cg):
+            for c in clients:
                 assert not c.closed, "%s was closed\n%s" % (c.name, c.describe())
         finally:
-            for c in (ce, cf1, cf2, cg):
+            for c in clients:
                 await c.close()
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
+def test_ringing_does_not_lock_out():
+    """Review finding: one allowed caller kept four calls ringing to a
+    victim, who was then "busy" to everyone and got "too many calls" when
+    calling out. A second call from the same caller to the same callee
+    while the first rings is refused (not a strike), and calls ringing
+    for a user never keep it from calling out."""
+    g = shared()
+
+    async def body():
+        cx = await sc.logged_in(g, U("ned"), "caller")
+        cv = await sc.logged_in(g, U("oto"), "victim")
+        co = await sc.logged_in(g, U("pam"), "other")
+        try:
+            r = await cx.request({"type": "call", "to": "oto", "media": ["audio"]})
+            assert r.get("type") == "call.ok", "first call: %r" % r
+            first = r["call"]
+            await cv.wait_for("incoming", call=first)
+            for i in range(4):
+                r = await cx.request({"type": "call", "to": "oto", "media": ["audio"]})
+                assert r.get("type") == "error" and r.get("code") == "bad_request" and \
+                    r.get("message") == "a call to this user is already ringing", \
+                    "call %d to oto while the first rings: %r" % (i + 2, r)
+            await cv.expect_nothing(0.3, lambda m: m.get("type") == "incoming")
+            # The victim, rung, calls out; others still reach it.
+            r = await cv.request({"type": "call", "to": "pam", "media": ["audio"]})
+            assert r.get("type") == "call.ok", "oto calls out while rung: %r" % r
+            await co.wait_for("incoming", call=r["call"])
+            r = await co.request({"type": "call", "to": "oto", "media": ["audio"]})
+            assert r.get("type") == "call.ok", "pam calls oto while ned's call rings: %r" % r
+            await cv.wait_for("incoming", call=r["call"])
+            # Once the first no longer rings, ned may call again.
+            await cv.send({"type": "reject", "call": first})
+            await cx.wait_for("hangup", call=first)
+            r = await cx.request({"type": "call", "to": "oto", "media": ["audio"]})
+            assert r.get("type") == "call.ok", "ned's call after the reject: %r" % r
+            for c in (cx, cv, co):
+                await c.ping()
+        finally:
+            for c in (cx, cv, co):
+                await c.close()
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
+def test_call_rate_limited():
+    """At most 30 calls placed a minute per user, over all of its
+    sessions (each call leaves revoked credentials behind for hours):
+    beyond, error rate_limited, not a strike, and a new connection does
+    not start afresh."""
+    g = shared()
+
+    async def body():
+        c1 = await sc.logged_in(g, U("leo"), "leo-1")
+        c2 = await sc.logged_in(g, U("leo"), "leo-2")
+        cm = await sc.logged_in(g, U("mia"), "mia")
+        c3 = None
+        try:
+            placed, refused = 0, None
+            while placed <= 40:
+                c = (c1, c2)[placed % 2]
+                r = await c.request({"type": "call", "to": "mia", "media": ["audio"]})
+                if r.get("type") != "call.ok":
+                    refused = r
+                    break
+                placed += 1
+                # Answered before the next call, which may come on the
+                # other connection: one call rings to mia at a time.
+                r = await c.request({"type": "hangup", "call": r["call"]})
+                assert r.get("type") == "hangup.ok", "hangup: %r" % r
+                await asyncio.sleep(0.05)   # within each session's message rate
+            assert refused is not None, "%d calls placed in a row, none refused" % placed
+            assert refused.get("code") == "rate_limited" and \
+                refused.get("message") == "too many new calls, try again later", \
+                "call %d answered %r" % (placed + 1, refused)
+            # 30, and the odd one that came back meanwhile (one every 2 s)
+            assert 30 <= placed <= 33, "refused after %d calls" % placed
+            # Not a strike; answered the same way on either session.
+            limited = 0
+            for i in range(6):
+                c = (c1, c2)[i % 2]
+                r = await c.request({"type": "call", "to": "mia", "media": ["audio"]})
+                if r.get("type") == "call.ok":
+                    await c.request({"type": "hangup", "call": r["call"]})
+                else:
+                    assert r.get("code") == "rate_limited", "attempt %d: %r" % (i + 1, r)
+                    limited += 1
+            assert limited >= 4, "only %d of 6 attempts refused" % limited
+            await c1.ping()
+            await c2.ping()
+            # A new connection does not refill it.
+            await c1.close()
+            await c2.close()
+            c3 = await sc.logged_in(g, U("leo"), "leo-3")
+            answers = []
+            for i in range(3):
+                r = await c3.request({"type": "call", "to": "mia", "media": ["audio"]})
+                answers.append(r.get("code") or r.get("type"))
+                if r.get("type") == "call.ok":
+                    await c3.request({"type": "hangup", "call": r["call"]})
+            assert "rate_limited" in answers, "after reconnecting: %r" % answers
+            await c3.ping()
+            # mia may still call.
+            r = await cm.request({"type": "call", "to": "leo", "media": ["audio"]})
+            assert r.get("type") == "call.ok", "mia's call: %r" % r
+        finally:
+            for c in (c1, c2, c3, cm):
+                if c is not None:
+                    await c.close()
         await serves(g)
     with_log(g, lambda: run(body()))
 
@@ -1138,6 +1313,181 @@ def test_flood():
     with_log(g, lambda: run(body()))
 
 
+# ------------------------------------- forced closes of stuck readers
+
+PAD_SDP = ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+           "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=x-pad:%s\r\n" % ("y" * 40000))
+
+
+def daemon_send_q(g, client_port):
+    """Bytes the daemon's socket to a client's port holds unsent (ss), or
+    None when that connection is no longer established on its side."""
+    out = subprocess.run(["ss", "-tnH", "state", "established",
+                          "( sport = :%d and dport = :%d )" % (g.signaling_port, client_port)],
+                         capture_output=True, text=True, timeout=10).stdout.split()
+    return int(out[1]) if len(out) > 1 else None
+
+
+class StuckReader:
+    """A participant whose client stops reading: a raw WebSocket with a
+    tiny receive buffer, read only until it goes quiet (blocking; run it
+    through in_thread)."""
+
+    def __init__(self, g, user):
+        self.ws = sc.RawWebSocket(g.host, g.signaling_port, timeout=10, rcvbuf=1024)
+        self.port = self.ws.sock.getsockname()[1]
+        self.inbox = []
+        self.last_sent = time.monotonic()
+        self.send({"type": "login", "id": 1, "user": user.name, "password": user.password,
+                   "totp": user.next_totp()})
+        r = self.wait(lambda m: m.get("id") == 1, 10 * gh.slow_factor())
+        assert r.get("type") == "login.ok", "login of %s: %r" % (user.name, r)
+
+    def send(self, *objs):
+        self.ws.send_texts([json.dumps(o) for o in objs])
+        self.last_sent = time.monotonic()
+
+    def wait(self, pred, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, m in enumerate(self.inbox):
+                if pred(m):
+                    return self.inbox.pop(i)
+            left = deadline - time.monotonic()
+            assert left > 0, "stuck reader: nothing matching within %.1f s: %r" % (
+                timeout, self.inbox[-5:])
+            self.ws.sock.settimeout(left)
+            chunk = self.ws.sock.recv(65536)
+            assert chunk, "stuck reader: closed while waiting: %r" % self.inbox[-5:]
+            self.ws.buf += chunk
+            self.inbox += [json.loads(p) for op, p in self.ws._parse() if op == 0x1]
+
+
+def forced_close_of_stuck_reader(victim, peer, trigger):
+    """Review finding: a client could keep a session the daemon closes
+    alive, and with it its calls, credentials and media: the close waited
+    for the queue to drain, which a client that stops reading never lets
+    happen, and every frame it sent re-armed the idle timeout in place of
+    the 2 s close timeout. victim stops reading (peer fills the daemon's
+    socket to it with descriptions), stays silent for over 5 s (so that
+    the next frame it sends re-arms the timeout, as on the old code), then
+    the daemon closes it (trigger) while it keeps pinging. The call must
+    end for peer at once, its credentials be refused, the connection be
+    gone within seconds without victim reading, and the logout be audited
+    once, when the close was asked for."""
+    g = shared()
+    slow = gh.slow_factor()
+    stop = []
+
+    def pinger(sr):
+        while not stop:
+            try:
+                sr.send({"type": "ping"})
+            except OSError:
+                return
+            time.sleep(0.25)
+
+    async def body():
+        sr = await in_thread(StuckReader, g, U(victim))
+        cp = await sc.logged_in(g, U(peer), peer)
+        th = None
+        try:
+            sr.send({"type": "call", "id": 2, "to": peer, "media": ["audio"]})
+            ok = await in_thread(sr.wait, lambda m: m.get("id") == 2)
+            assert ok.get("type") == "call.ok", "call: %r" % ok
+            cid, vcred = ok["call"], ok["ice_servers"][0]
+            await cp.wait_for("incoming", call=cid)
+            r = await cp.request({"type": "accept", "call": cid})
+            assert r.get("type") == "accept.ok", "accept: %r" % r
+            pcred = r["ice_servers"][0]
+            await in_thread(sr.wait, lambda m: m.get("type") == "accepted")
+            # Fill the daemon's socket to victim until it takes no more.
+            prev, same = -1, 0
+            for _ in range(60):
+                await cp.send({"type": "sdp", "call": cid, "sdp": {"type": "offer", "sdp": PAD_SDP}})
+                await asyncio.sleep(0.1)
+                q = daemon_send_q(g, sr.port)
+                same = same + 1 if q == prev and q else 0
+                prev = q
+                if same >= 5:
+                    break
+            assert same >= 5, "the daemon's socket to %s never filled (Send-Q %r)" % (victim, prev)
+            await asyncio.sleep(max(0.0, 5.5 - (time.monotonic() - sr.last_sent)))
+            if trigger == "disable":
+                p = await in_thread(lambda: subprocess.run(
+                    [g.binary, "user", "disable", victim, "-c", g.config_path],
+                    capture_output=True, text=True, timeout=30))
+                assert p.returncode == 0, "user disable: %s%s" % (p.stdout, p.stderr)
+                await asyncio.sleep(1.5)   # users.db is read once a second
+            else:
+                sr.send({"type": "ping"})
+                await asyncio.sleep(3.5)
+                sr.send(*[{"type": "nonsense", "id": 10 + i} for i in range(5)])
+            th = threading.Thread(target=pinger, args=(sr,), daemon=True)
+            th.start()
+            h = await cp.wait_for("hangup", call=cid, timeout=10 * slow)
+            assert h.get("reason") == "disconnected", "%s got %r" % (peer, h)
+            deadline = time.monotonic() + 10 * slow
+            while daemon_send_q(g, sr.port) is not None:
+                assert time.monotonic() < deadline, \
+                    "the daemon still holds %s's connection open" % victim
+                await asyncio.sleep(0.2)
+            for who, cred in ((victim, vcred), (peer, pcred)):
+                t = tc.TurnClient(g.host, g.port, "udp", cred["username"], cred["credential"])
+                try:
+                    resp = await in_thread(t.allocate)
+                finally:
+                    t.close()
+                assert resp is not None and resp.code == 401, \
+                    "%s's credentials after the close: Allocate answered %r" % (who, resp)
+            await cp.ping()
+        finally:
+            stop.append(True)
+            if th is not None:
+                th.join(2)
+            sr.ws.close()
+            await cp.close()
+            if trigger == "disable":
+                subprocess.run([g.binary, "user", "enable", victim, "-c", g.config_path],
+                               capture_output=True, timeout=30)
+        # The audit trail: one logout, written when the close was asked for.
+        await asyncio.sleep(0.5)
+        events = []
+        with open(os.path.join(g.state_dir, "audit.jsonl"), "rb") as f:
+            for line in f.read().splitlines():
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    pass
+        sid = [e for e in events if e.get("event") == "login.success" and e.get("user") == victim][-1]["session"]
+        logouts = [i for i, e in enumerate(events) if e.get("event") == "logout" and e.get("session") == sid]
+        ended = [e for e in events if e.get("event") == "call.ended" and e.get("call") == cid]
+        assert len(logouts) == 1, "%d logouts audited for session %d" % (len(logouts), sid)
+        assert len(ended) == 1 and ended[0].get("reason") == "disconnected", "call.ended: %r" % ended
+        logout = events[logouts[0]]
+        if trigger == "disable":
+            changed = [i for i, e in enumerate(events) if e.get("event") == "user.changed"
+                       and e.get("user") == victim and e.get("reason") == "disabled"]
+            assert changed and logouts[0] < changed[0], \
+                "logout %r not audited when the sessions were closed (user.changed %r)" % (
+                    logout, [events[i] for i in changed])
+        else:
+            abuse = [e for e in events if e.get("event") == "session.abuse" and e.get("session") == sid]
+            assert len(abuse) == 1 and logout["ts_ms"] - abuse[0]["ts_ms"] < 1000, \
+                "logout %r long after the close for abuse %r" % (logout, abuse)
+        await serves(g)
+
+    with_log(g, lambda: run(body(), 120))
+
+
+def test_disabled_user_stuck_reader_loses_call():
+    forced_close_of_stuck_reader("hal", "kim", "disable")
+
+
+def test_striking_stuck_reader_loses_call():
+    forced_close_of_stuck_reader("quy", "ria", "strikes")
+
+
 # ------------------------------------------------- candidate filtering
 
 def relay_line(ip, port, raddr="0.0.0.0", rport=0, foundation="5", typ="relay", transport="udp"):
@@ -1203,6 +1553,65 @@ def test_trickle_candidates_filtered():
                     t.close()
             await ce.close()
             await cf.close()
+        await serves(g)
+    with_log(g, lambda: run(body()))
+
+
+def test_candidate_sdpmid_token():
+    """Review finding: candidate.sdpMid was forwarded verbatim, so a
+    participant could put SDP lines in front of the other side
+    ("0\\r\\nc=IN IP4 10.1.2.3"). Only an RFC 5888 identification-tag
+    (an SDP token, 1 to 32 characters) passes; anything else is
+    bad_request "bad sdpMid" and nothing is forwarded."""
+    g = shared()
+
+    async def body():
+        ci, cj, cid, is_, js = await setup_call(g, "ida", "jon")
+        ti = None
+        try:
+            ti = await in_thread(turn_alloc, g, is_)
+            ip, port = ti.relayed
+            cand = relay_line(ip, port)
+            for mid in ("0\r\nc=IN IP4 10.1.2.3\r\n", "0\n", "audio 0", "", "x" * 33,
+                        "a\"b", "v\u00e9deo"):
+                r = await ci.request({"type": "candidate", "call": cid,
+                                      "candidate": {"candidate": cand, "sdpMid": mid,
+                                                    "sdpMLineIndex": 0}})
+                assert r.get("type") == "error" and r.get("code") == "bad_request" and \
+                    r.get("message") == "bad sdpMid", "sdpMid %r answered %r" % (mid, r)
+                if mid == "audio 0":
+                    # three strikes so far: a new session for the rest
+                    break
+            await cj.expect_nothing(0.5, lambda m: m.get("type") == "candidate")
+            await ci.ping()
+            # Token characters pass, as they came.
+            for mid in ("0", "audio", "a!#$%&'*+-.^_`{|}~9"):
+                await ci.send({"type": "candidate", "call": cid,
+                               "candidate": {"candidate": cand, "sdpMid": mid, "sdpMLineIndex": 0}})
+                m = await cj.wait_for("candidate", call=cid, timeout=3)
+                assert m["candidate"].get("sdpMid") == mid, "sdpMid %r forwarded as %r" % (mid, m)
+        finally:
+            if ti is not None:
+                ti.close()
+            await ci.close()
+            await cj.close()
+        # The rest on a new session: each is a strike.
+        ci, cj, cid, is_, js = await setup_call(g, "ida", "jon")
+        ti = None
+        try:
+            ti = await in_thread(turn_alloc, g, is_)
+            cand = relay_line(*ti.relayed)
+            for mid in ("", "x" * 33, "a\"b", "v\u00e9deo"):
+                r = await ci.request({"type": "candidate", "call": cid,
+                                      "candidate": {"candidate": cand, "sdpMid": mid}})
+                assert r.get("message") == "bad sdpMid", "sdpMid %r answered %r" % (mid, r)
+            await cj.expect_nothing(0.5, lambda m: m.get("type") == "candidate")
+            await ci.ping()
+        finally:
+            if ti is not None:
+                ti.close()
+            await ci.close()
+            await cj.close()
         await serves(g)
     with_log(g, lambda: run(body()))
 
@@ -1575,6 +1984,7 @@ if __name__ == "__main__":
         test_login_failures_identical,
         test_login_missing_totp,
         test_login_failures_all_auth_failed,
+        test_login_control_characters,
         test_jwt_tokens,
         test_design_example_policy,
         test_call_forbidden,
@@ -1583,6 +1993,8 @@ if __name__ == "__main__":
         test_call_lifecycle_and_interference,
         test_callee_hangup_while_ringing,
         test_normal_refusals_not_strikes,
+        test_ringing_does_not_lock_out,
+        test_call_rate_limited,
         test_sdp_media_enforced,
         test_lockout_same_answer,
         test_origin_default,
@@ -1592,7 +2004,10 @@ if __name__ == "__main__":
         test_bad_requests,
         test_strikes_close_connection,
         test_flood,
+        test_disabled_user_stuck_reader_loses_call,
+        test_striking_stuck_reader_loses_call,
         test_trickle_candidates_filtered,
+        test_candidate_sdpmid_token,
         test_sdp_host_candidates_removed,
         test_sdp_odd_candidate_spellings,
         test_call_credentials_scope_and_revocation,
