@@ -6,6 +6,8 @@
  * of method, path pattern, least role and handler. */
 #include "gateway/admin.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +423,42 @@ static void h_users(struct act *x)
 	x->out = json_pack("{s:o}", "users", list);
 }
 
+/* The client's address, as the login worker tells sources apart; NULL
+ * when the adapter gave none it could read (all such share a source). */
+static const struct sockaddr *remote_addr(const char *remote, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (remote == NULL)
+		return NULL;
+	if (inet_pton(AF_INET, remote, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		return (const struct sockaddr *)ss;
+	}
+	if (inet_pton(AF_INET6, remote, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		return (const struct sockaddr *)ss;
+	}
+	return NULL;
+}
+
+/* The IP of a login's client, for the audit when its request is gone:
+ * written as the adapter writes it (no port). */
+static const char *remote_text(const struct sockaddr_storage *ss, char *buf, size_t cap)
+{
+	const void *a = NULL;
+
+	if (ss->ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)ss)->sin_addr;
+	else if (ss->ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	if (a == NULL || inet_ntop(ss->ss_family, a, buf, (socklen_t)cap) == NULL)
+		snprintf(buf, cap, "?");
+	return buf;
+}
+
 /* Sends password to the login worker to be hashed; the change c is made
  * when the hash comes back (admin_hash_done()). */
 static struct pending_change *free_change(struct admin *a)
@@ -437,7 +475,7 @@ static struct pending_change *free_change(struct admin *a)
  * up (the acting admin's TOTP code), so that a busy answer costs nothing. */
 static bool change_room(struct act *x)
 {
-	if (free_change(x->a) != NULL && login_worker_has_room(x->a->env.logins))
+	if (free_change(x->a) != NULL && login_worker_admin_has_room(x->a->env.logins))
 		return true;
 	fail(x, 503, "busy", "too many password changes in progress, try again");
 	return false;
@@ -446,8 +484,10 @@ static bool change_room(struct act *x)
 static void start_change(struct act *x, const struct pending_change *c, const char *password)
 {
 	struct pending_change *p = free_change(x->a);
+	struct sockaddr_storage from;
 
-	if (p == NULL || login_worker_submit_hash(x->a->env.logins, x->rq->id, password) != 0) {
+	if (p == NULL || login_worker_submit_hash(x->a->env.logins, x->rq->id,
+	    remote_addr(x->rq->remote, &from), password) != 0) {
 		fail(x, 503, "busy", "too many password changes in progress, try again");
 		return;
 	}
@@ -958,6 +998,7 @@ static bool start_login(struct act *x)
 	const char *user = jstr(body, "user"), *pw = jstr(body, "password");
 	const char *code = jstr(body, "totp");
 	struct pending_login *p = NULL;
+	struct sockaddr_storage from;
 	size_t i;
 
 	for (i = 0; i < MAX_PENDING && p == NULL; i++)
@@ -977,8 +1018,10 @@ static bool start_login(struct act *x)
 		fail(x, 401, "unauthorized", "authentication failed");
 		audit(x, "admin.login", "failed", json_pack("{s:o, s:s}", "user",
 		    who != NULL ? who : json_string(""), "reason", "not a valid user name"));
-	} else if (p == NULL || login_worker_submit_admin(a->env.logins, x->rq->id, user, pw,
-	    code, x->now_ms / 1000) != 0) {
+	} else if (p == NULL || login_worker_submit_admin(a->env.logins, x->rq->id,
+	    remote_addr(x->rq->remote, &from), user, pw, code, x->now_ms / 1000) != 0) {
+		/* The worker's admin room is full, or this address already has
+		 * its share of logins being checked. */
 		fail(x, 503, "busy", "too many logins in progress, try again");
 	} else {
 		p->request = x->rq->id;
@@ -1105,34 +1148,55 @@ void admin_login_done(struct admin *a, const struct login_result *r, uint64_t no
 {
 	struct admin_request rq;
 	struct pending_login *p = NULL;
-	struct token *t = NULL;
+	struct token *t = NULL, gone;
 	struct act x;
 	enum admin_role role;
-	char text[TOKEN_TEXT + 1];
+	char text[TOKEN_TEXT + 1], ip[INET6_ADDRSTRLEN];
+	const char *remote;
 	size_t i;
 
 	for (i = 0; i < MAX_PENDING && p == NULL; i++)
 		if (a->pending[i].request == r->session && r->session != 0)
 			p = &a->pending[i];
-	if (p == NULL)
-		return;
-	deferred_act(&x, a, &rq, p->remote, now_ms);
+	/* Without p the request is gone (its connection closed while the
+	 * check ran): nobody hears the answer, but the check was made, and a
+	 * failure counted toward the user's lockout, so it is audited and
+	 * fed to the detectors all the same, from what the job carried. */
+	remote = p != NULL ? p->remote : remote_text(&r->from, ip, sizeof(ip));
+	deferred_act(&x, a, &rq, remote, now_ms);
 	role = r->rc == IDENTITY_OK ? role_of(&r->who) : ADMIN_ROLE_NONE;
+	if (role != ADMIN_ROLE_NONE && p == NULL) {
+		/* No token for nobody: it would only push a live one out. */
+		memset(&gone, 0, sizeof(gone));
+		snprintf(gone.user, sizeof(gone.user), "%s", r->who.name);
+		gone.role = role;
+		x.tok = &gone;
+		audit(&x, "admin.login", "success", json_pack("{s:b}", "unanswered", 1));
+		return;
+	}
 	if (role != ADMIN_ROLE_NONE)
 		t = token_new(a, r->who.name, role, r->cred_tag, now_ms, text);
 	if (t == NULL) {
+		json_t *more = json_pack("{s:s, s:s}", "user", r->user,
+		    "reason", r->rc != IDENTITY_OK ? r->why : "no admin role");
+
+		if (p == NULL)
+			json_object_set_new(more, "unanswered", json_true());
 		/* The same answer for every reason, including "not an admin". */
 		fail(&x, 401, "unauthorized", "authentication failed");
-		audit(&x, "admin.login", "failed", json_pack("{s:s, s:s}", "user", p->user,
-		    "reason", r->rc != IDENTITY_OK ? r->why : "no admin role"));
+		audit(&x, "admin.login", "failed", more);
 		if (a->env.login_failed != NULL)
-			a->env.login_failed(a->env.ctx, p->user, p->remote);
+			a->env.login_failed(a->env.ctx, r->user, remote);
 	} else {
 		x.tok = t;
 		x.out = json_pack("{s:s, s:s, s:s, s:i}", "token", text, "role", role_name(role),
 		    "user", r->who.name, "expires_in", (int)a->env.token_ttl_s);
 		audit(&x, "admin.login", "success", NULL);
 		OPENSSL_cleanse(text, sizeof(text));
+	}
+	if (p == NULL) {
+		json_decref(x.out);
+		return;
 	}
 	deferred_reply(&x, p->request);
 	memset(p, 0, sizeof(*p));
@@ -1204,6 +1268,13 @@ void admin_request_gone(struct admin *a, uint64_t request)
 	size_t i;
 
 	for (i = 0; i < MAX_PENDING; i++) {
+		if (a->pending[i].request != request && a->changes[i].request != request)
+			continue;
+		/* Still queued: dropped before it costs anything (and then it
+		 * is no attempt). Already checked or being checked: its result
+		 * carries what the audit needs (admin_login_done()), or, for a
+		 * hash, finds no change to make (admin_hash_done()). */
+		(void)login_worker_cancel(a->env.logins, true, request);
 		if (a->pending[i].request == request)
 			memset(&a->pending[i], 0, sizeof(a->pending[i]));
 		if (a->changes[i].request == request)

@@ -227,23 +227,38 @@ static void hub_close(void *ctx, uint64_t session, const char *why)
 	ws_server_close(((struct daemon *)ctx)->ws, session, why);
 }
 
-static int hub_login(void *ctx, uint64_t session, const char *user,
-    const char *password, const char *totp, const char *token, uint64_t now_s)
+static int hub_login(void *ctx, uint64_t session, const struct sockaddr *from,
+    const char *user, const char *password, const char *totp, const char *token,
+    uint64_t now_s)
 {
-	return login_worker_submit(((struct daemon *)ctx)->logins, session, user,
-	    password, totp, token, now_s);
+	return login_worker_submit(((struct daemon *)ctx)->logins, session, from, user,
+	    password, totp, token, now_s) == 0 ? 0 : -1;
+}
+
+static void hub_login_cancel(void *ctx, uint64_t session)
+{
+	(void)login_worker_cancel(((struct daemon *)ctx)->logins, false, session);
 }
 
 static void login_done(void *ctx, const struct login_result *r)
 {
 	struct daemon *d = ctx;
+	struct hub_login_result hr;
 
-	if (r->hash)
+	if (r->hash) {
 		admin_hash_done(d->admin, r, relay_io_now_ms());
-	else if (r->admin)
+	} else if (r->admin) {
 		admin_login_done(d->admin, r, relay_io_now_ms());
-	else
-		hub_login_done(d->hub, r->session, r->rc, &r->who, r->why, relay_io_now_ms());
+	} else {
+		memset(&hr, 0, sizeof(hr));
+		hr.session = r->session;
+		hr.rc = r->rc;
+		hr.who = &r->who;
+		hr.why = r->why;
+		hr.from = (const struct sockaddr *)&r->from;
+		hr.user = r->user;
+		hub_login_done(d->hub, &hr, relay_io_now_ms());
+	}
 }
 
 static void on_logins_ready(void *arg)
@@ -999,6 +1014,7 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 	ho.send = hub_send;
 	ho.send_update = hub_send_update;
 	ho.login = hub_login;
+	ho.login_cancel = hub_login_cancel;
 	ho.close = hub_close;
 	ho.mint = hub_mint;
 	ho.relay_of = hub_relay_of;
@@ -1166,6 +1182,14 @@ static void shutdown_all(struct daemon *d)
 	 * the TURN server then closes its relays through the I/O layer. The
 	 * relay thread stops before either. */
 	relay_thread_stop(d->relay);
+	/* A login being checked is finished and accounted for like any
+	 * other (answered, audited); what is still queued never ran and is
+	 * dropped with the sessions. */
+	if (d->logins != NULL) {
+		login_worker_stop(d->logins);
+		if (d->hub != NULL && d->admin != NULL)
+			login_worker_drain(d->logins, login_done, d);
+	}
 	loop_free(d->loop);
 	login_worker_free(d->logins);
 	audit_reader_free(d->audit_reader);

@@ -205,13 +205,17 @@ static void hub_metrics_and_alerts(struct events *ev, const struct hub_event *e)
 	in.source = ip_text(e->source, ip, sizeof(ip));
 	in.call = e->call;
 	switch (e->kind) {
+	/* A login whose client had gone counts like any other; it only has
+	 * no time to an answer. */
 	case HUB_EV_LOGIN_OK:
 		metrics_inc(ev->metrics, M_LOGINS_SUCCESS, 1);
-		metrics_observe(ev->metrics, M_LOGIN_SECONDS, (double)e->setup_ms / 1000.0);
+		if (!e->unanswered)
+			metrics_observe(ev->metrics, M_LOGIN_SECONDS, (double)e->setup_ms / 1000.0);
 		break;
 	case HUB_EV_LOGIN_FAILED:
 		metrics_inc(ev->metrics, M_LOGINS_FAILURE, 1);
-		metrics_observe(ev->metrics, M_LOGIN_SECONDS, (double)e->setup_ms / 1000.0);
+		if (!e->unanswered)
+			metrics_observe(ev->metrics, M_LOGIN_SECONDS, (double)e->setup_ms / 1000.0);
 		in.kind = ALERT_IN_LOGIN_FAILED;
 		feed(ev, &in, now);
 		break;
@@ -255,6 +259,8 @@ void events_hub(struct events *ev, const struct hub_event *e)
 	put(f, "peer", e->peer);
 	put(f, "rule", e->rule);
 	put(f, "reason", e->reason);
+	if (e->unanswered)
+		json_object_set_new(f, "unanswered", json_true());
 	esc(u, sizeof(u), e->user);
 	esc(p, sizeof(p), e->peer);
 	esc(r, sizeof(r), e->reason);
@@ -262,15 +268,17 @@ void events_hub(struct events *ev, const struct hub_event *e)
 	case HUB_EV_LOGIN_OK:
 		name = "login.success";
 		json_object_set_new(f, "mfa", json_boolean(e->mfa));
-		log_info("signaling: login.ok: session %llu: user %s%s",
-		    (unsigned long long)e->session, u, e->mfa ? " (mfa)" : "");
+		log_info("signaling: login.ok: session %llu: user %s%s%s",
+		    (unsigned long long)e->session, u, e->mfa ? " (mfa)" : "",
+		    e->unanswered ? " (unanswered: the connection had closed)" : "");
 		break;
 	case HUB_EV_LOGIN_FAILED:
 		outcome = "failure";
 		name = e->reason != NULL && strcmp(e->reason, "locked") == 0 ? "lockout" :
 		    mfa_reason(e->reason) ? "mfa.failure" : "login.failure";
-		log_info("signaling: login.failed: session %llu: user \"%s\": %s",
-		    (unsigned long long)e->session, u, r);
+		log_info("signaling: login.failed: session %llu: user \"%s\": %s%s",
+		    (unsigned long long)e->session, u, r,
+		    e->unanswered ? " (unanswered: the connection had closed)" : "");
 		break;
 	case HUB_EV_LOGOUT:
 		name = "logout";

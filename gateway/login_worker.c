@@ -1,11 +1,15 @@
-/* The login worker (see login_worker.h): a bounded job queue and a done
- * queue under one mutex, a condition variable to wake the worker and an
- * eventfd to wake the loop. */
+/* The login worker (see login_worker.h): the job queue (login_queue.c,
+ * which decides what runs next) and a done list under one mutex, a
+ * condition variable to wake the worker and an eventfd to wake the loop.
+ * A job counts against its source and class from its submission until
+ * the loop has drained its result. */
 #include "gateway/login_worker.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +24,9 @@
 #define WORKER_NICE 10
 
 struct job {
-	struct job *next;
-	bool admin, hash;
-	uint64_t session;
+	struct login_queue_item qi;   /* cls, id (the session or request), limited */
+	struct job *next;             /* on the done list */
+	bool hash;
 	uint64_t now_s;
 	char *user, *password, *totp, *token; /* owned, wiped on free */
 	struct login_result result;
@@ -33,9 +37,8 @@ struct login_worker {
 	bool started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct job *todo_head, *todo_tail;
+	struct login_queue *queue;
 	struct job *done_head, *done_tail;
-	size_t queued;
 	bool stop;
 	int efd;
 	struct userdb *users;      /* the worker's own connection */
@@ -102,19 +105,21 @@ static void run_admin(struct login_worker *w, struct job *j, struct login_result
 	OPENSSL_cleanse(&e, sizeof(e));
 }
 
+static struct job *job_of(struct login_queue_item *it)
+{
+	return (struct job *)((char *)it - offsetof(struct job, qi));
+}
+
 static void run_job(struct login_worker *w, struct job *j)
 {
 	struct login_result *r = &j->result;
 
-	r->session = j->session;
-	r->admin = j->admin;
-	r->hash = j->hash;
 	r->why = "bad request";
 	if (j->hash) {
 		r->rc = password_hash(j->password, r->pw_hash, sizeof(r->pw_hash)) == PASSWORD_OK ?
 		    IDENTITY_OK : IDENTITY_FAILED;
 		r->why = "password hashing failed";
-	} else if (j->admin)
+	} else if (j->qi.cls == LOGIN_CLASS_ADMIN)
 		run_admin(w, j, r);
 	else if (j->token != NULL)
 		r->rc = identity_login_token(w->identity, j->token, strlen(j->token),
@@ -127,6 +132,7 @@ static void run_job(struct login_worker *w, struct job *j)
 static void *worker_main(void *arg)
 {
 	struct login_worker *w = arg;
+	struct login_queue_item *it;
 	struct job *j;
 	uint64_t one = 1;
 
@@ -139,14 +145,15 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->stop && w->todo_head == NULL)
+		it = NULL;
+		while (!w->stop && (it = login_queue_pop(w->queue)) == NULL)
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (w->stop)
+		if (it == NULL)
 			break;
-		j = w->todo_head;
-		w->todo_head = j->next;
-		if (w->todo_head == NULL)
-			w->todo_tail = NULL;
+		/* Popped, it can no longer be cancelled: from here on it runs,
+		 * and its result is drained, answered if the client is still
+		 * there, and audited either way. */
+		j = job_of(it);
 		pthread_mutex_unlock(&w->mu);
 		run_job(w, j);
 		/* The secrets are not needed once checked. */
@@ -185,6 +192,10 @@ struct login_worker *login_worker_new(const struct config *cfg, char *err, size_
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
+	if ((w->queue = login_queue_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	for (i = 0; i < cfg->identity.nbackends; i++)
 		local |= cfg->identity.backends[i].type == CONFIG_BACKEND_LOCAL;
 	if (local && (w->users = userdb_open(cfg->state_dir, err, errlen)) == NULL)
@@ -203,28 +214,34 @@ fail:
 	return NULL;
 }
 
+void login_worker_stop(struct login_worker *w)
+{
+	if (w == NULL || !w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	w->started = false;
+}
+
 void login_worker_free(struct login_worker *w)
 {
+	struct login_queue_item *it;
 	struct job *j, *next;
 
 	if (w == NULL)
 		return;
-	if (w->started) {
-		pthread_mutex_lock(&w->mu);
-		w->stop = true;
-		pthread_cond_signal(&w->cv);
-		pthread_mutex_unlock(&w->mu);
-		pthread_join(w->thread, NULL);
-	}
-	for (j = w->todo_head; j != NULL; j = next) {
-		next = j->next;
-		job_free(j);
-	}
+	login_worker_stop(w);
+	while (w->queue != NULL && (it = login_queue_pop(w->queue)) != NULL)
+		job_free(job_of(it));
 	for (j = w->done_head; j != NULL; j = next) {
 		next = j->next;
 		OPENSSL_cleanse(&j->result, sizeof(j->result));
 		job_free(j);
 	}
+	login_queue_free(w->queue);
 	identity_free(w->identity);
 	userdb_close(w->users);
 	if (w->efd >= 0)
@@ -234,19 +251,21 @@ void login_worker_free(struct login_worker *w)
 	free(w);
 }
 
-static int submit(struct login_worker *w, bool admin, bool hash, uint64_t session,
-    const char *user, const char *password, const char *totp, const char *token,
-    uint64_t now_s)
+static int submit(struct login_worker *w, enum login_class cls, bool hash, uint64_t id,
+    const struct sockaddr *from, const char *user, const char *password, const char *totp,
+    const char *token, uint64_t now_s)
 {
 	struct job *j;
-	int rc = -1;
+	int rc;
 
 	j = calloc(1, sizeof(*j));
 	if (j == NULL)
-		return -1;
-	j->admin = admin;
+		return LOGIN_QUEUE_FULL;
+	j->qi.cls = cls;
+	j->qi.id = id;
+	/* What costs the worker its time: argon2id. */
+	j->qi.limited = !hash && token == NULL;
 	j->hash = hash;
-	j->session = session;
 	j->now_s = now_s;
 	j->user = dup_secret(user);
 	j->password = dup_secret(password);
@@ -255,50 +274,68 @@ static int submit(struct login_worker *w, bool admin, bool hash, uint64_t sessio
 	if ((user != NULL && j->user == NULL) || (password != NULL && j->password == NULL) ||
 	    (totp != NULL && j->totp == NULL) || (token != NULL && j->token == NULL)) {
 		job_free(j);
-		return -1;
+		return LOGIN_QUEUE_FULL;
 	}
+	j->result.session = id;
+	j->result.admin = cls == LOGIN_CLASS_ADMIN && !hash;
+	j->result.hash = hash;
+	if (from != NULL && (from->sa_family == AF_INET || from->sa_family == AF_INET6))
+		memcpy(&j->result.from, from, from->sa_family == AF_INET ?
+		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+	snprintf(j->result.user, sizeof(j->result.user), "%s", user != NULL ? user : "");
 	pthread_mutex_lock(&w->mu);
-	if (w->queued < LOGIN_QUEUE_MAX) {
-		if (w->todo_tail != NULL)
-			w->todo_tail->next = j;
-		else
-			w->todo_head = j;
-		w->todo_tail = j;
-		w->queued++;
+	rc = login_queue_push(w->queue, &j->qi, from);
+	if (rc == LOGIN_QUEUE_OK)
 		pthread_cond_signal(&w->cv);
-		rc = 0;
-	}
 	pthread_mutex_unlock(&w->mu);
-	if (rc != 0)
+	if (rc != LOGIN_QUEUE_OK)
 		job_free(j);
 	return rc;
 }
 
-int login_worker_submit(struct login_worker *w, uint64_t session, const char *user,
-    const char *password, const char *totp, const char *token, uint64_t now_s)
+int login_worker_submit(struct login_worker *w, uint64_t session, const struct sockaddr *from,
+    const char *user, const char *password, const char *totp, const char *token,
+    uint64_t now_s)
 {
-	return submit(w, false, false, session, user, password, totp, token, now_s);
+	return submit(w, LOGIN_CLASS_SIGNALING, false, session, from, user, password, totp,
+	    token, now_s);
 }
 
-int login_worker_submit_admin(struct login_worker *w, uint64_t request, const char *user,
-    const char *password, const char *totp, uint64_t now_s)
+int login_worker_submit_admin(struct login_worker *w, uint64_t request,
+    const struct sockaddr *from, const char *user, const char *password, const char *totp,
+    uint64_t now_s)
 {
-	return submit(w, true, false, request, user, password, totp, NULL, now_s);
+	return submit(w, LOGIN_CLASS_ADMIN, false, request, from, user, password, totp, NULL,
+	    now_s);
 }
 
-bool login_worker_has_room(struct login_worker *w)
+int login_worker_submit_hash(struct login_worker *w, uint64_t request,
+    const struct sockaddr *from, const char *password)
+{
+	return submit(w, LOGIN_CLASS_ADMIN, true, request, from, NULL, password, NULL, NULL, 0);
+}
+
+bool login_worker_cancel(struct login_worker *w, bool admin, uint64_t id)
+{
+	struct login_queue_item *it;
+
+	pthread_mutex_lock(&w->mu);
+	it = login_queue_cancel(w->queue, admin ? LOGIN_CLASS_ADMIN : LOGIN_CLASS_SIGNALING, id);
+	pthread_mutex_unlock(&w->mu);
+	if (it == NULL)
+		return false;
+	job_free(job_of(it));
+	return true;
+}
+
+bool login_worker_admin_has_room(struct login_worker *w)
 {
 	bool room;
 
 	pthread_mutex_lock(&w->mu);
-	room = w->queued < LOGIN_QUEUE_MAX;
+	room = login_queue_has_room(w->queue, LOGIN_CLASS_ADMIN);
 	pthread_mutex_unlock(&w->mu);
 	return room;
-}
-
-int login_worker_submit_hash(struct login_worker *w, uint64_t request, const char *password)
-{
-	return submit(w, false, true, request, NULL, password, NULL, NULL, 0);
 }
 
 int login_worker_fd(const struct login_worker *w)
@@ -317,7 +354,7 @@ void login_worker_drain(struct login_worker *w,
 	list = w->done_head;
 	w->done_head = w->done_tail = NULL;
 	for (j = list; j != NULL; j = j->next)
-		w->queued--;
+		login_queue_release(w->queue, &j->qi);
 	pthread_mutex_unlock(&w->mu);
 	for (j = list; j != NULL; j = next) {
 		next = j->next;

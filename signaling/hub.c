@@ -636,11 +636,12 @@ static void on_login(struct msg_ctx *m)
 		login_refused(m, too_long, false);
 		return;
 	}
-	/* A full queue is the server's state, not the client's attempt: it
-	 * neither counts nor strikes, and the client may try again. */
-	if (h->ops.login(h->ops.ctx, m->s->id, by_token ? NULL : user,
-	    by_token ? NULL : password, by_token ? NULL : totp, token,
-	    m->now_ms / 1000) != 0) {
+	/* A busy checker (its queue full, or this address's share of
+	 * checks in flight) checked nothing: no attempt, no strike, and the
+	 * client may try again once an answer has come. */
+	if (h->ops.login(h->ops.ctx, m->s->id, (const struct sockaddr *)&m->s->from,
+	    by_token ? NULL : user, by_token ? NULL : password, by_token ? NULL : totp,
+	    token, m->now_ms / 1000) != 0) {
 		login_refused(m, "server busy, try again", false);
 		return;
 	}
@@ -651,16 +652,46 @@ static void on_login(struct msg_ctx *m)
 	snprintf(m->s->login_user, sizeof(m->s->login_user), "%s", by_token ? "" : user);
 }
 
-static void login_done(struct hub *h, uint64_t session, int rc,
-    const struct identity_user *who, const char *why, uint64_t now_ms)
+/* A login checked after its session closed. Nobody hears the answer,
+ * but the check was made: a guess that went unread is still a guess,
+ * and the detectors must see it. */
+static void login_unanswered(struct hub *h, const struct hub_login_result *r)
 {
-	struct session *s = session_find(h, session);
+	struct hub_event e = { .session = r->session, .source = r->from, .unanswered = true };
+
+	if (r->rc == IDENTITY_OK) {
+		e.kind = HUB_EV_LOGIN_OK;
+		e.user = r->who->name;
+		e.mfa = r->who->mfa;
+	} else {
+		e.kind = HUB_EV_LOGIN_FAILED;
+		e.user = r->user != NULL ? r->user : "";
+		e.reason = r->why;
+	}
+	emit(h, &e);
+}
+
+static void login_done(struct hub *h, const struct hub_login_result *r, uint64_t now_ms)
+{
+	struct session *s = session_find(h, r->session);
 	struct user_entry *u = NULL;
+	const struct identity_user *who = r->who;
+	uint64_t session = r->session;
+	int rc = r->rc;
+	const char *why = r->why;
 	json_t *msg;
 
-	if (s == NULL || !s->login_pending || s->closing)
-		return;
 	h->now_ms = now_ms;
+	/* A closing session is let go of as the hub call ends: nobody
+	 * hears this answer either. */
+	if (s == NULL || (s->closing && s->login_pending)) {
+		if (s != NULL)
+			s->login_pending = false;
+		login_unanswered(h, r);
+		return;
+	}
+	if (!s->login_pending)
+		return;
 	s->login_pending = false;
 	if (rc == IDENTITY_OK)
 		u = user_find(h, who->name, true);
@@ -692,11 +723,10 @@ static void login_done(struct hub *h, uint64_t session, int rc,
 	send_json(h, session, msg);
 }
 
-void hub_login_done(struct hub *h, uint64_t session, int rc,
-    const struct identity_user *who, const char *why, uint64_t now_ms)
+void hub_login_done(struct hub *h, const struct hub_login_result *r, uint64_t now_ms)
 {
 	hub_enter(h);
-	login_done(h, session, rc, who, why, now_ms);
+	login_done(h, r, now_ms);
 	hub_leave(h);
 }
 
@@ -1424,6 +1454,10 @@ static void session_forget(struct hub *h, struct session *s)
 		;
 	if (*up == s)
 		*up = s->next_closing;
+	/* A login still waiting for its check is dropped; one being checked
+	 * comes back through hub_login_done() without its session. */
+	if (s->login_pending && h->ops.login_cancel != NULL)
+		h->ops.login_cancel(h->ops.ctx, s->id);
 	if (s->authed && (u = user_find(h, s->who.name, false)) != NULL) {
 		for (up = &u->sessions; *up != NULL && *up != s; up = &(*up)->next_user)
 			;

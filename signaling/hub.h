@@ -65,6 +65,8 @@ struct hub_event {
 	bool allowed;
 	bool record;              /* HUB_EV_CALL_DECIDED: the allowing rule asks for it */
 	bool mfa;
+	bool unanswered;          /* HUB_EV_LOGIN_*: the session had closed
+	                           * before the check ended; nobody got the answer */
 	unsigned count;
 	uint64_t duration_ms;     /* accepted to ended; 0 if never accepted */
 	uint64_t setup_ms;        /* call to accepted (HUB_EV_CALL_ACCEPTED), login
@@ -85,11 +87,19 @@ struct hub_ops {
 	 * after this call. */
 	void (*close)(void *ctx, uint64_t session, const char *why);
 	/* Starts checking a login away from the loop (argon2id is slow on
-	 * purpose); the answer comes back through hub_login_done(). token is
-	 * NULL for a password login, totp may be NULL. 0, or -1 when too many
-	 * logins are waiting. */
-	int (*login)(void *ctx, uint64_t session, const char *user, const char *password,
-	    const char *totp, const char *token, uint64_t now_s);
+	 * purpose); the answer comes back through hub_login_done(), with
+	 * from and user as given here. from is the session's address. token
+	 * is NULL for a password login, totp may be NULL. 0, or -1 when the
+	 * checker is busy: too many logins waiting, or too many from this
+	 * client's address. */
+	int (*login)(void *ctx, uint64_t session, const struct sockaddr *from,
+	    const char *user, const char *password, const char *totp, const char *token,
+	    uint64_t now_s);
+	/* Optional: the session of a login being checked has closed. A check
+	 * that has not started should be dropped: it has done nothing, and
+	 * then it is neither audited nor counted. One that has started still
+	 * comes back through hub_login_done(). */
+	void (*login_cancel)(void *ctx, uint64_t session);
 	/* Mints TURN credentials for user in call, valid until expires_s.
 	 * 0, or -1. */
 	int (*mint)(void *ctx, const char *user, const char *call, uint64_t expires_s,
@@ -150,10 +160,22 @@ void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms);
  * inside an ops callback: the session is then let go of when the hub's
  * entry point returns. */
 void hub_session_closing(struct hub *h, uint64_t session, uint64_t now_ms);
-/* The outcome of a login started through ops->login; who and why are
- * borrowed. A session that closed meanwhile is ignored. */
-void hub_login_done(struct hub *h, uint64_t session, int rc,
-    const struct identity_user *who, const char *why, uint64_t now_ms);
+/* The outcome of a login started through ops->login. Every pointer is
+ * borrowed for the call. */
+struct hub_login_result {
+	uint64_t session;
+	int rc;                          /* enum identity_rc */
+	const struct identity_user *who; /* when rc == IDENTITY_OK */
+	const char *why;                 /* otherwise: for the audit and logs */
+	/* What ops->login was given, carried with the check: */
+	const struct sockaddr *from;
+	const char *user;                /* the name claimed; "" or NULL for a token */
+};
+/* Answers the session, or, when it closed meanwhile, accounts for the
+ * login all the same: the check was made (a failure counted toward the
+ * user's lockout), so it is an event like any other (unanswered set),
+ * for the audit, the metrics and the detectors. */
+void hub_login_done(struct hub *h, const struct hub_login_result *r, uint64_t now_ms);
 /* Ringing timeouts, and the user entries that only a call bucket kept.
  * Call about once a second. */
 void hub_tick(struct hub *h, uint64_t now_ms);

@@ -124,6 +124,8 @@ struct fz {
 	uint64_t login_sid;
 	struct identity_user login_who;
 	int login_rc;
+	struct sockaddr_storage login_from; /* what ops.login was given, handed back */
+	char login_user[IDENTITY_NAME_MAX];
 	/* Sessions the hub closed, to tell it they are gone. */
 	uint64_t closing[8];
 	size_t nclosing;
@@ -271,17 +273,22 @@ static void who_set(struct identity_user *who, const char *name, const char *gro
 	who->expires_s = expires_s;
 }
 
-static int f_login(void *ctx, uint64_t session, const char *user, const char *password,
-    const char *totp, const char *token, uint64_t now_s)
+static int f_login(void *ctx, uint64_t session, const struct sockaddr *from,
+    const char *user, const char *password, const char *totp, const char *token,
+    uint64_t now_s)
 {
 	(void)ctx;
 	(void)totp;
 	FUZZ_CHECK(state_of(session) != NULL);
 	FUZZ_CHECK((token == NULL) != (user == NULL && password == NULL));
+	FUZZ_CHECK(from != NULL && from->sa_family == AF_INET);
 	if (F.login_pending)
 		return -1; /* "too many logins waiting" */
 	F.login_pending = true;
 	F.login_sid = session;
+	memset(&F.login_from, 0, sizeof(F.login_from));
+	memcpy(&F.login_from, from, sizeof(struct sockaddr_in));
+	snprintf(F.login_user, sizeof(F.login_user), "%s", user != NULL ? user : "");
 	F.login_rc = IDENTITY_FAILED;
 	if (token != NULL) {
 		if (strcmp(token, "tok:alice") == 0) {
@@ -303,6 +310,14 @@ static int f_login(void *ctx, uint64_t session, const char *user, const char *pa
 		}
 	}
 	return 0;
+}
+
+/* A session closed with its login pending: the check counts as started,
+ * so its answer still comes (to a session that is gone). */
+static void f_login_cancel(void *ctx, uint64_t session)
+{
+	(void)ctx;
+	FUZZ_CHECK(F.login_pending && F.login_sid == session);
 }
 
 static int f_mint(void *ctx, const char *user, const char *call, uint64_t expires_s,
@@ -397,9 +412,13 @@ static void settle(void)
 
 	for (rounds = 0; rounds < MAX_ACTIONS; rounds++) {
 		if (F.login_pending) {
+			struct hub_login_result r = { .session = F.login_sid, .rc = F.login_rc,
+			    .who = &F.login_who,
+			    .why = F.login_rc == IDENTITY_OK ? NULL : "unknown user",
+			    .from = (const struct sockaddr *)&F.login_from, .user = F.login_user };
+
 			F.login_pending = false;
-			hub_login_done(F.h, F.login_sid, F.login_rc, &F.login_who,
-			    F.login_rc == IDENTITY_OK ? NULL : "unknown user", F.now);
+			hub_login_done(F.h, &r, F.now);
 			continue;
 		}
 		if (F.nclosing > 0) {
@@ -533,6 +552,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ops.send = f_send;
 	ops.close = f_close;
 	ops.login = f_login;
+	ops.login_cancel = f_login_cancel;
 	ops.mint = f_mint;
 	ops.relay_of = f_relay_of;
 	ops.call_ended = f_call_ended;

@@ -397,17 +397,24 @@ class RawWebSocket:
     ws = RawWebSocket("127.0.0.1", port); ws.send_texts([...]) (one
     sendall); frames, how = ws.read_until_closed(timeout) where frames is
     a list of (opcode, payload bytes) and how is "close-frame", "eof",
-    "reset" or "timeout". rcvbuf=N makes a slow reader."""
+    "reset" or "timeout". rcvbuf=N makes a slow reader; source="127.0.0.2"
+    speaks from that loopback address (another client IP for the daemon).
+    An upgrade that is refused raises ConnectionError."""
 
-    def __init__(self, host, port, path="/ws", origin=None, timeout=5.0, rcvbuf=None):
+    def __init__(self, host, port, path="/ws", origin=None, timeout=5.0, rcvbuf=None,
+                 source=None):
         if rcvbuf is None:
-            self.sock = socket.create_connection((host, port), timeout=timeout)
+            self.sock = socket.create_connection(
+                (host, port), timeout=timeout,
+                source_address=(source, 0) if source else None)
         else:
             # A small receive buffer, set before the connection so that
             # the window stays small: a reader that does not keep up.
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             self.sock.settimeout(timeout)
+            if source:
+                self.sock.bind((source, 0))
             self.sock.connect((host, port))
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
@@ -420,11 +427,13 @@ class RawWebSocket:
         while b"\r\n\r\n" not in buf:
             chunk = self.sock.recv(4096)
             if not chunk:
+                self.sock.close()
                 raise ConnectionError("closed during the upgrade: %r" % buf)
             buf += chunk
         head, self.buf = buf.split(b"\r\n\r\n", 1)
         status = head.split(b"\r\n")[0]
         if b" 101 " not in status + b" ":
+            self.sock.close()
             raise ConnectionError("upgrade refused: %r" % status)
 
     @staticmethod

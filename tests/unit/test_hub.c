@@ -120,7 +120,10 @@ struct fake {
 	int login_rc;
 	unsigned nlogins;
 	uint64_t login_session, login_now_s;
+	struct sockaddr_storage login_from;
 	bool has_user, has_password, has_totp, has_token;
+	unsigned ncancels;
+	uint64_t cancel_session;
 	char user[128], password[128], totp[64], token[256];
 
 	/* mint */
@@ -144,6 +147,8 @@ struct fake {
 	enum hub_event_kind last_event;
 	char last_medium[32], last_reason[64], last_user[IDENTITY_NAME_MAX];
 	char last_call[64], last_peer[IDENTITY_NAME_MAX];
+	char last_source[64];
+	bool last_unanswered;
 	uint64_t next_sid;
 };
 
@@ -256,18 +261,40 @@ static void opt_copy(bool *has, char *dst, size_t cap, const char *src)
 	snprintf(dst, cap, "%s", src != NULL ? src : "");
 }
 
-static int f_login(void *ctx, uint64_t session, const char *user, const char *password,
-    const char *totp, const char *token, uint64_t now_s)
+static int f_login(void *ctx, uint64_t session, const struct sockaddr *from,
+    const char *user, const char *password, const char *totp, const char *token,
+    uint64_t now_s)
 {
 	(void)ctx;
 	F.nlogins++;
 	F.login_session = session;
 	F.login_now_s = now_s;
+	memset(&F.login_from, 0, sizeof(F.login_from));
+	if (from != NULL && from->sa_family == AF_INET)
+		memcpy(&F.login_from, from, sizeof(struct sockaddr_in));
 	opt_copy(&F.has_user, F.user, sizeof(F.user), user);
 	opt_copy(&F.has_password, F.password, sizeof(F.password), password);
 	opt_copy(&F.has_totp, F.totp, sizeof(F.totp), totp);
 	opt_copy(&F.has_token, F.token, sizeof(F.token), token);
 	return F.login_rc;
+}
+
+static void f_login_cancel(void *ctx, uint64_t session)
+{
+	(void)ctx;
+	F.ncancels++;
+	F.cancel_session = session;
+}
+
+/* The checker hands back the last login asked for, with what the hub
+ * gave it (the fake's record of it). */
+static void answer(uint64_t sid, int rc, const struct identity_user *who, const char *why)
+{
+	struct hub_login_result r = { .session = sid, .rc = rc, .who = who, .why = why,
+	    .from = (const struct sockaddr *)&F.login_from,
+	    .user = F.has_user ? F.user : "" };
+
+	hub_login_done(F.h, &r, F.now);
 }
 
 static int f_mint(void *ctx, const char *user, const char *call, uint64_t expires_s,
@@ -336,6 +363,11 @@ static void f_event(void *ctx, const struct hub_event *e)
 	snprintf(F.last_user, sizeof(F.last_user), "%s", e->user ? e->user : "");
 	snprintf(F.last_call, sizeof(F.last_call), "%s", e->call ? e->call : "");
 	snprintf(F.last_peer, sizeof(F.last_peer), "%s", e->peer ? e->peer : "");
+	F.last_unanswered = e->unanswered;
+	F.last_source[0] = '\0';
+	if (e->source != NULL && e->source->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)e->source)->sin_addr,
+		    F.last_source, sizeof(F.last_source));
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (fields[i] != NULL && has_secret(fields[i], strlen(fields[i])))
 			F.leaks++;
@@ -507,6 +539,7 @@ static void setup(void)
 	ops.yield = f_yield;
 	ops.close = f_close;
 	ops.login = f_login;
+	ops.login_cancel = f_login_cancel;
 	ops.mint = f_mint;
 	ops.relay_of = f_relay_of;
 	ops.call_ended = f_call_ended;
@@ -631,7 +664,7 @@ static void login_at(int line, uint64_t sid, const char *user, const char *group
 	say(sid, "{\"type\":\"login\",\"id\":\"L%llu\",\"user\":\"%s\",\"password\":\"" PASSWORD "\"}",
 	    (unsigned long long)sid, user);
 	CHECK_AT(line, F.nlogins == n + 1);
-	hub_login_done(F.h, sid, IDENTITY_OK, &who, NULL, F.now);
+	answer(sid, IDENTITY_OK, &who, NULL);
 	m = expect_at(line, sid, "login.ok");
 	check_str_at(line, "login.ok user", jstr(m, "user"), user);
 }
@@ -842,6 +875,9 @@ static void test_login_request(void)
 	CHECK(F.has_totp && strcmp(F.totp, "123456") == 0);
 	CHECK(!F.has_token);
 	CHECK_EQ_INT(F.login_now_s, t / 1000);
+	/* The client's address, which the checker keys its fairness by. */
+	CHECK_EQ_INT(F.login_from.ss_family, AF_INET);
+	CHECK_EQ_INT(ntohs(((struct sockaddr_in *)&F.login_from)->sin_port), 40000);
 	EXPECT_NONE(1); /* the answer waits for the backend */
 
 	/* While it is pending: another login is refused without reaching
@@ -855,7 +891,7 @@ static void test_login_request(void)
 	CHECK(id_is(EXPECT(1, "pong"), "10"));
 
 	/* Done: login.ok echoes the first login's id, not the second's. */
-	hub_login_done(F.h, 1, IDENTITY_OK, &alice, NULL, F.now);
+	answer(1, IDENTITY_OK, &alice, NULL);
 	m = EXPECT(1, "login.ok");
 	CHECK(id_is(m, "\"first\""));
 	CHECK_STR(jstr(m, "user"), "alice");
@@ -876,7 +912,7 @@ static void test_login_request(void)
 	CHECK(F.has_password && !F.has_totp && !F.has_token);
 	{
 		struct identity_user bob = who_of("bob", NULL, 0);
-		hub_login_done(F.h, 2, IDENTITY_OK, &bob, NULL, F.now);
+		answer(2, IDENTITY_OK, &bob, NULL);
 	}
 	m = EXPECT(2, "login.ok");
 	CHECK(id_is(m, "41"));
@@ -897,7 +933,7 @@ static void test_login_request(void)
 	/* No id: none in the answer. */
 	{
 		struct identity_user zoe = who_of("zoe", "team", 0);
-		hub_login_done(F.h, 4, IDENTITY_OK, &zoe, NULL, F.now);
+		answer(4, IDENTITY_OK, &zoe, NULL);
 	}
 	m = EXPECT(4, "login.ok");
 	CHECK(id_is(m, NULL));
@@ -956,7 +992,7 @@ static void test_login_request(void)
 	EXPECT_NONE(sid);
 	{
 		struct identity_user carol = who_of("carol", NULL, 0);
-		hub_login_done(F.h, sid, IDENTITY_OK, &carol, NULL, F.now);
+		answer(sid, IDENTITY_OK, &carol, NULL);
 	}
 	CHECK(id_is(EXPECT(sid, "login.ok"), "3"));
 	CHECK_EQ_INT(F.ncloses, 0);
@@ -1006,7 +1042,7 @@ static void test_login_failure(void)
 	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
 		say(1, "{\"type\":\"login\",\"id\":1,\"user\":\"alice\",\"password\":\"" PASSWORD "\"}");
 		CHECK_EQ_INT(F.nlogins, i + 1);
-		hub_login_done(F.h, 1, reasons[i].rc, &nobody, reasons[i].why, F.now);
+		answer(1, reasons[i].rc, &nobody, reasons[i].why);
 		m = take_raw(1);
 		CHECK(m != NULL);
 		if (m == NULL)
@@ -1042,10 +1078,12 @@ static void test_login_failure(void)
 	/* A failure then a success on another connection. */
 	open_s(2);
 	say(2, "{\"type\":\"login\",\"id\":7,\"user\":\"alice\",\"password\":\"nope\"}");
-	hub_login_done(F.h, 2, IDENTITY_FAILED, &nobody, "wrong password", F.now);
+	answer(2, IDENTITY_FAILED, &nobody, "wrong password");
 	EXPECT_ERROR(2, "auth_failed", NULL, "7");
+	CHECK_EQ_INT(F.last_event, HUB_EV_LOGIN_FAILED);
+	CHECK(!F.last_unanswered);
 	say(2, "{\"type\":\"login\",\"id\":8,\"user\":\"alice\",\"password\":\"" PASSWORD "\"}");
-	hub_login_done(F.h, 2, IDENTITY_OK, &alice, NULL, F.now);
+	answer(2, IDENTITY_OK, &alice, NULL);
 	CHECK(id_is(EXPECT(2, "login.ok"), "8"));
 	teardown();
 }
@@ -1059,14 +1097,45 @@ static void test_login_done_edge(void)
 	bool alice_seen = false;
 
 	setup();
-	/* A login pending when its session closes: the answer is ignored. */
+	/* A login pending when its session closes: the checker is told, so
+	 * that a check not started yet is dropped. One that ran comes back:
+	 * nothing is sent, but the login is an event all the same, with
+	 * what the checker carried (the audit, metrics and detectors need
+	 * it; the session is gone). */
 	open_s(1);
 	say(1, "{\"type\":\"login\",\"id\":1,\"user\":\"alice\",\"password\":\"" PASSWORD "\"}");
+	CHECK_EQ_INT(F.ncancels, 0);
 	close_s(1);
+	CHECK_EQ_INT(F.ncancels, 1);
+	CHECK_EQ_INT(F.cancel_session, 1);
 	CHECK_EQ_INT(hub_session_count(F.h), 0);
 	n = F.nmsgs;
-	hub_login_done(F.h, 1, IDENTITY_OK, &alice, NULL, F.now);
+	F.nnotes = 0;
+	answer(1, IDENTITY_OK, &alice, NULL);
 	CHECK_EQ_INT(F.nmsgs, n);
+	CHECK_EQ_INT(F.nnotes, 1);
+	CHECK_EQ_INT(F.last_event, HUB_EV_LOGIN_OK);
+	CHECK(F.last_unanswered);
+	CHECK_STR(F.last_user, "alice");
+	CHECK_STR(F.last_source, "192.0.2.50");
+	/* A failure likewise, with the name claimed and the reason. */
+	open_s(5);
+	say(5, "{\"type\":\"login\",\"id\":1,\"user\":\"mallory\",\"password\":\"guess\"}");
+	close_s(5);
+	CHECK_EQ_INT(F.ncancels, 2);
+	CHECK_EQ_INT(F.cancel_session, 5);
+	answer(5, IDENTITY_FAILED, &alice, "bad password");
+	CHECK_EQ_INT(F.nmsgs, n);
+	CHECK_EQ_INT(F.nnotes, 2);
+	CHECK_EQ_INT(F.last_event, HUB_EV_LOGIN_FAILED);
+	CHECK(F.last_unanswered);
+	CHECK_STR(F.last_user, "mallory");
+	CHECK_STR(F.last_reason, "bad password");
+	CHECK_STR(F.last_source, "192.0.2.50");
+	/* A session without a login pending closes: nothing to cancel. */
+	open_s(6);
+	close_s(6);
+	CHECK_EQ_INT(F.ncancels, 2);
 	/* ... and alice did not become online. */
 	ONLINE(BOB, "bob");
 	say(BOB, "{\"type\":\"contacts\"}");
@@ -1084,25 +1153,27 @@ static void test_login_done_edge(void)
 	/* An answer for a session that never asked: ignored. */
 	open_s(3);
 	n = F.nmsgs;
-	hub_login_done(F.h, 3, IDENTITY_OK, &carol, NULL, F.now);
+	answer(3, IDENTITY_OK, &carol, NULL);
 	CHECK_EQ_INT(F.nmsgs, n);
 	say(3, "{\"type\":\"contacts\",\"id\":1}");
 	EXPECT_ERROR(3, "bad_request", "log in first", "1");
 
 	/* A second answer for one login: ignored. */
 	say(3, "{\"type\":\"login\",\"id\":2,\"user\":\"carol\",\"password\":\"" PASSWORD "\"}");
-	hub_login_done(F.h, 3, IDENTITY_OK, &carol, NULL, F.now);
+	answer(3, IDENTITY_OK, &carol, NULL);
 	CHECK(id_is(EXPECT(3, "login.ok"), "2"));
-	hub_login_done(F.h, 3, IDENTITY_OK, &alice, NULL, F.now);
-	hub_login_done(F.h, 3, IDENTITY_FAILED, &alice, "late", F.now);
+	answer(3, IDENTITY_OK, &alice, NULL);
+	answer(3, IDENTITY_FAILED, &alice, "late");
 	EXPECT_NONE(3);
 	say(3, "{\"type\":\"call\",\"id\":5,\"to\":\"carol\",\"media\":[\"audio\"]}");
 	EXPECT_ERROR(3, "bad_request", "cannot call yourself", "5"); /* still carol */
 
-	/* An unknown session. */
+	/* An answer to a session that is gone: sent to nobody, and the
+	 * sessions that are there are untouched. */
 	n = F.nmsgs;
-	hub_login_done(F.h, 999, IDENTITY_OK, &alice, NULL, F.now);
+	answer(999, IDENTITY_OK, &alice, NULL);
 	CHECK_EQ_INT(F.nmsgs, n);
+	CHECK(F.last_unanswered);
 	CHECK_EQ_INT(hub_session_count(F.h), 2);
 	teardown();
 }

@@ -1,0 +1,240 @@
+/* The login worker's queue (see login_queue.h).
+ *
+ * A source is a record with its own FIFO of queued jobs and the number
+ * of its jobs in flight. The sources of a class that have jobs queued
+ * form that class's ring, served in turn. Every job in flight holds its
+ * source's record, so at most as many records are in use as jobs are in
+ * flight: a fixed pool of that size never runs out, and a client that
+ * sprays addresses cannot grow memory. */
+#include "gateway/login_queue.h"
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SOURCES (LOGIN_QUEUE_SIGNALING_MAX + LOGIN_QUEUE_ADMIN_MAX)
+
+/* An IPv4 address, or the /64 of an IPv6 one. */
+struct source_key {
+	uint8_t family;               /* 0: no address */
+	uint8_t addr[16];
+};
+
+struct login_source {
+	bool used;
+	enum login_class cls;
+	struct source_key key;
+	unsigned inflight;            /* jobs queued, running, or done and not released */
+	unsigned limited;             /* of them, password checks */
+	struct login_queue_item *head, *tail; /* queued, oldest first */
+	bool ready;                   /* on its class's ring: head != NULL */
+	struct login_source *next_ready;
+};
+
+struct login_queue {
+	struct login_source src[SOURCES];
+	struct login_source *ring_head[LOGIN_CLASSES], *ring_tail[LOGIN_CLASSES];
+	size_t inflight[LOGIN_CLASSES];
+	enum login_class last;        /* the class served last */
+};
+
+static const size_t class_max[LOGIN_CLASSES] = {
+	[LOGIN_CLASS_SIGNALING] = LOGIN_QUEUE_SIGNALING_MAX,
+	[LOGIN_CLASS_ADMIN] = LOGIN_QUEUE_ADMIN_MAX,
+};
+
+static void key_of(const struct sockaddr *sa, struct source_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		k->family = AF_INET;
+		memcpy(k->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		/* An IPv4 client of a dual-stack listener is one IPv4 address,
+		 * not a /64 shared with a quarter of the Internet. */
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			k->family = AF_INET;
+			memcpy(k->addr, &a->s6_addr[12], 4);
+		} else {
+			k->family = AF_INET6;
+			memcpy(k->addr, a->s6_addr, 8);
+		}
+	}
+}
+
+static struct login_source *source_find(struct login_queue *q, enum login_class cls,
+    const struct source_key *k)
+{
+	size_t i;
+
+	for (i = 0; i < SOURCES; i++)
+		if (q->src[i].used && q->src[i].cls == cls &&
+		    memcmp(&q->src[i].key, k, sizeof(*k)) == 0)
+			return &q->src[i];
+	return NULL;
+}
+
+static struct login_source *source_new(struct login_queue *q, enum login_class cls,
+    const struct source_key *k)
+{
+	size_t i;
+
+	for (i = 0; i < SOURCES; i++) {
+		if (q->src[i].used)
+			continue;
+		memset(&q->src[i], 0, sizeof(q->src[i]));
+		q->src[i].used = true;
+		q->src[i].cls = cls;
+		q->src[i].key = *k;
+		return &q->src[i];
+	}
+	return NULL;
+}
+
+static void ring_append(struct login_queue *q, struct login_source *s)
+{
+	s->next_ready = NULL;
+	if (q->ring_tail[s->cls] != NULL)
+		q->ring_tail[s->cls]->next_ready = s;
+	else
+		q->ring_head[s->cls] = s;
+	q->ring_tail[s->cls] = s;
+	s->ready = true;
+}
+
+static void ring_remove(struct login_queue *q, struct login_source *s)
+{
+	struct login_source **pp = &q->ring_head[s->cls], *prev = NULL;
+
+	for (; *pp != NULL && *pp != s; pp = &(*pp)->next_ready)
+		prev = *pp;
+	if (*pp == s) {
+		*pp = s->next_ready;
+		if (q->ring_tail[s->cls] == s)
+			q->ring_tail[s->cls] = prev;
+	}
+	s->next_ready = NULL;
+	s->ready = false;
+}
+
+struct login_queue *login_queue_new(void)
+{
+	return calloc(1, sizeof(struct login_queue));
+}
+
+void login_queue_free(struct login_queue *q)
+{
+	free(q);
+}
+
+int login_queue_push(struct login_queue *q, struct login_queue_item *it,
+    const struct sockaddr *from)
+{
+	struct source_key k;
+	struct login_source *s;
+
+	if (!login_queue_has_room(q, it->cls))
+		return LOGIN_QUEUE_FULL;
+	key_of(from, &k);
+	s = source_find(q, it->cls, &k);
+	if (s != NULL && it->limited && s->limited >= LOGIN_QUEUE_PER_SOURCE)
+		return LOGIN_QUEUE_SOURCE_BUSY;
+	if (s == NULL && (s = source_new(q, it->cls, &k)) == NULL)
+		return LOGIN_QUEUE_FULL; /* cannot happen: a record per job in flight */
+	s->inflight++;
+	s->limited += it->limited;
+	q->inflight[it->cls]++;
+	it->src = s;
+	it->next = NULL;
+	if (s->tail != NULL)
+		s->tail->next = it;
+	else
+		s->head = it;
+	s->tail = it;
+	if (!s->ready)
+		ring_append(q, s);
+	return LOGIN_QUEUE_OK;
+}
+
+struct login_queue_item *login_queue_pop(struct login_queue *q)
+{
+	/* The class not served last goes first, so that neither waits for
+	 * more than one job of the other. */
+	enum login_class c = q->last == LOGIN_CLASS_ADMIN ? LOGIN_CLASS_SIGNALING :
+	    LOGIN_CLASS_ADMIN;
+	struct login_source *s;
+	struct login_queue_item *it;
+
+	if (q->ring_head[c] == NULL)
+		c = c == LOGIN_CLASS_ADMIN ? LOGIN_CLASS_SIGNALING : LOGIN_CLASS_ADMIN;
+	if ((s = q->ring_head[c]) == NULL)
+		return NULL;
+	ring_remove(q, s);
+	it = s->head;
+	s->head = it->next;
+	if (s->head == NULL)
+		s->tail = NULL;
+	else
+		ring_append(q, s); /* its next job waits for the other sources' */
+	it->next = NULL;
+	q->last = c;
+	return it;
+}
+
+struct login_queue_item *login_queue_cancel(struct login_queue *q, enum login_class cls,
+    uint64_t id)
+{
+	struct login_queue_item **pp, *it, *prev;
+	struct login_source *s;
+	size_t i;
+
+	for (i = 0; i < SOURCES; i++) {
+		s = &q->src[i];
+		if (!s->used || s->cls != cls)
+			continue;
+		prev = NULL;
+		for (pp = &s->head; (it = *pp) != NULL; pp = &it->next) {
+			if (it->id != id) {
+				prev = it;
+				continue;
+			}
+			*pp = it->next;
+			if (s->tail == it)
+				s->tail = prev;
+			if (s->head == NULL)
+				ring_remove(q, s);
+			it->next = NULL;
+			login_queue_release(q, it);
+			return it;
+		}
+	}
+	return NULL;
+}
+
+void login_queue_release(struct login_queue *q, struct login_queue_item *it)
+{
+	struct login_source *s = it->src;
+
+	if (s == NULL)
+		return;
+	s->inflight--;
+	s->limited -= it->limited;
+	q->inflight[it->cls]--;
+	if (s->inflight == 0)
+		s->used = false;
+	it->src = NULL;
+}
+
+bool login_queue_has_room(const struct login_queue *q, enum login_class cls)
+{
+	return q->inflight[cls] < class_max[cls];
+}
+
+size_t login_queue_count(const struct login_queue *q, enum login_class cls)
+{
+	return q->inflight[cls];
+}
