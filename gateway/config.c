@@ -21,6 +21,7 @@
 
 #include "gateway/log.h"
 #include "gateway/webhook.h"
+#include "signaling/hub.h"
 
 /* Longest key path in a message; longer ones are cut, not refused. */
 #define CFG_PATH_MAX 256
@@ -853,6 +854,9 @@ static const struct cfg_key signaling_keys[] = {
 	{ .name = "listen", .parse = p_hostport,
 	  .off = offsetof(struct config_signaling, listen) },
 	{ .name = "allowed_origins", .parse = p_origins },
+	{ .name = "calls_per_minute", .parse = p_uint,
+	  .off = offsetof(struct config_signaling, calls_per_minute),
+	  .size = sizeof(uint32_t), .min = 1, .max = 1000000 },
 	{ .name = "tls", .parse = p_object,
 	  .off = offsetof(struct config_signaling, tls), .arg = &tls_section },
 	{ .name = NULL },
@@ -1198,6 +1202,7 @@ void config_defaults(struct config *c)
 
 	default_addr(&c->admin_listen, "127.0.0.1:9443");
 	c->admin_token_ttl_s = 900;
+	c->signaling.calls_per_minute = HUB_CALLS_PER_MIN;
 	alerts_config_defaults(&c->alerts);
 	c->log.level = LOG_INFO;
 	c->registry.type = CONFIG_REGISTRY_MEMORY;

@@ -86,6 +86,7 @@ struct config_signaling {
 	struct sockaddr_storage listen;
 	char allowed_origins[CONFIG_MAX_ORIGINS][256];
 	size_t norigins;
+	uint32_t calls_per_minute;    /* placed per user, all sessions */
 	bool has_tls;
 	struct config_tls tls;
 };

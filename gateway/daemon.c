@@ -1008,6 +1008,7 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 	hc.identity = d->identity;
 	hc.users = d->users;
 	hc.policy = d->policy;
+	hc.calls_per_min = cfg->signaling.calls_per_minute;
 	ice_urls(cfg, &hc.ice);
 	memset(&ho, 0, sizeof(ho));
 	ho.ctx = d;

@@ -32,7 +32,6 @@
 #define TOTP_MAX_LEN 16
 #define SDP_MID_MAX 32
 #define CALL_TOKEN 1000           /* one call, in the call bucket's unit */
-#define CALL_BUCKET ((uint64_t)HUB_CALLS_PER_MIN * CALL_TOKEN)
 #define SWEEP_EVERY_MS (10 * 1000)
 
 struct session {
@@ -66,7 +65,7 @@ struct user_entry {
 	size_t ncalls;
 	size_t nringing_in;
 	struct call *placed;      /* the calls counted in ncalls that it placed */
-	/* Call placement bucket (HUB_CALLS_PER_MIN), in thousandths of a
+	/* Call placement bucket (cfg.calls_per_min), in thousandths of a
 	 * call, as of calls_ms. The entry outlives the user's sessions until
 	 * the bucket is full again, so a new connection does not refill it. */
 	uint64_t calls_milli;
@@ -137,6 +136,12 @@ static struct session *session_find(struct hub *h, uint64_t id)
 	return NULL;
 }
 
+/* A full call placement bucket: cfg.calls_per_min calls. */
+static uint64_t call_bucket_full(const struct hub *h)
+{
+	return (uint64_t)h->cfg.calls_per_min * CALL_TOKEN;
+}
+
 static struct user_entry *user_find(struct hub *h, const char *name, bool create)
 {
 	size_t b = fnv1a_str(name) % BUCKETS;
@@ -151,23 +156,23 @@ static struct user_entry *user_find(struct hub *h, const char *name, bool create
 	if (u == NULL)
 		return NULL;
 	snprintf(u->name, sizeof(u->name), "%s", name);
-	u->calls_milli = CALL_BUCKET;
+	u->calls_milli = call_bucket_full(h);
 	u->calls_ms = h->now_ms;
 	u->next = h->users[b];
 	h->users[b] = u;
 	return u;
 }
 
-/* u's call placement bucket at now_ms: HUB_CALLS_PER_MIN come back a
+/* u's call placement bucket at now_ms: cfg.calls_per_min come back a
  * minute, up to as many. */
-static uint64_t call_bucket(const struct user_entry *u, uint64_t now_ms)
+static uint64_t call_bucket(const struct hub *h, const struct user_entry *u, uint64_t now_ms)
 {
 	uint64_t elapsed = now_ms > u->calls_ms ? now_ms - u->calls_ms : 0, v;
 
 	if (elapsed >= 60 * 1000)
-		return CALL_BUCKET;
-	v = u->calls_milli + elapsed * CALL_BUCKET / (60 * 1000);
-	return v < CALL_BUCKET ? v : CALL_BUCKET;
+		return call_bucket_full(h);
+	v = u->calls_milli + elapsed * call_bucket_full(h) / (60 * 1000);
+	return v < call_bucket_full(h) ? v : call_bucket_full(h);
 }
 
 /* Drops a user entry nobody needs any more: no session, no call, and a
@@ -177,7 +182,7 @@ static void user_gc(struct hub *h, struct user_entry *u)
 	struct user_entry **pp = &h->users[fnv1a_str(u->name) % BUCKETS];
 
 	if (u->sessions != NULL || u->ncalls > 0 || u->nringing_in > 0 ||
-	    call_bucket(u, h->now_ms) < CALL_BUCKET)
+	    call_bucket(h, u, h->now_ms) < call_bucket_full(h))
 		return;
 	while (*pp != u)
 		pp = &(*pp)->next;
@@ -943,7 +948,7 @@ static void on_call(struct msg_ctx *m)
 	 * bounded, over all of its sessions. A pace no person dials at; not a
 	 * strike, as a client cannot see the bucket. After the policy (it
 	 * says nothing to whom may not be called anyway), before presence. */
-	if (call_bucket(me, m->now_ms) < CALL_TOKEN) {
+	if (call_bucket(h, me, m->now_ms) < CALL_TOKEN) {
 		reply_error(m, "rate_limited", "too many new calls, try again later");
 		return;
 	}
@@ -997,7 +1002,7 @@ static void on_call(struct msg_ctx *m)
 	me->placed = c;
 	me->ncalls++;
 	cu->nringing_in++;
-	me->calls_milli = call_bucket(me, m->now_ms) - CALL_TOKEN;
+	me->calls_milli = call_bucket(h, me, m->now_ms) - CALL_TOKEN;
 	me->calls_ms = m->now_ms;
 	reply(m, json_pack("{s:s, s:s, s:o, s:s, s:o, s:b}", "type", "call.ok",
 	    "call", c->id, "ice_servers", ice, "ice_transport_policy", "relay",
@@ -1555,6 +1560,8 @@ struct hub *hub_new(const struct hub_config *cfg, const struct hub_ops *ops)
 	if (h == NULL)
 		return NULL;
 	h->cfg = *cfg;
+	if (h->cfg.calls_per_min == 0)
+		h->cfg.calls_per_min = HUB_CALLS_PER_MIN;
 	h->ops = *ops;
 	if ((h->directory = directory_new(hub_yield_cb, h)) == NULL) {
 		free(h);

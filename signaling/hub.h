@@ -24,7 +24,7 @@
 #define HUB_RING_TIMEOUT_MS (30 * 1000)
 #define HUB_CALL_MAX_S (12 * 3600)    /* credential lifetime cap */
 #define HUB_MAX_CALLS_PER_USER 4      /* placed or answered; as many ringing for it */
-#define HUB_CALLS_PER_MIN 30          /* placed per user, all sessions; bursts of as many */
+#define HUB_CALLS_PER_MIN 30          /* default: placed per user, all sessions; bursts of as many */
 #define HUB_MSGS_PER_S 20             /* sustained, with a burst of twice that */
 #define HUB_MAX_STRIKES 5             /* bad requests before the close */
 #define HUB_MAX_LOGIN_ATTEMPTS 5      /* per connection */
@@ -128,6 +128,7 @@ struct hub_config {
 	struct userdb *users;        /* borrowed, may be NULL: for contacts */
 	const struct policy *policy; /* borrowed, may be NULL: deny all */
 	struct hub_ice_servers ice;
+	uint32_t calls_per_min;      /* placed per user (signaling.calls_per_minute); 0: HUB_CALLS_PER_MIN */
 };
 
 struct hub;

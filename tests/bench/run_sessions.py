@@ -162,6 +162,9 @@ def main():
              "user_claim": "sub", "groups_claim": "groups"}]},
         "policy": {"file": policy},
         "log": {"level": "warning"},
+        # A session places a call every 2 x --pair-interval-ms at most:
+        # far above what signaling.calls_per_minute lets a person place.
+        "signaling": {"calls_per_minute": 1000000},
     }
 
     status = 0

@@ -133,6 +133,9 @@ def instrumented(pid):
 def test_call_churn_memory_bounded():
     g = gh.Gatehouse(ARGS.gatehouse, config={
         "identity": {"mfa": "off"},
+        # Four callers place thousands of calls a minute: far more than
+        # a person would (signaling.calls_per_minute, 30 by default).
+        "signaling": {"calls_per_minute": 1000000},
         "alerts": {"call_fanout": {"threshold": 0}},
         "log": {"level": "info"}})
     pol = os.path.join(g.workdir, "policy.json")
