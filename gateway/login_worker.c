@@ -19,6 +19,7 @@
 
 #include <openssl/crypto.h>
 
+#include "gateway/log.h"
 #include "signaling/userdb.h"
 
 #define WORKER_NICE 10
@@ -155,6 +156,9 @@ static void *worker_main(void *arg)
 		 * there, and audited either way. */
 		j = job_of(it);
 		pthread_mutex_unlock(&w->mu);
+		/* Tests wait for this line: from here a close no longer cancels. */
+		log_debug("login: checking %s %llu", j->hash ? "a hash for request" :
+		    "a login of session", (unsigned long long)j->qi.id);
 		run_job(w, j);
 		/* The secrets are not needed once checked. */
 		wipe_free(j->password);

@@ -433,13 +433,20 @@ static int conn_flush(struct relay_io *io, struct conn *c)
 		memmove(c->out, c->out + n, c->outlen - (size_t)n);
 		c->outlen -= (size_t)n;
 	}
-	if (c->outlen == 0) {
+	conn_want_out(io, c, c->outlen > 0);
+	return 0;
+}
+
+/* An empty output buffer is kept while output flows (plain TCP gathers
+ * every batch's frames in it) and freed at the tick: an idle connection
+ * holds none, and the packet path does not allocate per batch. */
+static void conn_out_release(struct conn *c)
+{
+	if (c->outlen == 0 && c->out != NULL) {
 		free(c->out);
 		c->out = NULL;
 		c->outcap = 0;
 	}
-	conn_want_out(io, c, c->outlen > 0);
-	return 0;
 }
 
 /* Makes room for len more bytes of output, growing the buffer by
@@ -489,12 +496,15 @@ static void conn_send(struct relay_io *io, struct conn *c, const uint8_t *buf, s
 		}
 		if ((size_t)n == len)
 			return;
-		/* The socket is full: the rest waits for EPOLLOUT. */
-		if (conn_out_room(c, len - (size_t)n) == 0) {
-			memcpy(c->out, buf + n, len - (size_t)n);
-			c->outlen = len - (size_t)n;
-			conn_want_out(io, c, true);
+		/* The socket is full: the rest waits for EPOLLOUT. Without
+		 * room for it the stream would lose its framing: closed. */
+		if (conn_out_room(c, len - (size_t)n) != 0) {
+			conn_close(io, c, "out of memory");
+			return;
 		}
+		memcpy(c->out, buf + n, len - (size_t)n);
+		c->outlen = len - (size_t)n;
+		conn_want_out(io, c, true);
 		return;
 	}
 	/* Out of memory: dropped, as the bound above would. */
@@ -751,6 +761,8 @@ static void conns_expire(struct relay_io *io)
 		 * would otherwise hold one for good). */
 		else if (clock_elapsed_ms(now, c->alloc_ms) > RELAY_IO_NO_ALLOC_MS)
 			conn_close(io, c, "no allocation");
+		else
+			conn_out_release(c);
 	}
 }
 
@@ -1044,8 +1056,9 @@ void relay_io_handle(struct relay_io *io, const struct relay_io_events *e)
 		}
 	}
 	/* Then each connection left on the ready list gets its rounds, like
-	 * one more event; one that uses them up again goes back on the list
-	 * for the next batch, so it cannot starve the others. */
+	 * one more event (twice the rounds in all for one that also had an
+	 * event in this batch); one that uses them up again goes back on the
+	 * list for the next batch, so it cannot starve the others. */
 	ready = io->ready;
 	io->ready = NULL;
 	while ((c = ready) != NULL) {

@@ -943,11 +943,12 @@ static void on_call(struct msg_ctx *m)
 		reply_error(m, "forbidden", "this call is not allowed");
 		return;
 	}
-	/* Every call placed leaves its revoked credentials in the registry
-	 * for up to HUB_CALL_MAX_S, so how often one user may place calls is
-	 * bounded, over all of its sessions. A pace no person dials at; not a
-	 * strike, as a client cannot see the bucket. After the policy (it
-	 * says nothing to whom may not be called anyway), before presence. */
+	/* Every call placed rings someone, writes audit lines and mints
+	 * credentials, so how often one user may place calls is bounded,
+	 * over all of its sessions (cfg.calls_per_min, a pace no person
+	 * dials at). Not a strike, as a client cannot see the bucket. After
+	 * the policy (it says nothing to whom may not be called anyway),
+	 * before presence. */
 	if (call_bucket(h, me, m->now_ms) < CALL_TOKEN) {
 		reply_error(m, "rate_limited", "too many new calls, try again later");
 		return;

@@ -107,8 +107,9 @@ struct hub_ops {
 	/* Is addr a relayed address of user's allocation in call? */
 	bool (*relay_of)(void *ctx, const char *user, const char *call,
 	    const struct sockaddr *addr);
-	/* The call is over: revoke its credentials until expires_s and tear
-	 * its allocations down now. */
+	/* The call is over: its credentials stop working and its allocations
+	 * are torn down now. expires_s is when the credentials would have
+	 * expired anyway. */
 	void (*call_ended)(void *ctx, const char *call, uint64_t expires_s);
 	/* Optional: something happened (see struct hub_event). */
 	void (*event)(void *ctx, const struct hub_event *e);

@@ -113,8 +113,9 @@ struct turn_server_ops {
 	 * it is given the UNIX time rather than reading a clock. */
 	bool (*source_blocked)(void *ctx, const struct sockaddr *src, uint64_t wall_ms);
 	/* Optional: may these call credentials (verified, unexpired) still
-	 * be used? False once their call has ended, so credentials die with
-	 * the call rather than with their expiry. Not asked for static users. */
+	 * be used? False unless their call is live (it ended, or it is not
+	 * known here), so credentials die with the call rather than with
+	 * their expiry. Not asked for static users. */
 	bool (*credential_ok)(void *ctx, const struct turn_identity *id);
 	/* Optional: a refusal happened. peer is the refused address for
 	 * TURN_EV_PEER_REFUSED, else NULL; id is NULL before authentication. */

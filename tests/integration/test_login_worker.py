@@ -181,13 +181,19 @@ def metric(g, name, labels):
     return None
 
 
+def checks_started(g):
+    """How many checks the login worker has taken up (its debug line)."""
+    return g.log().count("login: checking ")
+
+
 def close_while_checked(g, source, msg):
-    """Connects from source, sends a login, and closes 50 ms later: the
-    worker (idle) has started the check, which takes far longer, so the
-    connection is gone before the answer."""
+    """Connects from source, sends a login, and closes once the worker
+    has taken the check up (after that a close no longer cancels it); the
+    check takes far longer, so the connection is gone before the answer."""
+    before = checks_started(g)
     c = ws(g, source)
     c.send_texts([msg])
-    time.sleep(0.05)
+    wait_until(lambda: checks_started(g) > before, SETTLE_S, "the worker to take the login up")
     c.close()
 
 
@@ -247,11 +253,14 @@ def test_queued_login_dropped_when_closed():
     ip = "127.0.0.5"
     with g:
         def body():
-            # carol's check occupies the worker ...
+            # Both connected first: carol's check occupies the worker ...
             a = ws(g, ip)
-            a.send_texts([login_msg("carol", "guess-1")])
-            # ... while dave's, behind it, is sent and its connection closed.
             b = ws(g, ip)
+            before = checks_started(g)
+            a.send_texts([login_msg("carol", "guess-1")])
+            wait_until(lambda: checks_started(g) > before, SETTLE_S,
+                       "the worker to take carol's login up")
+            # ... while dave's, behind it, is sent and its connection closed.
             b.send_texts([login_msg("dave", "guess-1")])
             b.close()
             r = first_text(a, SETTLE_S)
@@ -449,9 +458,11 @@ def test_unanswered_admin_login_audited():
         "password_guessing_user": {"window_s": 60, "threshold": 1, "response": "none"}})
     with g:
         def body():
+            before = checks_started(g)
             s = admin_send_only(g, ip, {"user": "erin", "password": "wrong-password",
                                         "totp": "000000"})
-            time.sleep(0.05)
+            wait_until(lambda: checks_started(g) > before, SETTLE_S,
+                       "the worker to take the login up")
             s.close()
             wait_until(lambda: failures(g, "erin") == 1, SETTLE_S, "erin's failure counted")
             ev = wait_until(lambda: [e for e in read_audit(g)
