@@ -1,6 +1,7 @@
 /* The key under which a per-source limit counts a client address: the
- * relay's concurrent TCP/TLS connections (gateway/conn_limit.c) and its
- * authentication failures (turn/srclimit.c). */
+ * relay's concurrent TCP/TLS connections (gateway/conn_limit.c), its
+ * authentication failures (turn/srclimit.c), and the login worker's
+ * checks in flight (gateway/login_queue.c). */
 #ifndef GH_COMMON_SOURCE_KEY_H
 #define GH_COMMON_SOURCE_KEY_H
 

@@ -12,18 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SOURCES (LOGIN_QUEUE_SIGNALING_MAX + LOGIN_QUEUE_ADMIN_MAX)
+#include "common/source_key.h"
 
-/* An IPv4 address, or the /64 of an IPv6 one. */
-struct source_key {
-	uint8_t family;               /* 0: no address */
-	uint8_t addr[16];
-};
+#define SOURCES (LOGIN_QUEUE_SIGNALING_MAX + LOGIN_QUEUE_ADMIN_MAX)
 
 struct login_source {
 	bool used;
 	enum login_class cls;
-	struct source_key key;
+	uint8_t key[SOURCE_KEY_LEN];  /* source_key(): an IPv4 address, or an IPv6 /64 */
 	unsigned inflight;            /* jobs queued, running, or done and not released */
 	unsigned limited;             /* of them, password checks */
 	struct login_queue_item *head, *tail; /* queued, oldest first */
@@ -43,43 +39,20 @@ static const size_t class_max[LOGIN_CLASSES] = {
 	[LOGIN_CLASS_ADMIN] = LOGIN_QUEUE_ADMIN_MAX,
 };
 
-static void key_of(const struct sockaddr *sa, struct source_key *k)
-{
-	memset(k, 0, sizeof(*k));
-	if (sa == NULL)
-		return;
-	if (sa->sa_family == AF_INET) {
-		k->family = AF_INET;
-		memcpy(k->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-
-		/* An IPv4 client of a dual-stack listener is one IPv4 address,
-		 * not a /64 shared with a quarter of the Internet. */
-		if (IN6_IS_ADDR_V4MAPPED(a)) {
-			k->family = AF_INET;
-			memcpy(k->addr, &a->s6_addr[12], 4);
-		} else {
-			k->family = AF_INET6;
-			memcpy(k->addr, a->s6_addr, 8);
-		}
-	}
-}
-
 static struct login_source *source_find(struct login_queue *q, enum login_class cls,
-    const struct source_key *k)
+    const uint8_t k[SOURCE_KEY_LEN])
 {
 	size_t i;
 
 	for (i = 0; i < SOURCES; i++)
 		if (q->src[i].used && q->src[i].cls == cls &&
-		    memcmp(&q->src[i].key, k, sizeof(*k)) == 0)
+		    memcmp(q->src[i].key, k, SOURCE_KEY_LEN) == 0)
 			return &q->src[i];
 	return NULL;
 }
 
 static struct login_source *source_new(struct login_queue *q, enum login_class cls,
-    const struct source_key *k)
+    const uint8_t k[SOURCE_KEY_LEN])
 {
 	size_t i;
 
@@ -89,7 +62,7 @@ static struct login_source *source_new(struct login_queue *q, enum login_class c
 		memset(&q->src[i], 0, sizeof(q->src[i]));
 		q->src[i].used = true;
 		q->src[i].cls = cls;
-		q->src[i].key = *k;
+		memcpy(q->src[i].key, k, SOURCE_KEY_LEN);
 		return &q->src[i];
 	}
 	return NULL;
@@ -134,16 +107,21 @@ void login_queue_free(struct login_queue *q)
 int login_queue_push(struct login_queue *q, struct login_queue_item *it,
     const struct sockaddr *from)
 {
-	struct source_key k;
+	uint8_t k[SOURCE_KEY_LEN];
 	struct login_source *s;
 
 	if (!login_queue_has_room(q, it->cls))
 		return LOGIN_QUEUE_FULL;
-	key_of(from, &k);
-	s = source_find(q, it->cls, &k);
+	/* No address is a source of its own: all ones, a multicast /64 that
+	 * no client sends from (the key of ::1, a /64 of zeros, is all zeros). */
+	if (from != NULL)
+		source_key(from, k);
+	else
+		memset(k, 0xff, sizeof(k));
+	s = source_find(q, it->cls, k);
 	if (s != NULL && it->limited && s->limited >= LOGIN_QUEUE_PER_SOURCE)
 		return LOGIN_QUEUE_SOURCE_BUSY;
-	if (s == NULL && (s = source_new(q, it->cls, &k)) == NULL)
+	if (s == NULL && (s = source_new(q, it->cls, k)) == NULL)
 		return LOGIN_QUEUE_FULL; /* cannot happen: a record per job in flight */
 	s->inflight++;
 	s->limited += it->limited;
