@@ -5,29 +5,11 @@
 #include <string.h>
 
 #include "check.h"
+#include "sockaddr_of.h"
 #include "turn/srclimit.h"
 
 #define WINDOW_MS 10000
 #define BLOCK_MS 30000
-
-static struct sockaddr_storage addr(const char *ip, uint16_t port)
-{
-	struct sockaddr_storage ss;
-
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(ip, ':') != NULL) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		inet_pton(AF_INET6, ip, &s6->sin6_addr);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		inet_pton(AF_INET, ip, &s4->sin_addr);
-	}
-	return ss;
-}
 
 #define SA(x) ((const struct sockaddr *)&(x))
 
