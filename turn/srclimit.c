@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/fnv.h"
 #include "common/source_key.h"
 
@@ -56,17 +57,11 @@ void srclimit_free(struct srclimit *l)
 	free(l);
 }
 
-/* now_ms - then_ms, never wrapping: 0 when then_ms is later. */
-static uint64_t since(uint64_t now_ms, uint64_t then_ms)
-{
-	return now_ms > then_ms ? now_ms - then_ms : 0;
-}
-
 static bool slot_idle(const struct srclimit *l, const struct srclimit_slot *s,
     uint64_t now_ms)
 {
 	return !s->used || (now_ms >= s->blocked_until_ms &&
-	    since(now_ms, s->window_start_ms) > l->window_ms);
+	    clock_elapsed_ms(now_ms, s->window_start_ms) > l->window_ms);
 }
 
 static struct srclimit_slot *lookup(struct srclimit *l, const struct sockaddr *src,
@@ -110,7 +105,7 @@ void srclimit_fail(struct srclimit *l, const struct sockaddr *src, uint64_t now_
 
 	if (s == NULL)
 		return;
-	if (since(now_ms, s->window_start_ms) > l->window_ms) {
+	if (clock_elapsed_ms(now_ms, s->window_start_ms) > l->window_ms) {
 		s->window_start_ms = now_ms;
 		s->failures = 0;
 	}

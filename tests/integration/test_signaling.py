@@ -141,10 +141,6 @@ def turn_alloc(g, server=None, user=None, password=None):
     return c
 
 
-async def in_thread(fn, *a):
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *a)
-
-
 def audit_events(g, name):
     """The audit trail's events called name (state_dir/audit.jsonl)."""
     path = os.path.join(g.state_dir, "audit.jsonl")
@@ -1303,7 +1299,7 @@ def test_flood():
             ws.close()
 
     async def body():
-        frames, how = await in_thread(flood)
+        frames, how = await sc.in_thread(flood)
         msgs = [json.loads(p) for op, p in frames if op == 0x1]
         closes = [p for op, p in frames if op == 0x8]
         pongs = [m for m in msgs if m.get("type") == "pong"]
@@ -1398,19 +1394,19 @@ def forced_close_of_stuck_reader(victim, peer, trigger):
             time.sleep(0.25)
 
     async def body():
-        sr = await in_thread(StuckReader, g, U(victim))
+        sr = await sc.in_thread(StuckReader, g, U(victim))
         cp = await sc.logged_in(g, U(peer), peer)
         th = None
         try:
             sr.send({"type": "call", "id": 2, "to": peer, "media": ["audio"]})
-            ok = await in_thread(sr.wait, lambda m: m.get("id") == 2)
+            ok = await sc.in_thread(sr.wait, lambda m: m.get("id") == 2)
             assert ok.get("type") == "call.ok", "call: %r" % ok
             cid, vcred = ok["call"], ok["ice_servers"][0]
             await cp.wait_for("incoming", call=cid)
             r = await cp.request({"type": "accept", "call": cid})
             assert r.get("type") == "accept.ok", "accept: %r" % r
             pcred = r["ice_servers"][0]
-            await in_thread(sr.wait, lambda m: m.get("type") == "accepted")
+            await sc.in_thread(sr.wait, lambda m: m.get("type") == "accepted")
             # Fill the daemon's socket to victim until it takes no more.
             prev, same = -1, 0
             for _ in range(60):
@@ -1424,7 +1420,7 @@ def forced_close_of_stuck_reader(victim, peer, trigger):
             assert same >= 5, "the daemon's socket to %s never filled (Send-Q %r)" % (victim, prev)
             await asyncio.sleep(max(0.0, 5.5 - (time.monotonic() - sr.last_sent)))
             if trigger == "disable":
-                p = await in_thread(lambda: subprocess.run(
+                p = await sc.in_thread(lambda: subprocess.run(
                     [g.binary, "user", "disable", victim, "-c", g.config_path],
                     capture_output=True, text=True, timeout=30))
                 assert p.returncode == 0, "user disable: %s%s" % (p.stdout, p.stderr)
@@ -1445,7 +1441,7 @@ def forced_close_of_stuck_reader(victim, peer, trigger):
             for who, cred in ((victim, vcred), (peer, pcred)):
                 t = tc.TurnClient(g.host, g.port, "udp", cred["username"], cred["credential"])
                 try:
-                    resp = await in_thread(t.allocate)
+                    resp = await sc.in_thread(t.allocate)
                 finally:
                     t.close()
                 assert resp is not None and resp.code == 401, \
@@ -1512,9 +1508,9 @@ def test_trickle_candidates_filtered():
         ce, cf, cid, es, fs = await setup_call(g, "erin", "frank")
         te = tf = ts = None
         try:
-            te = await in_thread(turn_alloc, g, es)
-            tf = await in_thread(turn_alloc, g, fs)
-            ts = await in_thread(lambda: turn_alloc(g, user="bench", password="secret"))
+            te = await sc.in_thread(turn_alloc, g, es)
+            tf = await sc.in_thread(turn_alloc, g, fs)
+            ts = await sc.in_thread(lambda: turn_alloc(g, user="bench", password="secret"))
             (eip, eport), (fip, fport), (sip, sport) = te.relayed, tf.relayed, ts.relayed
             injected = {
                 "host": "candidate:1 1 udp 2122260223 %s 50000 typ host generation 0" % HOST_IP,
@@ -1579,7 +1575,7 @@ def test_candidate_sdpmid_token():
         ci, cj, cid, is_, js = await setup_call(g, "ida", "jon")
         ti = None
         try:
-            ti = await in_thread(turn_alloc, g, is_)
+            ti = await sc.in_thread(turn_alloc, g, is_)
             ip, port = ti.relayed
             cand = relay_line(ip, port)
             for mid in ("0\r\nc=IN IP4 10.1.2.3\r\n", "0\n", "audio 0", "", "x" * 33,
@@ -1609,7 +1605,7 @@ def test_candidate_sdpmid_token():
         ci, cj, cid, is_, js = await setup_call(g, "ida", "jon")
         ti = None
         try:
-            ti = await in_thread(turn_alloc, g, is_)
+            ti = await sc.in_thread(turn_alloc, g, is_)
             cand = relay_line(*ti.relayed)
             for mid in ("", "x" * 33, "a\"b", "v\u00e9deo"):
                 r = await ci.request({"type": "candidate", "call": cid,
@@ -1671,8 +1667,8 @@ def test_sdp_host_candidates_removed():
         ce, cf, cid, es, fs = await setup_call(g, "olga", "pete")
         te = tf = None
         try:
-            te = await in_thread(turn_alloc, g, es)
-            tf = await in_thread(turn_alloc, g, fs)
+            te = await sc.in_thread(turn_alloc, g, es)
+            tf = await sc.in_thread(turn_alloc, g, fs)
             (rip, rport), (fip, fport) = te.relayed, tf.relayed
             sdp = SDP_TEMPLATE.format(host=HOST_IP, srflx=SRFLX_IP, other=OTHER_TURN_IP,
                                       rip=rip, rport=rport, fip=fip, fport=fport)
@@ -1754,7 +1750,7 @@ def test_sdp_odd_candidate_spellings():
         ca, cb, cid, as_, bs = await setup_call(g, "uma", "vic")
         ta = None
         try:
-            ta = await in_thread(turn_alloc, g, as_)
+            ta = await sc.in_thread(turn_alloc, g, as_)
             rip, rport = ta.relayed
             sdp = SDP_ODD_SPELLINGS.format(host=HOST_IP, host6=HOST_IP6, rip=rip, rport=rport)
             await ca.send({"type": "sdp", "id": 77, "call": cid, "sdp": {"type": "offer", "sdp": sdp}})
@@ -1803,11 +1799,11 @@ def test_call_credentials_scope_and_revocation():
             for u in (gs["username"], gs["credential"], hs["username"], hs["credential"]):
                 for secret in ("gina", "hank", cid):
                     assert secret not in u, "TURN credential %r reveals %r" % (u, secret)
-            a1 = await in_thread(turn_alloc, g, gs)
-            a2 = await in_thread(turn_alloc, g, gs)
-            b1 = await in_thread(turn_alloc, g, hs)
-            x1 = await in_thread(turn_alloc, g, xs)
-            s1 = await in_thread(lambda: turn_alloc(g, user="bench", password="secret"))
+            a1 = await sc.in_thread(turn_alloc, g, gs)
+            a2 = await sc.in_thread(turn_alloc, g, gs)
+            b1 = await sc.in_thread(turn_alloc, g, hs)
+            x1 = await sc.in_thread(turn_alloc, g, xs)
+            s1 = await sc.in_thread(lambda: turn_alloc(g, user="bench", password="secret"))
             clients += [a1, a2, b1, x1, s1]
             refused = {
                 "the signaling port": ("127.0.0.1", g.signaling_port),
@@ -1820,17 +1816,17 @@ def test_call_credentials_scope_and_revocation():
             }
             problems = []
             for label, peer in refused.items():
-                r = await in_thread(a1.create_permission, [peer])
+                r = await sc.in_thread(a1.create_permission, [peer])
                 if r is None or r.code != 403:
                     problems.append("CreatePermission to %s %s:%d answered %r, expected 403"
                                     % (label, peer[0], peer[1], r))
-            r = await in_thread(a1.create_permission, [b1.relayed])
+            r = await sc.in_thread(a1.create_permission, [b1.relayed])
             if r is None or r.code != 200:
                 problems.append("CreatePermission to the other participant's relay answered %r" % r)
-            r = await in_thread(b1.create_permission, [a1.relayed])
+            r = await sc.in_thread(b1.create_permission, [a1.relayed])
             if r is None or r.code != 200:
                 problems.append("the other participant's CreatePermission back answered %r" % r)
-            r = await in_thread(a1.channel_bind, 0x4001, x1.relayed)
+            r = await sc.in_thread(a1.channel_bind, 0x4001, x1.relayed)
             if r is None or r.code != 403:
                 problems.append("ChannelBind to another call's allocation answered %r" % r)
             assert not problems, "\n  ".join([""] + problems)
@@ -1838,7 +1834,7 @@ def test_call_credentials_scope_and_revocation():
             # everything here), nothing else on 127.0.0.1 is reachable.
             a1.send_indication(listener.getsockname(), b"escape")
             a1.send_indication(b1.relayed, b"\x80hello hank")  # RTP-like: media only
-            got = await in_thread(b1.recv_data, 2.0)
+            got = await sc.in_thread(b1.recv_data, 2.0)
             assert got is not None and got[2] == b"\x80hello hank" and tuple(got[1]) == tuple(a1.relayed), \
                 "relay to the other participant failed: %r" % (got,)
             try:
@@ -1855,11 +1851,11 @@ def test_call_credentials_scope_and_revocation():
             for who, srv in (("gina", gs), ("hank", hs)):
                 c = tc.TurnClient(g.host, g.port, "udp", srv["username"], srv["credential"])
                 clients.append(c)
-                r = await in_thread(c.allocate)
+                r = await sc.in_thread(c.allocate)
                 assert r is not None and r.code == 401, \
                     "%s's call credentials after hangup: Allocate answered %r, expected 401" % (who, r)
             for who, c in (("a1", a1), ("a2", a2), ("b1", b1)):
-                r = await in_thread(c.refresh, 600)
+                r = await sc.in_thread(c.refresh, 600)
                 assert r is not None and not r.ok and r.code in (401, 437), \
                     "Refresh of %s's allocation after hangup answered %r" % (who, r)
                 c.relayed = None  # nothing left to release
@@ -1868,9 +1864,9 @@ def test_call_credentials_scope_and_revocation():
             assert m and int(m.group(1)) == 3, "expected '3 allocations of call %s removed' in the log; " \
                 "found %r" % (cid, m.group(0) if m else None)
             # The other call and the static user are untouched.
-            r = await in_thread(x1.refresh, 600)
+            r = await sc.in_thread(x1.refresh, 600)
             assert r is not None and r.ok, "the other call's allocation after this hangup: %r" % r
-            r = await in_thread(s1.refresh, 600)
+            r = await sc.in_thread(s1.refresh, 600)
             assert r is not None and r.ok, "the static user's allocation after the hangup: %r" % r
             await cx.ping()
         finally:
@@ -1904,28 +1900,28 @@ def test_same_pair_two_calls():
                 await cw.wait_for("accepted", call=r["call"])
                 calls.append((r["call"], r["ice_servers"][0], r2["ice_servers"][0]))
             (c1, w1s, x1s), (c2, w2s, x2s) = calls
-            w1 = await in_thread(turn_alloc, g, w1s)
-            x1 = await in_thread(turn_alloc, g, x1s)
-            w2 = await in_thread(turn_alloc, g, w2s)
-            x2 = await in_thread(turn_alloc, g, x2s)
+            w1 = await sc.in_thread(turn_alloc, g, w1s)
+            x1 = await sc.in_thread(turn_alloc, g, x1s)
+            w2 = await sc.in_thread(turn_alloc, g, w2s)
+            x2 = await sc.in_thread(turn_alloc, g, x2s)
             clients += [w1, x1, w2, x2]
-            r = await in_thread(w1.create_permission, [x2.relayed])
+            r = await sc.in_thread(w1.create_permission, [x2.relayed])
             assert r is not None and r.code == 403, "call 1 -> xena's call-2 allocation: %r" % r
-            r = await in_thread(w2.create_permission, [x1.relayed])
+            r = await sc.in_thread(w2.create_permission, [x1.relayed])
             assert r is not None and r.code == 403, "call 2 -> xena's call-1 allocation: %r" % r
-            r = await in_thread(w1.create_permission, [x1.relayed])
+            r = await sc.in_thread(w1.create_permission, [x1.relayed])
             assert r is not None and r.code == 200, "call 1 -> xena's call-1 allocation: %r" % r
-            r = await in_thread(w2.create_permission, [x2.relayed])
+            r = await sc.in_thread(w2.create_permission, [x2.relayed])
             assert r is not None and r.code == 200, "call 2 -> xena's call-2 allocation: %r" % r
             await cw.send({"type": "hangup", "call": c1})
             h = await cx.wait_for("hangup", call=c1)
             assert h.get("reason") == "hangup", "%r" % h
             await asyncio.sleep(0.2)
-            r = await in_thread(w2.refresh, 600)
+            r = await sc.in_thread(w2.refresh, 600)
             assert r is not None and r.ok, "call 2's allocation after call 1 ended: %r" % r
-            r = await in_thread(x2.create_permission, [w2.relayed])
+            r = await sc.in_thread(x2.create_permission, [w2.relayed])
             assert r is not None and r.code == 200, "call 2 permission after call 1 ended: %r" % r
-            r = await in_thread(w1.refresh, 600)
+            r = await sc.in_thread(w1.refresh, 600)
             assert r is not None and not r.ok, "call 1's allocation after its hangup: %r" % r
             w1.relayed = x1.relayed = None
             await cw.ping()
@@ -1967,7 +1963,7 @@ def test_ringing_timeout():
             # The call's credentials went with it.
             t = tc.TurnClient(g.host, g.port, "udp", srv["username"], srv["credential"])
             try:
-                resp = await in_thread(t.allocate)
+                resp = await sc.in_thread(t.allocate)
             finally:
                 t.close()
             assert resp is not None and resp.code == 401, \
