@@ -163,12 +163,11 @@ static void turn_relay_send(void *ctx, void *handle, const struct sockaddr *peer
  * refuses its credentials. `from` is an allocation of the TURN server, so
  * the same holds for it. */
 static bool turn_permit_peer(void *ctx, const struct turn_alloc *from,
-    const struct sockaddr *peer, uint64_t wall_ms)
+    const struct sockaddr *peer)
 {
 	struct daemon *d = ctx;
 	const struct registry_alloc *to = registry_alloc_find(d->registry, peer);
 
-	(void)wall_ms;
 	if (to == NULL || sockaddr_equal(peer, (const struct sockaddr *)&from->advertised))
 		return false;
 	if (from->id.kind == TURN_ID_STATIC)

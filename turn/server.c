@@ -350,7 +350,7 @@ static void alloc_remove(struct turn_server *s, struct turn_alloc *a, const char
  * addresses included. Static users (the operator's tools) may reach what
  * the address policy allows, and what it refuses only through the hook. */
 static int peer_admit(struct turn_server *s, const struct turn_alloc *a,
-    const struct sockaddr *peer, uint64_t wall_ms)
+    const struct sockaddr *peer)
 {
 	enum peer_verdict v = peer_policy_check(s->cfg.peers, peer, NULL);
 	bool hook_may = v == PEER_ALLOWED || v == PEER_REFUSED_RANGE ||
@@ -358,7 +358,7 @@ static int peer_admit(struct turn_server *s, const struct turn_alloc *a,
 
 	if (v == PEER_ALLOWED && a->id.kind != TURN_ID_CALL)
 		return 0;
-	if (hook_may && s->ops.permit_peer != NULL && s->ops.permit_peer(s->ops.ctx, a, peer, wall_ms))
+	if (hook_may && s->ops.permit_peer != NULL && s->ops.permit_peer(s->ops.ctx, a, peer))
 		return 1;
 	return -1;
 }
@@ -375,7 +375,7 @@ static bool peer_may_pass(struct turn_server *s, struct turn_alloc *a,
 		return false;
 	if (p->exact)
 		return s->ops.permit_peer != NULL &&
-		    s->ops.permit_peer(s->ops.ctx, a, peer, now.wall_ms);
+		    s->ops.permit_peer(s->ops.ctx, a, peer);
 	return true;
 }
 
@@ -666,7 +666,7 @@ static int peer_from_attr(struct req *r, const struct stun_attr *at,
 
 	if (stun_attr_addr(r->m, at, true, peer) != STUN_OK)
 		return 400;
-	admit = peer_admit(r->s, r->alloc, (const struct sockaddr *)peer, r->now.wall_ms);
+	admit = peer_admit(r->s, r->alloc, (const struct sockaddr *)peer);
 	if (admit < 0) {
 		event(r, TURN_EV_PEER_REFUSED, (const struct sockaddr *)peer);
 		return 403;

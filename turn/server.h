@@ -104,10 +104,9 @@ struct turn_server_ops {
 	 * and port), and again for every datagram to or from such a peer.
 	 * True lets it through, which should happen only for the relayed
 	 * transport address of another allocation that `from` may reach.
-	 * Must be cheap: it runs on the packet path (hence wall_ms, the UNIX
-	 * time of the datagram, instead of a clock read). */
+	 * Must be cheap: it runs on the packet path. */
 	bool (*permit_peer)(void *ctx, const struct turn_alloc *from,
-	    const struct sockaddr *peer, uint64_t wall_ms);
+	    const struct sockaddr *peer);
 	/* Optional: is this client address blocked (an automatic response
 	 * to an alert)? Everything from it is dropped. Runs per message, so
 	 * it is given the UNIX time rather than reading a clock. */

@@ -224,10 +224,9 @@ static void f_relay_send(void *ctx, void *handle, const struct sockaddr *peer,
 }
 
 static bool f_permit_peer(void *ctx, const struct turn_alloc *from,
-    const struct sockaddr *peer, uint64_t wall_ms)
+    const struct sockaddr *peer)
 {
 	(void)ctx;
-	(void)wall_ms;
 	return permit(from, peer);
 }
 

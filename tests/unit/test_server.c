@@ -109,13 +109,11 @@ static struct turn_time T(uint64_t ms)
 }
 
 /* The gateway's rule: only another live allocation's relayed address. */
-static bool f_permit(void *ctx, const struct turn_alloc *from, const struct sockaddr *peer,
-    uint64_t wall_ms)
+static bool f_permit(void *ctx, const struct turn_alloc *from, const struct sockaddr *peer)
 {
 	struct turn_alloc *to;
 
 	(void)ctx;
-	(void)wall_ms;
 	to = turn_server_find_relayed(F.s, peer);
 	return to != NULL && to != from;
 }
