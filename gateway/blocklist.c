@@ -1,12 +1,12 @@
 /* Blocked sources (see blocklist.h): a fixed array searched through a
- * small hash index; lookups run for every TURN message from a client, so
- * an empty list costs one branch. */
+ * small hash index of source keys; lookups run for every TURN message
+ * from a client, so an empty list costs one branch, and a lookup by
+ * address formats nothing. */
 #include "gateway/blocklist.h"
 
 #include "common/fnv.h"
+#include "common/source_key.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,8 @@
 #define BUCKETS 1024
 
 struct entry {
-	char ip[INET6_ADDRSTRLEN];
+	uint8_t key[SOURCE_KEY_LEN];
+	char name[SOURCE_NAME_MAX];  /* source_key_name() of key */
 	char why[64];
 	uint64_t until_ms;
 	int next;                 /* index chain, -1 ends */
@@ -27,9 +28,9 @@ struct blocklist {
 	size_t live;              /* used entries (some may have expired) */
 };
 
-static size_t bucket(const char *ip)
+static size_t bucket(const uint8_t key[SOURCE_KEY_LEN])
 {
-	return fnv1a_str(ip) % BUCKETS;
+	return fnv1a(FNV_OFFSET, key, SOURCE_KEY_LEN) % BUCKETS;
 }
 
 struct blocklist *blocklist_new(void)
@@ -48,19 +49,19 @@ void blocklist_free(struct blocklist *b)
 	free(b);
 }
 
-static int find(struct blocklist *b, const char *ip)
+static int find(struct blocklist *b, const uint8_t key[SOURCE_KEY_LEN])
 {
 	int i;
 
-	for (i = b->heads[bucket(ip)]; i >= 0; i = b->e[i].next)
-		if (strcmp(b->e[i].ip, ip) == 0)
+	for (i = b->heads[bucket(key)]; i >= 0; i = b->e[i].next)
+		if (memcmp(b->e[i].key, key, SOURCE_KEY_LEN) == 0)
 			return i;
 	return -1;
 }
 
 static void unlink_entry(struct blocklist *b, int idx)
 {
-	int *pp = &b->heads[bucket(b->e[idx].ip)];
+	int *pp = &b->heads[bucket(b->e[idx].key)];
 
 	while (*pp != idx)
 		pp = &b->e[*pp].next;
@@ -69,11 +70,15 @@ static void unlink_entry(struct blocklist *b, int idx)
 	b->live--;
 }
 
-int blocklist_add(struct blocklist *b, const char *ip, uint64_t until_ms, const char *why)
+int blocklist_add(struct blocklist *b, const char *source, uint64_t until_ms, const char *why)
 {
-	int i = find(b, ip), slot = -1;
+	uint8_t key[SOURCE_KEY_LEN];
+	int i, slot = -1;
 	size_t k, h;
 
+	if (source_key_parse(source, key) != 0)
+		return -1;
+	i = find(b, key);
 	if (i >= 0) {
 		if (until_ms > b->e[i].until_ms)
 			b->e[i].until_ms = until_ms;
@@ -90,34 +95,36 @@ int blocklist_add(struct blocklist *b, const char *ip, uint64_t until_ms, const 
 				slot = (int)k;
 		unlink_entry(b, slot);
 	}
-	snprintf(b->e[slot].ip, sizeof(b->e[slot].ip), "%s", ip);
+	memcpy(b->e[slot].key, key, SOURCE_KEY_LEN);
+	source_key_name(key, b->e[slot].name, sizeof(b->e[slot].name));
 	snprintf(b->e[slot].why, sizeof(b->e[slot].why), "%s", why != NULL ? why : "");
 	b->e[slot].until_ms = until_ms;
 	b->e[slot].used = true;
-	h = bucket(ip);
+	h = bucket(key);
 	b->e[slot].next = b->heads[h];
 	b->heads[h] = slot;
 	b->live++;
 	return 0;
 }
 
-int blocklist_del(struct blocklist *b, const char *ip)
+int blocklist_del(struct blocklist *b, const char *source)
 {
-	int i = find(b, ip);
+	uint8_t key[SOURCE_KEY_LEN];
+	int i;
 
+	if (source_key_parse(source, key) != 0)
+		return -1;
+	i = find(b, key);
 	if (i < 0)
 		return -1;
 	unlink_entry(b, i);
 	return 0;
 }
 
-bool blocklist_has(struct blocklist *b, const char *ip, uint64_t now_ms)
+static bool has_key(struct blocklist *b, const uint8_t key[SOURCE_KEY_LEN], uint64_t now_ms)
 {
-	int i;
+	int i = find(b, key);
 
-	if (b == NULL || b->live == 0)
-		return false;
-	i = find(b, ip);
 	if (i < 0)
 		return false;
 	if (b->e[i].until_ms <= now_ms) {
@@ -127,27 +134,33 @@ bool blocklist_has(struct blocklist *b, const char *ip, uint64_t now_ms)
 	return true;
 }
 
+bool blocklist_has(struct blocklist *b, const char *addr, uint64_t now_ms)
+{
+	uint8_t key[SOURCE_KEY_LEN];
+
+	if (b == NULL || b->live == 0 || source_key_parse(addr, key) != 0)
+		return false;
+	return has_key(b, key, now_ms);
+}
+
 bool blocklist_has_addr(struct blocklist *b, const struct sockaddr *sa, uint64_t now_ms)
 {
-	char ip[INET6_ADDRSTRLEN];
+	uint8_t key[SOURCE_KEY_LEN];
 
 	if (b == NULL || b->live == 0)
 		return false;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
-	else
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
 		return false;
-	return blocklist_has(b, ip, now_ms);
+	source_key(sa, key);
+	return has_key(b, key, now_ms);
 }
 
 void blocklist_each(struct blocklist *b, uint64_t now_ms,
-    void (*fn)(void *ctx, const char *ip, uint64_t until_ms, const char *why), void *ctx)
+    void (*fn)(void *ctx, const char *source, uint64_t until_ms, const char *why), void *ctx)
 {
 	size_t k;
 
 	for (k = 0; k < BLOCKLIST_MAX; k++)
 		if (b->e[k].used && b->e[k].until_ms > now_ms)
-			fn(ctx, b->e[k].ip, b->e[k].until_ms, b->e[k].why);
+			fn(ctx, b->e[k].name, b->e[k].until_ms, b->e[k].why);
 }

@@ -1,6 +1,8 @@
-/* Source addresses blocked for a while by an automatic response (or an
- * operator), consulted by the signaling listener and the relay. Bounded:
- * at most BLOCKLIST_MAX entries; expired ones are reused first. */
+/* Sources blocked for a while by an automatic response (or an operator),
+ * consulted by the signaling listener and the relay. A source is an IPv4
+ * address or an IPv6 /64 (common/source_key.h): blocking one address of a
+ * /64 blocks the /64, since its holder can pick any address inside it.
+ * Bounded: at most BLOCKLIST_MAX entries; expired ones are reused first. */
 #ifndef GH_GATEWAY_BLOCKLIST_H
 #define GH_GATEWAY_BLOCKLIST_H
 
@@ -16,14 +18,17 @@ struct blocklist;
 struct blocklist *blocklist_new(void);
 void blocklist_free(struct blocklist *b);
 
-/* ip is the textual address (as in the audit trail). 0, or -1 when full
- * of live blocks. */
-int blocklist_add(struct blocklist *b, const char *ip, uint64_t until_ms, const char *why);
-/* 0 when removed, -1 when not blocked. */
-int blocklist_del(struct blocklist *b, const char *ip);
-bool blocklist_has(struct blocklist *b, const char *ip, uint64_t now_ms);
+/* source is an address as text, or a source's name ("2001:db8::/64");
+ * either blocks the source it is in. 0, or -1 when it is neither. When
+ * the list is full of live blocks, the one that ends first makes room. */
+int blocklist_add(struct blocklist *b, const char *source, uint64_t until_ms, const char *why);
+/* Lifts the block on the source that source (an address or a name) is
+ * in: 0 when removed, -1 when not blocked or not a source. */
+int blocklist_del(struct blocklist *b, const char *source);
+bool blocklist_has(struct blocklist *b, const char *addr, uint64_t now_ms);
 bool blocklist_has_addr(struct blocklist *b, const struct sockaddr *sa, uint64_t now_ms);
+/* Each live block, named as source_key_name() names its source. */
 void blocklist_each(struct blocklist *b, uint64_t now_ms,
-    void (*fn)(void *ctx, const char *ip, uint64_t until_ms, const char *why), void *ctx);
+    void (*fn)(void *ctx, const char *source, uint64_t until_ms, const char *why), void *ctx);
 
 #endif

@@ -27,6 +27,7 @@
 #include <openssl/crypto.h>
 
 #include "common/errmsg.h"
+#include "common/source_key.h"
 #include "gateway/admin.h"
 #include "gateway/admin_http.h"
 #include "gateway/alerts.h"
@@ -66,7 +67,7 @@ enum deferred_kind { DEFER_END_CALL, DEFER_LOCK_USER, DEFER_CLOSE_SOURCE, DEFER_
 
 struct deferred_response {
 	enum deferred_kind kind;
-	char name[128];         /* call id, user name or source IP */
+	char name[128];         /* call id, user name or source */
 	uint32_t seconds;
 };
 
@@ -352,7 +353,7 @@ static enum deferred defer_response(struct daemon *d, enum deferred_kind kind,
 
 struct source_sessions {
 	struct daemon *d;
-	struct sockaddr_storage ip;
+	uint8_t key[SOURCE_KEY_LEN];
 	size_t n;
 };
 
@@ -362,53 +363,48 @@ static void close_source_session(void *ctx, const struct hub_session_info *s)
 {
 	struct source_sessions *ss = ctx;
 
-	if (peer_same_ip(s->from, (const struct sockaddr *)&ss->ip))
+	if (s->from != NULL && source_key_matches(s->from, ss->key))
 		ss->n += (size_t)hub_close_session(ss->d->hub, s->id, "source blocked");
 }
 
 /* A block also ends what the source already has open: its signaling
  * sessions (new ones are refused at the upgrade) and its allocations,
  * which would otherwise go on relaying peers' media to it until they
- * expire (only what it sends is dropped). */
-static void close_source(struct daemon *d, const char *ip)
+ * expire (only what it sends is dropped). source is an address or a
+ * source's name; every address of the source is closed. */
+static void close_source(struct daemon *d, const char *source)
 {
 	struct source_sessions ss;
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss.ip;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss.ip;
 	size_t allocs;
 
-	if (defer_response(d, DEFER_CLOSE_SOURCE, ip, 0) != DEFER_HERE)
+	if (defer_response(d, DEFER_CLOSE_SOURCE, source, 0) != DEFER_HERE)
 		return;
 	memset(&ss, 0, sizeof(ss));
 	ss.d = d;
-	if (inet_pton(AF_INET, ip, &in4->sin_addr) == 1)
-		in4->sin_family = AF_INET;
-	else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1)
-		in6->sin6_family = AF_INET6;
-	else
+	if (source_key_parse(source, ss.key) != 0)
 		return;
-	allocs = d->turn != NULL ? turn_server_remove_source(d->turn,
-	    (const struct sockaddr *)&ss.ip) : 0;
+	allocs = d->turn != NULL ? turn_server_remove_source(d->turn, ss.key) : 0;
 	if (d->hub != NULL)
 		hub_each_session(d->hub, close_source_session, &ss);
 	if (allocs > 0 || ss.n > 0)
 		log_warn("response: closed %zu signaling session(s) and %zu allocation(s) of %s",
-		    ss.n, allocs, ip);
+		    ss.n, allocs, source);
 }
 
-static void respond_block(void *ctx, const char *ip, uint32_t seconds, const char *why)
+/* source is the alert's: an IPv4 address or an IPv6 /64 (events.c). */
+static void respond_block(void *ctx, const char *source, uint32_t seconds, const char *why)
 {
 	struct daemon *d = ctx;
 	uint64_t now = relay_io_now_ms();
 
 	if (seconds == 0)
 		seconds = 300; /* a response must do something */
-	if (blocklist_add(d->blocks, ip, now + (uint64_t)seconds * 1000, why) != 0)
+	if (blocklist_add(d->blocks, source, now + (uint64_t)seconds * 1000, why) != 0)
 		return;
 	audit_log(d->audit, now, "response.block", json_pack("{s:s, s:s, s:i, s:s}", "source",
-	    ip, "reason", why, "block_s", (int)seconds, "outcome", "success"));
-	log_warn("response: source %s blocked for %u s (%s)", ip, seconds, why);
-	close_source(d, ip);
+	    source, "reason", why, "block_s", (int)seconds, "outcome", "success"));
+	log_warn("response: source %s blocked for %u s (%s)", source, seconds, why);
+	close_source(d, source);
 }
 
 /* Off the main thread, queues the response for it (the state lock is

@@ -2,6 +2,7 @@
  * came from outside goes into the audit record as a JSON string (escaped
  * by jansson) and into the log through log_escape(). */
 #include "common/clock.h"
+#include "common/source_key.h"
 #include "gateway/events.h"
 
 #include <arpa/inet.h>
@@ -159,25 +160,28 @@ static void feed(struct events *ev, const struct alert_input *in, uint64_t now)
 		raise_alert(ev, &out[i], now);
 }
 
-/* The IP of an address, without the port, as the detectors key it. */
-static const char *ip_text(const struct sockaddr *sa, char *buf, size_t cap)
+/* The source an address is in, as the detectors key it and a
+ * block_source response blocks it: the IPv4 address, or the IPv6 /64
+ * (common/source_key.h), so that a client rotating through the addresses
+ * of its /64 is counted, and blocked, as one. */
+static const char *source_text(const struct sockaddr *sa, char *buf, size_t cap)
 {
-	if (sa == NULL)
+	if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
 		return NULL;
-	if (sa->sa_family == AF_INET)
-		return inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
-		    (socklen_t)cap);
-	if (sa->sa_family == AF_INET6)
-		return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
-		    (socklen_t)cap);
-	return NULL;
+	source_name(sa, buf, cap);
+	return buf;
 }
 
 void events_admin_login_failed(struct events *ev, const char *user, const char *source_ip)
 {
-	struct alert_input in = { .kind = ALERT_IN_LOGIN_FAILED, .user = user,
-	    .source = source_ip };
+	struct alert_input in = { .kind = ALERT_IN_LOGIN_FAILED, .user = user };
+	uint8_t key[SOURCE_KEY_LEN];
+	char src[SOURCE_NAME_MAX];
 
+	if (source_ip != NULL && source_key_parse(source_ip, key) == 0) {
+		source_key_name(key, src, sizeof(src));
+		in.source = src;
+	}
 	feed(ev, &in, clock_wall_ms());
 }
 
@@ -197,12 +201,12 @@ void events_alloc_traffic(struct events *ev, const struct turn_alloc *a, uint64_
 static void hub_metrics_and_alerts(struct events *ev, const struct hub_event *e)
 {
 	struct alert_input in;
-	char ip[INET6_ADDRSTRLEN];
+	char ip[SOURCE_NAME_MAX];
 	uint64_t now = clock_wall_ms();
 
 	memset(&in, 0, sizeof(in));
 	in.user = e->user;
-	in.source = ip_text(e->source, ip, sizeof(ip));
+	in.source = source_text(e->source, ip, sizeof(ip));
 	in.call = e->call;
 	switch (e->kind) {
 	/* A login whose client had gone counts like any other; it only has
@@ -384,10 +388,10 @@ void events_turn(struct events *ev, enum turn_event kind, const struct turn_clie
 	/* The cause is in the trail before any alert it raises. */
 	if (kind == TURN_EV_PEER_REFUSED) {
 		struct alert_input in = { .kind = ALERT_IN_PERMISSION_REFUSED };
-		char ip[INET6_ADDRSTRLEN];
+		char ip[SOURCE_NAME_MAX];
 
 		in.user = id != NULL ? id->user : NULL;
-		in.source = ip_text((const struct sockaddr *)&c->remote, ip, sizeof(ip));
+		in.source = source_text((const struct sockaddr *)&c->remote, ip, sizeof(ip));
 		in.call = id != NULL ? id->call : NULL;
 		feed(ev, &in, clock_wall_ms());
 	}

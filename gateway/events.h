@@ -19,7 +19,7 @@ struct events;
 /* Carries out an alert's automatic response; the daemon provides it. */
 struct events_responder {
 	void *ctx;
-	void (*block_source)(void *ctx, const char *ip, uint32_t seconds, const char *why);
+	void (*block_source)(void *ctx, const char *source, uint32_t seconds, const char *why);
 	void (*lock_user)(void *ctx, const char *user, uint32_t seconds);
 	void (*end_call)(void *ctx, const char *call);
 	/* Optional: the alert as JSON text, for a webhook. */

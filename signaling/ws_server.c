@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/fnv.h"
+#include "common/source_key.h"
 #include "gateway/config.h"
 #include "gateway/log.h"
 #include "gateway/state_lock.h"
@@ -51,8 +52,11 @@ struct conn {
 	size_t sent;
 };
 
+/* Connections from one source: an IPv4 address or an IPv6 /64
+ * (common/source_key.h), so that a host cannot pass the limit by using
+ * more addresses of its /64. */
 struct ip_count {
-	char ip[INET6_ADDRSTRLEN];
+	char source[SOURCE_NAME_MAX];
 	unsigned n;
 	struct ip_count *next;
 };
@@ -69,27 +73,46 @@ struct ws_server {
 	size_t norigins;
 };
 
-static size_t ip_bucket(const char *ip)
+/* The source that the address text ip (as libwebsockets gives it) is in;
+ * text that is no address stands for itself. */
+static void source_of(const char *ip, char out[SOURCE_NAME_MAX])
 {
-	return fnv1a_str(ip) % IP_BUCKETS;
+	uint8_t key[SOURCE_KEY_LEN];
+	size_t n;
+
+	if (source_key_parse(ip, key) == 0) {
+		source_key_name(key, out, SOURCE_NAME_MAX);
+		return;
+	}
+	n = strnlen(ip, SOURCE_NAME_MAX - 1);
+	memcpy(out, ip, n);
+	out[n] = '\0';
+}
+
+static struct ip_count **ip_find(struct ws_server *w, const char *source)
+{
+	struct ip_count **pp = &w->ips[fnv1a_str(source) % IP_BUCKETS];
+
+	while (*pp != NULL && strcmp((*pp)->source, source) != 0)
+		pp = &(*pp)->next;
+	return pp;
 }
 
 /* Counts a connection from ip; false when it is one too many. */
 static bool ip_take(struct ws_server *w, const char *ip)
 {
-	struct ip_count *c;
-	size_t b = ip_bucket(ip);
+	char source[SOURCE_NAME_MAX];
+	struct ip_count **pp, *c;
 
-	for (c = w->ips[b]; c != NULL; c = c->next)
-		if (strcmp(c->ip, ip) == 0)
-			break;
+	source_of(ip, source);
+	pp = ip_find(w, source);
+	c = *pp;
 	if (c == NULL) {
 		c = calloc(1, sizeof(*c));
 		if (c == NULL)
 			return false;
-		snprintf(c->ip, sizeof(c->ip), "%s", ip);
-		c->next = w->ips[b];
-		w->ips[b] = c;
+		snprintf(c->source, sizeof(c->source), "%s", source);
+		*pp = c;
 	}
 	if (c->n >= WS_MAX_CONNS_PER_IP)
 		return false;
@@ -99,26 +122,24 @@ static bool ip_take(struct ws_server *w, const char *ip)
 
 static bool ip_room(struct ws_server *w, const char *ip)
 {
+	char source[SOURCE_NAME_MAX];
 	struct ip_count *c;
 
-	for (c = w->ips[ip_bucket(ip)]; c != NULL; c = c->next)
-		if (strcmp(c->ip, ip) == 0)
-			return c->n < WS_MAX_CONNS_PER_IP;
-	return true;
+	source_of(ip, source);
+	c = *ip_find(w, source);
+	return c == NULL || c->n < WS_MAX_CONNS_PER_IP;
 }
 
 static void ip_release(struct ws_server *w, const char *ip)
 {
-	struct ip_count **pp = &w->ips[ip_bucket(ip)], *c;
+	char source[SOURCE_NAME_MAX];
+	struct ip_count **pp, *c;
 
-	for (; (c = *pp) != NULL; pp = &c->next) {
-		if (strcmp(c->ip, ip) != 0)
-			continue;
-		if (--c->n == 0) {
-			*pp = c->next;
-			free(c);
-		}
-		return;
+	source_of(ip, source);
+	pp = ip_find(w, source);
+	if ((c = *pp) != NULL && --c->n == 0) {
+		*pp = c->next;
+		free(c);
 	}
 }
 
@@ -292,7 +313,7 @@ static int confirm_upgrade(struct ws_server *w, struct lws *wsi)
 	/* Over the per-address limit: refused before the 101, with a status
 	 * the client can read, rather than cut off after it. */
 	if (lws_get_peer_simple(wsi, origin, sizeof(origin)) != NULL && !ip_room(w, origin)) {
-		log_warn("signaling: upgrade from %s refused: %d connections from that address",
+		log_warn("signaling: upgrade from %s refused: %d connections from its source",
 		    origin, WS_MAX_CONNS_PER_IP);
 		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
 		return 1;

@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 
 #include "common/bytes.h"
+#include "common/source_key.h"
 #include "turn/media_class.h"
 #include "turn/srclimit.h"
 #include "turn/stun.h"
@@ -1099,14 +1100,14 @@ size_t turn_server_remove_call(struct turn_server *s, const char *call,
 	return n;
 }
 
-size_t turn_server_remove_source(struct turn_server *s, const struct sockaddr *ip)
+size_t turn_server_remove_source(struct turn_server *s, const uint8_t source[SOURCE_KEY_LEN])
 {
 	struct turn_alloc *a, *next;
 	size_t n = 0;
 
 	for (a = alloc_table_first(s->allocs); a != NULL; a = next) {
 		next = alloc_next(a);
-		if (peer_same_ip((const struct sockaddr *)&a->client.remote, ip)) {
+		if (source_key_matches((const struct sockaddr *)&a->client.remote, source)) {
 			alloc_remove(s, a, "source blocked");
 			n++;
 		}

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/source_key.h"
 #include "turn/alloc.h"
 #include "turn/auth.h"
 #include "turn/dtls_peek.h"
@@ -171,11 +172,12 @@ struct turn_stats;
 size_t turn_server_remove_call(struct turn_server *s, const char *call,
     struct turn_stats *totals);
 
-/* Removes every allocation whose client has this IP address (any port,
- * any transport; an IPv4-mapped IPv6 spelling is the same address): what
- * a blocked source has open. Returns how many. Not from inside one of the
- * server's own callbacks: it frees allocations the caller may hold. */
-size_t turn_server_remove_source(struct turn_server *s, const struct sockaddr *ip);
+/* Removes every allocation whose client is inside this source (an IPv4
+ * address or an IPv6 /64, common/source_key.h; any port, any transport):
+ * what a blocked source has open. Returns how many. Not from inside one
+ * of the server's own callbacks: it frees allocations the caller may
+ * hold. */
+size_t turn_server_remove_source(struct turn_server *s, const uint8_t source[SOURCE_KEY_LEN]);
 
 size_t turn_server_alloc_count(const struct turn_server *s);
 

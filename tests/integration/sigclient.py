@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import sqlite3
 import struct
@@ -399,7 +400,9 @@ class RawWebSocket:
     a list of (opcode, payload bytes) and how is "close-frame", "eof",
     "reset" or "timeout". rcvbuf=N makes a slow reader; source="127.0.0.2"
     speaks from that loopback address (another client IP for the daemon).
-    An upgrade that is refused raises ConnectionError."""
+    An upgrade that is refused raises ConnectionError, whose status is
+    the HTTP status (None when there was none). ws.request(obj) sends obj
+    and returns the next JSON message."""
 
     def __init__(self, host, port, path="/ws", origin=None, timeout=5.0, rcvbuf=None,
                  source=None):
@@ -419,7 +422,8 @@ class RawWebSocket:
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-               "Sec-WebSocket-Version: 13\r\n" % (path, host, port, key))
+               "Sec-WebSocket-Version: 13\r\n"
+               % (path, "[%s]" % host if ":" in host else host, port, key))
         if origin:
             req += "Origin: %s\r\n" % origin
         self.sock.sendall((req + "\r\n").encode())
@@ -432,9 +436,23 @@ class RawWebSocket:
             buf += chunk
         head, self.buf = buf.split(b"\r\n\r\n", 1)
         status = head.split(b"\r\n")[0]
-        if b" 101 " not in status + b" ":
+        m = re.match(rb"HTTP/1\.[01] (\d{3})", status)
+        self.status = int(m.group(1)) if m else None
+        if self.status != 101:
             self.sock.close()
-            raise ConnectionError("upgrade refused: %r" % status)
+            e = ConnectionError("upgrade refused: %r" % status)
+            e.status = self.status
+            raise e
+
+    @staticmethod
+    def frame_raw(opcode, payload):
+        """An unmasked frame, as a server sends it."""
+        n = len(payload)
+        if n < 126:
+            return struct.pack("!BB", 0x80 | opcode, n) + payload
+        if n < 65536:
+            return struct.pack("!BBH", 0x80 | opcode, 126, n) + payload
+        return struct.pack("!BBQ", 0x80 | opcode, 127, n) + payload
 
     @staticmethod
     def frame(payload, opcode=0x1):
@@ -492,6 +510,31 @@ class RawWebSocket:
                 return frames + self._parse(), "eof"
             self.buf += chunk
             frames += self._parse()
+
+    def request(self, obj, timeout=10.0):
+        """Sends obj as a text frame and returns the next text frame as
+        JSON, or None when the connection closed or nothing came within
+        timeout."""
+        self.send_texts([json.dumps(obj)])
+        deadline = time.monotonic() + timeout
+        while True:
+            frames = self._parse()
+            for i, (op, payload) in enumerate(frames):
+                if op in (0x1, 0x8):
+                    # What came after it is read next time.
+                    self.buf = b"".join(self.frame_raw(o, p) for o, p in frames[i + 1:]) + self.buf
+                    return json.loads(payload) if op == 0x1 else None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
 
     def close(self):
         try:

@@ -5,6 +5,7 @@
 #define GH_TESTS_CHECK_H
 
 #include <stdio.h>
+#include <string.h>
 
 static int check_failures;
 static int check_count;
@@ -24,6 +25,16 @@ static int check_count;
 		check_failures++; \
 		fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", \
 		    __FILE__, __LINE__, #a, #b, check_a_, check_b_); \
+	} \
+} while (0)
+
+#define CHECK_EQ_STR(a, b) do { \
+	const char *check_sa_ = (a), *check_sb_ = (b); \
+	check_count++; \
+	if (strcmp(check_sa_, check_sb_) != 0) { \
+		check_failures++; \
+		fprintf(stderr, "%s:%d: CHECK failed: %s == %s (\"%s\" != \"%s\")\n", \
+		    __FILE__, __LINE__, #a, #b, check_sa_, check_sb_); \
 	} \
 } while (0)
 

@@ -709,6 +709,7 @@ static int reserve(const struct turn_client *c, const char *user, const char *pa
  * identity cannot fill the table that everyone shares. */
 static void test_reservation_limits(void)
 {
+	uint8_t src[SOURCE_KEY_LEN];
 	struct turn_client c[TURN_RESERVATIONS_PER_USER + 2];
 	struct areq del = { .method = TURN_REFRESH, .user = "alice", .pass = "wonderland",
 	    .lifetime = UINT32_MAX };
@@ -755,8 +756,8 @@ static void test_reservation_limits(void)
 	CHECK_EQ_INT(send_req(&c[1], &del, t, &m), 0);
 	CHECK_EQ_INT(F.nunreserve, 1);
 	CHECK_EQ_INT(reserve(&c[1], "alice", "wonderland", t, token, &port), 0);
-	CHECK_EQ_INT(turn_server_remove_source(F.s, (struct sockaddr *)&c[0].remote),
-	    TURN_RESERVATIONS_PER_USER + 2);
+	source_key((struct sockaddr *)&c[0].remote, src);
+	CHECK_EQ_INT(turn_server_remove_source(F.s, src), TURN_RESERVATIONS_PER_USER + 2);
 	CHECK_EQ_INT(F.nunreserve, 1 + TURN_RESERVATIONS_PER_USER); /* 3 of alice, 1 of bob */
 	turn_server_free(F.s);
 	CHECK_EQ_INT(F.nunreserve, 1 + TURN_RESERVATIONS_PER_USER);
@@ -829,6 +830,36 @@ static void test_clock_steps(void)
 
 /* Every prefix of an authenticated Allocate is dropped or refused and
  * never creates an allocation. */
+/* A blocked source loses its allocations: every address of its IPv6 /64
+ * (the holder of a /64 picks any address inside it), an IPv4 address
+ * whichever way it is spelled, and nothing of anyone else. */
+static void test_remove_source(void)
+{
+	static const char *const ips[] = {
+		"2001:db8:1:2::10", "2001:db8:1:2:ffff::1", "2001:db8:1:3::10",
+		"192.0.2.10", "::ffff:192.0.2.10", "192.0.2.11",
+	};
+	struct turn_client c[6];
+	uint8_t src[SOURCE_KEY_LEN];
+	size_t i;
+
+	setup(8);
+	for (i = 0; i < 6; i++) {
+		c[i] = client_udp((uint16_t)(9400 + i));
+		c[i].remote = addr(ips[i], (uint16_t)(9400 + i));
+		CHECK_EQ_INT(allocate(&c[i], "alice", "wonderland", 60000, NULL), 0);
+	}
+	CHECK_EQ_INT(turn_server_alloc_count(F.s), 6);
+	CHECK_EQ_INT(source_key_parse("2001:db8:1:2::/64", src), 0);
+	CHECK_EQ_INT(turn_server_remove_source(F.s, src), 2);
+	CHECK_EQ_INT(turn_server_alloc_count(F.s), 4);
+	CHECK_EQ_INT(source_key_parse("192.0.2.10", src), 0);
+	CHECK_EQ_INT(turn_server_remove_source(F.s, src), 2);
+	CHECK_EQ_INT(turn_server_alloc_count(F.s), 2);
+	CHECK_EQ_INT(turn_server_remove_source(F.s, src), 0);
+	turn_server_free(F.s);
+}
+
 static void test_prefixes(void)
 {
 	struct turn_client c = client_udp(9001);
@@ -868,6 +899,7 @@ int main(void)
 	test_reservation_limits();
 	test_call_forced_relay();
 	test_prefixes();
+	test_remove_source();
 	test_clock_steps();
 	return check_done("test_server");
 }
