@@ -914,7 +914,6 @@ async def stress_flow(g, api, users, path, docs, seed):
     loop = asyncio.get_running_loop()
     st = StressState()
     rng = random.Random(seed)
-    by_name = {u.name: u for u in users}
     clients = {}
     try:
         for u in users:
