@@ -257,7 +257,7 @@ static void login_done(void *ctx, const struct login_result *r)
 		hr.why = r->why;
 		hr.from = (const struct sockaddr *)&r->from;
 		hr.user = r->user;
-		hub_login_done(d->hub, &hr, relay_io_now_ms());
+		hub_login_done(d->hub, &hr, ws_server_now());
 	}
 }
 
@@ -768,7 +768,7 @@ static void on_tick(void *arg)
 {
 	struct daemon *d = arg;
 
-	hub_tick(d->hub, relay_io_now_ms());
+	hub_tick(d->hub, ws_server_now());
 	policy_watch(d);
 	if (d->user_watch != NULL)
 		user_watch_poll(d->user_watch, relay_io_now_ms());

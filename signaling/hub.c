@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "common/b64url.h"
+#include "common/clock.h"
 #include "common/fnv.h"
 #include "signaling/directory.h"
 #include "signaling/message.h"
@@ -34,9 +35,11 @@
 #define CALL_TOKEN 1000           /* one call, in the call bucket's unit */
 #define SWEEP_EVERY_MS (10 * 1000)
 
+/* Times are on the monotonic clock (struct hub_time in hub.h) unless
+ * their comment says UNIX time. */
 struct session {
 	uint64_t id;
-	uint64_t since_ms;
+	uint64_t since_ms;        /* UNIX time: shown by the admin views */
 	struct sockaddr_storage from;
 	bool authed;
 	bool login_pending;
@@ -66,8 +69,9 @@ struct user_entry {
 	size_t nringing_in;
 	struct call *placed;      /* the calls counted in ncalls that it placed */
 	/* Call placement bucket (cfg.calls_per_min), in thousandths of a
-	 * call, as of calls_ms. The entry outlives the user's sessions until
-	 * the bucket is full again, so a new connection does not refill it. */
+	 * call, as of calls_ms (monotonic). The entry outlives the user's
+	 * sessions until the bucket is full again, so a new connection does
+	 * not refill it. */
 	uint64_t calls_milli;
 	uint64_t calls_ms;
 	struct user_entry *next;
@@ -85,10 +89,11 @@ struct call {
 	bool record;
 	char rule[POLICY_NAME_MAX];
 	enum call_state state;
-	uint64_t since_ms;
+	uint64_t since_ms;        /* UNIX time: shown by the admin views */
+	uint64_t placed_ms;       /* the same instant, monotonic: for setup_ms */
 	uint64_t accepted_ms;
 	uint64_t ring_deadline_ms;
-	uint64_t expires_s;       /* credentials minted for it expire then */
+	uint64_t expires_s;       /* UNIX time: credentials minted for it expire then */
 	struct call *next;
 	struct call *next_placed; /* the caller's user_entry.placed */
 };
@@ -101,7 +106,7 @@ struct hub {
 	struct user_entry *users[BUCKETS];
 	struct call *calls[BUCKETS];
 	size_t nsessions, ncalls;
-	uint64_t now_ms;          /* of the latest entry point, for durations */
+	struct hub_time now;      /* of the latest entry point */
 	uint64_t swept_ms;        /* when idle user entries were last dropped */
 	/* How deep in the hub's entry points we are, and the sessions closed
 	 * meanwhile, which are forgotten when the outermost one returns. */
@@ -115,7 +120,7 @@ struct msg_ctx {
 	struct session *s;
 	json_t *msg;
 	json_t *id;               /* borrowed: echoed in the reply */
-	uint64_t now_ms;
+	struct hub_time now;
 };
 
 static void emit(struct hub *h, struct hub_event *e)
@@ -157,17 +162,17 @@ static struct user_entry *user_find(struct hub *h, const char *name, bool create
 		return NULL;
 	snprintf(u->name, sizeof(u->name), "%s", name);
 	u->calls_milli = call_bucket_full(h);
-	u->calls_ms = h->now_ms;
+	u->calls_ms = h->now.mono_ms;
 	u->next = h->users[b];
 	h->users[b] = u;
 	return u;
 }
 
-/* u's call placement bucket at now_ms: cfg.calls_per_min come back a
+/* u's call placement bucket at mono_ms: cfg.calls_per_min come back a
  * minute, up to as many. */
-static uint64_t call_bucket(const struct hub *h, const struct user_entry *u, uint64_t now_ms)
+static uint64_t call_bucket(const struct hub *h, const struct user_entry *u, uint64_t mono_ms)
 {
-	uint64_t elapsed = now_ms > u->calls_ms ? now_ms - u->calls_ms : 0, v;
+	uint64_t elapsed = clock_elapsed_ms(mono_ms, u->calls_ms), v;
 
 	if (elapsed >= 60 * 1000)
 		return call_bucket_full(h);
@@ -182,7 +187,7 @@ static void user_gc(struct hub *h, struct user_entry *u)
 	struct user_entry **pp = &h->users[fnv1a_str(u->name) % BUCKETS];
 
 	if (u->sessions != NULL || u->ncalls > 0 || u->nringing_in > 0 ||
-	    call_bucket(h, u, h->now_ms) < call_bucket_full(h))
+	    call_bucket(h, u, h->now.mono_ms) < call_bucket_full(h))
 		return;
 	while (*pp != u)
 		pp = &(*pp)->next;
@@ -500,8 +505,8 @@ static void call_end(struct hub *h, struct call *c, const char *reason,
 	{
 		struct hub_event e = { .kind = HUB_EV_CALL_ENDED, .user = c->caller,
 		    .peer = c->callee, .call = c->id, .rule = c->rule, .reason = reason,
-		    .media = c->media, .duration_ms = c->accepted_ms != 0 && h->now_ms > c->accepted_ms ?
-		    h->now_ms - c->accepted_ms : 0 };
+		    .media = c->media, .duration_ms = c->state == CALL_ACCEPTED ?
+		    clock_elapsed_ms(h->now.mono_ms, c->accepted_ms) : 0 };
 		emit(h, &e);
 	}
 	h->ops.call_ended(h->ops.ctx, c->id, c->expires_s);
@@ -643,16 +648,17 @@ static void on_login(struct msg_ctx *m)
 	}
 	/* A busy checker (its queue full, or this address's share of
 	 * checks in flight) checked nothing: no attempt, no strike, and the
-	 * client may try again once an answer has come. */
+	 * client may try again once an answer has come. The checker is
+	 * given UNIX time: a token's exp and nbf, and TOTP steps, are. */
 	if (h->ops.login(h->ops.ctx, m->s->id, (const struct sockaddr *)&m->s->from,
 	    by_token ? NULL : user, by_token ? NULL : password, by_token ? NULL : totp,
-	    token, m->now_ms / 1000) != 0) {
+	    token, m->now.wall_ms / 1000) != 0) {
 		login_refused(m, "server busy, try again", false);
 		return;
 	}
 	m->s->login_attempts++;
 	m->s->login_pending = true;
-	m->s->login_ms = m->now_ms;
+	m->s->login_ms = m->now.mono_ms;
 	m->s->login_id = m->id != NULL ? json_incref(m->id) : NULL;
 	snprintf(m->s->login_user, sizeof(m->s->login_user), "%s", by_token ? "" : user);
 }
@@ -676,7 +682,7 @@ static void login_unanswered(struct hub *h, const struct hub_login_result *r)
 	emit(h, &e);
 }
 
-static void login_done(struct hub *h, const struct hub_login_result *r, uint64_t now_ms)
+static void login_done(struct hub *h, const struct hub_login_result *r, struct hub_time now)
 {
 	struct session *s = session_find(h, r->session);
 	struct user_entry *u = NULL;
@@ -686,7 +692,7 @@ static void login_done(struct hub *h, const struct hub_login_result *r, uint64_t
 	const char *why = r->why;
 	json_t *msg;
 
-	h->now_ms = now_ms;
+	h->now = now;
 	/* A closing session is let go of as the hub call ends: nobody
 	 * hears this answer either. */
 	if (s == NULL || (s->closing && s->login_pending)) {
@@ -704,7 +710,7 @@ static void login_done(struct hub *h, const struct hub_login_result *r, uint64_t
 		struct hub_event e = { .kind = HUB_EV_LOGIN_FAILED, .session = session,
 		    .source = (const struct sockaddr *)&s->from, .user = s->login_user,
 		    .reason = rc != IDENTITY_OK ? why : "out of memory",
-		    .setup_ms = h->now_ms > s->login_ms ? h->now_ms - s->login_ms : 0 };
+		    .setup_ms = clock_elapsed_ms(h->now.mono_ms, s->login_ms) };
 		emit(h, &e);
 		/* One answer for every reason: nothing to learn about users. */
 		msg = json_pack("{s:s, s:s, s:s}", "type", "error", "code", "auth_failed",
@@ -717,7 +723,7 @@ static void login_done(struct hub *h, const struct hub_login_result *r, uint64_t
 		struct hub_event e = { .kind = HUB_EV_LOGIN_OK, .session = session,
 		    .source = (const struct sockaddr *)&s->from, .user = who->name,
 		    .mfa = who->mfa,
-		    .setup_ms = h->now_ms > s->login_ms ? h->now_ms - s->login_ms : 0 };
+		    .setup_ms = clock_elapsed_ms(h->now.mono_ms, s->login_ms) };
 		emit(h, &e);
 		msg = json_pack("{s:s, s:s}", "type", "login.ok", "user", who->name);
 	}
@@ -728,10 +734,10 @@ static void login_done(struct hub *h, const struct hub_login_result *r, uint64_t
 	send_json(h, session, msg);
 }
 
-void hub_login_done(struct hub *h, const struct hub_login_result *r, uint64_t now_ms)
+void hub_login_done(struct hub *h, const struct hub_login_result *r, struct hub_time now)
 {
 	hub_enter(h);
-	login_done(h, r, now_ms);
+	login_done(h, r, now);
 	hub_leave(h);
 }
 
@@ -784,7 +790,8 @@ static size_t contacts_collect(struct hub *h, const struct identity_user *who,
 	*out = NULL;
 	if (h->cfg.policy == NULL)
 		return 0;
-	directory_refresh(h->directory, h->cfg.users, h->cfg.policy, h->now_ms);
+	/* The directory's age is an interval: monotonic. */
+	directory_refresh(h->directory, h->cfg.users, h->cfg.policy, h->now.mono_ms);
 	cap = directory_count(h->directory) + h->nsessions;
 	if ((list = calloc(cap + 1, sizeof(*list))) == NULL)
 		return 0;
@@ -949,7 +956,7 @@ static void on_call(struct msg_ctx *m)
 	 * dials at). Not a strike, as a client cannot see the bucket. After
 	 * the policy (it says nothing to whom may not be called anyway),
 	 * before presence. */
-	if (call_bucket(h, me, m->now_ms) < CALL_TOKEN) {
+	if (call_bucket(h, me, m->now.mono_ms) < CALL_TOKEN) {
 		reply_error(m, "rate_limited", "too many new calls, try again later");
 		return;
 	}
@@ -987,9 +994,11 @@ static void on_call(struct msg_ctx *m)
 	c->record = d.record;
 	snprintf(c->rule, sizeof(c->rule), "%s", d.rule);
 	c->state = CALL_RINGING;
-	c->since_ms = m->now_ms;
-	c->ring_deadline_ms = m->now_ms + HUB_RING_TIMEOUT_MS;
-	c->expires_s = m->now_ms / 1000 + HUB_CALL_MAX_S;
+	c->since_ms = m->now.wall_ms;
+	c->placed_ms = m->now.mono_ms;
+	c->ring_deadline_ms = m->now.mono_ms + HUB_RING_TIMEOUT_MS;
+	/* An absolute time that every relay node checks: UNIX time. */
+	c->expires_s = m->now.wall_ms / 1000 + HUB_CALL_MAX_S;
 	ice = ice_servers_json(h, c->caller, c->id, c->expires_s);
 	if (ice == NULL) {
 		free(c);
@@ -1003,8 +1012,8 @@ static void on_call(struct msg_ctx *m)
 	me->placed = c;
 	me->ncalls++;
 	cu->nringing_in++;
-	me->calls_milli = call_bucket(h, me, m->now_ms) - CALL_TOKEN;
-	me->calls_ms = m->now_ms;
+	me->calls_milli = call_bucket(h, me, m->now.mono_ms) - CALL_TOKEN;
+	me->calls_ms = m->now.mono_ms;
 	reply(m, json_pack("{s:s, s:s, s:o, s:s, s:o, s:b}", "type", "call.ok",
 	    "call", c->id, "ice_servers", ice, "ice_transport_policy", "relay",
 	    "media", media_json(media), "record", c->record));
@@ -1047,6 +1056,7 @@ static void on_accept(struct msg_ctx *m)
 		return;
 	}
 	c->state = CALL_ACCEPTED;
+	c->accepted_ms = m->now.mono_ms;
 	u->nringing_in--;
 	u->ncalls++;
 	c->callee_sid = m->s->id;
@@ -1063,11 +1073,11 @@ static void on_accept(struct msg_ctx *m)
 			if (s->id != m->s->id)
 				send_json(h, s->id, json_incref(gone));
 	json_decref(gone);
-	c->accepted_ms = m->now_ms;
 	{
 		struct hub_event e = { .kind = HUB_EV_CALL_ACCEPTED, .session = m->s->id,
 		    .user = c->caller, .peer = c->callee, .call = c->id, .rule = c->rule,
-		    .media = c->media, .setup_ms = m->now_ms - c->since_ms };
+		    .media = c->media,
+		    .setup_ms = clock_elapsed_ms(m->now.mono_ms, c->placed_ms) };
 		emit(h, &e);
 	}
 }
@@ -1328,18 +1338,20 @@ static const struct {
 	{ "candidate", true, on_candidate },
 };
 
-/* HUB_MSGS_PER_S sustained with a burst of twice as many. */
-static bool rate_ok(struct session *s, uint64_t now_ms)
+/* HUB_MSGS_PER_S sustained with a burst of twice as many; mono_ms is
+ * monotonic, so a step of the clock neither floods nor starves the
+ * bucket. */
+static bool rate_ok(struct session *s, uint64_t mono_ms)
 {
 	const uint64_t burst = 2 * HUB_MSGS_PER_S * 1000;
-	uint64_t elapsed = now_ms > s->tokens_ms ? now_ms - s->tokens_ms : 0;
+	uint64_t elapsed = clock_elapsed_ms(mono_ms, s->tokens_ms);
 
 	if (elapsed > 10000)
 		elapsed = 10000;
 	s->tokens_milli += elapsed * HUB_MSGS_PER_S;
 	if (s->tokens_milli > burst)
 		s->tokens_milli = burst;
-	s->tokens_ms = now_ms;
+	s->tokens_ms = mono_ms;
 	if (s->tokens_milli < 1000)
 		return false;
 	s->tokens_milli -= 1000;
@@ -1347,7 +1359,7 @@ static bool rate_ok(struct session *s, uint64_t now_ms)
 }
 
 static void session_message(struct hub *h, uint64_t session, const char *text,
-    size_t len, uint64_t now_ms)
+    size_t len, struct hub_time now)
 {
 	struct msg_ctx m;
 	const char *type, *why;
@@ -1356,16 +1368,17 @@ static void session_message(struct hub *h, uint64_t session, const char *text,
 
 	memset(&m, 0, sizeof(m));
 	m.h = h;
-	m.now_ms = now_ms;
-	h->now_ms = now_ms;
+	m.now = now;
+	h->now = now;
 	m.s = session_find(h, session);
 	if (m.s == NULL || m.s->closing)
 		return;
-	if (!rate_ok(m.s, now_ms)) {
+	if (!rate_ok(m.s, now.mono_ms)) {
 		strike(h, m.s, NULL, "too many messages");
 		return;
 	}
-	if (m.s->authed && m.s->who.expires_s != 0 && now_ms / 1000 > m.s->who.expires_s) {
+	/* A token's exp is UNIX time, set by its issuer: wall clock. */
+	if (m.s->authed && m.s->who.expires_s != 0 && now.wall_ms / 1000 > m.s->who.expires_s) {
 		/* protocol.md: every close is explained first. The message is
 		 * not read, so there is no id to echo. */
 		send_json(h, session, json_pack("{s:s, s:s, s:s}", "type", "error",
@@ -1401,18 +1414,18 @@ out:
 }
 
 void hub_session_message(struct hub *h, uint64_t session, const char *text,
-    size_t len, uint64_t now_ms)
+    size_t len, struct hub_time now)
 {
 	hub_enter(h);
-	session_message(h, session, text, len, now_ms);
+	session_message(h, session, text, len, now);
 	hub_leave(h);
 }
 
-void hub_session_oversized(struct hub *h, uint64_t session, uint64_t now_ms)
+void hub_session_oversized(struct hub *h, uint64_t session, struct hub_time now)
 {
 	struct session *s = session_find(h, session);
 
-	h->now_ms = now_ms;
+	h->now = now;
 	hub_enter(h);
 	if (s != NULL && !s->closing)
 		strike(h, s, NULL, "message too large");
@@ -1420,7 +1433,7 @@ void hub_session_oversized(struct hub *h, uint64_t session, uint64_t now_ms)
 }
 
 void hub_session_open(struct hub *h, uint64_t session, const struct sockaddr *from,
-    uint64_t now_ms)
+    struct hub_time now)
 {
 	struct session *s = calloc(1, sizeof(*s));
 
@@ -1429,13 +1442,13 @@ void hub_session_open(struct hub *h, uint64_t session, const struct sockaddr *fr
 		return;
 	}
 	s->id = session;
-	s->since_ms = now_ms;
-	h->now_ms = now_ms;
+	s->since_ms = now.wall_ms;
+	h->now = now;
 	if (from != NULL && (from->sa_family == AF_INET || from->sa_family == AF_INET6))
 		memcpy(&s->from, from, from->sa_family == AF_INET6 ?
 		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 	s->tokens_milli = 2 * HUB_MSGS_PER_S * 1000;
-	s->tokens_ms = now_ms;
+	s->tokens_ms = now.mono_ms;
 	s->next_id = h->sessions[session % BUCKETS];
 	h->sessions[session % BUCKETS] = s;
 	h->nsessions++;
@@ -1495,11 +1508,11 @@ static void session_forget(struct hub *h, struct session *s)
 	free(s);
 }
 
-void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms)
+void hub_session_closed(struct hub *h, uint64_t session, struct hub_time now)
 {
 	struct session *s;
 
-	h->now_ms = now_ms;
+	h->now = now;
 	hub_enter(h);
 	/* Not found when the hub let go of it at its close already. */
 	if ((s = session_find(h, session)) != NULL)
@@ -1507,11 +1520,11 @@ void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms)
 	hub_leave(h);
 }
 
-void hub_session_closing(struct hub *h, uint64_t session, uint64_t now_ms)
+void hub_session_closing(struct hub *h, uint64_t session, struct hub_time now)
 {
 	struct session *s;
 
-	h->now_ms = now_ms;
+	h->now = now;
 	hub_enter(h);
 	if ((s = session_find(h, session)) != NULL)
 		session_closing(h, s);
@@ -1533,23 +1546,23 @@ static void users_sweep(struct hub *h)
 	}
 }
 
-void hub_tick(struct hub *h, uint64_t now_ms)
+void hub_tick(struct hub *h, struct hub_time now)
 {
 	struct call *c, *next;
 	size_t i;
 
-	h->now_ms = now_ms;
+	h->now = now;
 	hub_enter(h);
 	for (i = 0; i < BUCKETS; i++) {
 		for (c = h->calls[i]; c != NULL; c = next) {
 			next = c->next;
-			if (c->state == CALL_RINGING && now_ms >= c->ring_deadline_ms)
+			if (c->state == CALL_RINGING && now.mono_ms >= c->ring_deadline_ms)
 				call_end(h, c, "timeout", 0);
 		}
 	}
-	if (now_ms - h->swept_ms >= SWEEP_EVERY_MS || now_ms < h->swept_ms) {
+	if (clock_elapsed_ms(now.mono_ms, h->swept_ms) >= SWEEP_EVERY_MS) {
 		users_sweep(h);
-		h->swept_ms = now_ms;
+		h->swept_ms = now.mono_ms;
 	}
 	hub_leave(h);
 }

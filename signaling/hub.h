@@ -3,10 +3,10 @@
  * candidate forwarding through the relay-only filter, hangup.
  *
  * The WebSocket adapter (ws_server.c) feeds it one complete text message
- * at a time with the time; it answers through the ops table. It does not
- * know the TURN relay: credentials, teardown and "is this address one of
- * the call's relayed addresses" are asked through ops, which the gateway
- * answers from the TURN code and the registry. */
+ * at a time with the time (struct hub_time); it answers through the ops
+ * table. It does not know the TURN relay: credentials, teardown and "is
+ * this address one of the call's relayed addresses" are asked through
+ * ops, which the gateway answers from the TURN code and the registry. */
 #ifndef GH_SIGNALING_HUB_H
 #define GH_SIGNALING_HUB_H
 
@@ -29,6 +29,21 @@
 #define HUB_MAX_STRIKES 5             /* bad requests before the close */
 #define HUB_MAX_LOGIN_ATTEMPTS 5      /* per connection */
 #define HUB_MAX_ICE_URLS 4
+
+/* The time of one entry point, read by the adapter and handed down: the
+ * hub reads no clock. Two clocks for two jobs (common/clock.h), as in the
+ * relay (struct turn_time): mono_ms measures every interval the hub keeps
+ * (ringing deadlines, the call placement and message rate buckets, the
+ * contacts cache's age, the setup_ms and duration_ms of events), so that
+ * a step of the system clock neither ends nor prolongs any of them, nor
+ * skews what is measured; wall_ms (UNIX time) is used only for instants
+ * that others read: the expiry inside TURN credentials, a token's expiry,
+ * the time given to ops->login (JWT exp and nbf, TOTP steps) and the
+ * since_ms that the admin views show. */
+struct hub_time {
+	uint64_t mono_ms;
+	uint64_t wall_ms;
+};
 
 struct hub_ice_servers {
 	char urls[HUB_MAX_ICE_URLS][320]; /* "turn:127.0.0.1:3478?transport=udp" */
@@ -68,6 +83,7 @@ struct hub_event {
 	bool unanswered;          /* HUB_EV_LOGIN_*: the session had closed
 	                           * before the check ended; nobody got the answer */
 	unsigned count;
+	/* Both on the monotonic clock (struct hub_time). */
 	uint64_t duration_ms;     /* accepted to ended; 0 if never accepted */
 	uint64_t setup_ms;        /* call to accepted (HUB_EV_CALL_ACCEPTED), login
 	                           * request to answer (HUB_EV_LOGIN_*) */
@@ -91,7 +107,9 @@ struct hub_ops {
 	 * from and user as given here. from is the session's address. token
 	 * is NULL for a password login, totp may be NULL. 0, or -1 when the
 	 * checker is busy: too many logins waiting, or too many from this
-	 * client's address. */
+	 * client's address. now_s is UNIX time (hub_time.wall_ms), for
+	 * the checks that compare against absolute times: a token's exp and
+	 * nbf, the TOTP step. */
 	int (*login)(void *ctx, uint64_t session, const struct sockaddr *from,
 	    const char *user, const char *password, const char *totp, const char *token,
 	    uint64_t now_s);
@@ -100,8 +118,8 @@ struct hub_ops {
 	 * then it is neither audited nor counted. One that has started still
 	 * comes back through hub_login_done(). */
 	void (*login_cancel)(void *ctx, uint64_t session);
-	/* Mints TURN credentials for user in call, valid until expires_s.
-	 * 0, or -1. */
+	/* Mints TURN credentials for user in call, valid until expires_s
+	 * (UNIX time: any relay node checks it). 0, or -1. */
 	int (*mint)(void *ctx, const char *user, const char *call, uint64_t expires_s,
 	    char *username, size_t ucap, char *password, size_t pcap);
 	/* Is addr a relayed address of user's allocation in call? */
@@ -145,23 +163,23 @@ void hub_set_policy(struct hub *h, const struct policy *p);
 
 /* A WebSocket session opened from this address. */
 void hub_session_open(struct hub *h, uint64_t session, const struct sockaddr *from,
-    uint64_t now_ms);
+    struct hub_time now);
 /* One complete text message (not NUL-terminated). */
 void hub_session_message(struct hub *h, uint64_t session, const char *text,
-    size_t len, uint64_t now_ms);
+    size_t len, struct hub_time now);
 /* A message that was too large to take in: answered and counted. */
-void hub_session_oversized(struct hub *h, uint64_t session, uint64_t now_ms);
+void hub_session_oversized(struct hub *h, uint64_t session, struct hub_time now);
 /* The session is gone: its calls end ("disconnected"). Nothing is left
  * to do for a session the hub already let go of (see below), so each
  * session's logout is reported once. */
-void hub_session_closed(struct hub *h, uint64_t session, uint64_t now_ms);
+void hub_session_closed(struct hub *h, uint64_t session, struct hub_time now);
 /* The adapter is closing the session on its own (a reader too slow to
  * take what is queued) or reports a close the hub asked for: the hub lets
  * go of it now, as if it had closed (its calls end, "disconnected"),
  * rather than when the connection is finally gone. May be called from
  * inside an ops callback: the session is then let go of when the hub's
  * entry point returns. */
-void hub_session_closing(struct hub *h, uint64_t session, uint64_t now_ms);
+void hub_session_closing(struct hub *h, uint64_t session, struct hub_time now);
 /* The outcome of a login started through ops->login. Every pointer is
  * borrowed for the call. */
 struct hub_login_result {
@@ -177,16 +195,16 @@ struct hub_login_result {
  * login all the same: the check was made (a failure counted toward the
  * user's lockout), so it is an event like any other (unanswered set),
  * for the audit, the metrics and the detectors. */
-void hub_login_done(struct hub *h, const struct hub_login_result *r, uint64_t now_ms);
+void hub_login_done(struct hub *h, const struct hub_login_result *r, struct hub_time now);
 /* Ringing timeouts, and the user entries that only a call bucket kept.
  * Call about once a second. */
-void hub_tick(struct hub *h, uint64_t now_ms);
+void hub_tick(struct hub *h, struct hub_time now);
 
 /* Admin views and actions. */
 struct hub_session_info {
 	uint64_t id;
 	const char *user;           /* "" before login */
-	uint64_t since_ms;
+	uint64_t since_ms;          /* UNIX time (wall_ms) of the open */
 	const struct sockaddr *from; /* the client's address */
 };
 struct hub_call_info {
@@ -194,7 +212,7 @@ struct hub_call_info {
 	unsigned media;
 	bool accepted;
 	bool record;
-	uint64_t since_ms;
+	uint64_t since_ms;          /* UNIX time (wall_ms) the call was placed */
 };
 void hub_each_session(struct hub *h, void (*fn)(void *ctx, const struct hub_session_info *s),
     void *ctx);

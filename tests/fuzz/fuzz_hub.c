@@ -23,7 +23,9 @@
  *   call decided again), "!e" the admin ends main's last call, "!k"
  *   contacts pushed to everyone, "!u" every session of bob closed, "!s"
  *   the next message for main finds it too slow a reader: the adapter
- *   drops it and closes main from inside that send (hub_session_closing()).
+ *   drops it and closes main from inside that send (hub_session_closing()),
+ *   "!w" the wall clock steps back an hour and "!W" forward a day, while
+ *   the monotonic clock runs on.
  *
  * Invariants checked (abort() on violation): nothing is sent to or
  * closed on a session the hub was told is gone, nothing is sent to one
@@ -31,7 +33,9 @@
  * JSON object with a string "type"; forced relay end to end: an "sdp" or
  * "candidate" that reaches the other side carries no candidate but a UDP
  * relay one on Gatehouse's relayed addresses (fuzz_relay_check.h); events
- * are well-formed; no call outlives its sessions.
+ * are well-formed, and their durations (setup_ms, duration_ms) no longer
+ * than the time that has passed, whatever the wall clock did; no call
+ * rings after "!t"; no call outlives its sessions.
  *
  * With FUZZ_VERBOSE=1 in the environment every message the hub sends is
  * printed, to see what a seed reaches. */
@@ -57,7 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	    __LINE__, #cond); \
 	abort(); } } while (0)
 
-#define T_START 1700000000000ULL
+#define T_START 1700000000000ULL   /* ms, UNIX time */
+#define MONO_START 5000ULL         /* ms, the monotonic clock at T_START */
 #define STEP_MS 50
 #define MAX_LINES 256          /* per input; the rest is ignored */
 #define MAX_ACTIONS 32         /* bot replies per line */
@@ -117,7 +122,10 @@ struct fz {
 	struct hub *h;
 	struct policy *policy, *policy_audio;
 	bool audio_only;
+	/* The time that has passed, on the wall clock's scale; the hub gets
+	 * fz_now(): the wall clock is off by wall_step_ms ("!w", "!W"). */
 	uint64_t now;
+	int64_t wall_step_ms;
 	struct session_state main, bob, carol;
 	/* A login asked for and not yet answered. */
 	bool login_pending;
@@ -137,6 +145,14 @@ struct fz {
 };
 
 static struct fz F;
+
+static struct hub_time fz_now(void)
+{
+	struct hub_time t = { .mono_ms = F.now - T_START + MONO_START,
+	    .wall_ms = (uint64_t)((int64_t)F.now + F.wall_step_ms) };
+
+	return t;
+}
 
 static struct session_state *state_of(uint64_t sid)
 {
@@ -230,7 +246,7 @@ static void f_send(void *ctx, uint64_t session, const char *text, size_t len)
 		/* As ws_server.c does with a reader over its queue limit. */
 		F.main_slow = false;
 		f_close(ctx, session, "too slow");
-		hub_session_closing(F.h, session, F.now);
+		hub_session_closing(F.h, session, fz_now());
 		return;
 	}
 	if (F.verbose)
@@ -354,6 +370,9 @@ static void f_event(void *ctx, const struct hub_event *e)
 	FUZZ_CHECK(e->kind >= HUB_EV_LOGIN_OK && e->kind <= HUB_EV_SDP_REFUSED);
 	if (e->kind == HUB_EV_CALL_ENDED || e->kind == HUB_EV_CALL_ACCEPTED)
 		FUZZ_CHECK(e->call != NULL && e->user != NULL && e->peer != NULL);
+	/* Measured on the monotonic clock: never more than has passed. */
+	FUZZ_CHECK(e->setup_ms <= F.now - T_START);
+	FUZZ_CHECK(e->duration_ms <= F.now - T_START);
 }
 
 /* ---- driving ------------------------------------------------------- */
@@ -369,7 +388,7 @@ static void session_open(struct session_state *st, uint64_t sid)
 	memset(st, 0, sizeof(*st));
 	st->sid = sid;
 	st->open = true;
-	hub_session_open(F.h, sid, (const struct sockaddr *)&from, F.now);
+	hub_session_open(F.h, sid, (const struct sockaddr *)&from, fz_now());
 	if (hub_session_count(F.h) > F.nsessions_max)
 		F.nsessions_max = hub_session_count(F.h);
 }
@@ -379,7 +398,7 @@ static void session_gone(struct session_state *st)
 	if (!st->open)
 		return;
 	st->open = false;
-	hub_session_closed(F.h, st->sid, F.now);
+	hub_session_closed(F.h, st->sid, fz_now());
 }
 
 static void settle(void);
@@ -396,7 +415,7 @@ static void say(struct session_state *st, const char *text, size_t len)
 	if (copy == NULL)
 		abort();
 	memcpy(copy, text, len);
-	hub_session_message(F.h, st->sid, copy, len, F.now);
+	hub_session_message(F.h, st->sid, copy, len, fz_now());
 	free(copy);
 	F.now += STEP_MS;
 	settle();
@@ -418,7 +437,7 @@ static void settle(void)
 			    .from = (const struct sockaddr *)&F.login_from, .user = F.login_user };
 
 			F.login_pending = false;
-			hub_login_done(F.h, &r, F.now);
+			hub_login_done(F.h, &r, fz_now());
 			continue;
 		}
 		if (F.nclosing > 0) {
@@ -434,7 +453,7 @@ static void settle(void)
 		memmove(&F.actions[0], &F.actions[1], (F.nactions - 1) * sizeof(F.actions[0]));
 		F.nactions--;
 		if ((st = state_of(a.sid)) != NULL && st->open) {
-			hub_session_message(F.h, a.sid, a.text, strlen(a.text), F.now);
+			hub_session_message(F.h, a.sid, a.text, strlen(a.text), fz_now());
 			F.now += STEP_MS;
 		}
 		free(a.text);
@@ -476,6 +495,12 @@ static char *substitute(const struct session_state *st, const char *line, size_t
 	return out;
 }
 
+static void no_ringing(void *ctx, const struct hub_call_info *c)
+{
+	(void)ctx;
+	FUZZ_CHECK(c->accepted);
+}
+
 static void control(const char *line, size_t len)
 {
 	if (len != 2)
@@ -483,11 +508,13 @@ static void control(const char *line, size_t len)
 	switch (line[1]) {
 	case 'o':
 		if (F.main.open)
-			hub_session_oversized(F.h, F.main.sid, F.now);
+			hub_session_oversized(F.h, F.main.sid, fz_now());
 		break;
 	case 't':
 		F.now += 31 * 1000;
-		hub_tick(F.h, F.now);
+		hub_tick(F.h, fz_now());
+		/* Every call ringing was placed 31 s ago or more. */
+		hub_each_call(F.h, no_ringing, NULL);
 		break;
 	case 'c':
 		session_gone(&F.main);
@@ -508,6 +535,12 @@ static void control(const char *line, size_t len)
 		break;
 	case 's':
 		F.main_slow = true;
+		break;
+	case 'w':
+		F.wall_step_ms -= 3600 * 1000;
+		break;
+	case 'W':
+		F.wall_step_ms += 24 * 3600 * 1000;
 		break;
 	default:
 		break;
@@ -562,6 +595,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	F.audio_only = false;
 	F.now = T_START;
+	F.wall_step_ms = 0;
 	F.login_pending = false;
 	F.nclosing = F.nactions = 0;
 	F.nsessions_max = 0;

@@ -17,7 +17,8 @@ Extras (also stable, but optional to use): DELETE (a marker that removes a
 key when deep-merging a config), build_stun(), parse_stun(),
 stun_binding_stream(), relay_window(), reserve_relay_window(), tail(),
 run_as_user(), slow_factor(), valgrind_dir(), valgrind_argv(),
-valgrind_findings(), valgrind_check_pid(), Gatehouse.launcher.
+valgrind_findings(), valgrind_check_pid(), Gatehouse.launcher, WallShift
+(steps the daemon's wall clock).
 
 Under valgrind: with GH_VALGRIND=<folder> in the environment, start()
 runs the daemon under valgrind memcheck (valgrind_argv(); one log per
@@ -758,6 +759,101 @@ def with_log(g, fn, lines=50):
     except BaseException:
         print("daemon log tail:\n%s" % tail(g.log(), lines), flush=True)
         raise
+
+
+# An LD_PRELOAD shim that moves the daemon's wall clock (CLOCK_REALTIME and
+# its coarse variant) by the number of milliseconds in the file named by
+# GH_WALL_SHIFT_FILE, read on every call, as an NTP step or an operator's
+# `date -s` would. The monotonic clock is left alone.
+WALL_SHIFT_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static long long shift_ms(void)
+{
+	const char *path = getenv("GH_WALL_SHIFT_FILE");
+	long long v = 0;
+	FILE *f;
+
+	if (path == NULL || (f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fscanf(f, "%lld", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+	static int (*real)(clockid_t, struct timespec *);
+	long long ns;
+	int rc;
+
+	if (real == NULL)
+		real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+	rc = real(id, ts);
+	if (rc == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) {
+		ns = (long long)ts->tv_sec * 1000000000LL + ts->tv_nsec + shift_ms() * 1000000LL;
+		ts->tv_sec = ns / 1000000000LL;
+		ts->tv_nsec = ns % 1000000000LL;
+	}
+	return rc;
+}
+"""
+
+
+class WallShift:
+    """Steps the wall clock of a daemon started through it, as an NTP step
+    or `date -s` would, with WALL_SHIFT_SHIM (needs a C compiler):
+
+        with gh.WallShift() as w:
+            g = gh.Gatehouse(...)
+            w.wrap(g)            # before g starts
+            with g:
+                w.step(-3600 * 1000)   # the wall clock is an hour behind now
+
+    step() sets the shift from the real wall clock (not a sum of steps);
+    the daemon reads it on every clock_gettime() of CLOCK_REALTIME."""
+
+    def __init__(self):
+        self.tmp = None
+
+    def __enter__(self):
+        cc = shutil.which("cc") or shutil.which("gcc")
+        assert cc is not None, "no C compiler (cc) to build the clock shim with"
+        self.tmp = tempfile.mkdtemp(prefix="gh-clockshim-")
+        src = os.path.join(self.tmp, "shim.c")
+        self.so = os.path.join(self.tmp, "shim.so")
+        self.shift = os.path.join(self.tmp, "wall_shift_ms")
+        with open(src, "w") as f:
+            f.write(WALL_SHIFT_SHIM)
+        r = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", self.so, src, "-ldl"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, "cannot build the clock shim: %s" % r.stderr
+        os.chmod(self.tmp, 0o755)  # the daemon reads the shift after dropping root
+        self.step(0)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def wrap(self, g):
+        """Makes g start with the shim preloaded."""
+        # verify_asan_link_order: the shim comes before the ASan runtime.
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        g.launcher = ["env", "LD_PRELOAD=" + self.so, "GH_WALL_SHIFT_FILE=" + self.shift,
+                      "ASAN_OPTIONS=" + ":".join(x for x in (asan, "verify_asan_link_order=0") if x)
+                      ] + list(g.launcher)
+
+    def step(self, ms):
+        """From now on the daemon's wall clock is ms off the real one."""
+        with open(self.shift + ".new", "w") as f:
+            f.write("%d\n" % ms)
+        os.chmod(self.shift + ".new", 0o644)
+        os.replace(self.shift + ".new", self.shift)
 
 
 def run_tests(tests):

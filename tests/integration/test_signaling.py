@@ -10,8 +10,8 @@ a policy that lets group "team" call each other); the JWT and the
 configured-Origin tests start their own. The last test stops the shared
 daemon and asserts a clean exit (code 0, no sanitizer report).
 
-GH_TESTS=name,... selects tests; GH_SKIP_RING=1 skips the 30 s ringing
-timeout test.
+GH_TESTS=name,... selects tests; GH_SKIP_RING=1 skips the two 30 s
+ringing timeout tests.
 """
 
 import asyncio
@@ -1976,6 +1976,73 @@ def test_ringing_timeout():
     with_log(g, lambda: run(body(), 60))
 
 
+def test_ringing_timeout_wall_clock_steps():
+    """The hub measures ringing on the monotonic clock (hub.h, struct
+    hub_time): with the daemon's wall clock stepped back an hour, a call
+    still ends with "timeout" 30 s after it was placed; with it stepped a
+    day ahead, a call just placed still rings, and its setup_ms and
+    duration_ms in the audit are not a day long."""
+    if os.environ.get("GH_SKIP_RING"):
+        print("skipped (GH_SKIP_RING)")
+        return
+    with gh.WallShift() as ws:
+        g = gh.Gatehouse(ARGS.gatehouse)
+        policy = os.path.join(g.workdir, "policy.json")
+        g.config["policy"] = {"file": policy}
+        sc.write_policy(policy, [
+            {"name": "team-calls", "from": "group:team", "to": "group:team",
+             "media": ["audio"], "action": "allow"},
+        ], {"team": ["ken", "lena"]})
+        sc.write_config(g)
+        users = {n: sc.create_user(g, n, password_of(n), ["team"]) for n in ("ken", "lena")}
+        ws.wrap(g)
+
+        async def body():
+            # Logged in before any step: the TOTP codes follow the real clock.
+            ck = await sc.logged_in(g, users["ken"], "ken")
+            cl = await sc.logged_in(g, users["lena"], "lena")
+            try:
+                r = await ck.request({"type": "call", "to": "lena", "media": ["audio"]})
+                assert r.get("type") == "call.ok", "%r" % r
+                cid = r["call"]
+                t0 = time.monotonic()
+                await cl.wait_for("incoming", call=cid)
+                ws.step(-3600 * 1000)
+                h = await ck.wait_for("hangup", call=cid, timeout=40)
+                dt = time.monotonic() - t0
+                assert h.get("reason") == "timeout", "caller got %r" % h
+                assert 28 <= dt <= 36, "ringing ended after %.1f s with the wall clock an " \
+                    "hour behind, expected 30 s" % dt
+                h2 = await cl.wait_for("hangup", call=cid, timeout=2)
+                assert h2.get("reason") == "timeout", "callee got %r" % h2
+
+                # A day ahead: the hub ticks once a second, so 2.5 s is
+                # long enough for a deadline on the wall clock to have fired.
+                r = await ck.request({"type": "call", "to": "lena", "media": ["audio"]})
+                assert r.get("type") == "call.ok", "%r" % r
+                cid = r["call"]
+                await cl.wait_for("incoming", call=cid)
+                ws.step(24 * 3600 * 1000)
+                await asyncio.sleep(2.5)
+                r = await cl.request({"type": "accept", "call": cid})
+                assert r.get("type") == "accept.ok", \
+                    "accept after the wall clock stepped a day ahead: %r" % r
+                await ck.wait_for("accepted", call=cid)
+                r = await ck.request({"type": "hangup", "call": cid})
+                assert r.get("type") == "hangup.ok", "%r" % r
+                e = await wait_audit(g, "call.accepted", lambda e: e.get("call") == cid)
+                assert 0 <= e.get("setup_ms", -1) < 10 * 1000, "call.accepted %r" % e
+                e = await wait_audit(g, "call.ended", lambda e: e.get("call") == cid)
+                assert 0 <= e.get("duration_ms", -1) < 10 * 1000, "call.ended %r" % e
+                await ck.ping()
+            finally:
+                await ck.close()
+                await cl.close()
+            await serves(g)
+        with g:
+            with_log(g, lambda: run(body(), 90))
+
+
 def test_zz_shared_daemon_exits_cleanly():
     if S.g is None:
         return
@@ -2019,5 +2086,6 @@ if __name__ == "__main__":
         test_call_credentials_scope_and_revocation,
         test_same_pair_two_calls,
         test_ringing_timeout,
+        test_ringing_timeout_wall_clock_steps,
         test_zz_shared_daemon_exits_cleanly,
     ])

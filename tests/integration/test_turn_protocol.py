@@ -9,11 +9,8 @@ Every datagram and connection goes to 127.0.0.1 (TESTING.md network rule);
 import os
 import socket
 import ssl
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -1097,81 +1094,14 @@ def test_connection_without_allocation_closed():
 
 # --------------------------------------------------------- clock steps
 
-# An LD_PRELOAD shim that moves the daemon's wall clock (CLOCK_REALTIME and
-# its coarse variant) by the number of milliseconds in the file named by
-# GH_WALL_SHIFT_FILE, read on every call, as an NTP step or an operator's
-# `date -s` would. The monotonic clock is left alone.
-WALL_SHIFT_SHIM = r"""
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-
-static long long shift_ms(void)
-{
-	const char *path = getenv("GH_WALL_SHIFT_FILE");
-	long long v = 0;
-	FILE *f;
-
-	if (path == NULL || (f = fopen(path, "r")) == NULL)
-		return 0;
-	if (fscanf(f, "%lld", &v) != 1)
-		v = 0;
-	fclose(f);
-	return v;
-}
-
-int clock_gettime(clockid_t id, struct timespec *ts)
-{
-	static int (*real)(clockid_t, struct timespec *);
-	long long ns;
-	int rc;
-
-	if (real == NULL)
-		real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
-	rc = real(id, ts);
-	if (rc == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) {
-		ns = (long long)ts->tv_sec * 1000000000LL + ts->tv_nsec + shift_ms() * 1000000LL;
-		ts->tv_sec = ns / 1000000000LL;
-		ts->tv_nsec = ns % 1000000000LL;
-	}
-	return rc;
-}
-"""
-
-
 def test_wall_clock_steps():
     """The relay's timers run on the monotonic clock: a step of the wall
     clock back does not close TCP/TLS connections as idle, and a step
     forward does not expire allocations. Nonces, stamped with the wall
     clock, go stale across the forward step and are renewed (438)."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    assert cc is not None, "no C compiler (cc) to build the clock shim with"
-    tmp = tempfile.mkdtemp(prefix="gh-clockshim-")
-    try:
-        src, so = os.path.join(tmp, "shim.c"), os.path.join(tmp, "shim.so")
-        shift = os.path.join(tmp, "wall_shift_ms")
-        with open(src, "w") as f:
-            f.write(WALL_SHIFT_SHIM)
-        r = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", so, src, "-ldl"],
-                           capture_output=True, text=True)
-        assert r.returncode == 0, "cannot build the clock shim: %s" % r.stderr
-        os.chmod(tmp, 0o755)  # the daemon reads the shift after dropping root
-
-        def step(ms):
-            with open(shift + ".new", "w") as f:
-                f.write("%d\n" % ms)
-            os.chmod(shift + ".new", 0o644)
-            os.replace(shift + ".new", shift)
-
-        step(0)
+    with gh.WallShift() as ws:
         g = gh.Gatehouse(ARGS.gatehouse, static_users=USERS)
-        # verify_asan_link_order: the shim comes before the ASan runtime.
-        asan = os.environ.get("ASAN_OPTIONS", "")
-        g.launcher = ["env", "LD_PRELOAD=" + so, "GH_WALL_SHIFT_FILE=" + shift,
-                      "ASAN_OPTIONS=" + ":".join(x for x in (asan, "verify_asan_link_order=0") if x)
-                      ] + list(g.launcher)
+        ws.wrap(g)
         with g:
             def run():
                 tcp = allocated("tcp", g=g)
@@ -1180,7 +1110,7 @@ def test_wall_clock_steps():
                 try:
                     # 3 s back: the relay's timer fires (once a second) while
                     # the wall clock is behind every connection's last input.
-                    step(-3000)
+                    ws.step(-3000)
                     time.sleep(2.5)
                     for c in (tcp, tls, udp):
                         expect(c.refresh(), 200, "Refresh over %s after the wall clock stepped "
@@ -1189,7 +1119,7 @@ def test_wall_clock_steps():
                             "stepped back" % c.transport
                     # 2 hours ahead: past every allocation's lifetime (600 s)
                     # and every nonce's (600 s), for the wall clock only.
-                    step(2 * 3600 * 1000)
+                    ws.step(2 * 3600 * 1000)
                     time.sleep(2.5)
                     for c in (tcp, tls, udp):
                         r = expect(c.refresh(), 200, "Refresh over %s after the wall clock "
@@ -1202,8 +1132,6 @@ def test_wall_clock_steps():
                 finally:
                     close_all(tcp, tls, udp)
             gh.with_log(g, run)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():

@@ -39,7 +39,8 @@
 #define PASSWORD "s3cret-Pw!"
 #define TOKEN "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ6b2UifQ.c2ln"
 #define MARKER "XYZZY"
-#define T_START 1700000000000ULL        /* ms */
+#define T_START 1700000000000ULL        /* ms, UNIX time */
+#define MONO_START 5000ULL              /* ms, the monotonic clock at T_START */
 #define STEP_MS 50                      /* one message per token refill */
 #define CREDS_S (12 * 3600)
 #define NAME_LEN_TEST 63                /* protocol.md: user names, at most */
@@ -99,7 +100,12 @@ struct relay_entry {
 struct fake {
 	struct hub *h;
 	const struct policy *policy;
+	/* The time that has passed, on the wall clock's scale: the hub gets
+	 * it as at(now), the monotonic clock counting from MONO_START and
+	 * the wall clock from T_START plus wall_step_ms, what the system
+	 * clock was stepped by (0 but in the clock tests). */
 	uint64_t now;
+	int64_t wall_step_ms;
 
 	struct sent_msg *msgs;
 	size_t nmsgs, cap;
@@ -145,6 +151,7 @@ struct fake {
 
 	unsigned nnotes, nlogouts;
 	enum hub_event_kind last_event;
+	uint64_t last_duration_ms, last_setup_ms;
 	char last_medium[32], last_reason[64], last_user[IDENTITY_NAME_MAX];
 	char last_call[64], last_peer[IDENTITY_NAME_MAX];
 	char last_source[64];
@@ -153,6 +160,15 @@ struct fake {
 };
 
 static struct fake F;
+
+/* The hub's time when t (on F.now's scale) has passed: see struct fake. */
+static struct hub_time at(uint64_t t)
+{
+	struct hub_time ht = { .mono_ms = t - T_START + MONO_START,
+	    .wall_ms = (uint64_t)((int64_t)t + F.wall_step_ms) };
+
+	return ht;
+}
 
 static bool is_open(uint64_t sid)
 {
@@ -202,7 +218,7 @@ static void f_send(void *ctx, uint64_t session, const char *text, size_t len)
 		/* As ws_server.c does for a reader over its queue limit. */
 		F.slow = 0;
 		mark_closed(session);
-		hub_session_closing(F.h, session, F.now);
+		hub_session_closing(F.h, session, at(F.now));
 		return;
 	}
 	if (F.nmsgs == F.cap) {
@@ -294,7 +310,7 @@ static void answer(uint64_t sid, int rc, const struct identity_user *who, const 
 	    .from = (const struct sockaddr *)&F.login_from,
 	    .user = F.has_user ? F.user : "" };
 
-	hub_login_done(F.h, &r, F.now);
+	hub_login_done(F.h, &r, at(F.now));
 }
 
 static int f_mint(void *ctx, const char *user, const char *call, uint64_t expires_s,
@@ -364,6 +380,8 @@ static void f_event(void *ctx, const struct hub_event *e)
 	snprintf(F.last_call, sizeof(F.last_call), "%s", e->call ? e->call : "");
 	snprintf(F.last_peer, sizeof(F.last_peer), "%s", e->peer ? e->peer : "");
 	F.last_unanswered = e->unanswered;
+	F.last_duration_ms = e->duration_ms;
+	F.last_setup_ms = e->setup_ms;
 	F.last_source[0] = '\0';
 	if (e->source != NULL && e->source->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)e->source)->sin_addr,
@@ -582,7 +600,7 @@ static void open_s(uint64_t sid)
 	for (i = 0; i < F.nclosed; i++)
 		if (F.closed[i] == sid)
 			F.closed[i] = F.closed[--F.nclosed];
-	hub_session_open(F.h, sid, (const struct sockaddr *)&from, F.now);
+	hub_session_open(F.h, sid, (const struct sockaddr *)&from, at(F.now));
 }
 
 static void close_s(uint64_t sid)
@@ -594,7 +612,7 @@ static void close_s(uint64_t sid)
 			F.open[i] = F.open[--F.nopen];
 			break;
 		}
-	hub_session_closed(F.h, sid, F.now);
+	hub_session_closed(F.h, sid, at(F.now));
 }
 
 static uint64_t fresh_sid(void)
@@ -607,7 +625,7 @@ static uint64_t fresh_sid(void)
 
 static void say_raw(uint64_t sid, const char *text, size_t len)
 {
-	hub_session_message(F.h, sid, text, len, F.now);
+	hub_session_message(F.h, sid, text, len, at(F.now));
 	F.now += STEP_MS;
 }
 
@@ -2158,7 +2176,7 @@ static void test_close_takes_effect(void)
 	CHECK_EQ_INT(F.nlogouts, 1);
 	/* What the client still sends is not read. */
 	say(BOB, "{\"type\":\"ping\"}");
-	hub_session_oversized(F.h, BOB, F.now);
+	hub_session_oversized(F.h, BOB, at(F.now));
 	EXPECT_NONE(BOB);
 	close_s(BOB);
 	CHECK_EQ_INT(F.nlogouts, 1);
@@ -2228,7 +2246,7 @@ static void test_close_takes_effect(void)
 	close_s(BOB);
 	CHECK_EQ_INT(F.nlogouts, 1);
 	/* And on its own, outside any entry point: at once. */
-	hub_session_closing(F.h, BOB2, F.now);
+	hub_session_closing(F.h, BOB2, at(F.now));
 	mark_closed(BOB2);
 	CHECK_EQ_INT(hub_session_count(F.h), 1);
 	CHECK_EQ_INT(F.nlogouts, 2);
@@ -2262,14 +2280,14 @@ static void test_ring_timeout(void)
 	drain(BOB);
 	drain(BOB2);
 
-	hub_tick(F.h, t0 + HUB_RING_TIMEOUT_MS - 1);
+	hub_tick(F.h, at(t0 + HUB_RING_TIMEOUT_MS - 1));
 	EXPECT_NONE(ALICE);
 	EXPECT_NONE(BOB);
 	EXPECT_NONE(BOB2);
 	CHECK_EQ_INT(hub_call_count(F.h), 2);
 	CHECK_EQ_INT(F.nended, 0);
 
-	hub_tick(F.h, t0 + HUB_RING_TIMEOUT_MS);
+	hub_tick(F.h, at(t0 + HUB_RING_TIMEOUT_MS));
 	m = EXPECT(ALICE, "hangup");
 	CHECK_STR(jstr(m, "call"), call);
 	CHECK_STR(jstr(m, "reason"), "timeout");
@@ -2284,7 +2302,7 @@ static void test_ring_timeout(void)
 	CHECK_EQ_INT(hub_call_count(F.h), 1);
 
 	/* Later ticks change nothing; the accepted call stays. */
-	hub_tick(F.h, t1 + 10 * HUB_RING_TIMEOUT_MS);
+	hub_tick(F.h, at(t1 + 10 * HUB_RING_TIMEOUT_MS));
 	EXPECT_NONE(ALICE);
 	EXPECT_NONE(CAROL);
 	EXPECT_NONE(BOB);
@@ -2326,7 +2344,7 @@ static void test_strikes(void)
 
 	/* Every kind of bad request counts toward the same limit. */
 	open_s(2);
-	hub_session_oversized(F.h, 2, F.now);
+	hub_session_oversized(F.h, 2, at(F.now));
 	EXPECT_ERROR(2, "bad_request", "message too large", NULL);
 	say(2, "{");
 	EXPECT_ERROR(2, "bad_request", "not valid JSON", NULL);
@@ -2389,36 +2407,36 @@ static void test_rate_limit(void)
 	open_s(1);
 	/* A burst of 40 at one instant passes... */
 	for (i = 0; i < 40; i++)
-		hub_session_message(F.h, 1, ping, strlen(ping), t);
+		hub_session_message(F.h, 1, ping, strlen(ping), at(t));
 	while ((m = take_raw(1)) != NULL)
 		if (m->json != NULL && strcmp(jstr(m->json, "type"), "pong") == 0)
 			pongs++;
 	CHECK_EQ_INT(pongs, 40);
 	/* ... the 41st does not, and is not even read (no id). */
-	hub_session_message(F.h, 1, ping, strlen(ping), t);
+	hub_session_message(F.h, 1, ping, strlen(ping), at(t));
 	EXPECT_ERROR(1, "bad_request", "too many messages", NULL);
 	EXPECT_NONE(1);
 	/* 50 ms later there is room for one more, and only one. */
-	hub_session_message(F.h, 1, ping, strlen(ping), t + STEP_MS);
+	hub_session_message(F.h, 1, ping, strlen(ping), at(t + STEP_MS));
 	CHECK(id_is(EXPECT(1, "pong"), "1"));
-	hub_session_message(F.h, 1, ping, strlen(ping), t + STEP_MS);
+	hub_session_message(F.h, 1, ping, strlen(ping), at(t + STEP_MS));
 	EXPECT_ERROR(1, "bad_request", "too many messages", NULL);
 	CHECK_EQ_INT(F.ncloses, 0);
 	/* A second later the bucket has refilled by 20. */
 	for (i = 0; i < 20; i++)
-		hub_session_message(F.h, 1, ping, strlen(ping), t + STEP_MS + 1000);
+		hub_session_message(F.h, 1, ping, strlen(ping), at(t + STEP_MS + 1000));
 	pongs = 0;
 	while ((m = take_raw(1)) != NULL)
 		if (m->json != NULL && strcmp(jstr(m->json, "type"), "pong") == 0)
 			pongs++;
 	CHECK_EQ_INT(pongs, 20);
-	hub_session_message(F.h, 1, ping, strlen(ping), t + STEP_MS + 1000);
+	hub_session_message(F.h, 1, ping, strlen(ping), at(t + STEP_MS + 1000));
 	EXPECT_ERROR(1, "bad_request", "too many messages", NULL);
 	CHECK_EQ_INT(F.ncloses, 0);
 
 	/* Each session has its own bucket. */
 	open_s(2);
-	hub_session_message(F.h, 2, ping, strlen(ping), t + STEP_MS + 1000);
+	hub_session_message(F.h, 2, ping, strlen(ping), at(t + STEP_MS + 1000));
 	EXPECT(2, "pong");
 	teardown();
 }
@@ -2430,11 +2448,11 @@ static void test_oversized(void)
 
 	setup();
 	open_s(1);
-	hub_session_oversized(F.h, 1, F.now);
+	hub_session_oversized(F.h, 1, at(F.now));
 	EXPECT_ERROR(1, "bad_request", "message too large", NULL);
 	EXPECT_NONE(1);
 	/* A session the hub does not know. */
-	hub_session_oversized(F.h, 77, F.now);
+	hub_session_oversized(F.h, 77, at(F.now));
 	CHECK_EQ_INT(F.nmsgs, 1);
 
 	/* One that got through the adapter anyway is refused unread. */
@@ -2775,7 +2793,7 @@ static void test_call_rate(void)
 	close_s(ALICE);
 	close_s(11);
 	F.now += 1000;
-	hub_tick(F.h, F.now);
+	hub_tick(F.h, at(F.now));
 	ONLINE(ALICE, "alice");
 	say(ALICE, "{\"type\":\"call\",\"id\":4,\"to\":\"bob\",\"media\":[\"audio\"]}");
 	EXPECT_ERROR(ALICE, "rate_limited", NULL, "4");
@@ -2790,9 +2808,246 @@ static void test_call_rate(void)
 	drain(BOB);
 	close_s(ALICE);
 	F.now += 61 * 1000;
-	hub_tick(F.h, F.now);
+	hub_tick(F.h, at(F.now));
 	ONLINE(ALICE, "alice");
 	CALL(ALICE, "bob", "[\"audio\"]", call);
+	teardown();
+}
+
+/* ---- clocks ------------------------------------------------------------- */
+
+/* The hub measures every interval on the monotonic clock and uses the
+ * wall clock only for UNIX times (hub.h, struct hub_time). These tests
+ * step the wall clock, as NTP or `date -s` would, while the monotonic
+ * clock runs on. */
+
+#define HOUR_MS (3600 * 1000LL)
+#define DAY_MS (24 * HOUR_MS)
+
+/* Places and hangs up calls from sid to bob, at the message rate, until
+ * the call placement bucket refuses one. */
+static void empty_call_bucket(uint64_t sid)
+{
+	char call[HUB_CALL_ID_LEN + 1];
+	struct sent_msg *r;
+	unsigned placed;
+
+	for (placed = 0; placed <= 2 * HUB_CALLS_PER_MIN; placed++) {
+		say(sid, "{\"type\":\"call\",\"id\":\"r\",\"to\":\"bob\",\"media\":[\"audio\"]}");
+		r = take_raw(sid);
+		CHECK(r != NULL && r->json != NULL);
+		if (r == NULL || r->json == NULL || strcmp(jstr(r->json, "type"), "call.ok") != 0)
+			break;
+		snprintf(call, sizeof(call), "%s", jstr(r->json, "call"));
+		say(sid, "{\"type\":\"hangup\",\"call\":\"%s\"}", call);
+		drain(BOB);
+	}
+	CHECK(r != NULL && r->json != NULL && strcmp(jstr(r->json, "code"), "rate_limited") == 0);
+	CHECK(placed >= HUB_CALLS_PER_MIN && placed < 2 * HUB_CALLS_PER_MIN);
+}
+
+/* A backward step does not keep a call ringing: it times out 30 s after
+ * it was placed, by the monotonic clock. */
+static void test_clock_back_ring_timeout(void)
+{
+	char call[HUB_CALL_ID_LEN + 1];
+	uint64_t t0;
+	json_t *m;
+
+	setup();
+	ONLINE(ALICE, "alice");
+	ONLINE(BOB, "bob");
+	t0 = F.now;
+	CALL(ALICE, "bob", "[\"audio\"]", call);
+	EXPECT(BOB, "incoming");
+	F.wall_step_ms = -HOUR_MS;
+	hub_tick(F.h, at(t0 + HUB_RING_TIMEOUT_MS - 1));
+	EXPECT_NONE(ALICE);
+	CHECK_EQ_INT(hub_call_count(F.h), 1);
+	hub_tick(F.h, at(t0 + HUB_RING_TIMEOUT_MS + 1000));
+	m = EXPECT(ALICE, "hangup");
+	CHECK_STR(jstr(m, "reason"), "timeout");
+	m = EXPECT(BOB, "hangup");
+	CHECK_STR(jstr(m, "reason"), "timeout");
+	CHECK_EQ_INT(hub_call_count(F.h), 0);
+	CHECK_EQ_INT(F.last_event, HUB_EV_CALL_ENDED);
+	CHECK_EQ_INT(F.last_duration_ms, 0); /* never accepted */
+	teardown();
+}
+
+/* A backward step does not hold a user rate_limited: a minute of the
+ * monotonic clock refills the call placement bucket, and a second
+ * refills the message bucket by HUB_MSGS_PER_S. */
+static void test_clock_back_rate_limits(void)
+{
+	const char ping[] = "{\"type\":\"ping\",\"id\":1}";
+	char call[HUB_CALL_ID_LEN + 1];
+	struct sent_msg *r;
+	int i, pongs = 0;
+
+	setup();
+	ONLINE(ALICE, "alice");
+	ONLINE(BOB, "bob");
+	empty_call_bucket(ALICE);
+	F.wall_step_ms = -HOUR_MS;
+	F.now += 61 * 1000;
+	CALL(ALICE, "bob", "[\"audio\"]", call);
+	EXPECT(BOB, "incoming");
+
+	/* The message bucket: a burst at one instant empties it. */
+	open_s(1);
+	for (i = 0; i < 2 * HUB_MSGS_PER_S; i++)
+		hub_session_message(F.h, 1, ping, strlen(ping), at(F.now));
+	drain(1);
+	hub_session_message(F.h, 1, ping, strlen(ping), at(F.now));
+	EXPECT_ERROR(1, "bad_request", "too many messages", NULL);
+	F.wall_step_ms -= HOUR_MS;
+	F.now += 1000;
+	for (i = 0; i < HUB_MSGS_PER_S; i++)
+		hub_session_message(F.h, 1, ping, strlen(ping), at(F.now));
+	while ((r = take_raw(1)) != NULL)
+		if (r->json != NULL && strcmp(jstr(r->json, "type"), "pong") == 0)
+			pongs++;
+	CHECK_EQ_INT(pongs, HUB_MSGS_PER_S);
+	teardown();
+}
+
+/* A forward step neither ends a ringing call nor refills the call
+ * placement bucket, nor the message bucket. */
+static void test_clock_forward(void)
+{
+	const char ping[] = "{\"type\":\"ping\",\"id\":1}";
+	char ringing[HUB_CALL_ID_LEN + 1];
+	int i;
+
+	setup();
+	ONLINE(ALICE, "alice");
+	ONLINE(BOB, "bob");
+	ONLINE(CAROL, "carol");
+	CALL(ALICE, "carol", "[\"audio\"]", ringing);
+	EXPECT(CAROL, "incoming");
+	empty_call_bucket(ALICE);
+	/* The bucket refills by one call in 2 s: try again at once. */
+	F.wall_step_ms = DAY_MS;
+	say(ALICE, "{\"type\":\"call\",\"id\":5,\"to\":\"bob\",\"media\":[\"audio\"]}");
+	EXPECT_ERROR(ALICE, "rate_limited", NULL, "5");
+	F.now += 1000;
+	hub_tick(F.h, at(F.now));
+	EXPECT_NONE(ALICE);
+	EXPECT_NONE(CAROL);
+	CHECK_EQ_INT(hub_call_count(F.h), 1);
+	say(CAROL, "{\"type\":\"accept\",\"id\":6,\"call\":\"%s\"}", ringing);
+	CHECK(id_is(EXPECT(CAROL, "accept.ok"), "6"));
+	EXPECT(ALICE, "accepted");
+
+	open_s(1);
+	for (i = 0; i < 2 * HUB_MSGS_PER_S; i++)
+		hub_session_message(F.h, 1, ping, strlen(ping), at(F.now));
+	drain(1);
+	F.wall_step_ms += DAY_MS;
+	hub_session_message(F.h, 1, ping, strlen(ping), at(F.now));
+	EXPECT_ERROR(1, "bad_request", "too many messages", NULL);
+	teardown();
+}
+
+/* setup_ms and duration_ms are monotonic: a step in between neither
+ * wraps them nor zeroes them. */
+static void test_clock_durations(void)
+{
+	struct identity_user who = who_of("alice", NULL, 0);
+	char call[HUB_CALL_ID_LEN + 1];
+	uint64_t t;
+
+	setup();
+	open_s(ALICE);
+	t = F.now;
+	say(ALICE, "{\"type\":\"login\",\"id\":1,\"user\":\"alice\",\"password\":\"" PASSWORD "\"}");
+	F.wall_step_ms = -HOUR_MS;
+	F.now = t + 700;
+	answer(ALICE, IDENTITY_OK, &who, NULL);
+	EXPECT(ALICE, "login.ok");
+	CHECK_EQ_INT(F.last_event, HUB_EV_LOGIN_OK);
+	CHECK_EQ_INT(F.last_setup_ms, 700);
+
+	ONLINE(BOB, "bob");
+	t = F.now;
+	CALL(ALICE, "bob", "[\"audio\"]", call);
+	EXPECT(BOB, "incoming");
+	F.wall_step_ms -= HOUR_MS;
+	F.now = t + 2000;
+	say(BOB, "{\"type\":\"accept\",\"call\":\"%s\"}", call);
+	EXPECT(BOB, "accept.ok");
+	EXPECT(ALICE, "accepted");
+	CHECK_EQ_INT(F.last_event, HUB_EV_CALL_ACCEPTED);
+	CHECK_EQ_INT(F.last_setup_ms, 2000);
+
+	F.wall_step_ms -= HOUR_MS;
+	F.now = t + 2000 + 10 * 1000;
+	say(ALICE, "{\"type\":\"hangup\",\"call\":\"%s\"}", call);
+	EXPECT(BOB, "hangup");
+	CHECK_EQ_INT(F.last_event, HUB_EV_CALL_ENDED);
+	CHECK_EQ_INT(F.last_duration_ms, 10 * 1000);
+
+	/* And the other way: a forward step does not lengthen them. */
+	t = F.now;
+	CALL(ALICE, "bob", "[\"audio\"]", call);
+	EXPECT(BOB, "incoming");
+	F.wall_step_ms += DAY_MS;
+	F.now = t + 2000;
+	say(BOB, "{\"type\":\"accept\",\"call\":\"%s\"}", call);
+	EXPECT(ALICE, "accepted");
+	CHECK_EQ_INT(F.last_setup_ms, 2000);
+	F.wall_step_ms += DAY_MS;
+	F.now = t + 3000;
+	say(BOB, "{\"type\":\"hangup\",\"call\":\"%s\"}", call);
+	EXPECT(ALICE, "hangup");
+	CHECK_EQ_INT(F.last_event, HUB_EV_CALL_ENDED);
+	CHECK_EQ_INT(F.last_duration_ms, 1000);
+	teardown();
+}
+
+static void each_session_since(void *ctx, const struct hub_session_info *s)
+{
+	if (s->id == ALICE)
+		*(uint64_t *)ctx = s->since_ms;
+}
+
+static void each_call_since(void *ctx, const struct hub_call_info *c)
+{
+	*(uint64_t *)ctx = c->since_ms;
+}
+
+/* What others read as UNIX time stays on the wall clock: the expiry in
+ * the credentials, the time the login checker gets, a token's expiry,
+ * the since_ms of the admin views. */
+static void test_clock_wall_times(void)
+{
+	char call[HUB_CALL_ID_LEN + 1];
+	uint64_t wall, since = 0;
+
+	setup();
+	F.wall_step_ms = -HOUR_MS;
+	wall = at(F.now).wall_ms;
+	open_s(ALICE);
+	hub_each_session(F.h, each_session_since, &since);
+	CHECK_EQ_INT(since, wall);
+	login_at(__LINE__, ALICE, "alice", NULL, 0);
+	CHECK_EQ_INT(F.login_now_s, wall / 1000);
+	ONLINE(BOB, "bob");
+	wall = at(F.now).wall_ms;
+	CALL(ALICE, "bob", "[\"audio\"]", call);
+	CHECK_EQ_INT(F.mint_expires, wall / 1000 + CREDS_S);
+	hub_each_call(F.h, each_call_since, &since);
+	CHECK_EQ_INT(since, wall);
+
+	/* A token's exp is the issuer's UNIX time: a forward step past it
+	 * ends the session, however little time has passed here. */
+	open_s(ZOE);
+	login_at(__LINE__, ZOE, "zoe", "team", at(F.now).wall_ms / 1000 + 60);
+	F.wall_step_ms += HOUR_MS + 61 * 1000;
+	say(ZOE, "{\"type\":\"ping\"}");
+	EXPECT_ERROR(ZOE, "auth_failed", "token expired", NULL);
+	CHECK_EQ_INT(F.ncloses, 1);
 	teardown();
 }
 
@@ -3245,6 +3500,11 @@ int main(void)
 	test_callee_busy();
 	test_ringing_per_pair();
 	test_call_rate();
+	test_clock_back_ring_timeout();
+	test_clock_back_rate_limits();
+	test_clock_forward();
+	test_clock_durations();
+	test_clock_wall_times();
 	test_login_too_long();
 	test_answered_elsewhere();
 	test_callee_hangup_ringing();
