@@ -1,6 +1,7 @@
 /* Anomaly detection: sliding-window detectors over the gateway's events,
  * each with a configurable threshold and a safe default, and the response
- * each one asks for. Pure: no I/O, no clock (the caller passes now_ms);
+ * each one asks for. Pure: no I/O, no clock (the caller passes now_ms,
+ * from the monotonic clock: windows are durations);
  * the daemon carries the responses out, audits them and lets operators
  * undo them.
  *
@@ -98,8 +99,8 @@ void alerts_config_defaults(struct alerts_config *c);
 struct alerts *alerts_new(const struct alerts_config *c, size_t max_keys);
 void alerts_free(struct alerts *a);
 
-/* Feeds one input; writes up to max alerts into out and returns how many
- * fired (usually 0). */
+/* Feeds one input at now_ms (monotonic); writes up to max alerts into out
+ * and returns how many fired (usually 0). */
 size_t alerts_feed(struct alerts *a, const struct alert_input *in, uint64_t now_ms,
     struct alert *out, size_t max);
 

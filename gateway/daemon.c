@@ -558,7 +558,7 @@ static void sample_traffic(void *ctx, const struct turn_alloc *a)
 {
 	struct daemon *d = ctx;
 
-	events_alloc_traffic(d->events, a, relay_io_now_ms());
+	events_alloc_traffic(d->events, a);
 }
 
 static void count_block(void *ctx, const char *ip, uint64_t until_ms, const char *why)

@@ -148,16 +148,22 @@ static void raise_alert(struct events *ev, const struct alert *a, uint64_t now)
 	}
 }
 
-static void feed(struct events *ev, const struct alert_input *in, uint64_t now)
+/* The detectors' windows run on the monotonic clock, so that a step of
+ * the system clock neither forgets what a window holds (forwards) nor
+ * keeps it for the length of the step (backwards: alerts_feed() holds
+ * each key's time at its latest, and a window would not slide until the
+ * wall clock caught up); an alert is stamped with the wall clock, as
+ * every audit record is. */
+static void feed(struct events *ev, const struct alert_input *in)
 {
 	struct alert out[MAX_ALERTS_PER_INPUT];
 	size_t n, i;
 
 	if (ev->alerts == NULL)
 		return;
-	n = alerts_feed(ev->alerts, in, now, out, MAX_ALERTS_PER_INPUT);
+	n = alerts_feed(ev->alerts, in, clock_mono_ms(), out, MAX_ALERTS_PER_INPUT);
 	for (i = 0; i < n; i++)
-		raise_alert(ev, &out[i], now);
+		raise_alert(ev, &out[i], clock_wall_ms());
 }
 
 /* The source an address is in, as the detectors key it and a
@@ -182,10 +188,10 @@ void events_admin_login_failed(struct events *ev, const char *user, const char *
 		source_key_name(key, src, sizeof(src));
 		in.source = src;
 	}
-	feed(ev, &in, clock_wall_ms());
+	feed(ev, &in);
 }
 
-void events_alloc_traffic(struct events *ev, const struct turn_alloc *a, uint64_t now_ms)
+void events_alloc_traffic(struct events *ev, const struct turn_alloc *a)
 {
 	struct alert_input in = { .kind = ALERT_IN_ALLOC_TRAFFIC };
 	char key[INET6_ADDRSTRLEN + 8];
@@ -195,14 +201,13 @@ void events_alloc_traffic(struct events *ev, const struct turn_alloc *a, uint64_
 	in.user = a->id.user;
 	in.call = a->id.call;
 	in.bytes = a->bytes_to_peer + a->bytes_from_peer;
-	feed(ev, &in, now_ms);
+	feed(ev, &in);
 }
 
 static void hub_metrics_and_alerts(struct events *ev, const struct hub_event *e)
 {
 	struct alert_input in;
 	char ip[SOURCE_NAME_MAX];
-	uint64_t now = clock_wall_ms();
 
 	memset(&in, 0, sizeof(in));
 	in.user = e->user;
@@ -221,14 +226,14 @@ static void hub_metrics_and_alerts(struct events *ev, const struct hub_event *e)
 		if (!e->unanswered)
 			metrics_observe(ev->metrics, M_LOGIN_SECONDS, (double)e->setup_ms / 1000.0);
 		in.kind = ALERT_IN_LOGIN_FAILED;
-		feed(ev, &in, now);
+		feed(ev, &in);
 		break;
 	case HUB_EV_CALL_DECIDED:
 		if (e->reason != NULL)
 			break; /* a re-evaluation, not a call placed */
 		metrics_inc(ev->metrics, e->allowed ? M_CALLS_ALLOWED : M_CALLS_DENIED, 1);
 		in.kind = ALERT_IN_CALL_PLACED;
-		feed(ev, &in, now);
+		feed(ev, &in);
 		break;
 	case HUB_EV_CALL_ACCEPTED:
 		metrics_observe(ev->metrics, M_CALL_SETUP_SECONDS, (double)e->setup_ms / 1000.0);
@@ -242,7 +247,7 @@ static void hub_metrics_and_alerts(struct events *ev, const struct hub_event *e)
 	case HUB_EV_ABUSE:
 		metrics_inc(ev->metrics, M_SESSIONS_ABUSE, 1);
 		in.kind = ALERT_IN_SESSION_ABUSE;
-		feed(ev, &in, now);
+		feed(ev, &in);
 		break;
 	default:
 		break;
@@ -393,7 +398,7 @@ void events_turn(struct events *ev, enum turn_event kind, const struct turn_clie
 		in.user = id != NULL ? id->user : NULL;
 		in.source = source_text((const struct sockaddr *)&c->remote, ip, sizeof(ip));
 		in.call = id != NULL ? id->call : NULL;
-		feed(ev, &in, clock_wall_ms());
+		feed(ev, &in);
 	}
 }
 

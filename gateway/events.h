@@ -37,7 +37,7 @@ void events_admin_login_failed(struct events *ev, const char *user, const char *
 
 /* Feeds an allocation's traffic total to the spike detector (about once a
  * second per allocation). */
-void events_alloc_traffic(struct events *ev, const struct turn_alloc *a, uint64_t now_ms);
+void events_alloc_traffic(struct events *ev, const struct turn_alloc *a);
 void events_free(struct events *ev);
 
 void events_hub(struct events *ev, const struct hub_event *e);

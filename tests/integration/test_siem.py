@@ -796,6 +796,41 @@ def test_block_source_default_length():
                 st, blk.get("block_s"), blk)
 
 
+def test_detector_windows_ignore_wall_clock_steps():
+    """A detector's window is a duration, on the monotonic clock: a
+    forward step of the system clock does not forget what a window holds,
+    and a backward step does not keep it past its length (the detectors
+    hold each key's time at its latest, so on the wall clock a window
+    would not slide until the clock caught up: any three failures within
+    the step's length would raise the alert)."""
+    kind = "password_guessing_source"
+    over = {"alerts": {kind: {"window_s": 3, "threshold": 3, "response": "none"}}}
+    with gh.WallShift() as shift:
+        d = Daemon(over, syslog=False)
+        shift.wrap(d.g)
+        with d:
+            # Forwards: two failures, a step of a day, a third: one window.
+            failed_logins(d, "127.0.0.21", ["nobody1", "nobody2"])
+            shift.step(86400 * 1000)
+            failed_logins(d, "127.0.0.21", ["nobody3"])
+            a = d.wait_alert(kind, key="127.0.0.21")
+            assert a.get("value") == 3, "alert: %r" % a
+            # Backwards: a failure, a step back of two days (one behind the
+            # real clock), then two more 3.5 s apart: never three in 3 s.
+            failed_logins(d, "127.0.0.22", ["nobody4"])
+            shift.step(-86400 * 1000)
+            failed_logins(d, "127.0.0.22", ["nobody5"])
+            time.sleep(3.5)
+            failed_logins(d, "127.0.0.22", ["nobody6"])
+            d.wait_audit(lambda e: e.get("event") == "login.failure" and
+                         e.get("user") == "nobody6", what="the failure of nobody6")
+            time.sleep(1.0)
+            late = [e for e in d.audit() if e.get("event") == "alert" and
+                    e.get("key") == "127.0.0.22"]
+            assert not late, "three failures over 4 s raised a 3 s window's alert after " \
+                "the clock stepped back: %r" % late
+
+
 def open_session(d, name, src):
     """A logged-in signaling session of name from src, left open."""
     u = d.users[name]
@@ -1292,6 +1327,7 @@ def main():
             test_password_guessing_user_default_lock_length,
             test_block_source_default_length,
             test_password_guessing_source,
+            test_detector_windows_ignore_wall_clock_steps,
             test_credential_stuffing,
             test_relay_scanning,
             test_traffic_spike,
