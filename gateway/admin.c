@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "common/b64url.h"
+#include "common/clock.h"
 #include "gateway/audit.h"
 #include "gateway/audit_reader.h"
 #include "gateway/blocklist.h"
@@ -896,7 +897,7 @@ static void h_blocks(struct act *x)
 	json_t *list = json_array();
 
 	if (x->a->env.blocks != NULL)
-		blocklist_each(x->a->env.blocks, x->now_ms, block_row, list);
+		blocklist_each(x->a->env.blocks, clock_mono_ms(), x->now_ms, block_row, list);
 	x->out = json_pack("{s:o}", "blocks", list);
 }
 

@@ -155,12 +155,12 @@ bool blocklist_has_addr(struct blocklist *b, const struct sockaddr *sa, uint64_t
 	return has_key(b, key, now_ms);
 }
 
-void blocklist_each(struct blocklist *b, uint64_t now_ms,
+void blocklist_each(struct blocklist *b, uint64_t now_ms, uint64_t wall_ms,
     void (*fn)(void *ctx, const char *source, uint64_t until_ms, const char *why), void *ctx)
 {
 	size_t k;
 
 	for (k = 0; k < BLOCKLIST_MAX; k++)
 		if (b->e[k].used && b->e[k].until_ms > now_ms)
-			fn(ctx, b->e[k].name, b->e[k].until_ms, b->e[k].why);
+			fn(ctx, b->e[k].name, wall_ms + (b->e[k].until_ms - now_ms), b->e[k].why);
 }

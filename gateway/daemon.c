@@ -26,6 +26,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/clock.h"
 #include "common/errmsg.h"
 #include "common/source_key.h"
 #include "gateway/admin.h"
@@ -399,7 +400,8 @@ static void respond_block(void *ctx, const char *source, uint32_t seconds, const
 
 	if (seconds == 0)
 		seconds = 300; /* a response must do something */
-	if (blocklist_add(d->blocks, source, now + (uint64_t)seconds * 1000, why) != 0)
+	/* A block's length is a duration: monotonic (blocklist.h). */
+	if (blocklist_add(d->blocks, source, clock_mono_ms() + (uint64_t)seconds * 1000, why) != 0)
 		return;
 	audit_log(d->audit, now, "response.block", json_pack("{s:s, s:s, s:i, s:s}", "source",
 	    source, "reason", why, "block_s", (int)seconds, "outcome", "success"));
@@ -540,18 +542,18 @@ static int start_events(struct daemon *d)
 	return d->events != NULL ? 0 : -1;
 }
 
-static bool turn_source_blocked(void *ctx, const struct sockaddr *src, uint64_t wall_ms)
+static bool turn_source_blocked(void *ctx, const struct sockaddr *src, uint64_t mono_ms)
 {
 	struct daemon *d = ctx;
 
-	return blocklist_has_addr(d->blocks, src, wall_ms);
+	return blocklist_has_addr(d->blocks, src, mono_ms);
 }
 
 static bool ws_blocked(void *ctx, const char *ip)
 {
 	struct daemon *d = ctx;
 
-	return blocklist_has(d->blocks, ip, relay_io_now_ms());
+	return blocklist_has(d->blocks, ip, clock_mono_ms());
 }
 
 static void sample_traffic(void *ctx, const struct turn_alloc *a)
@@ -594,7 +596,7 @@ static char *render_metrics(void *ctx)
 	g.turn_conns_refused_per_source = rs.refused_per_source;
 	g.turn_conns_refused_total = rs.refused_total;
 	audit_losses(d->audit, &g.audit_dropped, &g.syslog_failed);
-	blocklist_each(d->blocks, relay_io_now_ms(), count_block, &g.blocked_sources);
+	blocklist_each(d->blocks, clock_mono_ms(), 0, count_block, &g.blocked_sources);
 	return metrics_render(d->metrics, &g);
 }
 

@@ -944,7 +944,7 @@ void turn_server_on_client(struct turn_server *s, const struct turn_client *c,
 	struct stun_msg m;
 
 	if (s->ops.source_blocked != NULL &&
-	    s->ops.source_blocked(s->ops.ctx, (const struct sockaddr *)&c->remote, now.wall_ms))
+	    s->ops.source_blocked(s->ops.ctx, (const struct sockaddr *)&c->remote, now.mono_ms))
 		return;
 	switch (stun_demux(buf, len)) {
 	case 2:

@@ -111,7 +111,7 @@ struct turn_server_ops {
 	/* Optional: is this client address blocked (an automatic response
 	 * to an alert)? Everything from it is dropped. Runs per message, so
 	 * it is given the UNIX time rather than reading a clock. */
-	bool (*source_blocked)(void *ctx, const struct sockaddr *src, uint64_t wall_ms);
+	bool (*source_blocked)(void *ctx, const struct sockaddr *src, uint64_t mono_ms);
 	/* Optional: may these call credentials (verified, unexpired) still
 	 * be used? False unless their call is live (it ended, or it is not
 	 * known here), so credentials die with the call rather than with

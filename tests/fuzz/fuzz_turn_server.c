@@ -230,11 +230,11 @@ static bool f_permit_peer(void *ctx, const struct turn_alloc *from,
 	return permit(from, peer);
 }
 
-static bool f_source_blocked(void *ctx, const struct sockaddr *src, uint64_t wall_ms)
+static bool f_source_blocked(void *ctx, const struct sockaddr *src, uint64_t mono_ms)
 {
 	(void)ctx;
 	(void)src;
-	(void)wall_ms;
+	(void)mono_ms;
 	return false;
 }
 

@@ -831,6 +831,35 @@ def test_detector_windows_ignore_wall_clock_steps():
                 "the clock stepped back: %r" % late
 
 
+def test_block_length_ignores_wall_clock_steps():
+    """A block lasts block_s of real time (the monotonic clock): a forward
+    step of the system clock does not lift it, and a backward step does
+    not lengthen it."""
+    kind = "password_guessing_source"
+    over = {"alerts": {kind: {"window_s": 60, "threshold": 2, "response": "block_source",
+                              "block_s": 4}}}
+    with gh.WallShift() as shift:
+        d = Daemon(over, syslog=False)
+        shift.wrap(d.g)
+        with d:
+            failed_logins(d, "127.0.0.23", ["nobody1", "nobody2"], blocks=True)
+            d.wait_audit(lambda e: e.get("event") == "response.block" and
+                         e.get("source") == "127.0.0.23", what="the block of 127.0.0.23")
+            shift.step(86400 * 1000)
+            assert upgrade_status(d, "127.0.0.23") == 403, \
+                "a step of the clock a day forward lifted a 4 s block"
+            failed_logins(d, "127.0.0.24", ["nobody3", "nobody4"], blocks=True)
+            d.wait_audit(lambda e: e.get("event") == "response.block" and
+                         e.get("source") == "127.0.0.24", what="the block of 127.0.0.24")
+            blocked_at = time.monotonic()
+            shift.step(-86400 * 1000)
+            assert upgrade_status(d, "127.0.0.24") == 403, "127.0.0.24 is not blocked"
+            while upgrade_status(d, "127.0.0.24") != 101:
+                assert time.monotonic() - blocked_at < 10 * gh.slow_factor(), \
+                    "a 4 s block still holds 10 s on, after a step of the clock back"
+                time.sleep(0.2)
+
+
 def open_session(d, name, src):
     """A logged-in signaling session of name from src, left open."""
     u = d.users[name]
@@ -1328,6 +1357,7 @@ def main():
             test_block_source_default_length,
             test_password_guessing_source,
             test_detector_windows_ignore_wall_clock_steps,
+            test_block_length_ignores_wall_clock_steps,
             test_credential_stuffing,
             test_relay_scanning,
             test_traffic_spike,

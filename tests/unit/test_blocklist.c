@@ -55,8 +55,10 @@ static void list_one(void *ctx, const char *source, uint64_t until_ms, const cha
 {
 	char *out = ctx;
 
-	(void)until_ms;
 	(void)why;
+	/* Listed at monotonic 1000 = wall 1,700,000,000,000: a block until
+	 * monotonic 9000 ends 8 s later on the wall clock. */
+	CHECK_EQ_INT(until_ms, 1700000000000ULL + (strchr(source, ':') != NULL ? 8000 : 4000));
 	strcat(out, source);
 	strcat(out, ";");
 }
@@ -90,7 +92,7 @@ static void test_block_by_source(void)
 
 	/* Listed by name; adding the same source again keeps one entry. */
 	CHECK_EQ_INT(blocklist_add(b, "2001:db8:1:2::/64", 9000, "again"), 0);
-	blocklist_each(b, 1000, list_one, listed);
+	blocklist_each(b, 1000, 1700000000000ULL, list_one, listed);
 	CHECK(strstr(listed, "2001:db8:1:2::/64;") != NULL);
 	CHECK(strstr(listed, "192.0.2.10;") != NULL);
 	CHECK_EQ_INT((int)strlen(listed), (int)strlen("2001:db8:1:2::/64;192.0.2.10;"));
