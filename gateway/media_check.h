@@ -5,9 +5,11 @@
  * the TURN credentials are used by someone other than the peer that
  * negotiated the call, or the media is being intercepted: the datagram is
  * dropped and the call ended. A certificate split over datagrams, which
- * cannot be checked here, is dropped. The clear parts of the handshake
- * (versions and SRTP profiles offered and chosen) are audited once per
- * allocation.
+ * cannot be checked here, is dropped. So is a ServerHello whose version,
+ * cipher suite or SRTP profile would leave the call unprotected or
+ * without a certificate to check, and the call is ended. The clear parts
+ * of the handshake (versions, cipher suite and SRTP profiles offered and
+ * chosen) are audited once per allocation.
  *
  * Runs on the relay thread with the state lock held (turn_server_ops
  * on_dtls). */

@@ -177,6 +177,9 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 	    "gatehouse_dtls_certificates_total{fingerprint=\"split\"} %llu\n",
 	    (unsigned long long)c[M_DTLS_MATCH], (unsigned long long)c[M_DTLS_MISMATCH],
 	    (unsigned long long)c[M_DTLS_UNSIGNALED], (unsigned long long)c[M_DTLS_SPLIT]);
+	counter(&o, "gatehouse_dtls_server_hellos_refused_total",
+	    "DTLS ServerHellos on calls' media paths whose version, cipher suite or SRTP profile "
+	    "does not protect the call (the call is ended).", c[M_DTLS_HELLO_REFUSED]);
 	counter(&o, "gatehouse_permissions_refused_total", "TURN peer addresses refused (403).",
 	    c[M_PERMISSIONS_REFUSED]);
 	counter(&o, "gatehouse_turn_auth_failures_total", "TURN requests with bad credentials.",

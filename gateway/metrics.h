@@ -25,6 +25,7 @@ enum metric_counter {
 	M_DTLS_MISMATCH,
 	M_DTLS_UNSIGNALED,
 	M_DTLS_SPLIT,
+	M_DTLS_HELLO_REFUSED,     /* ServerHellos whose version, suite or profile do not protect */
 	M_COUNTER_COUNT,
 };
 

@@ -167,12 +167,13 @@ static int
 parse_server_hello(struct rd *r, struct dtls_peek *p)
 {
 	struct rd v;
-	uint16_t legacy;
+	uint16_t legacy, suite;
 
 	if (rd_u16(r, &legacy) || rd_skip(r, RANDOM_LEN) ||
-	    rd_vec(r, 1, &v) || v.left > SESSION_ID_MAX || rd_skip(r, 2 + 1))
+	    rd_vec(r, 1, &v) || v.left > SESSION_ID_MAX || rd_u16(r, &suite) || rd_skip(r, 1))
 		return -1;
 	p->version = legacy;
+	p->cipher_suite = suite;
 	if (parse_exts(r, true, p))
 		return -1;
 	p->server_hello = true;

@@ -39,6 +39,9 @@ struct dtls_peek {
 	 * (from supported_versions when present, else the legacy field); 0
 	 * without a ServerHello. */
 	uint16_t version;
+	/* ServerHello: the cipher suite chosen (RFC 5246 §7.4.1.3); 0 without
+	 * a ServerHello. */
+	uint16_t cipher_suite;
 	/* ClientHello: offered use_srtp profiles in the client's order (the
 	 * first DTLS_PEEK_MAX_PROFILES of them); ServerHello: the chosen one. */
 	uint16_t profiles[DTLS_PEEK_MAX_PROFILES];

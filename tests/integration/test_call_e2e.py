@@ -225,7 +225,9 @@ def check_dtls_inspected(g, cid):
         time.sleep(0.05)
     assert certs == {"alice": "match", "bob": "match"}, "media.dtls certificate checks: %r" % ev
     assert len(hellos) == 1 and hellos[0].get("version") == "1.2" and \
-        hellos[0].get("srtp_profile", "").startswith("SRTP_"), "media.dtls server_hello: %r" % ev
+        hellos[0].get("srtp_profile", "").startswith("SRTP_") and \
+        hellos[0].get("cipher_suite", "").startswith("TLS_ECDHE_") and \
+        hellos[0].get("outcome") == "success", "media.dtls server_hello: %r" % ev
     offers = [e for e in ev if e.get("check") == "client_hello"]
     assert len(offers) == 1 and hellos[0]["srtp_profile"] in offers[0].get("srtp_profiles", []) and \
         offers[0].get("user") != hellos[0].get("user"), "media.dtls client_hello: %r" % ev

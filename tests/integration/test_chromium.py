@@ -177,8 +177,11 @@ def test_chromium_call():
         # certificate checked against its sender's a=fingerprint.
         dtls = [e for e in ac.read_audit(g) if e.get("event") == "media.dtls"]
         hellos = [e for e in dtls if e.get("check") == "server_hello"]
-        assert hellos and all(e.get("version") in ("1.2", "1.3") for e in hellos), dtls
-        print("DTLS on the media path: %s" % sorted({e["version"] for e in hellos}), flush=True)
+        assert hellos and all(e.get("version") in ("1.2", "1.3") and
+                              e.get("outcome") == "success" for e in hellos), dtls
+        print("DTLS on the media path: %s, %s" % (sorted({e["version"] for e in hellos}),
+                                                  sorted({e.get("cipher_suite") for e in hellos})),
+              flush=True)
         assert all(e.get("fingerprint") == "match" for e in dtls if e.get("check") == "certificate"), \
             "a certificate check failed: %r" % dtls
         if any(e["version"] == "1.2" for e in hellos):

@@ -23,6 +23,11 @@ test_certificate_must_be_signaled
         allocations are gone, and call.traffic counts the unclassified
         datagram.
 
+test_unprotected_handshake_ends_call
+    A ServerHello choosing an SRTP profile that does not encrypt, a NULL
+    or anonymous cipher suite, or DTLS 1.0 is dropped; the call ends
+    (hangup "inspection"), media.dtls names what was refused.
+
 test_media_only
     With turn.media_only, bytes that are no WebRTC protocol and DTLS that
     does not parse are cut and counted, RTP passes, and a static user's
@@ -98,13 +103,13 @@ def record(seq, msg_type, msg_seq, body, off=0, total=None):
         struct.pack("!H", len(hs)) + hs
 
 
-def server_flight(der, profile=0x0007):
-    """ServerHello (DTLS 1.2, use_srtp) and Certificate, one datagram, as a
-    DTLS server sends its flight; the Certificate in two records, as
-    OpenSSL splits it."""
+def server_flight(der, profile=0x0007, suite=0xc02b, version=0xfefd):
+    """ServerHello (DTLS 1.2, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    use_srtp) and Certificate, one datagram, as a DTLS server sends its
+    flight; the Certificate in two records, as OpenSSL splits it."""
     use_srtp = struct.pack("!HHHHB", 14, 5, 2, profile, 0)
-    hello = b"\xfe\xfd" + os.urandom(32) + b"\x00" + b"\xc0\x2b" + b"\x00" + \
-        struct.pack("!H", len(use_srtp)) + use_srtp
+    hello = struct.pack("!H", version) + os.urandom(32) + b"\x00" + \
+        struct.pack("!H", suite) + b"\x00" + struct.pack("!H", len(use_srtp)) + use_srtp
     cert = u24(len(der) + 3) + u24(len(der)) + der
     half = len(cert) // 2
     return record(0, 2, 1, hello) + record(1, 11, 2, cert[:half], 0, len(cert)) + \
@@ -194,6 +199,7 @@ def test_certificate_must_be_signaled():
                                e.get("check") == "server_hello", "server_hello media.dtls")
             assert hello[0].get("version") == "1.2" and \
                 hello[0].get("srtp_profile") == "SRTP_AEAD_AES_128_GCM" and \
+                hello[0].get("cipher_suite") == "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" and \
                 hello[0].get("certificate") == "in the clear" and \
                 hello[0].get("outcome") == "success", hello
             assert metric(g, 'gatehouse_dtls_certificates_total{fingerprint="match"}') == 1
@@ -261,6 +267,60 @@ def test_certificate_must_be_signaled():
     serve(g, body)
 
 
+def test_unprotected_handshake_ends_call():
+    """A ServerHello that would leave the call unprotected, or with no
+    certificate for the relay to check, is dropped and ends the call
+    (docs/turn.md, "Media inspection"): an SRTP profile that does not
+    encrypt (SRTP_NULL_SHA1_80), a cipher suite with NULL encryption, an
+    anonymous suite (no certificate), DTLS 1.0. The signaled certificate
+    is the one presented, so only the hello is at fault."""
+    g, users = make_daemon()
+    cert = der_cert(g, "a")
+    cases = [
+        ("srtp_profile", "0x0005", dict(profile=0x0005), "alice", "bob"),
+        ("cipher_suite", "0xc006", dict(suite=0xc006), "carol", "dave"),   # ECDHE_ECDSA NULL_SHA
+        ("cipher_suite", "0xc018", dict(suite=0xc018), "alice", "bob"),    # ECDH_anon AES_128_CBC
+        ("version", None, dict(version=0xfeff), "carol", "dave"),          # DTLS 1.0
+    ]
+
+    async def body():
+        for n, (why, shown, kw, caller, callee) in enumerate(cases, 1):
+            ca, cb, cid, ta, tb = await sc.call_with_allocations(g, users, caller, callee)
+            try:
+                await ca.send({"type": "sdp", "call": cid, "sdp": {"type": "offer",
+                                                                   "sdp": sdp("offer", cert)}})
+                await cb.wait_for("sdp", call=cid)
+                assert await relayed(ta, tb, server_flight(cert, **kw)) is None, \
+                    "a ServerHello with a refused %s (%r) was relayed" % (why, kw)
+                for c, who in ((ca, caller), (cb, callee)):
+                    h = await c.wait_for("hangup", call=cid)
+                    assert h.get("reason") == "inspection", "%s got %r" % (who, h)
+                ev = wait_audit(g, lambda e: e.get("event") == "media.dtls" and
+                                e.get("call") == cid and e.get("check") == "server_hello",
+                                "server_hello media.dtls of %s" % cid)
+                assert ev[0].get("refused") == why and ev[0].get("outcome") == "failure" and \
+                    ev[0].get("user") == caller, ev
+                if why == "srtp_profile":
+                    assert ev[0].get("srtp_profile") == shown, ev
+                elif why == "cipher_suite":
+                    assert ev[0].get("cipher_suite") == shown, ev
+                else:
+                    assert ev[0].get("version") == "other", ev
+                assert metric(g, "gatehouse_dtls_server_hellos_refused_total") >= n
+                for t in (ta, tb):
+                    r = await sc.in_thread(t.refresh, 600)
+                    assert r is not None and not r.ok, "an allocation outlived the call: %r" % r
+                    t.relayed = None
+            finally:
+                for c in (ta, tb):
+                    c.close()
+                await ca.close()
+                await cb.close()
+        assert re.search(r"chose a DTLS SRTP profile that does not protect the call",
+                         g.log()), "no warning in the log"
+    serve(g, body)
+
+
 def test_media_only():
     """turn.media_only true: bytes of no WebRTC protocol, and DTLS that
     does not parse, are cut and counted; RTP passes; static users'
@@ -301,5 +361,6 @@ if __name__ == "__main__":
     ARGS = gh.main_args()
     gh.run_tests([
         test_certificate_must_be_signaled,
+        test_unprotected_handshake_ends_call,
         test_media_only,
     ])

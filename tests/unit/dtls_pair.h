@@ -50,6 +50,7 @@ struct dtlsp_run {
 	EVP_PKEY *client_key, *server_key;   /* owned */
 	X509 *client_cert, *server_cert;     /* owned */
 	uint16_t srtp_client, srtp_server;   /* selected profile, as each SSL says */
+	uint16_t cipher;                     /* the suite, as the server's SSL says */
 };
 
 static inline void dtlsp_die(const char *what) __attribute__((noreturn));
@@ -234,6 +235,8 @@ static inline int dtlsp_run(struct dtlsp_run *run, const char *client_profiles,
 		run->srtp_client = (uint16_t)prof->id;
 	if ((prof = SSL_get_selected_srtp_profile(s)) != NULL)
 		run->srtp_server = (uint16_t)prof->id;
+	if (SSL_get_current_cipher(s) != NULL)
+		run->cipher = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(s));
 	if (SSL_write(c, "ping", 4) != 4 || SSL_read(s, got, sizeof(got)) != 4 ||
 	    memcmp(got, "ping", 4) != 0 || SSL_write(s, "pong", 4) != 4 ||
 	    SSL_read(c, got, sizeof(got)) != 4 || memcmp(got, "pong", 4) != 0)

@@ -195,6 +195,8 @@ test_real_handshake(void)
 	CHECK_EQ_INT(s.server_hellos, 1);
 	CHECK_EQ_INT(s.client_hellos, 0);
 	CHECK_EQ_INT(s.hello.version, DTLS_VERSION_12);
+	CHECK(run.cipher != 0);
+	CHECK_EQ_INT(s.hello.cipher_suite, run.cipher);
 	CHECK_EQ_INT(s.hello.nprofiles, 1);
 	CHECK_EQ_INT(s.hello.profiles[0], run.srtp_server);
 	CHECK_EQ_INT(s.certificates, 1);
@@ -294,6 +296,7 @@ test_dtls13_hellos(void)
 	CHECK_EQ_INT(peek(dg, n, &p), 0);
 	CHECK(p.nhandshake > 0 && p.server_hello && !p.client_hello);
 	CHECK_EQ_INT(p.version, DTLS_VERSION_13);
+	CHECK_EQ_INT(p.cipher_suite, 0x1301);
 	CHECK_EQ_INT(p.nprofiles, 1);
 	CHECK_EQ_INT(p.profiles[0], 0x0007);
 
