@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "gateway/log.h"
+#include "gateway/login_queue.h"
 #include "gateway/webhook.h"
 #include "signaling/hub.h"
 
@@ -857,6 +858,9 @@ static const struct cfg_key signaling_keys[] = {
 	{ .name = "calls_per_minute", .parse = p_uint,
 	  .off = offsetof(struct config_signaling, calls_per_minute),
 	  .size = sizeof(uint32_t), .min = 1, .max = 1000000 },
+	{ .name = "logins_per_source", .parse = p_uint,
+	  .off = offsetof(struct config_signaling, logins_per_source),
+	  .size = sizeof(uint32_t), .min = 1, .max = LOGIN_QUEUE_SIGNALING_MAX },
 	{ .name = "tls", .parse = p_object,
 	  .off = offsetof(struct config_signaling, tls), .arg = &tls_section },
 	{ .name = NULL },
@@ -1203,6 +1207,7 @@ void config_defaults(struct config *c)
 	default_addr(&c->admin_listen, "127.0.0.1:9443");
 	c->admin_token_ttl_s = 900;
 	c->signaling.calls_per_minute = HUB_CALLS_PER_MIN;
+	c->signaling.logins_per_source = LOGIN_QUEUE_PER_SOURCE;
 	alerts_config_defaults(&c->alerts);
 	c->log.level = LOG_INFO;
 	c->registry.type = CONFIG_REGISTRY_MEMORY;

@@ -87,6 +87,7 @@ struct config_signaling {
 	char allowed_origins[CONFIG_MAX_ORIGINS][256];
 	size_t norigins;
 	uint32_t calls_per_minute;    /* placed per user, all sessions */
+	uint32_t logins_per_source;   /* password checks in flight per source (login_queue.h) */
 	bool has_tls;
 	struct config_tls tls;
 };

@@ -31,6 +31,7 @@ struct login_queue {
 	struct login_source src[SOURCES];
 	struct login_source *ring_head[LOGIN_CLASSES], *ring_tail[LOGIN_CLASSES];
 	size_t inflight[LOGIN_CLASSES];
+	unsigned share[LOGIN_CLASSES]; /* password checks in flight per source */
 	enum login_class last;        /* the class served last */
 };
 
@@ -94,9 +95,15 @@ static void ring_remove(struct login_queue *q, struct login_source *s)
 	s->ready = false;
 }
 
-struct login_queue *login_queue_new(void)
+struct login_queue *login_queue_new(unsigned signaling_share)
 {
-	return calloc(1, sizeof(struct login_queue));
+	struct login_queue *q = calloc(1, sizeof(struct login_queue));
+
+	if (q != NULL) {
+		q->share[LOGIN_CLASS_SIGNALING] = signaling_share;
+		q->share[LOGIN_CLASS_ADMIN] = LOGIN_QUEUE_PER_SOURCE;
+	}
+	return q;
 }
 
 void login_queue_free(struct login_queue *q)
@@ -119,7 +126,7 @@ int login_queue_push(struct login_queue *q, struct login_queue_item *it,
 	else
 		memset(k, 0xff, sizeof(k));
 	s = source_find(q, it->cls, k);
-	if (s != NULL && it->limited && s->limited >= LOGIN_QUEUE_PER_SOURCE)
+	if (s != NULL && it->limited && s->limited >= q->share[it->cls])
 		return LOGIN_QUEUE_SOURCE_BUSY;
 	if (s == NULL && (s = source_new(q, it->cls, k)) == NULL)
 		return LOGIN_QUEUE_FULL; /* cannot happen: a record per job in flight */

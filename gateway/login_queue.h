@@ -14,8 +14,8 @@
  *    two classes with room of their own: signaling traffic never takes
  *    the room that operators need.
  *  - A source (an IPv4 address; an IPv6 /64, what one subscriber is
- *    usually given) has at most LOGIN_QUEUE_PER_SOURCE password checks
- *    in flight per class, counted from the push until the result has
+ *    usually given) has at most a share of password checks in flight
+ *    per class (LOGIN_QUEUE_PER_SOURCE; for signaling, as configured), counted from the push until the result has
  *    been taken (login_queue_release()), whatever happens to the
  *    connection meanwhile. Token logins and password hashes are not
  *    counted: a token is checked in microseconds, and a hash is asked
@@ -35,7 +35,9 @@
 
 #define LOGIN_QUEUE_SIGNALING_MAX 256 /* signaling logins in flight */
 #define LOGIN_QUEUE_ADMIN_MAX 128     /* admin jobs in flight: admin.c's 64 logins and 64 hashes */
-#define LOGIN_QUEUE_PER_SOURCE 3      /* password checks in flight per source and class */
+/* Password checks in flight per source: the admin class's, and the
+ * signaling class's default (signaling.logins_per_source). */
+#define LOGIN_QUEUE_PER_SOURCE 3
 
 enum login_class {
 	LOGIN_CLASS_SIGNALING = 0,
@@ -64,7 +66,10 @@ struct login_queue_item {
 struct login_queue;
 
 /* Returns owned: free with login_queue_free(). NULL on ENOMEM. */
-struct login_queue *login_queue_new(void);
+/* signaling_share: password checks in flight per source for signaling
+ * logins (1 to LOGIN_QUEUE_SIGNALING_MAX; the admin class has
+ * LOGIN_QUEUE_PER_SOURCE). */
+struct login_queue *login_queue_new(unsigned signaling_share);
 /* The items are the caller's: take them out first (login_queue_pop()). */
 void login_queue_free(struct login_queue *q);
 

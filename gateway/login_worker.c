@@ -196,7 +196,7 @@ struct login_worker *login_worker_new(const struct config *cfg, char *err, size_
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	if ((w->queue = login_queue_new()) == NULL) {
+	if ((w->queue = login_queue_new(cfg->signaling.logins_per_source)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}

@@ -56,7 +56,7 @@ void login_worker_free(struct login_worker *w);
  * source gets its turn and its share. Strings are copied (and wiped
  * after use). Each returns 0, or a negative enum login_queue_rc when the
  * job is refused: its class is full, or (a password check) its source
- * already has LOGIN_QUEUE_PER_SOURCE in flight. */
+ * already has its share in flight (login_queue.h). */
 
 /* A signaling login; token is NULL for a password login. */
 int login_worker_submit(struct login_worker *w, uint64_t session, const struct sockaddr *from,

@@ -653,7 +653,10 @@ static void on_login(struct msg_ctx *m)
 	if (h->ops.login(h->ops.ctx, m->s->id, (const struct sockaddr *)&m->s->from,
 	    by_token ? NULL : user, by_token ? NULL : password, by_token ? NULL : totp,
 	    token, m->now.wall_ms / 1000) != 0) {
-		login_refused(m, "server busy, try again", false);
+		/* When to try again: about one check's time per login ahead
+		 * (clients add jitter of their own, so a crowd spreads out). */
+		reply(m, json_pack("{s:s, s:s, s:s, s:i}", "type", "error", "code", "auth_failed",
+		    "message", "server busy, try again", "retry_after_ms", HUB_BUSY_RETRY_MS));
 		return;
 	}
 	m->s->login_attempts++;

@@ -28,6 +28,7 @@
 #define HUB_MSGS_PER_S 20             /* sustained, with a burst of twice that */
 #define HUB_MAX_STRIKES 5             /* bad requests before the close */
 #define HUB_MAX_LOGIN_ATTEMPTS 5      /* per connection */
+#define HUB_BUSY_RETRY_MS 1000        /* retry_after_ms of a login the checker had no room for */
 #define HUB_MAX_ICE_URLS 4
 
 /* The time of one entry point, read by the adapter and handed down: the

@@ -45,7 +45,7 @@ struct conn {
 	struct out_msg *head, *tail;
 	size_t queued;             /* bytes of head..tail but the update */
 	bool closing;
-	uint64_t timeout_armed_ms; /* when the idle timeout was last set */
+	uint64_t timeout_armed_ms; /* when the idle timeout was last set (monotonic) */
 	struct conn *next;         /* session index chain */
 	/* HTTP: the asset being sent and how far. */
 	const struct web_asset *asset;
@@ -422,7 +422,7 @@ static int ws_established(struct ws_server *w, struct conn *c, struct lws *wsi)
 			memset(&from, 0, sizeof(from));
 	}
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, WS_IDLE_TIMEOUT_S);
-	c->timeout_armed_ms = clock_wall_ms();
+	c->timeout_armed_ms = clock_mono_ms();
 	if (w->hub != NULL)
 		hub_session_open(w->hub, c->id, (const struct sockaddr *)&from, ws_server_now());
 	return 0;
@@ -433,7 +433,7 @@ static int ws_receive(struct ws_server *w, struct conn *c, struct lws *wsi,
 {
 	size_t max = w->cfg.max_message ? w->cfg.max_message : WS_MAX_MESSAGE;
 	bool final = lws_is_final_fragment(wsi);
-	uint64_t now = clock_wall_ms();
+	uint64_t now = clock_mono_ms();
 	uint8_t *grown;
 
 	/* A session being closed reads nothing more, and what it sends must

@@ -43,6 +43,10 @@
   const KEEPALIVE_MS = 30 * 1000;
   /** Password logins take about 0.3 s on the gateway (argon2id). */
   const REQUEST_TIMEOUT_MS = 20 * 1000;
+  /** A login the gateway was too busy to check is tried again this many
+   * times, after its retry_after_ms with jitter (so that a crowd behind
+   * one address, arriving at 9:00, spreads out). */
+  const LOGIN_BUSY_RETRIES = 4;
   const STATS_INTERVAL_MS = 1000;
   const KINDS = ['audio', 'video', 'screen', 'data'];
 
@@ -64,6 +68,10 @@
       this.name = 'GatehouseError';
       /** @type {string} */
       this.code = code;
+      /** When the gateway asks to be tried again later (a busy login
+       * checker), after how many ms; otherwise undefined.
+       * @type {number|undefined} */
+      this.retryAfterMs = undefined;
     }
   }
 
@@ -187,7 +195,9 @@
    * number of calls (the gateway allows 4 at once per user).
    *
    * Events (subscribe with {@link Gatehouse#on}):
-   * - `connection` {state: 'connecting'|'open'|'authenticated'|'closed', user?, code?, reason?}
+   * - `connection` {state: 'connecting'|'open'|'busy'|'authenticated'|'closed', user?, code?,
+   *                reason?, retryInMs?} — 'busy': the gateway had no room to check the
+   *                login; it is tried again in retryInMs
    * - `incoming`   {@link GatehouseCall} — someone calls; answer with accept(), or reject()
    * - `accepted`   {@link GatehouseCall} — the callee answered our call
    * - `hangup`     {call, reason, peer} — a call ended; reason is the gateway's
@@ -395,7 +405,21 @@
         msg.password = creds.password;
         if (creds.totp) msg.totp = String(creds.totp).replace(/\s+/g, '');
       }
-      const reply = await this._request(msg);
+      let reply;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          reply = await this._request(msg);
+          break;
+        } catch (e) {
+          // Busy is not an attempt on the gateway (nothing was checked,
+          // the code is not used up): the same login may go again.
+          if (!(e instanceof GatehouseError) || e.retryAfterMs === undefined ||
+              attempt >= LOGIN_BUSY_RETRIES) throw e;
+          const wait = Math.round(e.retryAfterMs * (0.5 + Math.random()));
+          this._emit('connection', {state: 'busy', retryInMs: wait});
+          await new Promise((resolve) => setTimeout(resolve, wait));
+        }
+      }
       this.user = reply.user;
       this._emit('connection', {state: 'authenticated', user: reply.user});
       return reply.user;
@@ -577,7 +601,13 @@
         const p = this._pending.get(msg.id);
         this._pending.delete(msg.id);
         clearTimeout(p.timer);
-        if (msg.type === 'error') p.reject(new GatehouseError(msg.code, msg.message));
+        if (msg.type === 'error') {
+          const err = new GatehouseError(msg.code, msg.message);
+          if (Number.isFinite(msg.retry_after_ms) && msg.retry_after_ms >= 0) {
+            err.retryAfterMs = Math.min(msg.retry_after_ms, 60 * 1000);
+          }
+          p.reject(err);
+        }
         else p.resolve(msg);
         return;
       }
@@ -983,6 +1013,8 @@
     }
 
     function errorText(e) {
+      // Busy after every retry: not the user's credentials.
+      if (e && e.retryAfterMs !== undefined) return 'The gateway is busy: try again in a moment';
       return (e && ERRORS[e.code]) || (e && e.message) || String(e);
     }
 
@@ -1077,6 +1109,7 @@
 
     // Connection and login.
     gh.on('connection', (ev) => {
+      if (ev.state === 'busy') status('The gateway is busy: logging in again in a moment…');
       if (ev.state === 'closed') {
         status('Disconnected from the gateway' + (ev.reason ? ': ' + ev.reason : ''));
         clearInterval(contactsTimer);

@@ -12,6 +12,12 @@ showing relayed + encrypted + not recorded, a data channel message each
 way, and that alice's hang-up reaches bob. The browser part is
 chromium_call.mjs (playwright-core driving the Debian chromium).
 
+test_chromium_login_retries_when_busy: with signaling.logins_per_source 1
+and the test's own password logins from 127.0.0.1 keeping that share
+taken, a login through the demo page is told "server busy" with
+retry_after_ms; the page says it is busy (chromium_login_busy.mjs), the
+test lets the checker go, and the JavaScript client's own retry logs in.
+
 Needs: /usr/bin/chromium (Debian package "chromium"), node and npm; the
 test installs playwright-core into tests/integration/node_modules when it
 is missing (never a browser). It fails, not skips, when a piece is
@@ -28,12 +34,14 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import adminclient as ac  # noqa: E402
 import gh  # noqa: E402
+import sigclient as sc  # noqa: E402
 
 ARGS = None
 CHROMIUM = "/usr/bin/chromium"
@@ -192,6 +200,67 @@ def test_chromium_call():
     print("test_chromium_call took %.1f s" % (time.monotonic() - t0), flush=True)
 
 
+def busy_flood(g, stop):
+    """Until stop is set, keeps 127.0.0.1's share of the login checker
+    taken: password logins of an unknown user, one after another, each an
+    argon2id check (an unknown user costs one too). 5 a connection, the
+    most the gateway takes."""
+    while not stop.is_set():
+        ws = sc.RawWebSocket("127.0.0.1", g.signaling_port, source="127.0.0.1")
+        try:
+            for _ in range(5):
+                if stop.is_set():
+                    break
+                ws.request({"type": "login", "user": "flood", "password": "not-a-password"},
+                           timeout=30)
+        finally:
+            ws.close()
+
+
+def test_chromium_login_retries_when_busy():
+    need_tools()
+    g, secrets = make_gatehouse()
+    gh._merge(g.config, {"signaling": {"logins_per_source": 1}})
+    with g:
+        stop = threading.Event()
+        flood = threading.Thread(target=busy_flood, args=(g, stop), daemon=True)
+        flood.start()
+        settings_path = os.path.join(g.workdir, "chromium_login_busy.json")
+        settings = {"url": "http://127.0.0.1:%d/" % g.signaling_port, "chromium": CHROMIUM,
+                    "user": "alice", "password": USERS["alice"],
+                    "totp": totp(secrets["alice"]), "timeout_ms": 40000}
+        fd = os.open(settings_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(settings, f)
+        p = subprocess.Popen(["node", os.path.join(HERE, "chromium_login_busy.mjs"), settings_path],
+                             cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True, text=True)
+        killer = threading.Timer(NODE_TIMEOUT_S, lambda: os.killpg(p.pid, signal.SIGKILL))
+        killer.start()
+        out = []
+        try:
+            for line in p.stdout:
+                out.append(line.rstrip("\n"))
+                if line.startswith("BUSY-SEEN"):
+                    stop.set()
+            rc = p.wait()
+        finally:
+            killer.cancel()
+            stop.set()
+            flood.join(60)
+            os.unlink(settings_path)
+        print("\n".join(l for l in out if not l.startswith("RESULT ")), flush=True)
+        assert rc == 0, "chromium_login_busy.mjs: exit %s; daemon log tail:\n%s" % (
+            rc, gh.tail(g.log(), 40))
+        result = json.loads(next(l for l in out if l.startswith("RESULT "))[7:])
+        assert result["busySeen"], "the page never said the gateway was busy: %r" % result
+        assert result["statuses"][-1] == "Logged in as alice", result
+        ok = [e for e in ac.read_audit(g) if e.get("event") == "login.success" and
+              e.get("user") == "alice"]
+        assert len(ok) == 1, "alice's logins in the audit trail: %r" % ok
+
+
 if __name__ == "__main__":
     ARGS = gh.main_args()
-    gh.run_tests([test_totp_rfc6238_vector, test_chromium_call])
+    gh.run_tests([test_totp_rfc6238_vector, test_chromium_call,
+                  test_chromium_login_retries_when_busy])

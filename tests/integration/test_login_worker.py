@@ -58,10 +58,13 @@ def password_of(name):
     return "pw-%s-0123456789" % name
 
 
-def daemon(users=(), alerts=None):
+def daemon(users=(), alerts=None, config=None):
     """A daemon of the test's own with local users (name, groups); the
     detectors off unless alerts says otherwise. Returns (g, users)."""
-    g = gh.Gatehouse(ARGS.gatehouse, config={"alerts": alerts} if alerts else None)
+    over = dict(config or {})
+    if alerts:
+        over["alerts"] = alerts
+    g = gh.Gatehouse(ARGS.gatehouse, config=over or None)
     sc.write_config(g)
     made = {}
     for name, groups in users:
@@ -343,13 +346,14 @@ def test_signaling_flood_does_not_delay_others():
         gh.with_log(g, body)
 
 
-def test_held_open_logins_beyond_share_busy():
+def test_held_open_logins_beyond_share_busy(share=SHARE, config=None):
     """One source with 20 connections, each sending a login at once and
     staying open: SHARE of them are checked, the others are told "server
-    busy, try again" at once, and another source's login is answered
-    within FAIR_ANSWER_S (sources take turns)."""
+    busy, try again" at once, with when to try again (retry_after_ms),
+    and another source's login is answered within FAIR_ANSWER_S (sources
+    take turns)."""
     n = 20
-    g, u = daemon([("bob", ["team"])])
+    g, u = daemon([("bob", ["team"])], config=config)
     with g:
         def body():
             conns = [ws(g, "127.0.0.2") for _ in range(n)]
@@ -370,11 +374,24 @@ def test_held_open_logins_beyond_share_busy():
             busy = sum(1 for a in answers if a and a.get("message") == BUSY)
             failed = sum(1 for a in answers if a and a.get("message") == "authentication failed")
             assert busy + failed == n, answers
-            assert busy >= n - 2 * SHARE, \
+            assert busy >= n - 2 * share, \
                 "%d of %d logins held open from one source were busy: %r" % (busy, n, answers)
+            # All were sent before the first check could end: at least the
+            # share was checked.
+            assert failed >= share, \
+                "%d of %d logins from one source were checked, share %d: %r" % (
+                    failed, n, share, answers)
+            assert all(a.get("retry_after_ms") == 1000 for a in answers
+                       if a.get("message") == BUSY), answers
             assert r is not None and r.get("type") == "login.ok", r
             assert took < FAIR_ANSWER_S, "bob's login took %.1f s" % took
         gh.with_log(g, body)
+
+
+def test_share_is_configurable():
+    """signaling.logins_per_source sets the share: with 7, at least 7 of
+    20 logins held open from one source are checked."""
+    test_held_open_logins_beyond_share_busy(7, {"signaling": {"logins_per_source": 7}})
 
 
 def test_admin_flood_does_not_delay_logins():
@@ -486,6 +503,7 @@ if __name__ == "__main__":
         test_blind_guessing_detected_and_blocked,
         test_signaling_flood_does_not_delay_others,
         test_held_open_logins_beyond_share_busy,
+        test_share_is_configurable,
         test_admin_flood_does_not_delay_logins,
         test_admin_logins_beyond_share_busy,
         test_unanswered_admin_login_audited,

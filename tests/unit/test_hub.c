@@ -1000,7 +1000,10 @@ static void test_login_request(void)
 	F.login_rc = -1;
 	for (k = 0; k < HUB_MAX_STRIKES + HUB_MAX_LOGIN_ATTEMPTS; k++) {
 		say(sid, "{\"type\":\"login\",\"id\":2,\"user\":\"carol\",\"password\":\"pw\"}");
-		EXPECT_ERROR(sid, "auth_failed", "server busy, try again", "2");
+		m = EXPECT_ERROR(sid, "auth_failed", "server busy, try again", "2");
+		/* It says when to try again. */
+		CHECK(m != NULL && json_integer_value(json_object_get(m, "retry_after_ms")) ==
+		    HUB_BUSY_RETRY_MS);
 	}
 	CHECK_EQ_INT(F.nlogins, 4 + HUB_MAX_STRIKES + HUB_MAX_LOGIN_ATTEMPTS);
 	CHECK_EQ_INT(F.ncloses, 0);

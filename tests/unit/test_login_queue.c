@@ -65,7 +65,7 @@ static void release(struct login_queue *q, size_t n)
 
 static void test_per_source_share(void)
 {
-	struct login_queue *q = login_queue_new();
+	struct login_queue *q = login_queue_new(LOGIN_QUEUE_PER_SOURCE);
 	enum login_class S = LOGIN_CLASS_SIGNALING;
 	size_t i;
 
@@ -96,9 +96,28 @@ static void test_per_source_share(void)
 	login_queue_free(q);
 }
 
+/* The signaling share is the operator's (signaling.logins_per_source),
+ * for offices whose people log in from behind one address; the admin
+ * share stays the constant. */
+static void test_configured_share(void)
+{
+	struct login_queue *q = login_queue_new(8);
+	enum login_class S = LOGIN_CLASS_SIGNALING;
+	size_t i;
+
+	CHECK(q != NULL);
+	for (i = 0; i < 8; i++)
+		CHECK_EQ_INT(push(q, i, S, "203.0.113.9", true), LOGIN_QUEUE_OK);
+	CHECK_EQ_INT(push(q, 8, S, "203.0.113.9", true), LOGIN_QUEUE_SOURCE_BUSY);
+	for (i = 10; i < 10 + LOGIN_QUEUE_PER_SOURCE; i++)
+		CHECK_EQ_INT(push(q, i, LOGIN_CLASS_ADMIN, "203.0.113.9", true), LOGIN_QUEUE_OK);
+	CHECK_EQ_INT(push(q, i, LOGIN_CLASS_ADMIN, "203.0.113.9", true), LOGIN_QUEUE_SOURCE_BUSY);
+	login_queue_free(q);
+}
+
 static void test_sources(void)
 {
-	struct login_queue *q = login_queue_new();
+	struct login_queue *q = login_queue_new(LOGIN_QUEUE_PER_SOURCE);
 	enum login_class S = LOGIN_CLASS_SIGNALING;
 	size_t i;
 
@@ -126,7 +145,7 @@ static void test_sources(void)
 
 static void test_round_robin(void)
 {
-	struct login_queue *q = login_queue_new();
+	struct login_queue *q = login_queue_new(LOGIN_QUEUE_PER_SOURCE);
 	enum login_class S = LOGIN_CLASS_SIGNALING;
 
 	/* A's three were queued first; B's and C's come in between. */
@@ -153,7 +172,7 @@ static void test_round_robin(void)
 
 static void test_classes_take_turns(void)
 {
-	struct login_queue *q = login_queue_new();
+	struct login_queue *q = login_queue_new(LOGIN_QUEUE_PER_SOURCE);
 	enum login_class S = LOGIN_CLASS_SIGNALING, A = LOGIN_CLASS_ADMIN;
 	size_t i;
 
@@ -186,7 +205,7 @@ static void test_classes_take_turns(void)
 
 static void test_cancel(void)
 {
-	struct login_queue *q = login_queue_new();
+	struct login_queue *q = login_queue_new(LOGIN_QUEUE_PER_SOURCE);
 	enum login_class S = LOGIN_CLASS_SIGNALING, A = LOGIN_CLASS_ADMIN;
 
 	CHECK_EQ_INT(push(q, 1, S, "192.0.2.10", true), LOGIN_QUEUE_OK);
@@ -227,7 +246,7 @@ static void test_cancel(void)
 
 static void test_room_and_spray(void)
 {
-	struct login_queue *q = login_queue_new();
+	struct login_queue *q = login_queue_new(LOGIN_QUEUE_PER_SOURCE);
 	enum login_class S = LOGIN_CLASS_SIGNALING, A = LOGIN_CLASS_ADMIN;
 	size_t i, n = 0;
 	char ip[64];
@@ -272,6 +291,7 @@ static void test_room_and_spray(void)
 
 int main(void)
 {
+	test_configured_share();
 	test_per_source_share();
 	test_sources();
 	test_round_robin();
