@@ -516,6 +516,11 @@ class RawWebSocket:
         JSON, or None when the connection closed or nothing came within
         timeout."""
         self.send_texts([json.dumps(obj)])
+        return self.next_json(timeout)
+
+    def next_json(self, timeout=10.0):
+        """The next text frame as JSON, or None when the connection
+        closed or nothing came within timeout."""
         deadline = time.monotonic() + timeout
         while True:
             frames = self._parse()

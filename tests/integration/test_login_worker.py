@@ -83,28 +83,6 @@ def login_msg(user, password, code="000000", mid=1):
                        "totp": code})
 
 
-def first_text(c, timeout):
-    """The first text frame as JSON, or None (timeout, or closed first)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for op, payload in c._parse():
-            if op == 0x1:
-                return json.loads(payload)
-            if op == 0x8:
-                return None
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        c.sock.settimeout(left)
-        try:
-            chunk = c.sock.recv(65536)
-        except (socket.timeout, ConnectionResetError):
-            return None
-        if not chunk:
-            return None
-        c.buf += chunk
-
-
 def admin_request(g, source, body, timeout):
     """POST /api/login from source; (status, parsed body)."""
     conn = http.client.HTTPConnection("127.0.0.1", g.admin_port, timeout=timeout,
@@ -239,7 +217,7 @@ def test_unanswered_signaling_logins_audited():
             # An answered login is not marked.
             c = ws(g, "127.0.0.1")
             c.send_texts([login_msg("carol", "guess-3")])
-            r = first_text(c, SETTLE_S)
+            r = c.next_json(SETTLE_S)
             c.close()
             assert r and r.get("code") == "auth_failed", r
             answered = wait_until(lambda: logins_from(g, "127.0.0.1", "carol"), SETTLE_S,
@@ -266,7 +244,7 @@ def test_queued_login_dropped_when_closed():
             # ... while dave's, behind it, is sent and its connection closed.
             b.send_texts([login_msg("dave", "guess-1")])
             b.close()
-            r = first_text(a, SETTLE_S)
+            r = a.next_json(SETTLE_S)
             a.close()
             assert r and r.get("code") == "auth_failed", r
             wait_until(lambda: logins_from(g, ip, "carol"), SETTLE_S, "carol's login audited")
@@ -315,7 +293,7 @@ def test_blind_guessing_detected_and_blocked():
             # The honest client is not affected.
             c = ws(g, "127.0.0.1")
             c.send_texts([json.dumps({"type": "ping"})])
-            assert first_text(c, 5 * SLOW) == {"type": "pong"}
+            assert c.next_json(5 * SLOW) == {"type": "pong"}
             c.close()
         gh.with_log(g, body)
 
@@ -336,7 +314,7 @@ def test_signaling_flood_does_not_delay_others():
             c = ws(g, "127.0.0.1")
             t1 = time.monotonic()
             c.send_texts([login_msg("bob", u["bob"].password, u["bob"].next_totp())])
-            r = first_text(c, 120 * SLOW)
+            r = c.next_json(120 * SLOW)
             took = time.monotonic() - t1
             c.close()
             assert r is not None and r.get("type") == "login.ok", \
@@ -364,9 +342,9 @@ def test_held_open_logins_beyond_share_busy(share=SHARE, config=None):
                 # Right behind the flood's logins.
                 t1 = time.monotonic()
                 legit.send_texts([login_msg("bob", u["bob"].password, u["bob"].next_totp())])
-                r = first_text(legit, 60 * SLOW)
+                r = legit.next_json(60 * SLOW)
                 took = time.monotonic() - t1
-                answers = [first_text(c, 60 * SLOW) for c in conns]
+                answers = [c.next_json(60 * SLOW) for c in conns]
             finally:
                 legit.close()
                 for c in conns:
@@ -423,7 +401,7 @@ def test_admin_flood_does_not_delay_logins():
             c = ws(g, "127.0.0.1")
             t2 = time.monotonic()
             c.send_texts([login_msg("bob", u["bob"].password, u["bob"].next_totp())])
-            r = first_text(c, 120 * SLOW)
+            r = c.next_json(120 * SLOW)
             took = time.monotonic() - t2
             c.close()
             assert r is not None and r.get("type") == "login.ok", r
