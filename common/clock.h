@@ -48,6 +48,23 @@ static inline uint64_t clock_mono_coarse_ms(void)
 	return clock_ms_of(CLOCK_MONOTONIC_COARSE);
 }
 
+/* One instant on both clocks, read once and handed down to code that
+ * reads no clock of its own (the TURN server, the signaling hub, the admin
+ * API): mono_ms for every duration it keeps, wall_ms for the instants
+ * that others read (audit stamps, expiry inside credentials, a token's
+ * exp, TOTP steps). */
+struct clock_pair {
+	uint64_t mono_ms;
+	uint64_t wall_ms;
+};
+
+static inline struct clock_pair clock_now(void)
+{
+	struct clock_pair t = { .mono_ms = clock_mono_ms(), .wall_ms = clock_wall_ms() };
+
+	return t;
+}
+
 /* now - then, or 0 when then is later: never wraps to a huge duration,
  * whichever clock the two came from. */
 static inline uint64_t clock_elapsed_ms(uint64_t now, uint64_t then)

@@ -40,9 +40,9 @@ struct token {
 	bool used;
 	char user[IDENTITY_NAME_MAX];
 	enum admin_role role;
-	uint64_t created_ms, last_ms;
+	uint64_t created_ms, last_ms; /* monotonic */
 	uint64_t cred_tag;            /* the user's credentials it was issued against */
-	uint64_t stepup_until_ms;     /* an actor_totp accepted: credential actions until then */
+	uint64_t stepup_until_ms;     /* monotonic: an actor_totp accepted, credential actions until then */
 };
 
 struct pending_login {
@@ -82,7 +82,9 @@ struct admin {
 struct act {
 	struct admin *a;
 	const struct admin_request *rq;
-	uint64_t now_ms;
+	/* mono_ms for the tokens' lifetimes and the step-up window, which
+	 * only this process keeps; wall_ms for audit stamps and TOTP. */
+	struct clock_pair now;
 	struct token *tok;            /* the caller's token */
 	const char *arg;              /* the wildcard path segment */
 	char argbuf[128];
@@ -136,7 +138,7 @@ static void audit(struct act *x, const char *event, const char *outcome, json_t 
 		json_object_update(f, more);
 		json_decref(more);
 	}
-	audit_log(x->a->env.audit, x->now_ms, event, f);
+	audit_log(x->a->env.audit, x->now.wall_ms, event, f);
 }
 
 static void fail(struct act *x, int status, const char *code, const char *msg)
@@ -148,7 +150,7 @@ static void fail(struct act *x, int status, const char *code, const char *msg)
 
 /* --- tokens ------------------------------------------------------------ */
 
-static struct token *token_find(struct admin *a, const char *header, uint64_t now_ms)
+static struct token *token_find(struct admin *a, const char *header, uint64_t mono_ms)
 {
 	uint8_t h[32];
 	struct token *hit = NULL;
@@ -164,19 +166,19 @@ static struct token *token_find(struct admin *a, const char *header, uint64_t no
 			hit = &a->tokens[i];
 	if (hit == NULL)
 		return NULL;
-	if (now_ms > hit->last_ms + (uint64_t)a->env.token_ttl_s * 1000 ||
-	    now_ms > hit->created_ms + (uint64_t)ADMIN_TOKEN_ABSOLUTE_S * 1000) {
+	if (mono_ms > hit->last_ms + (uint64_t)a->env.token_ttl_s * 1000 ||
+	    mono_ms > hit->created_ms + (uint64_t)ADMIN_TOKEN_ABSOLUTE_S * 1000) {
 		memset(hit, 0, sizeof(*hit));
 		return NULL;
 	}
-	hit->last_ms = now_ms;
+	hit->last_ms = mono_ms;
 	return hit;
 }
 
 /* A new token for user, bound to the credentials its login was checked
  * against (cred_tag); writes its text. NULL when every slot is live. */
 static struct token *token_new(struct admin *a, const char *user, enum admin_role role,
-    uint64_t cred_tag, uint64_t now_ms, char text[TOKEN_TEXT + 1])
+    uint64_t cred_tag, uint64_t mono_ms, char text[TOKEN_TEXT + 1])
 {
 	uint8_t raw[TOKEN_RAW];
 	struct token *t = NULL, *oldest = NULL;
@@ -184,7 +186,7 @@ static struct token *token_new(struct admin *a, const char *user, enum admin_rol
 
 	for (i = 0; i < ADMIN_MAX_TOKENS && t == NULL; i++) {
 		struct token *c = &a->tokens[i];
-		if (!c->used || now_ms > c->last_ms + (uint64_t)a->env.token_ttl_s * 1000)
+		if (!c->used || mono_ms > c->last_ms + (uint64_t)a->env.token_ttl_s * 1000)
 			t = c;
 		else if (oldest == NULL || c->last_ms < oldest->last_ms)
 			oldest = c;
@@ -202,7 +204,7 @@ static struct token *token_new(struct admin *a, const char *user, enum admin_rol
 	t->used = true;
 	snprintf(t->user, sizeof(t->user), "%s", user);
 	t->role = role;
-	t->created_ms = t->last_ms = now_ms;
+	t->created_ms = t->last_ms = mono_ms;
 	t->cred_tag = cred_tag;
 	return t;
 }
@@ -288,11 +290,11 @@ static bool actor_code_ok(struct act *x, json_t *body)
 {
 	const char *code = jstr(body, "actor_totp");
 
-	if (code == NULL && x->now_ms < x->tok->stepup_until_ms)
+	if (code == NULL && x->now.mono_ms < x->tok->stepup_until_ms)
 		return true;
 	if (code != NULL && userdb_check_code(x->a->env.users, x->tok->user, code,
-	    x->now_ms / 1000) == USERDB_OK) {
-		x->tok->stepup_until_ms = x->now_ms + (uint64_t)ADMIN_STEPUP_S * 1000;
+	    x->now.wall_ms / 1000) == USERDB_OK) {
+		x->tok->stepup_until_ms = x->now.mono_ms + (uint64_t)ADMIN_STEPUP_S * 1000;
 		return true;
 	}
 	fail(x, 403, "forbidden", "this action needs a fresh TOTP code of yours in \"actor_totp\"");
@@ -319,7 +321,7 @@ static void h_status(struct act *x)
 	struct admin_env *e = &x->a->env;
 
 	x->out = json_pack("{s:s, s:I, s:I, s:I, s:I, s:b}", "version", GH_VERSION,
-	    "uptime_s", (json_int_t)((x->now_ms - e->started_ms) / 1000),
+	    "uptime_s", (json_int_t)(clock_elapsed_ms(x->now.mono_ms, e->started_ms) / 1000),
 	    "sessions", (json_int_t)hub_session_count(e->hub),
 	    "calls", (json_int_t)hub_call_count(e->hub),
 	    "allocations", (json_int_t)(e->alloc_count != NULL ? e->alloc_count(e->ctx) : 0),
@@ -897,7 +899,7 @@ static void h_blocks(struct act *x)
 	json_t *list = json_array();
 
 	if (x->a->env.blocks != NULL)
-		blocklist_each(x->a->env.blocks, clock_mono_ms(), x->now_ms, block_row, list);
+		blocklist_each(x->a->env.blocks, x->now.mono_ms, x->now.wall_ms, block_row, list);
 	x->out = json_pack("{s:o}", "blocks", list);
 }
 
@@ -1020,7 +1022,7 @@ static bool start_login(struct act *x)
 		audit(x, "admin.login", "failed", json_pack("{s:o, s:s}", "user",
 		    who != NULL ? who : json_string(""), "reason", "not a valid user name"));
 	} else if (p == NULL || login_worker_submit_admin(a->env.logins, x->rq->id,
-	    remote_addr(x->rq->remote, &from), user, pw, code, x->now_ms / 1000) != 0) {
+	    remote_addr(x->rq->remote, &from), user, pw, code, x->now.wall_ms / 1000) != 0) {
 		/* The worker's admin room is full, or this address already has
 		 * its share of logins being checked. */
 		fail(x, 503, "busy", "too many logins in progress, try again");
@@ -1043,7 +1045,7 @@ static char *dump(json_t *j)
 	return s != NULL ? s : strdup("{}");
 }
 
-bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_ms,
+bool admin_handle(struct admin *a, const struct admin_request *rq, struct clock_pair now,
     int *status, char **body, const char **content_type)
 {
 	struct act x;
@@ -1063,7 +1065,7 @@ bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_
 	memset(&x, 0, sizeof(x));
 	x.a = a;
 	x.rq = rq;
-	x.now_ms = now_ms;
+	x.now = now;
 	x.status = 200;
 	if (!origin_ok(a, rq->origin)) {
 		/* A page of another site must not drive the API through an
@@ -1084,7 +1086,7 @@ bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_
 			continue;
 		x.arg = x.argbuf;
 		if (routes[i].least != ADMIN_ROLE_NONE) {
-			x.tok = token_find(a, rq->authorization, now_ms);
+			x.tok = token_find(a, rq->authorization, now.mono_ms);
 			if (x.tok != NULL && !token_user_ok(a, x.tok)) {
 				memset(x.tok, 0, sizeof(*x.tok));
 				x.tok = NULL;
@@ -1122,14 +1124,14 @@ out:
 /* The act of a deferred request, taken up again when its work is done:
  * only the source address is left of the request itself. */
 static void deferred_act(struct act *x, struct admin *a, struct admin_request *rq,
-    const char *remote, uint64_t now_ms)
+    const char *remote, struct clock_pair now)
 {
 	memset(rq, 0, sizeof(*rq));
 	rq->remote = remote;
 	memset(x, 0, sizeof(*x));
 	x->a = a;
 	x->rq = rq;
-	x->now_ms = now_ms;
+	x->now = now;
 	x->status = 200;
 }
 
@@ -1145,7 +1147,7 @@ static void deferred_reply(struct act *x, uint64_t request)
 	free(body);
 }
 
-void admin_login_done(struct admin *a, const struct login_result *r, uint64_t now_ms)
+void admin_login_done(struct admin *a, const struct login_result *r, struct clock_pair now)
 {
 	struct admin_request rq;
 	struct pending_login *p = NULL;
@@ -1164,7 +1166,7 @@ void admin_login_done(struct admin *a, const struct login_result *r, uint64_t no
 	 * failure counted toward the user's lockout, so it is audited and
 	 * fed to the detectors all the same, from what the job carried. */
 	remote = p != NULL ? p->remote : remote_text(&r->from, ip, sizeof(ip));
-	deferred_act(&x, a, &rq, remote, now_ms);
+	deferred_act(&x, a, &rq, remote, now);
 	role = r->rc == IDENTITY_OK ? role_of(&r->who) : ADMIN_ROLE_NONE;
 	if (role != ADMIN_ROLE_NONE && p == NULL) {
 		/* No token for nobody: it would only push a live one out. */
@@ -1176,7 +1178,7 @@ void admin_login_done(struct admin *a, const struct login_result *r, uint64_t no
 		return;
 	}
 	if (role != ADMIN_ROLE_NONE)
-		t = token_new(a, r->who.name, role, r->cred_tag, now_ms, text);
+		t = token_new(a, r->who.name, role, r->cred_tag, now.mono_ms, text);
 	if (t == NULL) {
 		json_t *more = json_pack("{s:s, s:s}", "user", r->user,
 		    "reason", r->rc != IDENTITY_OK ? r->why : "no admin role");
@@ -1227,7 +1229,7 @@ static bool actor_still_ok(struct admin *a, const struct pending_change *p)
 	return ok;
 }
 
-void admin_hash_done(struct admin *a, const struct login_result *r, uint64_t now_ms)
+void admin_hash_done(struct admin *a, const struct login_result *r, struct clock_pair now)
 {
 	struct admin_request rq;
 	struct pending_change *p = NULL;
@@ -1242,7 +1244,7 @@ void admin_hash_done(struct admin *a, const struct login_result *r, uint64_t now
 	 * as nobody would hear of it. */
 	if (p == NULL)
 		return;
-	deferred_act(&x, a, &rq, p->remote, now_ms);
+	deferred_act(&x, a, &rq, p->remote, now);
 	memset(&tok, 0, sizeof(tok));
 	snprintf(tok.user, sizeof(tok.user), "%s", p->actor);
 	tok.role = p->role;

@@ -51,6 +51,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/clock.h"
+
 #define ADMIN_TOKEN_ABSOLUTE_S (8 * 3600) /* never longer than a working day */
 #define ADMIN_STEPUP_S 300 /* what an accepted actor_totp allows without another */
 #define ADMIN_MAX_BODY (1024 * 1024) /* a policy file's limit */
@@ -105,7 +107,7 @@ struct admin_env {
 	 * listener that serves both, each. */
 	char origins[ADMIN_MAX_ORIGINS][256];
 	size_t norigins;
-	uint64_t started_ms;
+	uint64_t started_ms;            /* monotonic: for the uptime */
 	uint32_t token_ttl_s;           /* idle lifetime of a token (sliding) */
 };
 
@@ -133,16 +135,16 @@ void admin_free(struct admin *a);
  * and *content_type (static) set, or false when the answer will come
  * through env->reply (a login being checked, a password being hashed, or
  * an audit query being read; always JSON). */
-bool admin_handle(struct admin *a, const struct admin_request *rq, uint64_t now_ms,
+bool admin_handle(struct admin *a, const struct admin_request *rq, struct clock_pair now,
     int *status, char **body, const char **content_type);
 
 /* The outcome of an admin login started by admin_handle(). */
-void admin_login_done(struct admin *a, const struct login_result *r, uint64_t now_ms);
+void admin_login_done(struct admin *a, const struct login_result *r, struct clock_pair now);
 
 /* The hash of a password that the API sets (login_worker_submit_hash()):
  * the user is added or the password changed now, and the request
  * answered. */
-void admin_hash_done(struct admin *a, const struct login_result *r, uint64_t now_ms);
+void admin_hash_done(struct admin *a, const struct login_result *r, struct clock_pair now);
 
 /* The answer of a deferred audit query (audit_reader_drain()): body, or
  * NULL when the reader ran out of memory. */

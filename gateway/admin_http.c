@@ -103,7 +103,7 @@ static void dispatch(struct admin_http *s, struct req *r)
 	rq.remote = r->remote;
 	rq.body = r->body != NULL ? r->body : "";
 	rq.body_len = r->body_len;
-	if (admin_handle(s->admin, &rq, clock_wall_ms(), &status, &body, &r->ctype)) {
+	if (admin_handle(s->admin, &rq, clock_now(), &status, &body, &r->ctype)) {
 		answer(r, status, body);
 		return;
 	}

@@ -247,9 +247,9 @@ static void login_done(void *ctx, const struct login_result *r)
 	struct hub_login_result hr;
 
 	if (r->hash) {
-		admin_hash_done(d->admin, r, relay_io_now_ms());
+		admin_hash_done(d->admin, r, clock_now());
 	} else if (r->admin) {
-		admin_login_done(d->admin, r, relay_io_now_ms());
+		admin_login_done(d->admin, r, clock_now());
 	} else {
 		memset(&hr, 0, sizeof(hr));
 		hr.session = r->session;
@@ -258,7 +258,7 @@ static void login_done(void *ctx, const struct login_result *r)
 		hr.why = r->why;
 		hr.from = (const struct sockaddr *)&r->from;
 		hr.user = r->user;
-		hub_login_done(d->hub, &hr, ws_server_now());
+		hub_login_done(d->hub, &hr, clock_now());
 	}
 }
 
@@ -770,7 +770,7 @@ static void on_tick(void *arg)
 {
 	struct daemon *d = arg;
 
-	hub_tick(d->hub, ws_server_now());
+	hub_tick(d->hub, clock_now());
 	policy_watch(d);
 	if (d->user_watch != NULL)
 		user_watch_poll(d->user_watch, relay_io_now_ms());
@@ -1068,7 +1068,7 @@ static int start_admin(struct daemon *d, char *err, size_t errlen)
 	env.reply = admin_reply;
 	env.login_failed = admin_login_failed;
 	env.users_changed = admin_users_changed;
-	env.started_ms = relay_io_now_ms();
+	env.started_ms = clock_mono_ms();
 	env.token_ttl_s = cfg->admin_token_ttl_s;
 	/* Browser requests only from the API's own origins: a page is on
 	 * https or http as the listener serves it (both on a loopback

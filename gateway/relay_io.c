@@ -129,8 +129,8 @@ struct relay_io {
 	struct io_handle wake;          /* H_WAKE */
 	struct io_handle timer;         /* H_TIMER */
 	/* Read once per batch. Timers of connections use now.mono_ms; the
-	 * server gets both (turn_time in turn/server.h). */
-	struct turn_time now;
+	 * server gets both (struct clock_pair, common/clock.h). */
+	struct clock_pair now;
 	/* recvmmsg() headers, set up once: each read resets only what the
 	 * previous one changed (rx_used entries, and the buffer size). */
 	uint8_t udp_bufs[UDP_BATCH][STUN_MAX_MESSAGE];

@@ -35,7 +35,7 @@
 #define CALL_TOKEN 1000           /* one call, in the call bucket's unit */
 #define SWEEP_EVERY_MS (10 * 1000)
 
-/* Times are on the monotonic clock (struct hub_time in hub.h) unless
+/* Times are on the monotonic clock (struct clock_pair in hub.h) unless
  * their comment says UNIX time. */
 struct session {
 	uint64_t id;
@@ -106,7 +106,7 @@ struct hub {
 	struct user_entry *users[BUCKETS];
 	struct call *calls[BUCKETS];
 	size_t nsessions, ncalls;
-	struct hub_time now;      /* of the latest entry point */
+	struct clock_pair now;      /* of the latest entry point */
 	uint64_t swept_ms;        /* when idle user entries were last dropped */
 	/* How deep in the hub's entry points we are, and the sessions closed
 	 * meanwhile, which are forgotten when the outermost one returns. */
@@ -120,7 +120,7 @@ struct msg_ctx {
 	struct session *s;
 	json_t *msg;
 	json_t *id;               /* borrowed: echoed in the reply */
-	struct hub_time now;
+	struct clock_pair now;
 };
 
 static void emit(struct hub *h, struct hub_event *e)
@@ -685,7 +685,7 @@ static void login_unanswered(struct hub *h, const struct hub_login_result *r)
 	emit(h, &e);
 }
 
-static void login_done(struct hub *h, const struct hub_login_result *r, struct hub_time now)
+static void login_done(struct hub *h, const struct hub_login_result *r, struct clock_pair now)
 {
 	struct session *s = session_find(h, r->session);
 	struct user_entry *u = NULL;
@@ -737,7 +737,7 @@ static void login_done(struct hub *h, const struct hub_login_result *r, struct h
 	send_json(h, session, msg);
 }
 
-void hub_login_done(struct hub *h, const struct hub_login_result *r, struct hub_time now)
+void hub_login_done(struct hub *h, const struct hub_login_result *r, struct clock_pair now)
 {
 	hub_enter(h);
 	login_done(h, r, now);
@@ -1362,7 +1362,7 @@ static bool rate_ok(struct session *s, uint64_t mono_ms)
 }
 
 static void session_message(struct hub *h, uint64_t session, const char *text,
-    size_t len, struct hub_time now)
+    size_t len, struct clock_pair now)
 {
 	struct msg_ctx m;
 	const char *type, *why;
@@ -1417,14 +1417,14 @@ out:
 }
 
 void hub_session_message(struct hub *h, uint64_t session, const char *text,
-    size_t len, struct hub_time now)
+    size_t len, struct clock_pair now)
 {
 	hub_enter(h);
 	session_message(h, session, text, len, now);
 	hub_leave(h);
 }
 
-void hub_session_oversized(struct hub *h, uint64_t session, struct hub_time now)
+void hub_session_oversized(struct hub *h, uint64_t session, struct clock_pair now)
 {
 	struct session *s = session_find(h, session);
 
@@ -1436,7 +1436,7 @@ void hub_session_oversized(struct hub *h, uint64_t session, struct hub_time now)
 }
 
 void hub_session_open(struct hub *h, uint64_t session, const struct sockaddr *from,
-    struct hub_time now)
+    struct clock_pair now)
 {
 	struct session *s = calloc(1, sizeof(*s));
 
@@ -1511,7 +1511,7 @@ static void session_forget(struct hub *h, struct session *s)
 	free(s);
 }
 
-void hub_session_closed(struct hub *h, uint64_t session, struct hub_time now)
+void hub_session_closed(struct hub *h, uint64_t session, struct clock_pair now)
 {
 	struct session *s;
 
@@ -1523,7 +1523,7 @@ void hub_session_closed(struct hub *h, uint64_t session, struct hub_time now)
 	hub_leave(h);
 }
 
-void hub_session_closing(struct hub *h, uint64_t session, struct hub_time now)
+void hub_session_closing(struct hub *h, uint64_t session, struct clock_pair now)
 {
 	struct session *s;
 
@@ -1549,7 +1549,7 @@ static void users_sweep(struct hub *h)
 	}
 }
 
-void hub_tick(struct hub *h, struct hub_time now)
+void hub_tick(struct hub *h, struct clock_pair now)
 {
 	struct call *c, *next;
 	size_t i;

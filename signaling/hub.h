@@ -3,7 +3,7 @@
  * candidate forwarding through the relay-only filter, hangup.
  *
  * The WebSocket adapter (ws_server.c) feeds it one complete text message
- * at a time with the time (struct hub_time); it answers through the ops
+ * at a time with the time (struct clock_pair); it answers through the ops
  * table. It does not know the TURN relay: credentials, teardown and "is
  * this address one of the call's relayed addresses" are asked through
  * ops, which the gateway answers from the TURN code and the registry. */
@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/clock.h"
 #include "policy/policy.h"
 #include "signaling/identity.h"
 #include "signaling/sdp_fingerprint.h"
@@ -31,9 +32,9 @@
 #define HUB_BUSY_RETRY_MS 1000        /* retry_after_ms of a login the checker had no room for */
 #define HUB_MAX_ICE_URLS 4
 
-/* The time of one entry point, read by the adapter and handed down: the
- * hub reads no clock. Two clocks for two jobs (common/clock.h), as in the
- * relay (struct turn_time): mono_ms measures every interval the hub keeps
+/* The time of one entry point (struct clock_pair, common/clock.h) is read
+ * by the adapter and handed down: the hub reads no clock. Two clocks for
+ * two jobs, as in the relay: mono_ms measures every interval the hub keeps
  * (ringing deadlines, the call placement and message rate buckets, the
  * contacts cache's age, the setup_ms and duration_ms of events), so that
  * a step of the system clock neither ends nor prolongs any of them, nor
@@ -41,10 +42,6 @@
  * that others read: the expiry inside TURN credentials, a token's expiry,
  * the time given to ops->login (JWT exp and nbf, TOTP steps) and the
  * since_ms that the admin views show. */
-struct hub_time {
-	uint64_t mono_ms;
-	uint64_t wall_ms;
-};
 
 struct hub_ice_servers {
 	char urls[HUB_MAX_ICE_URLS][320]; /* "turn:127.0.0.1:3478?transport=udp" */
@@ -84,7 +81,7 @@ struct hub_event {
 	bool unanswered;          /* HUB_EV_LOGIN_*: the session had closed
 	                           * before the check ended; nobody got the answer */
 	unsigned count;
-	/* Both on the monotonic clock (struct hub_time). */
+	/* Both on the monotonic clock (struct clock_pair). */
 	uint64_t duration_ms;     /* accepted to ended; 0 if never accepted */
 	uint64_t setup_ms;        /* call to accepted (HUB_EV_CALL_ACCEPTED), login
 	                           * request to answer (HUB_EV_LOGIN_*) */
@@ -108,7 +105,7 @@ struct hub_ops {
 	 * from and user as given here. from is the session's address. token
 	 * is NULL for a password login, totp may be NULL. 0, or -1 when the
 	 * checker is busy: too many logins waiting, or too many from this
-	 * client's address. now_s is UNIX time (hub_time.wall_ms), for
+	 * client's address. now_s is UNIX time (clock_pair.wall_ms), for
 	 * the checks that compare against absolute times: a token's exp and
 	 * nbf, the TOTP step. */
 	int (*login)(void *ctx, uint64_t session, const struct sockaddr *from,
@@ -164,23 +161,23 @@ void hub_set_policy(struct hub *h, const struct policy *p);
 
 /* A WebSocket session opened from this address. */
 void hub_session_open(struct hub *h, uint64_t session, const struct sockaddr *from,
-    struct hub_time now);
+    struct clock_pair now);
 /* One complete text message (not NUL-terminated). */
 void hub_session_message(struct hub *h, uint64_t session, const char *text,
-    size_t len, struct hub_time now);
+    size_t len, struct clock_pair now);
 /* A message that was too large to take in: answered and counted. */
-void hub_session_oversized(struct hub *h, uint64_t session, struct hub_time now);
+void hub_session_oversized(struct hub *h, uint64_t session, struct clock_pair now);
 /* The session is gone: its calls end ("disconnected"). Nothing is left
  * to do for a session the hub already let go of (see below), so each
  * session's logout is reported once. */
-void hub_session_closed(struct hub *h, uint64_t session, struct hub_time now);
+void hub_session_closed(struct hub *h, uint64_t session, struct clock_pair now);
 /* The adapter is closing the session on its own (a reader too slow to
  * take what is queued) or reports a close the hub asked for: the hub lets
  * go of it now, as if it had closed (its calls end, "disconnected"),
  * rather than when the connection is finally gone. May be called from
  * inside an ops callback: the session is then let go of when the hub's
  * entry point returns. */
-void hub_session_closing(struct hub *h, uint64_t session, struct hub_time now);
+void hub_session_closing(struct hub *h, uint64_t session, struct clock_pair now);
 /* The outcome of a login started through ops->login. Every pointer is
  * borrowed for the call. */
 struct hub_login_result {
@@ -196,10 +193,10 @@ struct hub_login_result {
  * login all the same: the check was made (a failure counted toward the
  * user's lockout), so it is an event like any other (unanswered set),
  * for the audit, the metrics and the detectors. */
-void hub_login_done(struct hub *h, const struct hub_login_result *r, struct hub_time now);
+void hub_login_done(struct hub *h, const struct hub_login_result *r, struct clock_pair now);
 /* Ringing timeouts, and the user entries that only a call bucket kept.
  * Call about once a second. */
-void hub_tick(struct hub *h, struct hub_time now);
+void hub_tick(struct hub *h, struct clock_pair now);
 
 /* Admin views and actions. */
 struct hub_session_info {

@@ -224,12 +224,6 @@ static void enqueue(struct ws_server *w, struct conn *c, const char *text, size_
 	lws_callback_on_writable(c->wsi);
 }
 
-struct hub_time ws_server_now(void)
-{
-	struct hub_time t = { .mono_ms = clock_mono_ms(), .wall_ms = clock_wall_ms() };
-
-	return t;
-}
 
 void ws_server_send(void *ctx, uint64_t session, const char *text, size_t len)
 {
@@ -272,7 +266,7 @@ void ws_server_close(void *ctx, uint64_t session, const char *why)
 	 * gone: a client that stops reading would otherwise keep its calls,
 	 * their credentials and its media for as long as it likes. */
 	if (w->hub != NULL)
-		hub_session_closing(w->hub, session, ws_server_now());
+		hub_session_closing(w->hub, session, clock_now());
 }
 
 /* --- the upgrade ------------------------------------------------------- */
@@ -424,7 +418,7 @@ static int ws_established(struct ws_server *w, struct conn *c, struct lws *wsi)
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, WS_IDLE_TIMEOUT_S);
 	c->timeout_armed_ms = clock_mono_ms();
 	if (w->hub != NULL)
-		hub_session_open(w->hub, c->id, (const struct sockaddr *)&from, ws_server_now());
+		hub_session_open(w->hub, c->id, (const struct sockaddr *)&from, clock_now());
 	return 0;
 }
 
@@ -455,13 +449,13 @@ static int ws_receive(struct ws_server *w, struct conn *c, struct lws *wsi,
 		if (final) {
 			c->oversized = false;
 			if (w->hub != NULL)
-				hub_session_oversized(w->hub, c->id, ws_server_now());
+				hub_session_oversized(w->hub, c->id, clock_now());
 		}
 		return 0;
 	}
 	if (final && c->inlen == 0) {
 		if (w->hub != NULL)
-			hub_session_message(w->hub, c->id, in, len, ws_server_now());
+			hub_session_message(w->hub, c->id, in, len, clock_now());
 		return 0;
 	}
 	grown = realloc(c->in, c->inlen + len + 1);
@@ -473,7 +467,7 @@ static int ws_receive(struct ws_server *w, struct conn *c, struct lws *wsi,
 	if (final) {
 		if (w->hub != NULL)
 			hub_session_message(w->hub, c->id, (const char *)c->in, c->inlen,
-			    ws_server_now());
+			    clock_now());
 		free(c->in);
 		c->in = NULL;
 		c->inlen = 0;
@@ -511,7 +505,7 @@ static void ws_closed(struct ws_server *w, struct conn *c)
 		session_unlink(w, c);
 		w->nsessions--;
 		if (w->hub != NULL)
-			hub_session_closed(w->hub, c->id, ws_server_now());
+			hub_session_closed(w->hub, c->id, clock_now());
 		c->id = 0;
 	}
 	if (c->ip[0] != '\0' && c->w != NULL)

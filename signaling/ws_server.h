@@ -55,11 +55,6 @@ struct ws_server *ws_server_new(struct lws_context *ctx,
 void ws_server_free(struct ws_server *w);
 void ws_server_set_hub(struct ws_server *w, struct hub *h);
 
-/* Both clocks, read now, for the hub's entry points (the hub reads no
- * clock: struct hub_time in hub.h). For the daemon's calls into the hub
- * too, so that they are read one way. */
-struct hub_time ws_server_now(void);
-
 /* The hub ops this server implements (ctx is the ws_server). */
 void ws_server_send(void *ctx, uint64_t session, const char *text, size_t len);
 void ws_server_send_update(void *ctx, uint64_t session, const char *text, size_t len);

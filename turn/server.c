@@ -61,7 +61,7 @@ struct req {
 	struct turn_server *s;
 	const struct turn_client *c;
 	const struct stun_msg *m;
-	struct turn_time now;
+	struct clock_pair now;
 	bool authed;          /* integrity checked: sign the answer */
 	bool sha256;          /* answer with MESSAGE-INTEGRITY-SHA256 */
 	uint8_t key[32];
@@ -368,7 +368,7 @@ static int peer_admit(struct turn_server *s, const struct turn_alloc *a,
  * and for exception IPs the exact address again (the allocation behind it
  * may be gone, or the port may be another service's). */
 static bool peer_may_pass(struct turn_server *s, struct turn_alloc *a,
-    const struct sockaddr *peer, struct turn_time now)
+    const struct sockaddr *peer, struct clock_pair now)
 {
 	struct turn_perm *p = alloc_perm_find(a, peer, now.mono_ms);
 
@@ -789,7 +789,7 @@ static void on_channel_bind(struct req *r)
  * address, as a NAT would show it), and through the receiver's own
  * permission, channel and rate checks in turn_server_on_peer(). */
 static bool relay_local(struct turn_server *s, const struct turn_alloc *from,
-    const struct sockaddr *peer, const uint8_t *data, size_t len, struct turn_time now)
+    const struct sockaddr *peer, const uint8_t *data, size_t len, struct clock_pair now)
 {
 	struct turn_alloc *to = turn_server_find_relayed(s, peer);
 	const struct sockaddr_storage *src;
@@ -840,7 +840,7 @@ static bool media_check(struct turn_server *s, struct turn_alloc *a,
 }
 
 static void relay_to_peer(struct turn_server *s, struct turn_alloc *a,
-    const struct sockaddr *peer, const uint8_t *data, size_t len, struct turn_time now)
+    const struct sockaddr *peer, const uint8_t *data, size_t len, struct clock_pair now)
 {
 	if (!peer_may_pass(s, a, peer, now) ||
 	    (a->id.kind == TURN_ID_CALL && !media_check(s, a, data, len)) ||
@@ -855,7 +855,7 @@ static void relay_to_peer(struct turn_server *s, struct turn_alloc *a,
 }
 
 static void on_send(struct turn_server *s, const struct turn_client *c,
-    const struct stun_msg *m, struct turn_time now)
+    const struct stun_msg *m, struct clock_pair now)
 {
 	const struct stun_attr *pa = stun_attr_find(m, STUN_A_XOR_PEER_ADDRESS);
 	const struct stun_attr *data = stun_attr_find(m, STUN_A_DATA);
@@ -871,7 +871,7 @@ static void on_send(struct turn_server *s, const struct turn_client *c,
 }
 
 static void on_channeldata(struct turn_server *s, const struct turn_client *c,
-    const uint8_t *buf, size_t len, struct turn_time now)
+    const uint8_t *buf, size_t len, struct clock_pair now)
 {
 	struct turn_alloc *a;
 	struct turn_channel *ch;
@@ -905,7 +905,7 @@ static const struct {
 };
 
 static void on_request(struct turn_server *s, const struct turn_client *c,
-    const struct stun_msg *m, struct turn_time now)
+    const struct stun_msg *m, struct clock_pair now)
 {
 	struct req r;
 	size_t i;
@@ -939,7 +939,7 @@ out:
 }
 
 void turn_server_on_client(struct turn_server *s, const struct turn_client *c,
-    const uint8_t *buf, size_t len, struct turn_time now)
+    const uint8_t *buf, size_t len, struct clock_pair now)
 {
 	struct stun_msg m;
 
@@ -965,7 +965,7 @@ void turn_server_on_client(struct turn_server *s, const struct turn_client *c,
 }
 
 void turn_server_on_peer(struct turn_server *s, struct turn_alloc *a,
-    const struct sockaddr *peer, const uint8_t *buf, size_t len, struct turn_time now)
+    const struct sockaddr *peer, const uint8_t *buf, size_t len, struct clock_pair now)
 {
 	uint8_t out[STUN_MAX_MESSAGE];
 	uint8_t txid[STUN_TXID_LEN];
@@ -1034,7 +1034,7 @@ bool turn_server_conn_has_alloc(const struct turn_server *s, uint64_t conn_id)
 	return conn_alloc(s, conn_id) != NULL;
 }
 
-void turn_server_tick(struct turn_server *s, struct turn_time now)
+void turn_server_tick(struct turn_server *s, struct clock_pair now)
 {
 	struct turn_alloc *a, *next;
 

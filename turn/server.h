@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/clock.h"
 #include "common/source_key.h"
 #include "turn/alloc.h"
 #include "turn/auth.h"
@@ -28,18 +29,15 @@
 #define TURN_MAX_RESERVATIONS 256
 #define TURN_RESERVATIONS_PER_USER 4              /* of the 256, at a time */
 
-/* The time of one batch of work, read once by the I/O layer and handed
- * down: the server reads no clock. Two clocks for two jobs (common/clock.h):
+/* The time of one batch of work (struct clock_pair, common/clock.h) is
+ * read once by the I/O layer and handed down: the server reads no clock.
+ * Two clocks for two jobs:
  * mono_ms measures every duration the server keeps (lifetimes of
  * allocations, permissions, channels and reservations, the failure
  * window, token buckets), so a step of the system clock neither expires
  * nor prolongs them; wall_ms (UNIX time) is used only for instants other
  * nodes or the credentials agree on: nonces, the expiry inside call
  * credentials, and the hooks below, whose records are UNIX times. */
-struct turn_time {
-	uint64_t mono_ms;
-	uint64_t wall_ms;
-};
 
 struct turn_server_config {
 	char realm[128];
@@ -145,11 +143,11 @@ void turn_server_free(struct turn_server *s);
  * frame cut by stun_frame_len on a stream). Never fails: bad input is
  * answered or dropped as RFC 8489/8656 say. */
 void turn_server_on_client(struct turn_server *s, const struct turn_client *c,
-    const uint8_t *buf, size_t len, struct turn_time now);
+    const uint8_t *buf, size_t len, struct clock_pair now);
 
 /* One datagram that arrived on an allocation's relay socket from peer. */
 void turn_server_on_peer(struct turn_server *s, struct turn_alloc *a,
-    const struct sockaddr *peer, const uint8_t *buf, size_t len, struct turn_time now);
+    const struct sockaddr *peer, const uint8_t *buf, size_t len, struct clock_pair now);
 
 /* A TCP/TLS client connection closed: its allocation goes at once. */
 void turn_server_on_conn_closed(struct turn_server *s, uint64_t conn_id);
@@ -158,7 +156,7 @@ bool turn_server_conn_has_alloc(const struct turn_server *s, uint64_t conn_id);
 
 /* Expires allocations, permissions and channels. Call about once a
  * second. */
-void turn_server_tick(struct turn_server *s, struct turn_time now);
+void turn_server_tick(struct turn_server *s, struct clock_pair now);
 
 /* Borrowed: the allocation whose relayed address is exactly this one, or
  * NULL. For the permit hook. */

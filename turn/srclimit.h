@@ -18,8 +18,9 @@ struct srclimit *srclimit_new(size_t slots, uint32_t max_failures,
     uint64_t window_ms, uint64_t block_ms);
 void srclimit_free(struct srclimit *l);
 
-/* now_ms is a monotonic time (the server's turn_time.mono_ms): a step of
- * the system clock must neither lift a block nor start one early. */
+/* now_ms is a monotonic time (the mono_ms of the server's struct
+ * clock_pair): a step of the system clock must neither lift a block nor
+ * start one early. */
 
 bool srclimit_blocked(struct srclimit *l, const struct sockaddr *src, uint64_t now_ms);
 void srclimit_fail(struct srclimit *l, const struct sockaddr *src, uint64_t now_ms);

@@ -146,9 +146,9 @@ struct fz {
 
 static struct fz F;
 
-static struct hub_time fz_now(void)
+static struct clock_pair fz_now(void)
 {
-	struct hub_time t = { .mono_ms = F.now - T_START + MONO_START,
+	struct clock_pair t = { .mono_ms = F.now - T_START + MONO_START,
 	    .wall_ms = (uint64_t)((int64_t)F.now + F.wall_step_ms) };
 
 	return t;

@@ -94,9 +94,9 @@ static struct fz F;
 /* The server's time: wall as the fixtures' nonces and credentials need it,
  * and a monotonic clock with another zero (as after a boot), so a
  * duration measured on the wrong clock would show. */
-static struct turn_time fz_now(void)
+static struct clock_pair fz_now(void)
 {
-	struct turn_time t = { .mono_ms = F.now_ms - FZ_T0_MS + 5000, .wall_ms = F.now_ms };
+	struct clock_pair t = { .mono_ms = F.now_ms - FZ_T0_MS + 5000, .wall_ms = F.now_ms };
 
 	return t;
 }

@@ -777,6 +777,32 @@ def test_mfa_off_and_token_expiry():
         with_log(g, lambda: run(body()), api)
 
 
+def test_token_lifetime_ignores_wall_clock_steps():
+    """A token's lifetime is a duration, on the monotonic clock: a step of
+    the system clock a day forward does not end it, and a step two days
+    back does not keep it alive past admin.token_ttl_s of idleness."""
+    with gh.WallShift() as shift:
+        g = gh.Gatehouse(ARGS.gatehouse, config={"admin": {"token_ttl_s": 10}})
+        shift.wrap(g)
+        sc.write_config(g)
+        us = make_users(g, {"clockadm": ["admin"]})
+        api = ac.AdminClient(g)
+
+        def body():
+            t = api.login(us["clockadm"], expect_role="admin")
+            shift.step(86400 * 1000)
+            api.expect(200, "GET", "/api/status", token=t)   # a day on, 0 s idle
+            shift.step(-86400 * 1000)
+            api.expect(200, "GET", "/api/status", token=t)   # a day back
+            time.sleep(11)
+            st, b = api.call("GET", "/api/status", token=t)
+            assert_error(st, b, 401, "unauthorized",
+                         "a token idle for 11 s (ttl 10) after the clock stepped back")
+
+        with g:
+            with_log(g, body, api)
+
+
 # ---------------------------------------------------------- cross-origin
 
 def test_cross_origin():
@@ -1543,6 +1569,7 @@ if __name__ == "__main__":
         test_policy_put_applies_at_once,
         test_policy_sighup_file_change_and_invalid_file,
         test_mfa_off_and_token_expiry,
+        test_token_lifetime_ignores_wall_clock_steps,
         # last before the end: a sanitized build aborts on this request
         test_empty_post_with_content_length_0_runs_once,
         test_zz_shared_daemon_exits_cleanly,

@@ -162,9 +162,9 @@ struct fake {
 static struct fake F;
 
 /* The hub's time when t (on F.now's scale) has passed: see struct fake. */
-static struct hub_time at(uint64_t t)
+static struct clock_pair at(uint64_t t)
 {
-	struct hub_time ht = { .mono_ms = t - T_START + MONO_START,
+	struct clock_pair ht = { .mono_ms = t - T_START + MONO_START,
 	    .wall_ms = (uint64_t)((int64_t)t + F.wall_step_ms) };
 
 	return ht;
@@ -2820,7 +2820,7 @@ static void test_call_rate(void)
 /* ---- clocks ------------------------------------------------------------- */
 
 /* The hub measures every interval on the monotonic clock and uses the
- * wall clock only for UNIX times (hub.h, struct hub_time). These tests
+ * wall clock only for UNIX times (hub.h, struct clock_pair). These tests
  * step the wall clock, as NTP or `date -s` would, while the monotonic
  * clock runs on. */
 

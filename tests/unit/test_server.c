@@ -101,9 +101,9 @@ static void f_relay_send(void *ctx, void *handle, const struct sockaddr *peer,
 /* The time handed to the server: the tests' `now` is the monotonic
  * clock, and the wall clock is apart from it by F.wall_step_ms (0 unless
  * a test steps the system clock, test_clock_steps). */
-static struct turn_time T(uint64_t ms)
+static struct clock_pair T(uint64_t ms)
 {
-	struct turn_time t = { .mono_ms = ms, .wall_ms = (uint64_t)((int64_t)ms + F.wall_step_ms) };
+	struct clock_pair t = { .mono_ms = ms, .wall_ms = (uint64_t)((int64_t)ms + F.wall_step_ms) };
 
 	return t;
 }
