@@ -224,7 +224,6 @@ static void enqueue(struct ws_server *w, struct conn *c, const char *text, size_
 	lws_callback_on_writable(c->wsi);
 }
 
-
 void ws_server_send(void *ctx, uint64_t session, const char *text, size_t len)
 {
 	struct ws_server *w = ctx;
