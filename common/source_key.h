@@ -23,30 +23,38 @@
  * so both spellings count as one source. Any other IPv6 address is cut to
  * its /64 (the rest zeroed): a host, or a subscriber, is usually given a
  * whole /64 and can pick any address inside it, so counting /128s would
- * give it a fresh budget per address. Anything else is all zeros. */
+ * give it a fresh budget per address. Anything else (no address known)
+ * is all ones, a multicast /64 that no client sends from, so that it
+ * shares a source with no real address (::1's /64 is all zeros). */
+static const uint8_t source_key_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
 static inline void source_key(const struct sockaddr *sa, uint8_t out[SOURCE_KEY_LEN])
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	const uint8_t *a6;
 
 	memset(out, 0, SOURCE_KEY_LEN);
 	if (sa->sa_family == AF_INET) {
-		memcpy(out, mapped, sizeof(mapped));
+		memcpy(out, source_key_mapped, sizeof(source_key_mapped));
 		memcpy(out + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
 	} else if (sa->sa_family == AF_INET6) {
 		a6 = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
-		if (memcmp(a6, mapped, sizeof(mapped)) == 0)
+		if (memcmp(a6, source_key_mapped, sizeof(source_key_mapped)) == 0)
 			memcpy(out, a6, 16);
 		else
 			memcpy(out, a6, 8);
+	} else {
+		memset(out, 0xff, SOURCE_KEY_LEN);
 	}
 }
 
-/* Whether sa is inside the source that key names. */
+/* Whether sa, an IPv4 or IPv6 address, is inside the source that key
+ * names; an address of no known family is inside none. */
 static inline bool source_key_matches(const struct sockaddr *sa, const uint8_t key[SOURCE_KEY_LEN])
 {
 	uint8_t k[SOURCE_KEY_LEN];
 
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return false;
 	source_key(sa, k);
 	return memcmp(k, key, SOURCE_KEY_LEN) == 0;
 }
@@ -63,6 +71,10 @@ static inline void source_name(const struct sockaddr *sa, char *out, size_t n)
 	source_key(sa, k);
 	source_key_name(k, out, n);
 }
+
+/* An address as text ("192.0.2.1", "2001:db8::7") as a sockaddr with
+ * port 0. 0, or -1 when text is no address (a prefix included). */
+int source_addr_parse(const char *text, struct sockaddr_storage *out);
 
 /* The key of an address as text ("192.0.2.1", "::ffff:192.0.2.1",
  * "2001:db8:1:2::7") or of a name that source_key_name() printed

@@ -19,6 +19,7 @@
 
 #include "common/b64url.h"
 #include "common/clock.h"
+#include "common/source_key.h"
 #include "gateway/audit.h"
 #include "gateway/audit_reader.h"
 #include "gateway/blocklist.h"
@@ -430,21 +431,10 @@ static void h_users(struct act *x)
  * when the adapter gave none it could read (all such share a source). */
 static const struct sockaddr *remote_addr(const char *remote, struct sockaddr_storage *ss)
 {
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
 	memset(ss, 0, sizeof(*ss));
-	if (remote == NULL)
+	if (remote == NULL || source_addr_parse(remote, ss) != 0)
 		return NULL;
-	if (inet_pton(AF_INET, remote, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		return (const struct sockaddr *)ss;
-	}
-	if (inet_pton(AF_INET6, remote, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		return (const struct sockaddr *)ss;
-	}
-	return NULL;
+	return (const struct sockaddr *)ss;
 }
 
 /* The IP of a login's client, for the audit when its request is gone:

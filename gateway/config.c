@@ -23,6 +23,7 @@
 #include "gateway/login_queue.h"
 #include "gateway/webhook.h"
 #include "signaling/hub.h"
+#include "signaling/ws_server.h"
 
 /* Longest key path in a message; longer ones are cut, not refused. */
 #define CFG_PATH_MAX 256
@@ -858,6 +859,9 @@ static const struct cfg_key signaling_keys[] = {
 	{ .name = "calls_per_minute", .parse = p_uint,
 	  .off = offsetof(struct config_signaling, calls_per_minute),
 	  .size = sizeof(uint32_t), .min = 1, .max = 1000000 },
+	{ .name = "connections_per_source", .parse = p_uint,
+	  .off = offsetof(struct config_signaling, connections_per_source),
+	  .size = sizeof(uint32_t), .min = 1, .max = WS_MAX_CONNS },
 	{ .name = "logins_per_source", .parse = p_uint,
 	  .off = offsetof(struct config_signaling, logins_per_source),
 	  .size = sizeof(uint32_t), .min = 1, .max = LOGIN_QUEUE_SIGNALING_MAX },
@@ -1208,6 +1212,7 @@ void config_defaults(struct config *c)
 	c->admin_token_ttl_s = 900;
 	c->signaling.calls_per_minute = HUB_CALLS_PER_MIN;
 	c->signaling.logins_per_source = LOGIN_QUEUE_PER_SOURCE;
+	c->signaling.connections_per_source = WS_MAX_CONNS_PER_IP;
 	alerts_config_defaults(&c->alerts);
 	c->log.level = LOG_INFO;
 	c->registry.type = CONFIG_REGISTRY_MEMORY;

@@ -88,6 +88,7 @@ struct config_signaling {
 	size_t norigins;
 	uint32_t calls_per_minute;    /* placed per user, all sessions */
 	uint32_t logins_per_source;   /* password checks in flight per source (login_queue.h) */
+	uint32_t connections_per_source; /* WebSocket connections at once per source */
 	bool has_tls;
 	struct config_tls tls;
 };

@@ -985,6 +985,7 @@ static int start_signaling(struct daemon *d, char *err, size_t errlen)
 
 	memset(&wc, 0, sizeof(wc));
 	wc.listen = cfg->signaling.listen;
+	wc.conns_per_source = cfg->signaling.connections_per_source;
 	wc.blocked = ws_blocked;
 	wc.blocked_ctx = d;
 	for (i = 0; i < cfg->signaling.norigins && i < WS_MAX_ORIGINS; i++)

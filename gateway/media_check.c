@@ -19,6 +19,7 @@
 #define SEEN_CLIENT_HELLO 0x10
 #define SEEN_CERT_SPLIT 0x20
 #define SEEN_HELLO_BAD 0x40
+#define SEEN_HELLO_SPLIT 0x80
 
 /* The cipher suites a ServerHello may choose on a call's media path: the
  * ones that WebRTC stacks negotiate (RFC 8827 §6.5, RFC 9147), each of
@@ -178,6 +179,22 @@ bool media_check_dtls(const struct media_check_env *env, struct turn_alloc *a,
 	if (p->client_hello && !(a->inspect_flags & SEEN_CLIENT_HELLO)) {
 		a->inspect_flags |= SEEN_CLIENT_HELLO;
 		audit_client_hello(env, a, p, now_ms);
+	}
+	if (p->hello_fragmented) {
+		/* Split over datagrams (or out of order), the ServerHello
+		 * cannot be checked here, and the peer's stack would put it
+		 * back together: dropped, as a split certificate is. It is
+		 * well under any datagram, so no stack splits it. */
+		metrics_inc(env->metrics, M_DTLS_HELLO_REFUSED, 1);
+		if (!(a->inspect_flags & SEEN_HELLO_SPLIT)) {
+			a->inspect_flags |= SEEN_HELLO_SPLIT;
+			audit_log(env->audit, now_ms, "media.dtls", json_pack(
+			    "{s:s, s:s, s:s, s:s, s:s}", "call", a->id.call, "user", a->id.user,
+			    "check", "server_hello", "refused", "split", "outcome", "failure"));
+			log_warn("turn: call %s: %s sent a DTLS ServerHello split over datagrams, "
+			    "which the relay cannot check: dropped", a->id.call, a->id.user);
+		}
+		return false;
 	}
 	if (p->server_hello && (refused = hello_refusal(p)) != NULL) {
 		/* The call would go on unprotected, or with nothing the relay

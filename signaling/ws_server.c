@@ -18,12 +18,12 @@
 #include "common/fnv.h"
 #include "common/source_key.h"
 #include "gateway/config.h"
+#include "gateway/conn_limit.h"
 #include "gateway/log.h"
 #include "gateway/state_lock.h"
 #include "signaling/web_assets.h"
 
 #define SESSION_BUCKETS 4096
-#define IP_BUCKETS 1024
 #define HTTP_CHUNK 16384
 
 struct out_msg {
@@ -38,7 +38,9 @@ struct conn {
 	struct ws_server *w;
 	struct lws *wsi;
 	uint64_t id;               /* 0 until the WebSocket is established */
-	char ip[INET6_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN];  /* for the log */
+	struct sockaddr_storage src; /* the address counted in per_source */
+	bool counted;
 	uint8_t *in;               /* reassembly of a fragmented message */
 	size_t inlen;
 	bool oversized;            /* dropping the rest of a too-large message */
@@ -52,95 +54,27 @@ struct conn {
 	size_t sent;
 };
 
-/* Connections from one source: an IPv4 address or an IPv6 /64
- * (common/source_key.h), so that a host cannot pass the limit by using
- * more addresses of its /64. */
-struct ip_count {
-	char source[SOURCE_NAME_MAX];
-	unsigned n;
-	struct ip_count *next;
-};
-
 struct ws_server {
 	struct ws_server_config cfg;
 	struct lws_vhost *vhost;
 	struct hub *hub;                       /* borrowed */
 	struct conn *sessions[SESSION_BUCKETS];
-	struct ip_count *ips[IP_BUCKETS];
+	/* Connections per source (an IPv4 address or an IPv6 /64), so that a
+	 * host cannot pass the limit with more addresses of its /64. */
+	struct conn_limit *per_source;
+	uint32_t per_source_max;
 	size_t nsessions;
 	uint64_t next_id;
 	char origins[WS_MAX_ORIGINS + 2][256]; /* configured, or the defaults */
 	size_t norigins;
 };
 
-/* The source that the address text ip (as libwebsockets gives it) is in;
- * text that is no address stands for itself. */
-static void source_of(const char *ip, char out[SOURCE_NAME_MAX])
+/* The peer's address from the text libwebsockets gives; text that is no
+ * address ("?": the peer could not be read) is AF_UNSPEC, which counts as
+ * a source of its own (common/source_key.h). */
+static void peer_addr(const char *ip, struct sockaddr_storage *out)
 {
-	uint8_t key[SOURCE_KEY_LEN];
-	size_t n;
-
-	if (source_key_parse(ip, key) == 0) {
-		source_key_name(key, out, SOURCE_NAME_MAX);
-		return;
-	}
-	n = strnlen(ip, SOURCE_NAME_MAX - 1);
-	memcpy(out, ip, n);
-	out[n] = '\0';
-}
-
-static struct ip_count **ip_find(struct ws_server *w, const char *source)
-{
-	struct ip_count **pp = &w->ips[fnv1a_str(source) % IP_BUCKETS];
-
-	while (*pp != NULL && strcmp((*pp)->source, source) != 0)
-		pp = &(*pp)->next;
-	return pp;
-}
-
-/* Counts a connection from ip; false when it is one too many. */
-static bool ip_take(struct ws_server *w, const char *ip)
-{
-	char source[SOURCE_NAME_MAX];
-	struct ip_count **pp, *c;
-
-	source_of(ip, source);
-	pp = ip_find(w, source);
-	c = *pp;
-	if (c == NULL) {
-		c = calloc(1, sizeof(*c));
-		if (c == NULL)
-			return false;
-		snprintf(c->source, sizeof(c->source), "%s", source);
-		*pp = c;
-	}
-	if (c->n >= WS_MAX_CONNS_PER_IP)
-		return false;
-	c->n++;
-	return true;
-}
-
-static bool ip_room(struct ws_server *w, const char *ip)
-{
-	char source[SOURCE_NAME_MAX];
-	struct ip_count *c;
-
-	source_of(ip, source);
-	c = *ip_find(w, source);
-	return c == NULL || c->n < WS_MAX_CONNS_PER_IP;
-}
-
-static void ip_release(struct ws_server *w, const char *ip)
-{
-	char source[SOURCE_NAME_MAX];
-	struct ip_count **pp, *c;
-
-	source_of(ip, source);
-	pp = ip_find(w, source);
-	if ((c = *pp) != NULL && --c->n == 0) {
-		*pp = c->next;
-		free(c);
-	}
+	(void)source_addr_parse(ip, out);
 }
 
 static struct conn *session_find(struct ws_server *w, uint64_t id)
@@ -310,13 +244,19 @@ static int confirm_upgrade(struct ws_server *w, struct lws *wsi)
 		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
 		return 1;
 	}
-	/* Over the per-address limit: refused before the 101, with a status
+	/* Over the per-source limit: refused before the 101, with a status
 	 * the client can read, rather than cut off after it. */
-	if (lws_get_peer_simple(wsi, origin, sizeof(origin)) != NULL && !ip_room(w, origin)) {
-		log_warn("signaling: upgrade from %s refused: %d connections from its source",
-		    origin, WS_MAX_CONNS_PER_IP);
-		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
-		return 1;
+	if (lws_get_peer_simple(wsi, origin, sizeof(origin)) != NULL) {
+		struct sockaddr_storage ss;
+
+		peer_addr(origin, &ss);
+		if (conn_limit_count(w->per_source, (const struct sockaddr *)&ss) >=
+		    w->per_source_max) {
+			log_warn("signaling: upgrade from %s refused: %u connections from its "
+			    "source", origin, (unsigned)w->per_source_max);
+			lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
+			return 1;
+		}
 	}
 	return 0;
 }
@@ -398,11 +338,13 @@ static int ws_established(struct ws_server *w, struct conn *c, struct lws *wsi)
 	c->wsi = wsi;
 	if (lws_get_peer_simple(wsi, c->ip, sizeof(c->ip)) == NULL)
 		snprintf(c->ip, sizeof(c->ip), "?");
-	if (w->nsessions >= WS_MAX_CONNS || !ip_take(w, c->ip)) {
+	peer_addr(c->ip, &c->src);
+	if (w->nsessions >= WS_MAX_CONNS ||
+	    conn_limit_take(w->per_source, (const struct sockaddr *)&c->src) != 0) {
 		log_info("signaling: connection from %s refused: too many connections", c->ip);
-		c->ip[0] = '\0';
 		return -1;
 	}
+	c->counted = true;
 	c->id = ++w->next_id;
 	c->next = w->sessions[c->id % SESSION_BUCKETS];
 	w->sessions[c->id % SESSION_BUCKETS] = c;
@@ -507,9 +449,9 @@ static void ws_closed(struct ws_server *w, struct conn *c)
 			hub_session_closed(w->hub, c->id, clock_now());
 		c->id = 0;
 	}
-	if (c->ip[0] != '\0' && c->w != NULL)
-		ip_release(w, c->ip);
-	c->ip[0] = '\0';
+	if (c->counted && c->w != NULL)
+		conn_limit_release(w->per_source, (const struct sockaddr *)&c->src);
+	c->counted = false;
 	queue_free(c);
 	free(c->in);
 	c->in = NULL;
@@ -604,6 +546,13 @@ struct ws_server *ws_server_new(struct lws_context *ctx,
 		return NULL;
 	}
 	w->cfg = *cfg;
+	w->per_source_max = cfg->conns_per_source != 0 ? cfg->conns_per_source :
+	    WS_MAX_CONNS_PER_IP;
+	if ((w->per_source = conn_limit_new(w->per_source_max)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(w);
+		return NULL;
+	}
 	for (i = 0; i < cfg->norigins && i < WS_MAX_ORIGINS; i++)
 		snprintf(w->origins[w->norigins++], sizeof(w->origins[0]), "%s", cfg->origins[i]);
 	if (w->norigins == 0)
@@ -646,13 +595,13 @@ struct ws_server *ws_server_new(struct lws_context *ctx,
 	w->vhost = lws_create_vhost(ctx, &info);
 	if (w->vhost == NULL) {
 		snprintf(err, errlen, "cannot listen on %s:%d for signaling", iface, info.port);
-		free(w);
+		ws_server_free(w);
 		return NULL;
 	}
 	priv = lws_protocol_vh_priv_zalloc(w->vhost, &protocols[0], sizeof(void *));
 	if (priv == NULL) {
 		snprintf(err, errlen, "out of memory");
-		free(w);
+		ws_server_free(w);
 		return NULL;
 	}
 	/* The callback finds the server through the vhost's private data. */
@@ -667,16 +616,8 @@ void ws_server_set_hub(struct ws_server *w, struct hub *h)
 
 void ws_server_free(struct ws_server *w)
 {
-	struct ip_count *c, *next;
-	size_t i;
-
 	if (w == NULL)
 		return;
-	for (i = 0; i < IP_BUCKETS; i++) {
-		for (c = w->ips[i]; c != NULL; c = next) {
-			next = c->next;
-			free(c);
-		}
-	}
+	conn_limit_free(w->per_source);
 	free(w);
 }

@@ -150,6 +150,9 @@ parse_client_hello(struct rd *r, struct dtls_peek *p)
 {
 	struct rd v;
 
+	/* One hello a datagram (below). */
+	if (p->client_hello || p->server_hello)
+		return -1;
 	if (rd_skip(r, 2) || rd_skip(r, RANDOM_LEN) ||
 	    rd_vec(r, 1, &v) || v.left > SESSION_ID_MAX ||
 	    rd_vec(r, 1, &v) ||
@@ -169,6 +172,11 @@ parse_server_hello(struct rd *r, struct dtls_peek *p)
 	struct rd v;
 	uint16_t legacy, suite;
 
+	/* One hello a datagram: of two, a receiver acts on the one it takes
+	 * first (the older message_seq), and the relay would have checked
+	 * the other; no stack sends two in one flight. */
+	if (p->client_hello || p->server_hello)
+		return -1;
 	if (rd_u16(r, &legacy) || rd_skip(r, RANDOM_LEN) ||
 	    rd_vec(r, 1, &v) || v.left > SESSION_ID_MAX || rd_u16(r, &suite) || rd_skip(r, 1))
 		return -1;
@@ -249,6 +257,8 @@ join_fragment(struct join *j, struct dtls_peek *out, uint8_t type, size_t seq,
 		out->fragmented = true;
 		if (type == HT_CERTIFICATE)
 			out->cert_fragmented = true;
+		if (type == HT_SERVER_HELLO)
+			out->hello_fragmented = true;
 		return NULL;
 	}
 	memcpy(out->joined + off, frag, flen);
@@ -371,6 +381,8 @@ dtls_peek(const uint8_t *buf, size_t len, struct dtls_peek *out)
 		out->fragmented = true;
 		if (j.type == HT_CERTIFICATE)
 			out->cert_fragmented = true;
+		if (j.type == HT_SERVER_HELLO)
+			out->hello_fragmented = true;
 	}
 	return rc;
 }

@@ -34,6 +34,9 @@ struct dtls_peek {
 	bool fragmented;
 	/* Of those, a Certificate: the relay cannot check it. */
 	bool cert_fragmented;
+	/* Of those, a ServerHello: its version, suite and profile go
+	 * unchecked. */
+	bool hello_fragmented;
 	bool offers_dtls13;     /* ClientHello: supported_versions lists DTLS 1.3 (0xfefc) */
 	/* ServerHello: chosen version, 0xfefd = DTLS 1.2, 0xfefc = DTLS 1.3
 	 * (from supported_versions when present, else the legacy field); 0
@@ -79,7 +82,8 @@ struct dtls_peek {
  * could otherwise be hidden behind one.
  *
  * A second Certificate message in one datagram is -1: a peer may act on
- * the one that was not checked.
+ * the one that was not checked. So is a second hello (ClientHello or
+ * ServerHello) in one datagram.
  *
  * buf is borrowed; out->cert points into it or into out->joined, and is
  * valid as long as both are. buf may be NULL only when len is 0. */

@@ -238,6 +238,8 @@
       this._tokens = SEND_BURST;
       this._tokensAt = Date.now();
       this._drainTimer = null;
+      /** A busy login's wait before it goes again: {timer, reject}. */
+      this._loginWait = null;
       this._keepalive = null;
     }
 
@@ -328,6 +330,11 @@
       clearInterval(this._keepalive);
       clearTimeout(this._drainTimer);
       this._keepalive = this._drainTimer = null;
+      if (this._loginWait) {
+        clearTimeout(this._loginWait.timer);
+        this._loginWait.reject(new GatehouseError('closed', 'connection closed'));
+        this._loginWait = null;
+      }
       this._outbox = [];
       this.ws = null;
       this.user = null;
@@ -405,6 +412,7 @@
         msg.password = creds.password;
         if (creds.totp) msg.totp = String(creds.totp).replace(/\s+/g, '');
       }
+      const ws = this.ws;
       let reply;
       for (let attempt = 0; ; attempt++) {
         try {
@@ -412,12 +420,18 @@
           break;
         } catch (e) {
           // Busy is not an attempt on the gateway (nothing was checked,
-          // the code is not used up): the same login may go again.
+          // the code is not used up): the same login may go again, on the
+          // connection it began on only (a close ends the wait).
           if (!(e instanceof GatehouseError) || e.retryAfterMs === undefined ||
-              attempt >= LOGIN_BUSY_RETRIES) throw e;
+              attempt >= LOGIN_BUSY_RETRIES || this.ws !== ws || this._loginWait) throw e;
           const wait = Math.round(e.retryAfterMs * (0.5 + Math.random()));
           this._emit('connection', {state: 'busy', retryInMs: wait});
-          await new Promise((resolve) => setTimeout(resolve, wait));
+          await new Promise((resolve, reject) => {
+            this._loginWait = {reject, timer: setTimeout(() => {
+              this._loginWait = null;
+              resolve();
+            }, wait)};
+          });
         }
       }
       this.user = reply.user;

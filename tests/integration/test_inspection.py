@@ -15,8 +15,9 @@ test_certificate_must_be_signaled
         delivered to bob; `media.dtls` server_hello (version 1.2, the SRTP
         profile) and certificate "match" audited; the metric counts it;
       - a forged certificate behind a trailing junk byte, a bad record
-        type, a connection-ID record, or as a second Certificate, and a
-        certificate split over datagrams: dropped, the call goes on;
+        type, a connection-ID record, or as a second Certificate, a
+        certificate split over datagrams, two ServerHellos in a datagram,
+        half a ServerHello: dropped, the call goes on;
       - bob's answer names one certificate and his allocation presents
         another: not delivered, `media.dtls` "mismatch" audited with
         outcome failure, both sides get hangup "inspection", the call's
@@ -103,13 +104,18 @@ def record(seq, msg_type, msg_seq, body, off=0, total=None):
         struct.pack("!H", len(hs)) + hs
 
 
-def server_flight(der, profile=0x0007, suite=0xc02b, version=0xfefd):
-    """ServerHello (DTLS 1.2, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    use_srtp) and Certificate, one datagram, as a DTLS server sends its
-    flight; the Certificate in two records, as OpenSSL splits it."""
+def server_hello(profile=0x0007, suite=0xc02b, version=0xfefd):
+    """A ServerHello body: DTLS 1.2, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    use_srtp with SRTP_AEAD_AES_128_GCM, unless told otherwise."""
     use_srtp = struct.pack("!HHHHB", 14, 5, 2, profile, 0)
-    hello = struct.pack("!H", version) + os.urandom(32) + b"\x00" + \
+    return struct.pack("!H", version) + os.urandom(32) + b"\x00" + \
         struct.pack("!H", suite) + b"\x00" + struct.pack("!H", len(use_srtp)) + use_srtp
+
+
+def server_flight(der, **hello_kw):
+    """ServerHello and Certificate, one datagram, as a DTLS server sends its
+    flight; the Certificate in two records, as OpenSSL splits it."""
+    hello = server_hello(**hello_kw)
     cert = u24(len(der) + 3) + u24(len(der)) + der
     half = len(cert) // 2
     return record(0, 2, 1, hello) + record(1, 11, 2, cert[:half], 0, len(cert)) + \
@@ -207,14 +213,22 @@ def test_certificate_must_be_signaled():
             # Ways to slip a certificate past the check are dropped, even
             # with the signaled certificate: a malformed datagram (a
             # receiver may act on the records before the fault), records
-            # behind a connection ID, a certificate split over datagrams.
+            # behind a connection ID, a certificate split over datagrams,
+            # two hellos (a receiver takes one, the relay would check the
+            # other), a ServerHello split over datagrams.
             forged = server_flight(cert_x)
+            hello_whole = server_hello(suite=0xc006)
+            hello_half = hello_whole[:len(hello_whole) // 2]
             for what, dgram in (("a trailing junk byte", forged + b"\x00"),
                                 ("a record first byte 27", forged + b"\x1b\xfe\xfd"),
                                 ("a tls12_cid record first", b"\x19\xfe\xfd\x00\x07" +
                                  b"\x00" * 6 + b"\x00\x05abcde" + forged),
                                 ("two Certificates", flight + record(3, 11, 2, u24(len(cert_x) + 3) +
-                                                                     u24(len(cert_x)) + cert_x))):
+                                                                     u24(len(cert_x)) + cert_x)),
+                                ("two ServerHellos", record(0, 2, 1, server_hello(suite=0xc006)) +
+                                 flight),
+                                ("half a ServerHello", record(0, 2, 1, hello_half, 0,
+                                                              len(hello_whole)))):
                 assert await relayed(ta, tb, dgram) is None, "relayed with %s" % what
             await ca.expect_nothing(0.2, lambda m: m.get("type") == "hangup")
             cert = u24(len(cert_a) + 3) + u24(len(cert_a)) + cert_a
@@ -244,8 +258,9 @@ def test_certificate_must_be_signaled():
             assert ended[0].get("reason") == "inspection", ended
             traffic = wait_audit(g, lambda e: e.get("event") == "call.traffic" and
                                  e.get("call") == cid, "call.traffic")
-            # "hello bob", "12345" and the four malformed datagrams.
-            assert traffic[0].get("packets_unclassified") == 6, traffic
+            # "hello bob", "12345" and the five malformed datagrams (the
+            # half ServerHello is read, and dropped as split).
+            assert traffic[0].get("packets_unclassified") == 7, traffic
             for t in (ta, tb):
                 r = await sc.in_thread(t.refresh, 600)
                 assert r is not None and not r.ok, "an allocation outlived the call: %r" % r

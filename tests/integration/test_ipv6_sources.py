@@ -25,7 +25,8 @@ namespace's loopback, which goes away with the process. Needs root
   - test_connection_cap_covers_the_64: 32 signaling connections from four
     addresses of the /64 use up its cap: the 33rd, from a fifth address,
     gets 503; one from the other /64 gets 101; after one closes, the
-    fifth address gets in.
+    fifth address gets in. test_connection_cap_is_configurable: the same
+    with signaling.connections_per_source 6.
 GH_TESTS=name,... selects tests.
 """
 
@@ -46,7 +47,7 @@ NETNS_MARK = "GH_IPV6_SOURCES_NETNS"
 SRC = ["fd00:1:2:3::%x" % i for i in range(0xa, 0x10)]   # one /64
 OTHER = "fd00:1:2:4::a"                                  # another /64
 PREFIX = "fd00:1:2:3::/64"
-WS_CAP = 32   # WS_MAX_CONNS_PER_IP in signaling/ws_server.h
+WS_CAP = 32   # signaling.connections_per_source's default
 
 
 def setup_namespace():
@@ -174,17 +175,17 @@ def test_detector_and_block_cover_the_64():
         assert st == 404, "a second DELETE: HTTP %s %s" % (st, b)
 
 
-def test_connection_cap_covers_the_64():
-    with Daemon() as d:
+def test_connection_cap_covers_the_64(cap=WS_CAP, config=None):
+    with Daemon(config) as d:
         held = []
         try:
-            for i in range(WS_CAP):
+            for i in range(cap):
                 src = SRC[i % 4]
                 w, status = d.ws(src)
                 assert w is not None, "connection %d from %s: HTTP %s" % (i + 1, src, status)
                 held.append(w)
             assert d.upgrade_status(SRC[4]) == 503, \
-                "a 33rd connection from the /64 (%s) was not refused" % SRC[4]
+                "connection %d from the /64 (%s) was not refused" % (cap + 1, SRC[4])
             assert d.upgrade_status(OTHER) == 101, "the other /64 was refused"
             held.pop().close()
             deadline = time.monotonic() + 5
@@ -194,6 +195,10 @@ def test_connection_cap_covers_the_64():
         finally:
             for w in held:
                 w.close()
+
+
+def test_connection_cap_is_configurable():
+    test_connection_cap_covers_the_64(6, {"signaling": {"connections_per_source": 6}})
 
 
 def main():
@@ -210,6 +215,7 @@ def main():
     gh.run_tests([
         test_detector_and_block_cover_the_64,
         test_connection_cap_covers_the_64,
+        test_connection_cap_is_configurable,
     ])
 
 

@@ -804,7 +804,9 @@ def test_detector_windows_ignore_wall_clock_steps():
     would not slide until the clock caught up: any three failures within
     the step's length would raise the alert)."""
     kind = "password_guessing_source"
-    over = {"alerts": {kind: {"window_s": 3, "threshold": 3, "response": "none"}}}
+    # Three checked logins must fit in the window, slow daemons included.
+    window = int(3 * gh.slow_factor())
+    over = {"alerts": {kind: {"window_s": window, "threshold": 3, "response": "none"}}}
     with gh.WallShift() as shift:
         d = Daemon(over, syslog=False)
         shift.wrap(d.g)
@@ -816,19 +818,20 @@ def test_detector_windows_ignore_wall_clock_steps():
             a = d.wait_alert(kind, key="127.0.0.21")
             assert a.get("value") == 3, "alert: %r" % a
             # Backwards: a failure, a step back of two days (one behind the
-            # real clock), then two more 3.5 s apart: never three in 3 s.
+            # real clock), then two more a window and a half apart: never
+            # three in one window.
             failed_logins(d, "127.0.0.22", ["nobody4"])
             shift.step(-86400 * 1000)
             failed_logins(d, "127.0.0.22", ["nobody5"])
-            time.sleep(3.5)
+            time.sleep(window + 0.5)
             failed_logins(d, "127.0.0.22", ["nobody6"])
             d.wait_audit(lambda e: e.get("event") == "login.failure" and
                          e.get("user") == "nobody6", what="the failure of nobody6")
             time.sleep(1.0)
             late = [e for e in d.audit() if e.get("event") == "alert" and
                     e.get("key") == "127.0.0.22"]
-            assert not late, "three failures over 4 s raised a 3 s window's alert after " \
-                "the clock stepped back: %r" % late
+            assert not late, "three failures over %.1f s raised a %d s window's alert " \
+                "after the clock stepped back: %r" % (window + 0.5, window, late)
 
 
 def test_block_length_ignores_wall_clock_steps():
@@ -836,8 +839,10 @@ def test_block_length_ignores_wall_clock_steps():
     step of the system clock does not lift it, and a backward step does
     not lengthen it."""
     kind = "password_guessing_source"
+    # Long enough for the checks below, slow daemons included.
+    block_s = int(4 * gh.slow_factor())
     over = {"alerts": {kind: {"window_s": 60, "threshold": 2, "response": "block_source",
-                              "block_s": 4}}}
+                              "block_s": block_s}}}
     with gh.WallShift() as shift:
         d = Daemon(over, syslog=False)
         shift.wrap(d.g)
@@ -847,7 +852,7 @@ def test_block_length_ignores_wall_clock_steps():
                          e.get("source") == "127.0.0.23", what="the block of 127.0.0.23")
             shift.step(86400 * 1000)
             assert upgrade_status(d, "127.0.0.23") == 403, \
-                "a step of the clock a day forward lifted a 4 s block"
+                "a step of the clock a day forward lifted a %d s block" % block_s
             failed_logins(d, "127.0.0.24", ["nobody3", "nobody4"], blocks=True)
             d.wait_audit(lambda e: e.get("event") == "response.block" and
                          e.get("source") == "127.0.0.24", what="the block of 127.0.0.24")
@@ -855,8 +860,9 @@ def test_block_length_ignores_wall_clock_steps():
             shift.step(-86400 * 1000)
             assert upgrade_status(d, "127.0.0.24") == 403, "127.0.0.24 is not blocked"
             while upgrade_status(d, "127.0.0.24") != 101:
-                assert time.monotonic() - blocked_at < 10 * gh.slow_factor(), \
-                    "a 4 s block still holds 10 s on, after a step of the clock back"
+                assert time.monotonic() - blocked_at < 2.5 * block_s, \
+                    "a %d s block still holds %.0f s on, after a step of the clock back" % (
+                        block_s, 2.5 * block_s)
                 time.sleep(0.2)
 
 

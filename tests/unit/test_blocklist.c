@@ -37,6 +37,29 @@ static void test_names(void)
 	source_name(SA(a), n, sizeof(n));
 	CHECK_EQ_STR(n, "2001:db8:1:2::/64");
 
+	/* No address known (a peer that could not be read): a source of
+	 * its own, never ::1's /64 of zeros, and inside no source. */
+	{
+		struct sockaddr_storage none, ss;
+		uint8_t k[SOURCE_KEY_LEN], zero[SOURCE_KEY_LEN];
+		size_t i;
+
+		memset(&none, 0, sizeof(none));
+		source_key(SA(none), k);
+		for (i = 0; i < SOURCE_KEY_LEN; i++)
+			CHECK_EQ_INT(k[i], 0xff);
+		CHECK_EQ_INT(source_key_parse("::1", zero), 0);
+		CHECK(!source_key_matches(SA(none), zero));
+		CHECK(!source_key_matches(SA(none), k));
+		CHECK_EQ_INT(source_addr_parse("2001:db8::1", &ss), 0);
+		CHECK_EQ_INT(ss.ss_family, AF_INET6);
+		CHECK_EQ_INT(source_addr_parse("192.0.2.1", &ss), 0);
+		CHECK_EQ_INT(ss.ss_family, AF_INET);
+		CHECK_EQ_INT(source_addr_parse("2001:db8::/64", &ss), -1);
+		CHECK_EQ_INT(source_addr_parse("fe80::1%eth0", &ss), -1);
+		CHECK_EQ_INT(ss.ss_family, AF_UNSPEC);
+	}
+
 	/* Only addresses, and the /64 form that names print, are sources. */
 	CHECK_EQ_STR(name_of("", n), "(refused)");
 	CHECK_EQ_STR(name_of("?", n), "(refused)");
@@ -46,6 +69,8 @@ static void test_names(void)
 	CHECK_EQ_STR(name_of("::ffff:192.0.2.1/64", n), "(refused)");
 	CHECK_EQ_STR(name_of("/64", n), "(refused)");
 	CHECK_EQ_STR(name_of("192.0.2.256", n), "(refused)");
+	CHECK_EQ_STR(name_of("192.0.2.1/64", n), "(refused)");
+	CHECK_EQ_STR(name_of("fe80::1%eth0", n), "(refused)");
 	CHECK_EQ_STR(name_of("example.com", n), "(refused)");
 	CHECK_EQ_STR(name_of("2001:db8:0000:0000:0000:0000:0000:0000:0000/64", n),
 	    "(refused)");

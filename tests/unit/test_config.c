@@ -294,6 +294,7 @@ static void test_defaults(void)
 	CHECK_EQ_INT(cfg.turn.limits.connections_per_source, 32);
 	CHECK_EQ_INT(cfg.signaling.calls_per_minute, 30);
 	CHECK_EQ_INT(cfg.signaling.logins_per_source, 3);
+	CHECK_EQ_INT(cfg.signaling.connections_per_source, 32);
 	CHECK_EQ_INT(cfg.identity.nbackends, 1);
 	CHECK_EQ_INT(cfg.identity.backends[0].type, CONFIG_BACKEND_LOCAL);
 	CHECK_EQ_INT(cfg.log.level, LOG_INFO);
@@ -390,6 +391,8 @@ static void test_errors(void)
 	    "signaling.calls_per_minute: expected an integer from 1 to 1000000");
 	expect_error("{\"signaling\": {\"logins_per_source\": 257}}",
 	    "signaling.logins_per_source: expected an integer from 1 to 256");
+	expect_error("{\"signaling\": {\"connections_per_source\": 0}}",
+	    "signaling.connections_per_source: expected an integer from 1 to 20000");
 	expect_error("{\"turn\": {\"max_lifetime_s\": 59}}", "turn.max_lifetime_s: expected an integer from 60 to 86400");
 	expect_error("{\"turn\": {\"default_lifetime_s\": 4000}}",
 	    "turn.default_lifetime_s: expected an integer from 60 to turn.max_lifetime_s (3600)");
