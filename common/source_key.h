@@ -2,7 +2,7 @@
  * source: the relay's concurrent TCP/TLS connections (gateway/conn_limit.c),
  * its authentication failures (turn/srclimit.c), the login worker's checks
  * in flight (gateway/login_queue.c), the signaling connections per source
- * (signaling/ws_server.c), the alert detectors' per-source keys
+ * (signaling/ws_server.c, through conn_limit.c), the alert detectors' keys
  * (gateway/events.c) and the blocklist (gateway/blocklist.c). One key
  * everywhere, so that what a detector counts is what a block refuses. */
 #ifndef GH_COMMON_SOURCE_KEY_H

@@ -1,7 +1,8 @@
-/* Concurrent TCP/TLS connections per source (an IPv4 address or an IPv6
- * /64, common/source_key.h), so that one source cannot take every stream
- * slot of the relay (RELAY_IO_MAX_CONNS). Bookkeeping only: no sockets, no
- * clock, no logging; relay_io.c asks and acts. */
+/* Concurrent connections per source (an IPv4 address or an IPv6 /64,
+ * common/source_key.h), so that one source cannot take every slot: the
+ * relay's TCP/TLS connections (RELAY_IO_MAX_CONNS) and the signaling
+ * WebSocket connections (WS_MAX_CONNS). Bookkeeping only: no sockets, no
+ * clock, no logging; relay_io.c and ws_server.c ask and act. */
 #ifndef GH_GATEWAY_CONN_LIMIT_H
 #define GH_GATEWAY_CONN_LIMIT_H
 
