@@ -621,8 +621,9 @@
             err.retryAfterMs = Math.min(msg.retry_after_ms, 60 * 1000);
           }
           p.reject(err);
+        } else {
+          p.resolve(msg);
         }
-        else p.resolve(msg);
         return;
       }
       const call = typeof msg.call === 'string' ? this.calls.get(msg.call) : null;
