@@ -1212,7 +1212,7 @@ void config_defaults(struct config *c)
 	c->admin_token_ttl_s = 900;
 	c->signaling.calls_per_minute = HUB_CALLS_PER_MIN;
 	c->signaling.logins_per_source = LOGIN_QUEUE_PER_SOURCE;
-	c->signaling.connections_per_source = WS_MAX_CONNS_PER_IP;
+	c->signaling.connections_per_source = WS_CONNS_PER_SOURCE;
 	alerts_config_defaults(&c->alerts);
 	c->log.level = LOG_INFO;
 	c->registry.type = CONFIG_REGISTRY_MEMORY;

@@ -217,7 +217,8 @@ static bool origin_allowed(struct ws_server *w, const char *origin)
 /* Returns 0 to let the upgrade proceed, >0 after answering it. */
 static int confirm_upgrade(struct ws_server *w, struct lws *wsi)
 {
-	char uri[64], origin[256];
+	char uri[64], origin[256], peer[INET6_ADDRSTRLEN];
+	struct sockaddr_storage ss;
 
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
 	    strcmp(uri, "/ws") != 0) {
@@ -238,25 +239,21 @@ static int confirm_upgrade(struct ws_server *w, struct lws *wsi)
 			return 1;
 		}
 	}
-	if (lws_get_peer_simple(wsi, origin, sizeof(origin)) != NULL &&
-	    w->cfg.blocked != NULL && w->cfg.blocked(w->cfg.blocked_ctx, origin)) {
-		log_info("signaling: upgrade from blocked source %s refused", origin);
+	if (lws_get_peer_simple(wsi, peer, sizeof(peer)) == NULL)
+		return 0;
+	if (w->cfg.blocked != NULL && w->cfg.blocked(w->cfg.blocked_ctx, peer)) {
+		log_info("signaling: upgrade from blocked source %s refused", peer);
 		lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
 		return 1;
 	}
 	/* Over the per-source limit: refused before the 101, with a status
 	 * the client can read, rather than cut off after it. */
-	if (lws_get_peer_simple(wsi, origin, sizeof(origin)) != NULL) {
-		struct sockaddr_storage ss;
-
-		peer_addr(origin, &ss);
-		if (conn_limit_count(w->per_source, (const struct sockaddr *)&ss) >=
-		    w->per_source_max) {
-			log_warn("signaling: upgrade from %s refused: %u connections from its "
-			    "source", origin, (unsigned)w->per_source_max);
-			lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
-			return 1;
-		}
+	peer_addr(peer, &ss);
+	if (conn_limit_count(w->per_source, (const struct sockaddr *)&ss) >= w->per_source_max) {
+		log_warn("signaling: upgrade from %s refused: %u connections from its source",
+		    peer, (unsigned)w->per_source_max);
+		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
+		return 1;
 	}
 	return 0;
 }
@@ -547,7 +544,7 @@ struct ws_server *ws_server_new(struct lws_context *ctx,
 	}
 	w->cfg = *cfg;
 	w->per_source_max = cfg->conns_per_source != 0 ? cfg->conns_per_source :
-	    WS_MAX_CONNS_PER_IP;
+	    WS_CONNS_PER_SOURCE;
 	if ((w->per_source = conn_limit_new(w->per_source_max)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		free(w);

@@ -16,7 +16,7 @@
 struct lws_context;
 
 #define WS_MAX_MESSAGE (64 * 1024)
-#define WS_MAX_CONNS_PER_IP 32        /* default, per source (IPv4 address or IPv6 /64) */
+#define WS_CONNS_PER_SOURCE 32        /* default of signaling.connections_per_source */
 #define WS_MAX_CONNS 20000
 #define WS_IDLE_TIMEOUT_S 120         /* clients ping more often than this */
 #define WS_TIMEOUT_REARM_MS 5000
@@ -39,7 +39,7 @@ struct ws_server_config {
 	size_t norigins;
 	size_t max_message;        /* 0: WS_MAX_MESSAGE */
 	/* Connections at once from one source (signaling.connections_per_source);
-	 * 0: WS_MAX_CONNS_PER_IP. */
+	 * 0: WS_CONNS_PER_SOURCE. */
 	uint32_t conns_per_source;
 	/* Optional: is this source address (text) blocked? Refused with 403
 	 * on the upgrade. */

@@ -12,7 +12,7 @@
  * One thread, one epoll set, plain non-blocking sockets and a minimal
  * RFC 6455 client: the HTTP upgrade with Sec-WebSocket-Accept checked,
  * masked text frames out, unmasked frames in (fragments reassembled,
- * pings answered). The daemon allows WS_MAX_CONNS_PER_IP connections per
+ * pings answered). The daemon allows WS_CONNS_PER_SOURCE connections per
  * source address, so each group of --per-ip sessions binds its own
  * source address in 127.<net>.0.0/16 before connecting. Traffic goes only
  * to 127.0.0.0/8 (TESTING.md, "Network rule"): the server address must be
