@@ -378,7 +378,9 @@ int cli_user(int argc, char **argv)
 	const struct command *c = NULL;
 	struct opts o;
 	struct userdb *db;
-	char err[512];
+	uint8_t key[USERDB_KEY_LEN];
+	char err[PATH_MAX + 512];
+	bool named_key;
 	size_t i;
 	int rc;
 
@@ -399,22 +401,30 @@ int cli_user(int argc, char **argv)
 		return usage(stderr, EXIT_USAGE);
 	if (state_dir_of(o.config, &cfg) < 0)
 		return EXIT_USAGE;
+	/* A key file the configuration names may be root's alone, as the
+	 * daemon reads it before it drops root: read it first. The default
+	 * one is made, if missing, as the daemon's user, below. */
+	named_key = cfg.identity.secrets_key_file[0] != '\0';
+	if (named_key && secrets_key_load(&cfg, key, sizeof(key), err, sizeof(err)) < 0) {
+		fprintf(stderr, "gatehouse: %s\n", err);
+		return EXIT_USAGE;
+	}
 	/* As root on the daemon's state_dir, act as the daemon's user, so
 	 * that nothing made here is root's (gateway/privdrop.h). */
-	if (privdrop_become_owner(cfg.state_dir, err, sizeof(err)) < 0) {
-		fprintf(stderr, "gatehouse: %s\n", err);
-		return EXIT_RUNTIME;
-	}
-	if (state_dir_ensure(cfg.state_dir, err, sizeof(err)) < 0) {
-		fprintf(stderr, "gatehouse: %s\n", err);
-		return EXIT_RUNTIME;
-	}
-	db = userdb_open(cfg.state_dir, err, sizeof(err));
-	if (db == NULL) {
-		fprintf(stderr, "gatehouse: %s\n", err);
-		return EXIT_RUNTIME;
-	}
+	if (privdrop_become_owner(cfg.state_dir, err, sizeof(err)) < 0 ||
+	    state_dir_ensure(cfg.state_dir, err, sizeof(err)) < 0 ||
+	    (!named_key && secrets_key_load(&cfg, key, sizeof(key), err, sizeof(err)) < 0))
+		goto fail;
+	db = userdb_open(cfg.state_dir, key, err, sizeof(err));
+	OPENSSL_cleanse(key, sizeof(key));
+	if (db == NULL)
+		goto fail;
 	rc = c->run(db, &o);
 	userdb_close(db);
 	return rc;
+
+fail:
+	OPENSSL_cleanse(key, sizeof(key));
+	fprintf(stderr, "gatehouse: %s\n", err);
+	return EXIT_RUNTIME;
 }

@@ -989,6 +989,8 @@ static const struct cfg_key identity_keys[] = {
 	{ .name = "mfa", .parse = p_enum, .off = offsetof(struct config_identity, mfa),
 	  .arg = mfa_names },
 	{ .name = "backends", .parse = p_backends },
+	{ .name = "secrets_key_file", .parse = p_path,
+	  .off = offsetof(struct config_identity, secrets_key_file), .size = PATH_MAX },
 	{ .name = NULL },
 };
 static const struct cfg_section identity_section = { .keys = identity_keys };

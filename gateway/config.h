@@ -107,6 +107,9 @@ struct config_backend {
 
 struct config_identity {
 	enum config_mfa mfa;
+	/* The key that seals the local users' TOTP secrets (userdb.h);
+	 * empty: state_dir/secrets.key, made at the first start. */
+	char secrets_key_file[PATH_MAX];
 	struct config_backend backends[CONFIG_MAX_BACKENDS];
 	size_t nbackends;
 };

@@ -1293,6 +1293,15 @@ int daemon_check_files(const struct config *cfg, char *err, size_t errlen)
 	    (cfg->admin_has_tls && check_tls("admin.tls", &cfg->admin_tls, cfg->state_dir,
 	    err, errlen) != 0))
 		return -1;
+	/* A key file that is named must be there: made only in state_dir. */
+	if (cfg->identity.secrets_key_file[0] != '\0') {
+		uint8_t users_key[USERDB_KEY_LEN];
+		int rc = secrets_key_load(cfg, users_key, sizeof(users_key), err, errlen);
+
+		OPENSSL_cleanse(users_key, sizeof(users_key));
+		if (rc != 0)
+			return -1;
+	}
 	for (i = 0; i < cfg->identity.nbackends && i < CONFIG_MAX_BACKENDS; i++) {
 		b = &cfg->identity.backends[i];
 		if (b->type != CONFIG_BACKEND_JWT)
@@ -1328,8 +1337,9 @@ int daemon_check_files(const struct config *cfg, char *err, size_t errlen)
 int daemon_run(const struct config *cfg)
 {
 	struct daemon d;
-	uint8_t secret[TURN_SECRET_LEN];
-	char err[512], name[INET6_ADDRSTRLEN + 8];
+	uint8_t secret[TURN_SECRET_LEN], users_key[USERDB_KEY_LEN];
+	char err[PATH_MAX + 512], name[INET6_ADDRSTRLEN + 8];
+	bool local = has_local_backend(cfg);
 	int rc = 1;
 
 	memset(&d, 0, sizeof(d));
@@ -1348,7 +1358,8 @@ int daemon_run(const struct config *cfg)
 	if (privdrop_check_files(cfg, err, sizeof(err)) != 0 ||
 	    state_dir_ensure(cfg->state_dir, err, sizeof(err)) != 0 ||
 	    secret_load_or_create(cfg->state_dir, secret, sizeof(secret), err,
-	    sizeof(err)) != 0)
+	    sizeof(err)) != 0 ||
+	    (local && secrets_key_load(cfg, users_key, sizeof(users_key), err, sizeof(err)) != 0))
 		goto fail;
 	d.registry = registry_memory_new();
 	d.loop = loop_new(err, sizeof(err));
@@ -1364,15 +1375,14 @@ int daemon_run(const struct config *cfg)
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	if (has_local_backend(cfg) &&
-	    (d.users = userdb_open(cfg->state_dir, err, sizeof(err))) == NULL)
+	if (local && (d.users = userdb_open(cfg->state_dir, users_key, err, sizeof(err))) == NULL)
 		goto fail;
 	/* Its writes (the admin API's, alert responses' locks) end in an
 	 * fsync: media goes on meanwhile. */
 	if (d.users != NULL)
 		userdb_set_write_hooks(d.users, state_suspend, state_resume);
 	if ((d.identity = identity_new(&cfg->identity, d.users, err, sizeof(err))) == NULL ||
-	    (d.logins = login_worker_new(cfg, err, sizeof(err))) == NULL)
+	    (d.logins = login_worker_new(cfg, users_key, err, sizeof(err))) == NULL)
 		goto fail;
 	if (cfg->policy_file[0] != '\0') {
 		if ((d.policy = policy_load(cfg->policy_file, &d.policy_mtime, &d.policy_src,
@@ -1428,5 +1438,6 @@ fail:
 out:
 	shutdown_all(&d);
 	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(users_key, sizeof(users_key));
 	return rc;
 }

@@ -179,7 +179,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-struct login_worker *login_worker_new(const struct config *cfg, char *err, size_t errlen)
+struct login_worker *login_worker_new(const struct config *cfg, const uint8_t *users_key,
+    char *err, size_t errlen)
 {
 	struct login_worker *w = calloc(1, sizeof(*w));
 	size_t i;
@@ -202,7 +203,7 @@ struct login_worker *login_worker_new(const struct config *cfg, char *err, size_
 	}
 	for (i = 0; i < cfg->identity.nbackends; i++)
 		local |= cfg->identity.backends[i].type == CONFIG_BACKEND_LOCAL;
-	if (local && (w->users = userdb_open(cfg->state_dir, err, errlen)) == NULL)
+	if (local && (w->users = userdb_open(cfg->state_dir, users_key, err, errlen)) == NULL)
 		goto fail;
 	if ((w->identity = identity_new(&cfg->identity, w->users, err, errlen)) == NULL)
 		goto fail;

@@ -41,9 +41,11 @@ struct login_result {
 struct login_worker;
 
 /* Opens the worker's own user database (when a local backend is
- * configured) and identity backends, and starts the thread. Returns owned:
- * free with login_worker_free(). NULL with err. */
-struct login_worker *login_worker_new(const struct config *cfg, char *err, size_t errlen);
+ * configured, with users_key: userdb_open()) and identity backends, and
+ * starts the thread. Returns owned: free with login_worker_free(). NULL
+ * with err. */
+struct login_worker *login_worker_new(const struct config *cfg, const uint8_t *users_key,
+    char *err, size_t errlen);
 /* Stops the thread once the job in progress is done; its result, and
  * any not drained yet, can still be drained. Queued jobs stay unrun.
  * Idempotent. */

@@ -37,6 +37,7 @@
 #include <linux/capability.h>
 
 #include "gateway/log.h"
+#include "gateway/secret.h"
 #include "signaling/userdb.h"
 
 /* The files the daemon keeps in state_dir (secret.c, tls.c, daemon.c and
@@ -105,7 +106,7 @@ static int check_private(const char *path, char *err, size_t errlen)
 int privdrop_check_files(const struct config *cfg, char *err, size_t errlen)
 {
 	static const char *const state_files[] = {
-		STATE_SECRET, STATE_TLS_KEY, USERDB_FILE, USERDB_FILE "-wal",
+		STATE_SECRET, SECRETS_KEY_FILE, STATE_TLS_KEY, USERDB_FILE, USERDB_FILE "-wal",
 		USERDB_FILE "-shm",
 	};
 	const char *keys[] = { cfg->tls.key, cfg->signaling.tls.key, cfg->turn.tls.key,

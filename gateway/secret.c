@@ -1,5 +1,5 @@
-/* Files under state_dir: safe modes, atomic replacement, and the shared
- * TURN secret. */
+/* Files under state_dir: safe modes, atomic replacement, and the key
+ * files (the shared TURN secret, the secrets key). */
 #include "gateway/secret.h"
 #include "common/errmsg.h"
 
@@ -97,7 +97,10 @@ static int fsync_parent(const char *path)
 	return rc;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+/* Writes tmp, then moves it to path: by rename (replacing) or by link,
+ * which fails with EEXIST rather than replace a file that is there. */
+static int write_then_move(const char *path, const void *data, size_t len, mode_t mode,
+    bool replace)
 {
 	char tmp[PATH_MAX];
 	int fd, n, saved;
@@ -119,8 +122,10 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 		goto fail_open;
 	}
 	fd = -1;
-	if (rename(tmp, path) < 0)
+	if (replace ? rename(tmp, path) < 0 : link(tmp, path) < 0)
 		goto fail_open;
+	if (!replace)
+		unlink(tmp);
 	return fsync_parent(path);
 
 fail_open:
@@ -130,6 +135,16 @@ fail_open:
 	unlink(tmp);
 	errno = saved;
 	return -1;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_then_move(path, data, len, mode, true);
+}
+
+int file_create_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_then_move(path, data, len, mode, false);
 }
 
 /* 2*len hex digits and an optional final newline, nothing else. */
@@ -213,8 +228,11 @@ static int secret_create(const char *path, uint8_t *out, size_t len,
 		buf[2 * i + 1] = hex[out[i] & 0xf];
 	}
 	buf[2 * len] = '\n';
-	if (file_write_atomic(path, buf, 2 * len + 1, 0600) < 0) {
-		errmsg_fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+	if (file_create_atomic(path, buf, 2 * len + 1, 0600) < 0) {
+		if (errno == EEXIST)
+			errmsg_fail(err, errlen, "%s: made by another process meanwhile", path);
+		else
+			errmsg_fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
 		OPENSSL_cleanse(out, len);
 		goto out;
 	}
@@ -224,21 +242,15 @@ out:
 	return rc;
 }
 
-int secret_load_or_create(const char *dir, uint8_t *out, size_t len,
-    char *err, size_t errlen)
+/* With O_NOFOLLOW and fstat on the descriptor rather than lstat then
+ * open, nothing can swap the file between the check and the read;
+ * O_NONBLOCK, so that a FIFO planted here cannot hang the start. */
+static int secret_open_load(const char *path, uint8_t *out, size_t len,
+    bool *missing, char *err, size_t errlen)
 {
-	char path[PATH_MAX];
-	int fd, n, rc;
+	int fd, rc;
 
-	if (len == 0 || len > SECRET_MAX)
-		return errmsg_fail(err, errlen, "secret length %zu not supported", len);
-	n = snprintf(path, sizeof(path), "%s/" SECRET_FILE, dir);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return errmsg_fail(err, errlen, "%s: path too long", dir);
-
-	/* O_NOFOLLOW and fstat on the descriptor rather than lstat then open:
-	 * nothing can swap the file between the check and the read.
-	 * O_NONBLOCK so that a FIFO planted here cannot hang the start. */
+	*missing = false;
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd >= 0) {
 		rc = secret_load(path, fd, out, len, err, errlen);
@@ -247,7 +259,56 @@ int secret_load_or_create(const char *dir, uint8_t *out, size_t len,
 	}
 	if (errno == ELOOP)
 		return errmsg_fail(err, errlen, "%s: is a symbolic link; refusing it", path);
-	if (errno != ENOENT)
-		return errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
-	return secret_create(path, out, len, err, errlen);
+	*missing = errno == ENOENT;
+	return errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
+}
+
+int secret_file_load(const char *path, bool create, uint8_t *out, size_t len,
+    char *err, size_t errlen)
+{
+	bool missing;
+
+	if (len == 0 || len > SECRET_MAX)
+		return errmsg_fail(err, errlen, "secret length %zu not supported", len);
+	if (secret_open_load(path, out, len, &missing, err, errlen) == 0)
+		return 0;
+	if (!create || !missing)
+		return -1;
+	if (secret_create(path, out, len, err, errlen) == 0)
+		return 0;
+	/* Another process (the daemon and `gatehouse user` at once) made it
+	 * first: use theirs, never replace it. */
+	return secret_open_load(path, out, len, &missing, err, errlen);
+}
+
+int secret_load_or_create(const char *dir, uint8_t *out, size_t len,
+    char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/" SECRET_FILE, dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return errmsg_fail(err, errlen, "%s: path too long", dir);
+	return secret_file_load(path, true, out, len, err, errlen);
+}
+
+int secrets_key_load(const struct config *cfg, uint8_t *out, size_t len,
+    char *err, size_t errlen)
+{
+	char path[PATH_MAX], msg[PATH_MAX + 256];
+	int n;
+
+	/* One the operator named is never made here: a typo would otherwise
+	 * start a new key, and the database would not open with it. */
+	if (cfg->identity.secrets_key_file[0] != '\0') {
+		if (secret_file_load(cfg->identity.secrets_key_file, false, out, len, msg,
+		    sizeof(msg)) == 0)
+			return 0;
+		return errmsg_fail(err, errlen, "identity.secrets_key_file: %s", msg);
+	}
+	n = snprintf(path, sizeof(path), "%s/" SECRETS_KEY_FILE, cfg->state_dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return errmsg_fail(err, errlen, "%s: path too long", cfg->state_dir);
+	return secret_file_load(path, true, out, len, err, errlen);
 }

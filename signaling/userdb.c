@@ -4,11 +4,11 @@
  * Every statement is prepared with its values bound, never built from
  * strings. The file is created 0600 before SQLite opens it (SQLite gives
  * its -wal and -shm files the mode of the database). TOTP secrets are
- * stored as raw bytes, protected by that mode only; encrypting the
- * database at rest comes with the recording key (DESIGN.md, "Coming
- * next"). PRAGMA secure_delete makes SQLite overwrite what a delete or
- * an update frees, so a removed user's hash and secret do not linger in
- * free pages.
+ * stored sealed under the secrets key (secret_seal.h), which lives in a
+ * file of its own: the database alone gives no one a second factor.
+ * PRAGMA secure_delete makes SQLite overwrite what a delete or an update
+ * frees, so a removed user's hash and secret do not linger in free
+ * pages.
  *
  * A password check takes a quarter of a second of argon2, so it runs
  * outside any transaction; the counters and the TOTP step that depend on
@@ -36,12 +36,12 @@
 
 #include "gateway/log.h"
 #include "signaling/password.h"
+#include "signaling/secret_seal.h"
 #include "signaling/totp.h"
 
-#define USERDB_SCHEMA_VERSION 2
+#define USERDB_SCHEMA_VERSION 3
 #define USERDB_BUSY_MS 2000
 #define USERDB_B32_MIN 33 /* base32 of the 20-byte secret and a NUL */
-#define USERDB_SECRET_MAX 64
 
 _Static_assert((USERDB_TOTP_SECRET_LEN * 8 + 4) / 5 < USERDB_B32_MIN, "USERDB_B32_MIN");
 
@@ -51,6 +51,7 @@ struct userdb {
 	/* The daemon reads the change log every second: compiled once, at
 	 * the first read, rather than at every one. */
 	sqlite3_stmt *changes_st;
+	struct seal_key key;              /* seals the TOTP secrets */
 	unsigned (*write_before)(void);   /* userdb_set_write_hooks() */
 	void (*write_after)(unsigned);
 };
@@ -59,8 +60,8 @@ struct userdb {
 struct row {
 	struct userdb_entry e;
 	char pw_hash[256];
-	uint8_t secret[USERDB_SECRET_MAX];
-	size_t secret_len;
+	uint8_t sealed[SEAL_SEALED_MAX];  /* the TOTP secret, sealed */
+	size_t sealed_len;
 	uint64_t last_step;
 };
 
@@ -104,6 +105,12 @@ static const char schema_v2[] =
     "CREATE TRIGGER user_changes_kept AFTER INSERT ON user_changes BEGIN"
     " DELETE FROM user_changes WHERE seq <= NEW.seq - 10000; END;"
     "PRAGMA user_version = 2;";
+
+/* Version 3: TOTP secrets sealed (secret_seal.h), and the id of the key
+ * they are sealed with; migrate() seals the secrets of version 2. */
+static const char schema_v3[] =
+    "CREATE TABLE sealing_key (id BLOB NOT NULL) STRICT;"
+    "PRAGMA user_version = 3;";
 
 _Static_assert(USERDB_CHANGE_ADDED == 0 && USERDB_CHANGE_DELETED == 1 &&
     USERDB_CHANGE_DISABLED == 2 && USERDB_CHANGE_ENABLED == 3, "kinds in schema_v2");
@@ -290,6 +297,95 @@ static int user_version(struct userdb *u, int *v)
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* Version 3's migration, in migrate()'s transaction: records the key's id
+ * and seals each raw secret that version 2 kept, one user at a time in
+ * name order (no statement reads the table while another writes it). */
+static int seal_all(struct userdb *u)
+{
+	char name[IDENTITY_NAME_MAX] = "";
+	uint8_t sealed[SEAL_SEALED_MAX];
+	sqlite3_stmt *next = NULL, *put = NULL;
+	const void *b;
+	int n, rc = -1;
+
+	if (sqlite3_prepare_v2(u->db, "INSERT INTO sealing_key (id) VALUES (?1)", -1, &put,
+	    NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_blob(put, 1, u->key.id, sizeof(u->key.id), SQLITE_STATIC);
+	n = sqlite3_step(put);
+	sqlite3_finalize(put);
+	put = NULL;
+	if (n != SQLITE_DONE ||
+	    sqlite3_prepare_v2(u->db, "SELECT name, totp_secret FROM users WHERE name > ?1 "
+	    "AND totp_secret IS NOT NULL ORDER BY name LIMIT 1", -1, &next, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(u->db, "UPDATE users SET totp_secret = ?2 WHERE name = ?1", -1,
+	    &put, NULL) != SQLITE_OK)
+		goto out;
+	for (;;) {
+		sqlite3_bind_text(next, 1, name, -1, SQLITE_TRANSIENT);
+		if ((n = sqlite3_step(next)) == SQLITE_DONE)
+			break;
+		if (n != SQLITE_ROW || sqlite3_column_bytes(next, 0) <= 0 ||
+		    sqlite3_column_bytes(next, 0) >= (int)sizeof(name))
+			goto out;
+		memcpy(name, sqlite3_column_text(next, 0), (size_t)sqlite3_column_bytes(next, 0) + 1);
+		b = sqlite3_column_blob(next, 1);
+		n = sqlite3_column_bytes(next, 1);
+		if (b == NULL || n <= 0 || n > SEAL_SECRET_MAX ||
+		    (n = seal_totp(&u->key, name, b, (size_t)n, sealed, sizeof(sealed))) < 0)
+			goto out;
+		sqlite3_reset(next);
+		sqlite3_bind_text(put, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(put, 2, sealed, n, SQLITE_STATIC);
+		if (sqlite3_step(put) != SQLITE_DONE)
+			goto out;
+		sqlite3_reset(put);
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(next);
+	sqlite3_finalize(put);
+	OPENSSL_cleanse(sealed, sizeof(sealed));
+	return rc;
+}
+
+/* The key given must be the one the secrets were sealed with: a wrong
+ * key file is refused at start, by name, rather than failing every TOTP
+ * login later as if the codes were wrong. */
+static int key_check(struct userdb *u, char *err, size_t errlen)
+{
+	char want[2 * SEAL_KEY_ID_LEN + 1], have[2 * SEAL_KEY_ID_LEN + 1];
+	uint8_t id[SEAL_KEY_ID_LEN];
+	sqlite3_stmt *st;
+	const void *b;
+	int rc = -1;
+	size_t i;
+
+	if (sqlite3_prepare_v2(u->db, "SELECT id FROM sealing_key", -1, &st, NULL) != SQLITE_OK)
+		return errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
+	/* The blob is copied before the next step, which frees it. */
+	if (sqlite3_step(st) != SQLITE_ROW || (b = sqlite3_column_blob(st, 0)) == NULL ||
+	    sqlite3_column_bytes(st, 0) != SEAL_KEY_ID_LEN ||
+	    (memcpy(id, b, sizeof(id)), sqlite3_step(st)) != SQLITE_DONE) {
+		errmsg_fail(err, errlen, "%s: table sealing_key: expected one key id", u->path);
+		goto out;
+	}
+	if (CRYPTO_memcmp(id, u->key.id, SEAL_KEY_ID_LEN) != 0) {
+		for (i = 0; i < SEAL_KEY_ID_LEN; i++) {
+			snprintf(want + 2 * i, 3, "%02x", id[i]);
+			snprintf(have + 2 * i, 3, "%02x", u->key.id[i]);
+		}
+		errmsg_fail(err, errlen, "%s: its TOTP secrets are sealed with the secrets key "
+		    "of id %s, not with the one given (id %s): give it the key file it was "
+		    "made with (identity.secrets_key_file)", u->path, want, have);
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* The schema version lives in the header's user_version: 0 is a new
  * file. Each version's statements run in turn, in one transaction, and
  * BEGIN IMMEDIATE so that two processes opening the file at once do not
@@ -301,7 +397,8 @@ static int migrate(struct userdb *u, char *err, size_t errlen)
 	if (exec_quiet(u, "BEGIN IMMEDIATE") < 0)
 		return errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
 	if (user_version(u, &v) < 0 || (v == 0 && exec_quiet(u, schema_v1) < 0) ||
-	    (v < 2 && exec_quiet(u, schema_v2) < 0))
+	    (v < 2 && exec_quiet(u, schema_v2) < 0) ||
+	    (v < 3 && (exec_quiet(u, schema_v3) < 0 || seal_all(u) < 0)))
 		goto fail_db;
 	if (v > USERDB_SCHEMA_VERSION) {
 		rollback(u);
@@ -310,7 +407,7 @@ static int migrate(struct userdb *u, char *err, size_t errlen)
 	}
 	if (exec_quiet(u, "COMMIT") < 0)
 		goto fail_db;
-	return 0;
+	return key_check(u, err, errlen);
 
 fail_db:
 	errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
@@ -353,7 +450,8 @@ static int pragmas(struct userdb *u, char *err, size_t errlen)
 	return 0;
 }
 
-struct userdb *userdb_open(const char *state_dir, char *err, size_t errlen)
+struct userdb *userdb_open(const char *state_dir, const uint8_t key[USERDB_KEY_LEN],
+    char *err, size_t errlen)
 {
 	struct userdb *u;
 	int n;
@@ -366,6 +464,10 @@ struct userdb *userdb_open(const char *state_dir, char *err, size_t errlen)
 	if (u == NULL) {
 		errmsg_fail(err, errlen, "out of memory");
 		return NULL;
+	}
+	if (seal_key_derive(key, &u->key) != 0) {
+		errmsg_fail(err, errlen, "cannot derive the sealing key");
+		goto fail;
 	}
 	n = snprintf(u->path, sizeof(u->path), "%s/" USERDB_FILE, state_dir);
 	if (n < 0 || (size_t)n >= sizeof(u->path)) {
@@ -399,6 +501,7 @@ void userdb_close(struct userdb *u)
 	 * between calls is finalized first, so this closes now. */
 	sqlite3_finalize(u->changes_st);
 	sqlite3_close_v2(u->db);
+	OPENSSL_cleanse(&u->key, sizeof(u->key));
 	free(u);
 }
 
@@ -449,7 +552,8 @@ static int groups_load(struct userdb *u, struct userdb_entry *e)
 	"locked_until"
 
 /* The salted hash changes with every password set, even to the same
- * password, and the secret with every TOTP enrolment. */
+ * password, and the sealed secret with every TOTP enrolment (a fresh
+ * IV, even were the secret the same). */
 static void cred_tag_of(struct row *r)
 {
 	uint8_t md[EVP_MAX_MD_SIZE];
@@ -459,7 +563,7 @@ static void cred_tag_of(struct row *r)
 	r->e.cred_tag = 0;
 	if (c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
 	    EVP_DigestUpdate(c, r->pw_hash, strlen(r->pw_hash) + 1) == 1 &&
-	    EVP_DigestUpdate(c, r->secret, r->secret_len) == 1 &&
+	    EVP_DigestUpdate(c, r->sealed, r->sealed_len) == 1 &&
 	    EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen >= 8)
 		memcpy(&r->e.cred_tag, md, 8);
 	EVP_MD_CTX_free(c);
@@ -488,10 +592,10 @@ static int row_read(struct userdb *u, sqlite3_stmt *st, struct row *r)
 	if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
 		b = sqlite3_column_blob(st, 2);
 		n = sqlite3_column_bytes(st, 2);
-		if (b == NULL || n <= 0 || (size_t)n > sizeof(r->secret))
+		if (b == NULL || n <= SEAL_OVERHEAD || (size_t)n > sizeof(r->sealed))
 			goto corrupt;
-		memcpy(r->secret, b, (size_t)n);
-		r->secret_len = (size_t)n;
+		memcpy(r->sealed, b, (size_t)n);
+		r->sealed_len = (size_t)n;
 		r->e.has_totp = true;
 	}
 	r->last_step = from_db_u64(sqlite3_column_int64(st, 3));
@@ -573,7 +677,7 @@ int userdb_list(struct userdb *u, int (*fn)(void *ctx, const struct userdb_entry
 		    (rc = groups_read(u, groups, &r.e)) != USERDB_OK)
 			break;
 		OPENSSL_cleanse(r.pw_hash, sizeof(r.pw_hash));
-		OPENSSL_cleanse(r.secret, sizeof(r.secret));
+		OPENSSL_cleanse(r.sealed, sizeof(r.sealed));
 		if (fn(ctx, &r.e) != 0) {
 			rc = SQLITE_DONE;
 			break;
@@ -648,13 +752,20 @@ int userdb_changes(struct userdb *u, uint64_t *seq, size_t max, bool *missed,
 
 /* ---- writing ---- */
 
-static int new_secret(uint8_t *secret, char *b32, size_t b32cap)
+/* A fresh TOTP secret for name: its base32 form for the user, and the
+ * sealed form for the database. The raw secret is kept nowhere. Returns
+ * the sealed length, or -1. */
+static int new_secret(struct userdb *u, const char *name, uint8_t sealed[SEAL_SEALED_MAX],
+    char *b32, size_t b32cap)
 {
-	if (RAND_bytes(secret, USERDB_TOTP_SECRET_LEN) != 1)
-		return USERDB_ERROR;
-	if (totp_base32_encode(secret, USERDB_TOTP_SECRET_LEN, b32, b32cap) < 0)
-		return USERDB_ERROR;
-	return USERDB_OK;
+	uint8_t secret[USERDB_TOTP_SECRET_LEN];
+	int n = -1;
+
+	if (RAND_bytes(secret, sizeof(secret)) == 1 &&
+	    totp_base32_encode(secret, sizeof(secret), b32, b32cap) >= 0)
+		n = seal_totp(&u->key, name, secret, sizeof(secret), sealed, SEAL_SEALED_MAX);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	return n;
 }
 
 static int insert_groups(struct userdb *u, const char *name, const char *const *groups,
@@ -738,16 +849,18 @@ int userdb_add_hashed(struct userdb *u, const char *name, const char *hash,
     char *totp_b32, size_t b32cap)
 {
 	char b32[USERDB_B32_MIN];
-	uint8_t secret[USERDB_TOTP_SECRET_LEN];
+	uint8_t sealed[SEAL_SEALED_MAX];
 	sqlite3_stmt *st = NULL;
 	unsigned held;
-	int rc;
+	int rc, sealed_len = 0;
 
 	if (!add_args_ok(name, groups, ngroups, want_totp, totp_b32, b32cap) || !hash_ok(hash))
 		return USERDB_INVALID;
 	held = write_start(u);
-	if (want_totp && (rc = new_secret(secret, b32, sizeof(b32))) != USERDB_OK)
+	if (want_totp && (sealed_len = new_secret(u, name, sealed, b32, sizeof(b32))) < 0) {
+		rc = USERDB_ERROR;
 		goto out;
+	}
 
 	if ((rc = exec(u, "BEGIN IMMEDIATE")) != USERDB_OK)
 		goto out;
@@ -756,10 +869,8 @@ int userdb_add_hashed(struct userdb *u, const char *name, const char *hash,
 		goto out_rollback;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-	/* SQLITE_STATIC: SQLite reads our buffer rather than keeping a copy
-	 * that nobody would wipe. */
 	if (want_totp)
-		sqlite3_bind_blob(st, 3, secret, sizeof(secret), SQLITE_STATIC);
+		sqlite3_bind_blob(st, 3, sealed, sealed_len, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 3);
 	sqlite3_bind_int64(st, 4, to_db_time((uint64_t)time(NULL)));
@@ -785,7 +896,6 @@ out_rollback:
 	rollback(u);
 out:
 	write_done(u, held);
-	OPENSSL_cleanse(secret, sizeof(secret));
 	OPENSSL_cleanse(b32, sizeof(b32));
 	return rc;
 }
@@ -836,25 +946,26 @@ int userdb_passwd_hashed(struct userdb *u, const char *name, const char *hash)
 
 int userdb_totp_reset(struct userdb *u, const char *name, char *totp_b32, size_t b32cap)
 {
-	uint8_t secret[USERDB_TOTP_SECRET_LEN];
+	uint8_t sealed[SEAL_SEALED_MAX];
 	char b32[USERDB_B32_MIN];
 	sqlite3_stmt *st;
-	int rc;
+	int rc, sealed_len;
 
 	if (!name_ok(name) || totp_b32 == NULL || b32cap < USERDB_B32_MIN)
 		return USERDB_INVALID;
-	if ((rc = new_secret(secret, b32, sizeof(b32))) != USERDB_OK)
+	if ((sealed_len = new_secret(u, name, sealed, b32, sizeof(b32))) < 0) {
+		rc = USERDB_ERROR;
 		goto out;
+	}
 	/* A new secret starts a new sequence of steps. */
 	if ((rc = prepare(u, "UPDATE users SET totp_secret = ?2, totp_last_step = 0 "
 	    "WHERE name = ?1", &st)) != USERDB_OK)
 		goto out;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, secret, sizeof(secret), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, sealed, sealed_len, SQLITE_STATIC);
 	if ((rc = write_alone(u, st)) == USERDB_OK)
 		memcpy(totp_b32, b32, strlen(b32) + 1);
 out:
-	OPENSSL_cleanse(secret, sizeof(secret));
 	OPENSSL_cleanse(b32, sizeof(b32));
 	return rc;
 }
@@ -905,6 +1016,27 @@ int userdb_set_disabled(struct userdb *u, const char *name, bool disabled)
 
 /* ---- verifying ---- */
 
+/* The code against r's secret, opened only for this: USERDB_OK (step
+ * advanced), USERDB_BADCODE, or USERDB_ERROR when the secret does not
+ * open (altered, or moved from another user's row), which is no
+ * failure of the user's. */
+static int code_check(struct userdb *u, const struct row *r, const char *totp,
+    uint64_t now_s, uint64_t *step)
+{
+	uint8_t secret[SEAL_SECRET_MAX];
+	int n, rc;
+
+	n = open_totp(&u->key, r->e.name, r->sealed, r->sealed_len, secret, sizeof(secret));
+	if (n < 0) {
+		log_err("%s: user %s: the TOTP secret does not open with the secrets key "
+		    "(altered, or not this user's)", u->path, r->e.name);
+		return USERDB_ERROR;
+	}
+	rc = totp_check(secret, (size_t)n, totp, now_s, step) == 0 ? USERDB_OK : USERDB_BADCODE;
+	OPENSSL_cleanse(secret, sizeof(secret));
+	return rc;
+}
+
 /* The second half of userdb_verify, in one write transaction: reads the
  * user again (another login may have changed the counters or used the
  * code while argon2 ran), checks the code when the password was right,
@@ -947,11 +1079,12 @@ static int settle_tx(struct userdb *u, const char *name, const char *checked, bo
 		verdict = USERDB_OK;
 	/* The code is looked at only after the right password, so a wrong
 	 * password never uses up a step. */
-	else if (!r->e.has_totp || totp == NULL ||
-	    totp_check(r->secret, r->secret_len, totp, now_s, &step) != 0)
+	else if (!r->e.has_totp || totp == NULL)
 		verdict = USERDB_BADCODE;
-	else
-		verdict = USERDB_OK;
+	else if ((verdict = code_check(u, r, totp, now_s, &step)) == USERDB_ERROR) {
+		rc = USERDB_ERROR;
+		goto out_rollback;
+	}
 
 	if (verdict == USERDB_OK) {
 		failures = 0;

@@ -1,6 +1,7 @@
 /* Local users in SQLite (state_dir/users.db, mode 0600): argon2id
- * password hashes (libargon2), TOTP secrets (RFC 6238), groups, a
- * disabled flag and progressive lockout after failures.
+ * password hashes (libargon2), TOTP secrets (RFC 6238, sealed under the
+ * secrets key: secret_seal.h), groups, a disabled flag and progressive
+ * lockout after failures.
  *
  * The database is the only place these live; every write is one
  * transaction, so a crash never leaves half a user. */
@@ -14,6 +15,7 @@
 #include "signaling/identity.h"
 
 #define USERDB_FILE "users.db"
+#define USERDB_KEY_LEN 32                  /* the secrets key */
 #define USERDB_TOTP_SECRET_LEN 20          /* bytes, RFC 4226 recommends 160 bits */
 #define USERDB_LOCK_AFTER 5                /* failures before the first lockout */
 #define USERDB_LOCK_BASE_S 30              /* doubles with each further failure */
@@ -34,8 +36,12 @@ enum userdb_rc {
 struct userdb;
 
 /* Opens (creating if missing, mode 0600, schema migrated) state_dir's
- * users.db. Returns owned: free with userdb_close(). NULL with err. */
-struct userdb *userdb_open(const char *state_dir, char *err, size_t errlen);
+ * users.db. key (USERDB_KEY_LEN bytes, the secrets key file's) seals the
+ * TOTP secrets (secret_seal.h); a database whose secrets were sealed
+ * with another key is refused, naming both keys' ids. Returns owned:
+ * free with userdb_close(). NULL with err. */
+struct userdb *userdb_open(const char *state_dir, const uint8_t key[USERDB_KEY_LEN],
+    char *err, size_t errlen);
 void userdb_close(struct userdb *db);
 
 /* Optional: called around each write to the database (a statement on its

@@ -25,10 +25,9 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "common/aead.h"
 #include "common/b64url.h"
 #include "common/bytes.h"
 
@@ -52,9 +51,9 @@
 
 #define CRED_PREFIX "gh1."
 #define CRED_PREFIX_LEN 4
-#define CRED_AAD "gh1"
-#define CRED_IV_LEN 12
-#define CRED_TAG_LEN 16
+#define CRED_AAD "gh1" /* binds the ciphertext to this format */
+#define CRED_IV_LEN AEAD_IV_LEN
+#define CRED_TAG_LEN AEAD_TAG_LEN
 /* expires_s, two length bytes, user and call of up to TURN_ID_MAX-1. */
 #define CRED_PT_MAX (8 + 1 + (TURN_ID_MAX - 1) + 1 + (TURN_ID_MAX - 1))
 #define CRED_PT_MIN (8 + 1 + 1 + 1 + 1)
@@ -62,7 +61,7 @@
 #define CRED_RAW_MIN (CRED_IV_LEN + CRED_PT_MIN + CRED_TAG_LEN)
 #define PASSWORD_B64_LEN 43 /* 32 bytes */
 
-#define KEY_LEN 32
+#define KEY_LEN AEAD_KEY_LEN
 
 /* Base64url (RFC 4648 §5) without padding. Characters are chosen by
  * arithmetic, not by a table lookup, because a password is secret and
@@ -112,17 +111,6 @@ static int auth_rd_u64(struct rd *r, uint64_t *v)
 	rd_u32(r, &hi);
 	rd_u32(r, &lo);
 	*v = ((uint64_t)hi << 32) | lo;
-	return 0;
-}
-
-static int hmac_sha256(const uint8_t *key, size_t klen, const uint8_t *msg,
-    size_t mlen, uint8_t out[32])
-{
-	unsigned int olen = 0;
-
-	if (HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &olen) == NULL ||
-	    olen != 32)
-		return -1;
 	return 0;
 }
 
@@ -254,58 +242,6 @@ static bool id_ok(const uint8_t *s, size_t n)
 	return true;
 }
 
-/* AES-256-GCM with the 12-byte IV OpenSSL defaults to (NIST SP 800-38D
- * §5.2.1.1) and AAD "gh1", which binds the ciphertext to this format.
- * Returns 0 or -1. */
-static int gcm_seal(const uint8_t key[KEY_LEN], const uint8_t *iv,
-    const uint8_t *pt, size_t ptlen, uint8_t *ct, uint8_t *tag)
-{
-	EVP_CIPHER_CTX *c;
-	int n, rc = -1;
-
-	if ((c = EVP_CIPHER_CTX_new()) == NULL)
-		return -1;
-	if (EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) != 1 ||
-	    EVP_EncryptUpdate(c, NULL, &n, (const uint8_t *)CRED_AAD,
-	    (int)strlen(CRED_AAD)) != 1 ||
-	    EVP_EncryptUpdate(c, ct, &n, pt, (int)ptlen) != 1 ||
-	    (size_t)n != ptlen ||
-	    EVP_EncryptFinal_ex(c, ct + n, &n) != 1 || n != 0 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, CRED_TAG_LEN, tag) != 1)
-		goto out;
-	rc = 0;
-out:
-	EVP_CIPHER_CTX_free(c);
-	return rc;
-}
-
-/* Decrypts and authenticates. OpenSSL writes the plaintext into pt
- * before it checks the tag, so on failure pt holds unauthenticated bytes:
- * the caller must not look at them, and wipes pt either way. */
-static int gcm_open(const uint8_t key[KEY_LEN], const uint8_t *iv,
-    const uint8_t *ct, size_t ctlen, const uint8_t *tag, uint8_t *pt)
-{
-	EVP_CIPHER_CTX *c;
-	uint8_t tagbuf[CRED_TAG_LEN];
-	int n, rc = -1;
-
-	memcpy(tagbuf, tag, sizeof(tagbuf));
-	if ((c = EVP_CIPHER_CTX_new()) == NULL)
-		return -1;
-	if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) != 1 ||
-	    EVP_DecryptUpdate(c, NULL, &n, (const uint8_t *)CRED_AAD,
-	    (int)strlen(CRED_AAD)) != 1 ||
-	    EVP_DecryptUpdate(c, pt, &n, ct, (int)ctlen) != 1 ||
-	    (size_t)n != ctlen ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, CRED_TAG_LEN, tagbuf) != 1 ||
-	    EVP_DecryptFinal_ex(c, pt + n, &n) != 1)
-		goto out;
-	rc = 0;
-out:
-	EVP_CIPHER_CTX_free(c);
-	return rc;
-}
-
 /* password = b64url(HMAC-SHA256(mac_key, username)), NUL-terminated. */
 static int cred_password(const uint8_t mac_key[KEY_LEN],
     const uint8_t *username, size_t ulen, char *password, size_t pcap)
@@ -363,7 +299,7 @@ int turn_cred_mint(const struct turn_auth *a, const char *user,
 	 * SP 800-38D §8.3 allows 2^32 random IVs, far beyond our rate. */
 	if (derive_keys(a, enc, mac) != 0 ||
 	    RAND_bytes(raw, CRED_IV_LEN) != 1 ||
-	    gcm_seal(enc, raw, pt, w.len, raw + CRED_IV_LEN,
+	    aead_seal(enc, raw, CRED_AAD, strlen(CRED_AAD), pt, w.len, raw + CRED_IV_LEN,
 	    raw + CRED_IV_LEN + w.len) != 0)
 		goto out;
 
@@ -410,7 +346,7 @@ static int lookup_call(const struct turn_auth *a, const uint8_t *username,
 		return TURN_AUTH_INVALID;
 
 	if (derive_keys(a, enc, mac) != 0 ||
-	    gcm_open(enc, iv, ct, ctlen, tag, pt) != 0)
+	    aead_open(enc, iv, CRED_AAD, strlen(CRED_AAD), ct, ctlen, tag, pt) != 0)
 		goto out;
 
 	/* Authenticated, so we made it; parse it as strictly anyway. */

@@ -11,6 +11,9 @@
 #include "signaling/password.h"
 #include "tests/unit/check.h"
 
+/* Any 32 bytes: the key that seals the TOTP secrets. */
+static const uint8_t test_key[USERDB_KEY_LEN] = { 0x6b, 0x65, 0x79 };
+
 static char tmpdir[64];
 
 static struct policy *policy_of(const char *text)
@@ -52,7 +55,7 @@ int main(void)
 	if (mkdtemp(tmpdir) == NULL || d == NULL)
 		return 2;
 	password_set_cost_for_tests(8, 1);
-	if ((db = userdb_open(tmpdir, err, sizeof(err))) == NULL) {
+	if ((db = userdb_open(tmpdir, test_key, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "userdb_open: %s\n", err);
 		return 2;
 	}

@@ -14,6 +14,9 @@
 #include "signaling/totp.h"
 #include "signaling/userdb.h"
 #include "tests/unit/check.h"
+
+/* Any 32 bytes: the key that seals the TOTP secrets. */
+static const uint8_t test_key[USERDB_KEY_LEN] = { 0x6b, 0x65, 0x79 };
 #include "tests/unit/jwt_sign.h"
 
 #define T0 1700000000ull
@@ -414,7 +417,7 @@ int main(void)
 		return 2;
 	}
 	password_set_cost_for_tests(8, 1);
-	db = userdb_open(tmpdir, err, sizeof(err));
+	db = userdb_open(tmpdir, test_key, err, sizeof(err));
 	if (db == NULL) {
 		fprintf(stderr, "userdb_open: %s\n", err);
 		return 2;

@@ -1,4 +1,5 @@
-/* secret.c: state folder modes, atomic writes, the TURN secret file. */
+/* secret.c: state folder modes, atomic writes, the key files (the TURN
+ * secret, the secrets key). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gateway/config.h"
 #include "gateway/secret.h"
 #include "tests/unit/check.h"
 
@@ -207,6 +209,50 @@ static void test_secret(void)
 	CHECK(strstr(err, "turn_secret") != NULL);
 }
 
+/* The secrets key: the file the configuration names must exist (it is
+ * never made); the default one in state_dir is made once, and kept. */
+static void test_secrets_key(void)
+{
+	static struct config cfg;
+	char dir[512], path[PATH_MAX], named[PATH_MAX];
+	uint8_t k1[32], k2[32];
+
+	snprintf(dir, sizeof(dir), "%s/k", tmpdir);
+	CHECK_EQ_INT(state_dir_ensure(dir, err, sizeof(err)), 0);
+	config_defaults(&cfg);
+	snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", dir);
+	snprintf(path, sizeof(path), "%s/" SECRETS_KEY_FILE, dir);
+
+	CHECK_EQ_INT(secrets_key_load(&cfg, k1, sizeof(k1), err, sizeof(err)), 0);
+	CHECK_EQ_INT(mode_of(path), 0600);
+	CHECK_EQ_INT(secrets_key_load(&cfg, k2, sizeof(k2), err, sizeof(err)), 0);
+	CHECK(memcmp(k1, k2, sizeof(k1)) == 0);
+
+	snprintf(named, sizeof(named), "%s/elsewhere.key", tmpdir);
+	snprintf(cfg.identity.secrets_key_file, sizeof(cfg.identity.secrets_key_file), "%s",
+	    named);
+	CHECK_EQ_INT(secrets_key_load(&cfg, k2, sizeof(k2), err, sizeof(err)), -1);
+	CHECK(strstr(err, "identity.secrets_key_file: ") == err);
+	CHECK(strstr(err, named) != NULL);
+	CHECK(strstr(err, "No such file") != NULL);
+	CHECK_EQ_INT(access(named, F_OK), -1);
+	write_file(named, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0600);
+	CHECK_EQ_INT(secrets_key_load(&cfg, k2, sizeof(k2), err, sizeof(err)), 0);
+	CHECK_EQ_INT(k2[31], 0xff);
+	CHECK_EQ_INT(chmod(named, 0640), 0);
+	CHECK_EQ_INT(secrets_key_load(&cfg, k2, sizeof(k2), err, sizeof(err)), -1);
+	CHECK(strstr(err, "readable by group or others") != NULL);
+
+	/* file_create_atomic never replaces: the key another process made
+	 * first is the one that stays. */
+	CHECK_EQ_INT(file_create_atomic(path, "x", 1, 0600), -1);
+	CHECK_EQ_INT(errno, EEXIST);
+	cfg.identity.secrets_key_file[0] = '\0';
+	CHECK_EQ_INT(secrets_key_load(&cfg, k2, sizeof(k2), err, sizeof(err)), 0);
+	CHECK(memcmp(k1, k2, sizeof(k1)) == 0);
+	CHECK_EQ_INT(count_tmp(dir), 0);
+}
+
 static void cleanup(void)
 {
 	char cmd[PATH_MAX + 16];
@@ -230,6 +276,7 @@ int main(void)
 	test_state_dir();
 	test_write_atomic();
 	test_secret();
+	test_secrets_key();
 	cleanup();
 	return check_done("test_secret");
 }

@@ -19,6 +19,9 @@
 #include "signaling/totp.h"
 #include "tests/unit/check.h"
 
+/* Any 32 bytes: the key that seals the TOTP secrets. */
+static const uint8_t test_key[USERDB_KEY_LEN] = { 0x6b, 0x65, 0x79 };
+
 #define T0 1700000000ull
 
 static char tmpdir[256];
@@ -34,7 +37,7 @@ static mode_t mode_of(const char *path)
 
 static struct userdb *open_db(void)
 {
-	struct userdb *db = userdb_open(tmpdir, err, sizeof(err));
+	struct userdb *db = userdb_open(tmpdir, test_key, err, sizeof(err));
 
 	if (db == NULL) {
 		fprintf(stderr, "userdb_open: %s\n", err);
@@ -62,7 +65,7 @@ static void test_open_mode(void)
 
 	/* Whatever the umask, the database is the owner's only. */
 	old = umask(0);
-	db = userdb_open(tmpdir, err, sizeof(err));
+	db = userdb_open(tmpdir, test_key, err, sizeof(err));
 	umask(old);
 	CHECK(db != NULL);
 	CHECK_EQ_INT(mode_of(dbpath), 0600);
@@ -84,24 +87,24 @@ static void test_open_refusals(void)
 
 	/* Readable by group: refused, naming the file. */
 	CHECK_EQ_INT(chmod(dbpath, 0640), 0);
-	db = userdb_open(tmpdir, err, sizeof(err));
+	db = userdb_open(tmpdir, test_key, err, sizeof(err));
 	CHECK(db == NULL);
 	CHECK(strstr(err, dbpath) != NULL);
 	CHECK(strstr(err, "group") != NULL);
 	CHECK_EQ_INT(chmod(dbpath, 0604), 0);
-	CHECK(userdb_open(tmpdir, err, sizeof(err)) == NULL);
+	CHECK(userdb_open(tmpdir, test_key, err, sizeof(err)) == NULL);
 	CHECK_EQ_INT(chmod(dbpath, 0600), 0);
 
 	/* A schema newer than ours is refused, not misread. */
 	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
-	CHECK_EQ_INT(sqlite3_exec(raw, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_exec(raw, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(raw);
-	db = userdb_open(tmpdir, err, sizeof(err));
+	db = userdb_open(tmpdir, test_key, err, sizeof(err));
 	CHECK(db == NULL);
 	CHECK(strstr(err, dbpath) != NULL);
-	CHECK(strstr(err, "schema version 3") != NULL);
+	CHECK(strstr(err, "schema version 4") != NULL);
 	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
-	CHECK_EQ_INT(sqlite3_exec(raw, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_exec(raw, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(raw);
 
 	/* A symbolic link in place of the file. */
@@ -110,7 +113,7 @@ static void test_open_refusals(void)
 	snprintf(link, sizeof(link), "%s/" USERDB_FILE, sub);
 	snprintf(other, sizeof(other), "%s/elsewhere.db", tmpdir);
 	CHECK_EQ_INT(symlink(other, link), 0);
-	db = userdb_open(sub, err, sizeof(err));
+	db = userdb_open(sub, test_key, err, sizeof(err));
 	CHECK(db == NULL);
 	CHECK(strstr(err, "symbolic link") != NULL);
 	CHECK(access(other, F_OK) != 0);
@@ -119,7 +122,7 @@ static void test_open_refusals(void)
 
 	/* A state folder that does not exist. */
 	snprintf(sub, sizeof(sub), "%s/missing", tmpdir);
-	CHECK(userdb_open(sub, err, sizeof(err)) == NULL);
+	CHECK(userdb_open(sub, test_key, err, sizeof(err)) == NULL);
 	CHECK(strstr(err, sub) != NULL);
 }
 
@@ -131,7 +134,14 @@ static void test_schema(void)
 	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
 	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
-	CHECK_EQ_INT(sqlite3_column_int(st, 0), 2);
+	CHECK_EQ_INT(sqlite3_column_int(st, 0), 3);
+	sqlite3_finalize(st);
+	/* The id of the key that seals the secrets, one row. */
+	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "SELECT COUNT(*), LENGTH(MIN(id)) FROM sealing_key",
+	    -1, &st, NULL), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+	CHECK_EQ_INT(sqlite3_column_int(st, 0), 1);
+	CHECK_EQ_INT(sqlite3_column_int(st, 1), 8);
 	sqlite3_finalize(st);
 	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
 	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
@@ -259,7 +269,7 @@ static void test_password_changed_during_check(struct userdb *db)
 	CHECK_EQ_INT(pipe(go), 0);
 	pid = fork();
 	if (pid == 0) {
-		struct userdb *other = userdb_open(tmpdir, err, sizeof(err));
+		struct userdb *other = userdb_open(tmpdir, test_key, err, sizeof(err));
 		int rc = USERDB_ERROR;
 
 		close(go[1]);
@@ -286,6 +296,128 @@ static void test_password_changed_during_check(struct userdb *db)
 
 /* A version 1 file (sessions 1 to 3) gains the change log on open, and
  * keeps its users. */
+/* The totp_secret column of name's row, as the file holds it, into out
+ * (128 bytes); its length, or -1. */
+static int sealed_of(const char *path, const char *name, uint8_t out[128])
+{
+	sqlite3 *raw;
+	sqlite3_stmt *st;
+	int n = -1;
+
+	memset(out, 0, 128);
+	if (sqlite3_open(path, &raw) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(raw, "SELECT totp_secret FROM users WHERE name = ?1", -1, &st,
+	    NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) <= 128) {
+			n = sqlite3_column_bytes(st, 0);
+			memcpy(out, sqlite3_column_blob(st, 0), (size_t)n);
+		}
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(raw);
+	return n;
+}
+
+/* 1 when the database file or its write-ahead log holds these bytes
+ * anywhere (a free page included), 0 when neither does, -1 on error. */
+static int file_holds(const char *path, const void *bytes, size_t len)
+{
+	char name[PATH_MAX + 8];
+	static char buf[1 << 22];
+	int i, found = 0;
+
+	for (i = 0; i < 2; i++) {
+		FILE *f;
+		size_t n;
+
+		snprintf(name, sizeof(name), "%s%s", path, i == 0 ? "" : "-wal");
+		if ((f = fopen(name, "rb")) == NULL)
+			continue;
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		if (n == sizeof(buf))
+			return -1;
+		found |= memmem(buf, n, bytes, len) != NULL;
+	}
+	return found;
+}
+
+#define RAW_SECRET_HEX "3132333435363738393031323334353637383930"
+static const uint8_t raw_secret[USERDB_TOTP_SECRET_LEN] = "12345678901234567890";
+
+static void raw_code_at(uint64_t t, char out[8])
+{
+	snprintf(out, 8, "%06u", (unsigned)totp_hotp(raw_secret, sizeof(raw_secret),
+	    t / TOTP_STEP_S));
+}
+
+/* What the file holds is sealed: not the secret, in no page of the
+ * database or its log; a sealed secret moved into another user's row
+ * does not open (and costs that user no failure); and a database is
+ * refused with a key other than the one that sealed it. */
+static void test_sealed_at_rest(struct userdb *db)
+{
+	static const uint8_t other_key[USERDB_KEY_LEN] = { 0x6f, 0x74, 0x68 };
+	uint8_t secret[64], blob[128], blob2[128];
+	char b32[40], b32b[40], code[8];
+	struct userdb_entry e;
+	sqlite3_stmt *st;
+	sqlite3 *raw;
+	int n, m;
+
+	CHECK_EQ_INT(userdb_add(db, "sealed1", "sealed1's password", NULL, 0, true, b32,
+	    sizeof(b32)), USERDB_OK);
+	CHECK_EQ_INT(userdb_add(db, "sealed2", "sealed2's password", NULL, 0, true, b32b,
+	    sizeof(b32b)), USERDB_OK);
+	n = totp_base32_decode(b32, secret, sizeof(secret));
+	CHECK_EQ_INT(n, USERDB_TOTP_SECRET_LEN);
+	m = sealed_of(dbpath, "sealed1", blob);
+	CHECK_EQ_INT(m, 1 + 12 + USERDB_TOTP_SECRET_LEN + 16);
+	CHECK_EQ_INT(blob[0], 1);
+	CHECK(memmem(blob, sizeof(blob), secret, USERDB_TOTP_SECRET_LEN) == NULL);
+	CHECK_EQ_INT(file_holds(dbpath, secret, USERDB_TOTP_SECRET_LEN), 0);
+	/* The check can fail: the bytes it looks for are in the file. */
+	CHECK_EQ_INT(file_holds(dbpath, blob, (size_t)m), 1);
+
+	/* sealed1's sealed secret copied into sealed2's row. */
+	CHECK_EQ_INT(sealed_of(dbpath, "sealed2", blob2), m);
+	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "UPDATE users SET totp_secret = ?1 "
+	    "WHERE name = 'sealed2'", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_blob(st, 1, blob, m, SQLITE_STATIC);
+	CHECK_EQ_INT(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	code_at(b32, T0, code);
+	CHECK_EQ_INT(userdb_verify(db, "sealed2", "sealed2's password", code, true, T0, NULL),
+	    USERDB_ERROR);
+	CHECK_EQ_INT(userdb_get(db, "sealed2", &e), USERDB_OK);
+	CHECK_EQ_INT(e.failures, 0);
+	/* One bit of the ciphertext flipped in sealed2's own. */
+	blob2[20] ^= 1;
+	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "UPDATE users SET totp_secret = ?1 "
+	    "WHERE name = 'sealed2'", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_blob(st, 1, blob2, m, SQLITE_STATIC);
+	CHECK_EQ_INT(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(raw);
+	code_at(b32b, T0, code);
+	CHECK_EQ_INT(userdb_verify(db, "sealed2", "sealed2's password", code, true, T0, NULL),
+	    USERDB_ERROR);
+	/* sealed1's own still opens. */
+	code_at(b32, T0, code);
+	CHECK_EQ_INT(userdb_verify(db, "sealed1", "sealed1's password", code, true, T0, NULL),
+	    USERDB_OK);
+
+	CHECK(userdb_open(tmpdir, other_key, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, dbpath) != NULL);
+	CHECK(strstr(err, "sealed with the secrets key of id") != NULL);
+	CHECK(strstr(err, "identity.secrets_key_file") != NULL);
+	CHECK_EQ_INT(userdb_del(db, "sealed1"), USERDB_OK);
+	CHECK_EQ_INT(userdb_del(db, "sealed2"), USERDB_OK);
+}
+
 static void test_migrate_v1(void)
 {
 	static const char v1[] =
@@ -297,7 +429,9 @@ static void test_migrate_v1(void)
 	    " ON DELETE CASCADE, grp TEXT NOT NULL, PRIMARY KEY (name, grp))"
 	    " STRICT, WITHOUT ROWID;"
 	    "PRAGMA user_version = 1;";
-	char dir[PATH_MAX], path[PATH_MAX + 16], sql[512], hash[PASSWORD_ENCODED_MAX];
+	char dir[PATH_MAX], path[PATH_MAX + 16], sql[1024], hash[PASSWORD_ENCODED_MAX];
+	char code[8];
+	uint8_t blob[128];
 	struct userdb *db;
 	struct changes c;
 	uint64_t seq = 0;
@@ -317,9 +451,14 @@ static void test_migrate_v1(void)
 	CHECK_EQ_INT(sqlite3_open(path, &raw), SQLITE_OK);
 	CHECK_EQ_INT(sqlite3_exec(raw, v1, NULL, NULL, NULL), SQLITE_OK);
 	CHECK_EQ_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+	/* Two users whose secrets versions 1 and 2 kept raw. */
+	snprintf(sql, sizeof(sql), "INSERT INTO users (name, pw_hash, totp_secret, created) "
+	    "VALUES ('old-totp', '%s', X'%s', 1), ('old-totp2', '%s', X'%s', 1)", hash,
+	    RAW_SECRET_HEX, hash, RAW_SECRET_HEX);
+	CHECK_EQ_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(raw);
 
-	db = userdb_open(dir, err, sizeof(err));
+	db = userdb_open(dir, test_key, err, sizeof(err));
 	CHECK(db != NULL);
 	if (db == NULL)
 		return;
@@ -330,7 +469,17 @@ static void test_migrate_v1(void)
 	CHECK_EQ_INT(userdb_set_disabled(db, "old", true), USERDB_OK);
 	CHECK_EQ_INT(read_changes(db, &seq, 10, &missed, &c), USERDB_OK);
 	CHECK(strcmp(c.log, "disabled old") == 0);
+
+	/* The raw secrets are sealed now, and their codes still work. */
+	raw_code_at(T0, code);
+	CHECK_EQ_INT(userdb_verify(db, "old-totp", "a long enough password", code, true, T0,
+	    NULL), USERDB_OK);
+	CHECK_EQ_INT(userdb_verify(db, "old-totp2", "a long enough password", code, true, T0,
+	    NULL), USERDB_OK);
 	userdb_close(db);
+	CHECK_EQ_INT(sealed_of(path, "old-totp", blob), 1 + 12 + USERDB_TOTP_SECRET_LEN + 16);
+	CHECK(memmem(blob, sizeof(blob), raw_secret, sizeof(raw_secret)) == NULL);
+	CHECK_EQ_INT(file_holds(path, raw_secret, sizeof(raw_secret)), 0);
 }
 
 struct collect {
@@ -865,7 +1014,7 @@ static void cleanup(void)
 /* The other process of test_two_connections_and_another_process(). */
 static int add_other_process(const char *dir, const char *name)
 {
-	struct userdb *c = userdb_open(dir, err, sizeof(err));
+	struct userdb *c = userdb_open(dir, test_key, err, sizeof(err));
 	int rc;
 
 	if (c == NULL) {
@@ -911,6 +1060,7 @@ int main(int argc, char **argv)
 	test_password_changed_during_check(db);
 	test_hashed(db);
 	test_write_hooks(db);
+	test_sealed_at_rest(db);
 	userdb_close(db);
 	test_migrate_v1();
 	test_reopen();
