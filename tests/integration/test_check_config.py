@@ -152,7 +152,7 @@ def made_nothing(g):
     for root, _, files in os.walk(g.workdir):
         for f in files:
             assert f not in ("tls-cert.pem", "tls-key.pem", "users.db", "turn_secret",
-                             "audit.jsonl"), "made %s" % os.path.join(root, f)
+                             "secrets.key", "audit.jsonl"), "made %s" % os.path.join(root, f)
 
 
 def run_refused(g):
@@ -352,6 +352,36 @@ def test_run_refuses_invalid_files_with_exit_2():
         made_nothing(g)
 
 
+def test_secrets_key_file():
+    """identity.secrets_key_file must name a key that is there: 64 hex
+    digits, mode 0600. check-config and run refuse a missing, open or
+    malformed one (exit 2, naming the setting and the file) and make
+    none; a good one passes."""
+    with instance() as g:
+        path = os.path.join(g.workdir, "secrets.key")
+        g.config["identity"] = {"secrets_key_file": path}
+        want = "identity.secrets_key_file: %s: No such file or directory" % path
+        expect_invalid(g, want)
+        rc, log = run_refused(g)
+        assert rc == 2 and want in log, "run: exit %r, expected 2 and %r\n%s" % (
+            rc, want, gh.tail(log))
+        made_nothing(g)
+        with open(path, "w") as f:
+            f.write("00" * 31 + "\n")
+        os.chmod(path, 0o600)
+        expect_invalid(g, "identity.secrets_key_file: %s: expected 64 hex digits and a "
+                       "newline" % path)
+        with open(path, "w") as f:
+            f.write("00" * 32 + "\n")
+        os.chmod(path, 0o640)
+        expect_invalid(g, "identity.secrets_key_file: %s: readable by group or others "
+                       "(chmod 600)" % path)
+        os.chmod(path, 0o600)
+        rc, out, err = check_config(g)
+        assert rc == 0 and not err, "check-config on a good key: exit %d\n%s%s" % (
+            rc, out, err)
+
+
 def test_run_runtime_failure_stays_1():
     """A state_dir that is a file is not invalid input but a runtime
     failure: exit 1 still. (Guards the line between the two; the old code
@@ -389,6 +419,7 @@ if __name__ == "__main__":
         test_syslog_max_message_bytes,
         test_unreadable_key_names_the_user,
         test_run_refuses_invalid_files_with_exit_2,
+        test_secrets_key_file,
         test_run_runtime_failure_stays_1,
         test_redis_registry_warns,
     ])

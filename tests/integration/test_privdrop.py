@@ -270,19 +270,21 @@ def expect_refusal(g, needles, rc=1):
 
 
 def test_refuses_readable_secrets():
-    """turn_secret, users.db (and its -wal), the audit file and a configured
-    TLS key that group or others may read: no start, and the message names
-    the file and "chmod 600 <file>"; exit 1 for the state files, 2 for the
-    configured key (invalid input, daemon_check_files())."""
+    """turn_secret, secrets.key, users.db (and its -wal), the audit file
+    and a configured TLS key that group or others may read: no start, and
+    the message names the file and "chmod 600 <file>"; exit 1 for the
+    state files, 2 for the configured key (invalid input,
+    daemon_check_files())."""
     if not root_only():
         return
-    for name, mode in (("turn_secret", 0o640), ("users.db", 0o644), ("users.db-wal", 0o604),
+    for name, mode in (("turn_secret", 0o640), ("secrets.key", 0o640), ("users.db", 0o644),
+                       ("users.db-wal", 0o604),
                        ("audit.jsonl", 0o640), ("tls-key.pem", 0o640)):
         g = gh.Gatehouse(ARGS.gatehouse)
         os.makedirs(g.state_dir, mode=0o700)
         path = os.path.join(g.state_dir, name)
         with open(path, "w") as f:
-            f.write("00" * 32 + "\n" if name == "turn_secret" else "")
+            f.write("00" * 32 + "\n" if name in ("turn_secret", "secrets.key") else "")
         os.chmod(path, mode)
         expect_refusal(g, [path, "chmod 600 %s" % path])
 

@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""The local users' TOTP secrets at rest (docs/configuration.md,
+"identity.secrets_key_file"; signaling/secret_seal.h).
+
+users.db keeps each TOTP secret sealed under the secrets key, a file of
+its own: state_dir/secrets.key, made at the first use, or the file that
+identity.secrets_key_file names. These tests enrol users with the real
+CLI, log them in over the real WebSocket, and read the files as an
+attacker with a copy of state_dir but not of the key would:
+
+- no byte sequence of a secret is in users.db or its log;
+- the daemon and the CLI refuse a database with a key other than its
+  own, by name, and lose nothing: with the right key back, logins work;
+- a key kept outside state_dir (root's alone when the daemon starts as
+  root) serves the daemon and the CLI, and no second key is made.
+
+Everything listens on 127.0.0.1 (TESTING.md).
+"""
+
+import asyncio
+import base64
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gh  # noqa: E402
+import sigclient as sc  # noqa: E402
+
+ARGS = None
+MISMATCH = "its TOTP secrets are sealed with the secrets key of id"
+
+
+def raw_secret(u):
+    s = u.secret.upper()
+    return base64.b32decode(s + "=" * (-len(s) % 8))
+
+
+def state_files_holding(g, needle):
+    """The files below state_dir whose bytes contain needle."""
+    found = []
+    for root, _, files in os.walk(g.state_dir):
+        for f in files:
+            with open(os.path.join(root, f), "rb") as fh:
+                if needle in fh.read():
+                    found.append(f)
+    return found
+
+
+def login(g, u, totp=None):
+    """The reply to one login of u (a fresh code unless totp is given)."""
+    async def body():
+        async with sc.SigClient(sc.ws_url(g), name="login-" + u.name) as c:
+            return await c.login(u.name, u.password, totp or u.next_totp())
+    return asyncio.run(body())
+
+
+def cli(g, *args):
+    """`gatehouse user ARGS -c CONFIG`: (exit, stdout + stderr)."""
+    sc.write_config(g)
+    p = subprocess.run([g.binary, "user"] + list(args) + ["-c", g.config_path],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    out = p.stdout.decode("utf-8", "replace")
+    bad = [m for m in gh.SANITIZER_MARKERS if m in out]
+    assert not bad, "sanitizer report from the CLI:\n%s" % out
+    return p.returncode, out
+
+
+def start_refused(g):
+    """The daemon must stop during start-up: (exit, log)."""
+    try:
+        g.start()
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the daemon started")
+    g.stop()
+    found = g.sanitizer_findings()
+    assert not found, "sanitizer report:\n%s" % "\n".join(found[:10])
+    return g.returncode, g.log()
+
+
+def write_key(path, hex_text):
+    """Rewrites a key file in place: its owner and mode stay."""
+    with open(path, "w") as f:
+        f.write(hex_text + "\n")
+
+
+def test_secrets_sealed_and_wrong_key_refused():
+    g = gh.Gatehouse(ARGS.gatehouse)
+    try:
+        carol = sc.create_user(g, "carol", "carol's password")
+        dave = sc.create_user(g, "dave", "dave's password")
+        key_path = os.path.join(g.state_dir, "secrets.key")
+        st = os.stat(key_path)
+        assert st.st_mode & 0o777 == 0o600, "secrets.key mode %o" % (st.st_mode & 0o777)
+        with open(key_path) as f:
+            good_key = f.read().strip()
+        assert len(good_key) == 64, "secrets.key holds %r" % good_key
+        for u in (carol, dave):
+            secret = raw_secret(u)
+            assert len(secret) == 20
+            # Half the secret is enough to look for: no copy of it, whole
+            # or in part, in the database or its log.
+            held = state_files_holding(g, secret[:10]) + state_files_holding(g, secret[10:])
+            assert not held, "%s's TOTP secret is in %r" % (u.name, held)
+
+        g.start()
+        r = gh.with_log(g, lambda: login(g, carol))
+        assert r.get("type") == "login.ok", "carol's login: %r" % r
+        r = login(g, dave, sc.wrong_totp(dave.secret))
+        assert r.get("type") == "error" and r.get("code") == "auth_failed", \
+            "dave with a wrong code: %r" % r
+        # Enrolled anew by the CLI while the daemon runs: the new secret
+        # is sealed too, and the daemon opens it.
+        rc, out = cli(g, "totp-reset", "carol")
+        assert rc == 0, "user totp-reset: exit %d: %s" % (rc, out)
+        carol.secret = [line[len("secret: "):].strip() for line in out.splitlines()
+                        if line.startswith("secret: ")][0]
+        carol.last_step = -1
+        assert not state_files_holding(g, raw_secret(carol)[:10])
+        r = login(g, carol)
+        assert r.get("type") == "login.ok", "carol's login after re-enrolment: %r" % r
+        assert g.stop() == 0, "daemon exit %r" % g.returncode
+
+        # Another key: refused by the daemon (exit 1) and by the CLI,
+        # naming users.db and the setting.
+        write_key(key_path, "ab" * 32)
+        rc, log = start_refused(g)
+        db = os.path.join(g.state_dir, "users.db")
+        assert rc == 1 and "%s: %s" % (db, MISMATCH) in log and \
+            "identity.secrets_key_file" in log, "start with another key: exit %r\n%s" % (
+                rc, gh.tail(log))
+        rc, out = cli(g, "list")
+        assert rc == 1 and MISMATCH in out, "user list with another key: exit %d: %s" % (rc, out)
+
+        # The right key back: nothing was lost.
+        write_key(key_path, good_key)
+        g.start()
+        r = gh.with_log(g, lambda: login(g, dave))
+        assert r.get("type") == "login.ok", "dave's login with the key back: %r" % r
+        assert g.stop() == 0
+    finally:
+        g.stop()
+        shutil.rmtree(g.workdir, ignore_errors=True)
+
+
+def test_named_key_file_outside_state_dir():
+    g = gh.Gatehouse(ARGS.gatehouse)
+    try:
+        # Kept apart from state_dir, which the daemon hands to its user
+        # when it starts as root: this file stays the starter's.
+        key_dir = os.path.join(g.workdir, "keys")
+        os.mkdir(key_dir, 0o700)
+        named = os.path.join(key_dir, "gatehouse-secrets.key")
+        write_key(named, "5a" * 32)
+        os.chmod(named, 0o600)
+        g.config["identity"] = {"secrets_key_file": named}
+        erin = sc.create_user(g, "erin", "erin's password")
+        assert not os.path.exists(os.path.join(g.state_dir, "secrets.key")), \
+            "a key was made in state_dir though the configuration names one"
+        assert not state_files_holding(g, raw_secret(erin)[:10])
+        g.start()
+        r = gh.with_log(g, lambda: login(g, erin))
+        assert r.get("type") == "login.ok", "erin's login: %r" % r
+        assert g.stop() == 0
+        assert not os.path.exists(os.path.join(g.state_dir, "secrets.key"))
+        rc, out = cli(g, "list")
+        assert rc == 0 and "erin" in out, "user list: exit %d: %s" % (rc, out)
+
+        # Named but gone: invalid input (exit 2) for the daemon and the
+        # CLI, and never made anew.
+        os.unlink(named)
+        rc, log = start_refused(g)
+        want = "identity.secrets_key_file: %s: No such file or directory" % named
+        assert rc == 2 and want in log, "start without the key: exit %r\n%s" % (
+            rc, gh.tail(log))
+        rc, out = cli(g, "list")
+        assert rc == 2 and want in out, "user list without the key: exit %d: %s" % (rc, out)
+        assert not os.path.exists(named)
+    finally:
+        g.stop()
+        shutil.rmtree(g.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    ARGS = gh.main_args()
+    gh.run_tests([
+        test_secrets_sealed_and_wrong_key_refused,
+        test_named_key_file_outside_state_dir,
+    ])
