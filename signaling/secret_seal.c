@@ -8,6 +8,8 @@
 
 #include "signaling/identity.h"
 
+#define LABEL_TOTP "gh-userdb-totp"
+#define LABEL_KEY_ID "gh-userdb-key-id"
 #define AAD_LABEL "gh-totp1"
 #define AAD_MAX (sizeof(AAD_LABEL) + IDENTITY_NAME_MAX)
 
@@ -16,8 +18,8 @@ int seal_key_derive(const uint8_t key[SEAL_KEY_LEN], struct seal_key *out)
 	uint8_t id[32];
 	int rc = -1;
 
-	if (hmac_sha256(key, SEAL_KEY_LEN, "gh-userdb-totp", 14, out->totp) == 0 &&
-	    hmac_sha256(key, SEAL_KEY_LEN, "gh-userdb-key-id", 16, id) == 0) {
+	if (hmac_sha256(key, SEAL_KEY_LEN, LABEL_TOTP, strlen(LABEL_TOTP), out->totp) == 0 &&
+	    hmac_sha256(key, SEAL_KEY_LEN, LABEL_KEY_ID, strlen(LABEL_KEY_ID), id) == 0) {
 		memcpy(out->id, id, sizeof(out->id));
 		rc = 0;
 	}
