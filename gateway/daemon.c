@@ -1384,6 +1384,8 @@ int daemon_run(const struct config *cfg)
 	if ((d.identity = identity_new(&cfg->identity, d.users, err, sizeof(err))) == NULL ||
 	    (d.logins = login_worker_new(cfg, users_key, err, sizeof(err))) == NULL)
 		goto fail;
+	/* Both databases have their subkey now. */
+	OPENSSL_cleanse(users_key, sizeof(users_key));
 	if (cfg->policy_file[0] != '\0') {
 		if ((d.policy = policy_load(cfg->policy_file, &d.policy_mtime, &d.policy_src,
 		    err, sizeof(err))) == NULL)

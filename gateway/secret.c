@@ -97,8 +97,22 @@ static int fsync_parent(const char *path)
 	return rc;
 }
 
-/* Writes tmp, then moves it to path: by rename (replacing) or by link,
- * which fails with EEXIST rather than replace a file that is there. */
+/* Moves tmp to path without replacing a file there (EEXIST): rename
+ * with RENAME_NOREPLACE, or, where the file system cannot, link and
+ * unlink (a crash between the two leaves tmp as a second name). */
+static int move_noreplace(const char *tmp, const char *path)
+{
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (link(tmp, path) < 0)
+		return -1;
+	unlink(tmp);
+	return 0;
+}
+
+/* Writes tmp, then moves it to path: replacing a file there, or not. */
 static int write_then_move(const char *path, const void *data, size_t len, mode_t mode,
     bool replace)
 {
@@ -122,10 +136,8 @@ static int write_then_move(const char *path, const void *data, size_t len, mode_
 		goto fail_open;
 	}
 	fd = -1;
-	if (replace ? rename(tmp, path) < 0 : link(tmp, path) < 0)
+	if (replace ? rename(tmp, path) < 0 : move_noreplace(tmp, path) < 0)
 		goto fail_open;
-	if (!replace)
-		unlink(tmp);
 	return fsync_parent(path);
 
 fail_open:
@@ -211,6 +223,8 @@ out:
 	return rc;
 }
 
+/* 0 when made, 1 when a file is there already (made by another process
+ * since the caller looked), -1 on failure; err says why, either way. */
 static int secret_create(const char *path, uint8_t *out, size_t len,
     char *err, size_t errlen)
 {
@@ -229,10 +243,8 @@ static int secret_create(const char *path, uint8_t *out, size_t len,
 	}
 	buf[2 * len] = '\n';
 	if (file_create_atomic(path, buf, 2 * len + 1, 0600) < 0) {
-		if (errno == EEXIST)
-			errmsg_fail(err, errlen, "%s: made by another process meanwhile", path);
-		else
-			errmsg_fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+		rc = errno == EEXIST ? 1 : -1;
+		errmsg_fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
 		OPENSSL_cleanse(out, len);
 		goto out;
 	}
@@ -267,6 +279,7 @@ int secret_file_load(const char *path, bool create, uint8_t *out, size_t len,
     char *err, size_t errlen)
 {
 	bool missing;
+	int rc;
 
 	if (len == 0 || len > SECRET_MAX)
 		return errmsg_fail(err, errlen, "secret length %zu not supported", len);
@@ -274,8 +287,9 @@ int secret_file_load(const char *path, bool create, uint8_t *out, size_t len,
 		return 0;
 	if (!create || !missing)
 		return -1;
-	if (secret_create(path, out, len, err, errlen) == 0)
-		return 0;
+	rc = secret_create(path, out, len, err, errlen);
+	if (rc <= 0)
+		return rc;
 	/* Another process (the daemon and `gatehouse user` at once) made it
 	 * first: use theirs, never replace it. */
 	return secret_open_load(path, out, len, &missing, err, errlen);

@@ -106,10 +106,17 @@ static const char schema_v2[] =
     " DELETE FROM user_changes WHERE seq <= NEW.seq - 10000; END;"
     "PRAGMA user_version = 2;";
 
-/* Version 3: TOTP secrets sealed (secret_seal.h), and the id of the key
- * they are sealed with; migrate() seals the secrets of version 2. */
+/* Version 3: TOTP secrets sealed (secret_seal.h) in a column of their
+ * own, and the id of the key they are sealed with. migrate() seals the
+ * raw secrets of version 2 into it, then drops the old column: a daemon
+ * of version 2 still running then fails every read loudly ("no such
+ * column") instead of taking a sealed secret for a raw one, locking
+ * every TOTP user out. */
 static const char schema_v3[] =
-    "CREATE TABLE sealing_key (id BLOB NOT NULL) STRICT;"
+    "ALTER TABLE users ADD COLUMN totp_sealed BLOB;"
+    "CREATE TABLE sealing_key (id BLOB NOT NULL) STRICT;";
+static const char schema_v3_end[] =
+    "ALTER TABLE users DROP COLUMN totp_secret;"
     "PRAGMA user_version = 3;";
 
 _Static_assert(USERDB_CHANGE_ADDED == 0 && USERDB_CHANGE_DELETED == 1 &&
@@ -305,6 +312,7 @@ static int seal_all(struct userdb *u)
 	char name[IDENTITY_NAME_MAX] = "";
 	uint8_t sealed[SEAL_SEALED_MAX];
 	sqlite3_stmt *next = NULL, *put = NULL;
+	const unsigned char *t;
 	const void *b;
 	int n, rc = -1;
 
@@ -318,17 +326,17 @@ static int seal_all(struct userdb *u)
 	if (n != SQLITE_DONE ||
 	    sqlite3_prepare_v2(u->db, "SELECT name, totp_secret FROM users WHERE name > ?1 "
 	    "AND totp_secret IS NOT NULL ORDER BY name LIMIT 1", -1, &next, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(u->db, "UPDATE users SET totp_secret = ?2 WHERE name = ?1", -1,
+	    sqlite3_prepare_v2(u->db, "UPDATE users SET totp_sealed = ?2 WHERE name = ?1", -1,
 	    &put, NULL) != SQLITE_OK)
 		goto out;
 	for (;;) {
 		sqlite3_bind_text(next, 1, name, -1, SQLITE_TRANSIENT);
 		if ((n = sqlite3_step(next)) == SQLITE_DONE)
 			break;
-		if (n != SQLITE_ROW || sqlite3_column_bytes(next, 0) <= 0 ||
-		    sqlite3_column_bytes(next, 0) >= (int)sizeof(name))
+		if (n != SQLITE_ROW || (t = sqlite3_column_text(next, 0)) == NULL ||
+		    (n = sqlite3_column_bytes(next, 0)) <= 0 || n >= (int)sizeof(name))
 			goto out;
-		memcpy(name, sqlite3_column_text(next, 0), (size_t)sqlite3_column_bytes(next, 0) + 1);
+		memcpy(name, t, (size_t)n + 1);
 		b = sqlite3_column_blob(next, 1);
 		n = sqlite3_column_bytes(next, 1);
 		if (b == NULL || n <= 0 || n > SEAL_SECRET_MAX ||
@@ -386,6 +394,21 @@ out:
 	return rc;
 }
 
+/* Copies the WAL into the database and empties it. Logged when another
+ * connection's read holds part of it back. */
+static void checkpoint_now(struct userdb *u)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(u->db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return;
+	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0)
+		log_warn("%s: could not checkpoint after sealing the TOTP secrets: their raw "
+		    "form stays in the file until the next checkpoint", u->path);
+	sqlite3_finalize(st);
+}
+
 /* The schema version lives in the header's user_version: 0 is a new
  * file. Each version's statements run in turn, in one transaction, and
  * BEGIN IMMEDIATE so that two processes opening the file at once do not
@@ -398,7 +421,8 @@ static int migrate(struct userdb *u, char *err, size_t errlen)
 		return errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
 	if (user_version(u, &v) < 0 || (v == 0 && exec_quiet(u, schema_v1) < 0) ||
 	    (v < 2 && exec_quiet(u, schema_v2) < 0) ||
-	    (v < 3 && (exec_quiet(u, schema_v3) < 0 || seal_all(u) < 0)))
+	    (v < 3 && (exec_quiet(u, schema_v3) < 0 || seal_all(u) < 0 ||
+	    exec_quiet(u, schema_v3_end) < 0)))
 		goto fail_db;
 	if (v > USERDB_SCHEMA_VERSION) {
 		rollback(u);
@@ -407,6 +431,11 @@ static int migrate(struct userdb *u, char *err, size_t errlen)
 	}
 	if (exec_quiet(u, "COMMIT") < 0)
 		goto fail_db;
+	/* The raw secrets of version 2 are still in the pages that the WAL
+	 * has replaced, in the database file itself, until a checkpoint
+	 * writes the new ones over them: now, not whenever the WAL grows. */
+	if (v > 0 && v < 3)
+		checkpoint_now(u);
 	return key_check(u, err, errlen);
 
 fail_db:
@@ -548,7 +577,7 @@ static int groups_load(struct userdb *u, struct userdb_entry *e)
 	return rc;
 }
 
-#define ROW_COLUMNS "name, pw_hash, totp_secret, totp_last_step, disabled, failures, " \
+#define ROW_COLUMNS "name, pw_hash, totp_sealed, totp_last_step, disabled, failures, " \
 	"locked_until"
 
 /* The salted hash changes with every password set, even to the same
@@ -864,7 +893,7 @@ int userdb_add_hashed(struct userdb *u, const char *name, const char *hash,
 
 	if ((rc = exec(u, "BEGIN IMMEDIATE")) != USERDB_OK)
 		goto out;
-	if ((rc = prepare(u, "INSERT INTO users (name, pw_hash, totp_secret, created) "
+	if ((rc = prepare(u, "INSERT INTO users (name, pw_hash, totp_sealed, created) "
 	    "VALUES (?1, ?2, ?3, ?4)", &st)) != USERDB_OK)
 		goto out_rollback;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -958,7 +987,7 @@ int userdb_totp_reset(struct userdb *u, const char *name, char *totp_b32, size_t
 		goto out;
 	}
 	/* A new secret starts a new sequence of steps. */
-	if ((rc = prepare(u, "UPDATE users SET totp_secret = ?2, totp_last_step = 0 "
+	if ((rc = prepare(u, "UPDATE users SET totp_sealed = ?2, totp_last_step = 0 "
 	    "WHERE name = ?1", &st)) != USERDB_OK)
 		goto out;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -1018,8 +1047,7 @@ int userdb_set_disabled(struct userdb *u, const char *name, bool disabled)
 
 /* The code against r's secret, opened only for this: USERDB_OK (step
  * advanced), USERDB_BADCODE, or USERDB_ERROR when the secret does not
- * open (altered, or moved from another user's row), which is no
- * failure of the user's. */
+ * open (altered, or moved from another user's row). */
 static int code_check(struct userdb *u, const struct row *r, const char *totp,
     uint64_t now_s, uint64_t *step)
 {
@@ -1082,7 +1110,9 @@ static int settle_tx(struct userdb *u, const char *name, const char *checked, bo
 	else if (!r->e.has_totp || totp == NULL)
 		verdict = USERDB_BADCODE;
 	else if ((verdict = code_check(u, r, totp, now_s, &step)) == USERDB_ERROR) {
-		rc = USERDB_ERROR;
+		/* Answered as a wrong code, so the answer tells nobody that the
+		 * password was right; not counted, as it is not the user's. */
+		rc = USERDB_BADCODE;
 		goto out_rollback;
 	}
 

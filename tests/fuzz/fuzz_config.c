@@ -84,6 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(terminated(c.realm, sizeof(c.realm)) && c.realm[0] != '\0');
 	FUZZ_CHECK(terminated(c.state_dir, sizeof(c.state_dir)));
 	FUZZ_CHECK(terminated(c.policy_file, sizeof(c.policy_file)));
+	FUZZ_CHECK(terminated(c.identity.secrets_key_file, sizeof(c.identity.secrets_key_file)));
 	FUZZ_CHECK(terminated(c.turn.public_host, sizeof(c.turn.public_host)));
 	for (i = 0; i < c.turn.nstatic_users; i++)
 		FUZZ_CHECK(terminated(c.turn.static_users[i].name,

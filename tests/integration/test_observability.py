@@ -1050,6 +1050,10 @@ def test_no_secret_leaks():
             ts = f.read().strip()
         secret("turn_secret (hex)", ts)
         byte_secrets["turn_secret (raw)"] = bytes.fromhex(ts)
+        with open(os.path.join(g.state_dir, "secrets.key")) as f:
+            sk = f.read().strip()
+        secret("secrets.key (hex)", sk)
+        byte_secrets["secrets.key (raw)"] = bytes.fromhex(sk)
         loop = asyncio.get_running_loop()
         try:
             await signaling()
@@ -1075,16 +1079,17 @@ def test_no_secret_leaks():
             with open(audit_path(g), "rb") as f:
                 audit = f.read()
             read_audit(g)
-            # Secrets at rest: the password hashes and TOTP keys in users.db
-            # and the TLS private key made for the TURN TLS listener.
+            # Secrets at rest: the password hashes and sealed TOTP keys in
+            # users.db and the TLS private key made for the TURN TLS
+            # listener.
             db = sqlite3.connect("file:%s?mode=ro" % os.path.join(g.state_dir, "users.db"), uri=True)
             try:
-                for name, pw_hash, totp in db.execute("SELECT name, pw_hash, totp_secret FROM users"):
+                for name, pw_hash, totp in db.execute("SELECT name, pw_hash, totp_sealed FROM users"):
                     secret("password hash of %s" % name, pw_hash)
                     if pw_hash.count("$") >= 4:
                         secret("argon2 digest of %s" % name, pw_hash.rsplit("$", 1)[1])
                     if totp:
-                        byte_secrets["stored TOTP secret of %s" % name] = bytes(totp)
+                        byte_secrets["sealed TOTP secret of %s" % name] = bytes(totp)
             finally:
                 db.close()
             key_path = os.path.join(g.state_dir, "tls-key.pem")
