@@ -349,6 +349,34 @@ static int file_holds(const char *path, const void *bytes, size_t len)
 	return found;
 }
 
+/* Writes name's sealed secret as another process would. */
+static void sealed_put(const char *name, const uint8_t *blob, int len)
+{
+	sqlite3_stmt *st;
+	sqlite3 *raw;
+
+	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "UPDATE users SET totp_sealed = ?2 WHERE name = ?1",
+	    -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, blob, len, SQLITE_STATIC);
+	CHECK_EQ_INT(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(raw);
+}
+
+/* A login with the right password whose secret does not open: refused
+ * as a wrong code, and not counted against the user. */
+static void refused_uncounted(struct userdb *db, const char *name, const char *password,
+    const char *code)
+{
+	struct userdb_entry e;
+
+	CHECK_EQ_INT(userdb_verify(db, name, password, code, true, T0, NULL), USERDB_BADCODE);
+	CHECK_EQ_INT(userdb_get(db, name, &e), USERDB_OK);
+	CHECK_EQ_INT(e.failures, 0);
+}
+
 #define RAW_SECRET_HEX "3132333435363738393031323334353637383930"
 static const uint8_t raw_secret[USERDB_TOTP_SECRET_LEN] = "12345678901234567890";
 
@@ -368,9 +396,6 @@ static void test_sealed_at_rest(struct userdb *db)
 	static const uint8_t other_key[USERDB_KEY_LEN] = { 0x6f, 0x74, 0x68 };
 	uint8_t secret[64], blob[128], blob2[128];
 	char b32[40], b32b[40], code[8];
-	struct userdb_entry e;
-	sqlite3_stmt *st;
-	sqlite3 *raw;
 	int n, m;
 
 	CHECK_EQ_INT(userdb_add(db, "sealed1", "sealed1's password", NULL, 0, true, b32,
@@ -387,32 +412,17 @@ static void test_sealed_at_rest(struct userdb *db)
 	/* The check can fail: the bytes it looks for are in the file. */
 	CHECK_EQ_INT(file_holds(dbpath, blob, (size_t)m), 1);
 
-	/* sealed1's sealed secret copied into sealed2's row. */
+	/* sealed1's sealed secret copied into sealed2's row: sealed2 with
+	 * the right password and sealed1's code. */
 	CHECK_EQ_INT(sealed_of(dbpath, "sealed2", blob2), m);
-	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
-	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "UPDATE users SET totp_sealed = ?1 "
-	    "WHERE name = 'sealed2'", -1, &st, NULL), SQLITE_OK);
-	sqlite3_bind_blob(st, 1, blob, m, SQLITE_STATIC);
-	CHECK_EQ_INT(sqlite3_step(st), SQLITE_DONE);
-	sqlite3_finalize(st);
+	sealed_put("sealed2", blob, m);
 	code_at(b32, T0, code);
-	CHECK_EQ_INT(userdb_verify(db, "sealed2", "sealed2's password", code, true, T0, NULL),
-	    USERDB_BADCODE);
-	CHECK_EQ_INT(userdb_get(db, "sealed2", &e), USERDB_OK);
-	CHECK_EQ_INT(e.failures, 0);
+	refused_uncounted(db, "sealed2", "sealed2's password", code);
 	/* One bit of the ciphertext flipped in sealed2's own. */
 	blob2[20] ^= 1;
-	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "UPDATE users SET totp_sealed = ?1 "
-	    "WHERE name = 'sealed2'", -1, &st, NULL), SQLITE_OK);
-	sqlite3_bind_blob(st, 1, blob2, m, SQLITE_STATIC);
-	CHECK_EQ_INT(sqlite3_step(st), SQLITE_DONE);
-	sqlite3_finalize(st);
-	sqlite3_close(raw);
+	sealed_put("sealed2", blob2, m);
 	code_at(b32b, T0, code);
-	CHECK_EQ_INT(userdb_verify(db, "sealed2", "sealed2's password", code, true, T0, NULL),
-	    USERDB_BADCODE);
-	CHECK_EQ_INT(userdb_get(db, "sealed2", &e), USERDB_OK);
-	CHECK_EQ_INT(e.failures, 0);
+	refused_uncounted(db, "sealed2", "sealed2's password", code);
 	/* sealed1's own still opens. */
 	code_at(b32, T0, code);
 	CHECK_EQ_INT(userdb_verify(db, "sealed1", "sealed1's password", code, true, T0, NULL),
