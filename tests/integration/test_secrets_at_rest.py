@@ -67,20 +67,6 @@ def cli(g, *args):
     return p.returncode, out
 
 
-def start_refused(g):
-    """The daemon must stop during start-up: (exit, log)."""
-    try:
-        g.start()
-    except RuntimeError:
-        pass
-    else:
-        raise AssertionError("the daemon started")
-    g.stop()
-    found = g.sanitizer_findings()
-    assert not found, "sanitizer report:\n%s" % "\n".join(found[:10])
-    return g.returncode, g.log()
-
-
 def write_key(path, hex_text):
     """Rewrites a key file in place: its owner and mode stay."""
     with open(path, "w") as f:
@@ -127,7 +113,7 @@ def test_secrets_sealed_and_wrong_key_refused():
         # Another key: refused by the daemon (exit 1) and by the CLI,
         # naming users.db and the setting.
         write_key(key_path, "ab" * 32)
-        rc, log = start_refused(g)
+        rc, log = gh.start_refused(g)
         db = os.path.join(g.state_dir, "users.db")
         assert rc == 1 and "%s: %s" % (db, MISMATCH) in log and \
             "identity.secrets_key_file" in log, "start with another key: exit %r\n%s" % (
@@ -172,7 +158,7 @@ def test_named_key_file_outside_state_dir():
         # Named but gone: invalid input (exit 2) for the daemon and the
         # CLI, and never made anew.
         os.unlink(named)
-        rc, log = start_refused(g)
+        rc, log = gh.start_refused(g)
         want = "identity.secrets_key_file: %s: No such file or directory" % named
         assert rc == 2 and want in log, "start without the key: exit %r\n%s" % (
             rc, gh.tail(log))
