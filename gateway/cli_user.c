@@ -1,5 +1,6 @@
 /* "gatehouse user ...": local users in state_dir/users.db. */
 #include "gateway/cli_user.h"
+#include "gateway/cli_rekey.h"
 #include "gateway/prompt.h"
 
 #include <errno.h>
@@ -44,6 +45,10 @@ static const char usage_text[] =
     "  unlock NAME              end a lockout after failed logins\n"
     "  disable NAME | enable NAME\n"
     "  totp-reset NAME          new TOTP secret (prints the new URI)\n"
+    "  rekey [--new-key FILE]   seal every TOTP secret again under a new\n"
+    "                           secrets key (the daemon must be stopped);\n"
+    "                           FILE: a key you made, which\n"
+    "                           identity.secrets_key_file must then name\n"
     "\n"
     "Without --password-stdin the password is asked twice on the terminal.\n"
     "-c FILE names the configuration whose state_dir holds users.db\n"
@@ -53,11 +58,13 @@ enum {
 	OPT_GROUP = 1 << 0,
 	OPT_STDIN = 1 << 1,
 	OPT_TOTP = 1 << 2,
+	OPT_NEWKEY = 1 << 3,
 };
 
 struct opts {
 	const char *name;
 	const char *config;
+	const char *new_key;
 	const char *groups[IDENTITY_MAX_GROUPS];
 	size_t ngroups;
 	bool password_stdin;
@@ -69,6 +76,7 @@ struct command {
 	const char *word;
 	unsigned allowed; /* OPT_* */
 	bool needs_name;
+	/* NULL for rekey, which opens users.db its own way (cli_rekey.h). */
 	int (*run)(struct userdb *db, const struct opts *o);
 };
 
@@ -293,6 +301,7 @@ static const struct command commands[] = {
 	{ "disable", 0, true, cmd_disable },
 	{ "enable", 0, true, cmd_enable },
 	{ "totp-reset", 0, true, cmd_totp_reset },
+	{ "rekey", OPT_NEWKEY, false, NULL },
 };
 
 /* ---- arguments ---- */
@@ -330,6 +339,11 @@ static int parse(const struct command *c, int argc, char **argv, struct opts *o)
 			o->password_stdin = true;
 		} else if ((c->allowed & OPT_TOTP) && strcmp(argv[i], "--totp") == 0) {
 			o->totp = true;
+		} else if ((c->allowed & OPT_NEWKEY) && strcmp(argv[i], "--new-key") == 0 &&
+		    i + 1 < argc) {
+			o->new_key = argv[++i];
+		} else if ((c->allowed & OPT_NEWKEY) && strncmp(argv[i], "--new-key=", 10) == 0) {
+			o->new_key = argv[i] + 10;
 		} else if (argv[i][0] == '-') {
 			return bad_arg("unexpected option", argv[i]);
 		} else if (c->needs_name && o->name == NULL) {
@@ -401,6 +415,8 @@ int cli_user(int argc, char **argv)
 		return usage(stderr, EXIT_USAGE);
 	if (state_dir_of(o.config, &cfg) < 0)
 		return EXIT_USAGE;
+	if (c->run == NULL)
+		return cli_rekey(&cfg, o.new_key);
 	/* A key file the configuration names may be root's alone, as the
 	 * daemon reads it before it drops root: read it first. The default
 	 * one is made, if missing, as the daemon's user, below. */
@@ -417,8 +433,10 @@ int cli_user(int argc, char **argv)
 		goto fail;
 	db = userdb_open(cfg.state_dir, key, err, sizeof(err));
 	OPENSSL_cleanse(key, sizeof(key));
-	if (db == NULL)
+	if (db == NULL) {
+		secrets_key_hint(&cfg, err, sizeof(err));
 		goto fail;
+	}
 	rc = c->run(db, &o);
 	userdb_close(db);
 	return rc;

@@ -1375,8 +1375,10 @@ int daemon_run(const struct config *cfg)
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	if (local && (d.users = userdb_open(cfg->state_dir, users_key, err, sizeof(err))) == NULL)
+	if (local && (d.users = userdb_open(cfg->state_dir, users_key, err, sizeof(err))) == NULL) {
+		secrets_key_hint(cfg, err, sizeof(err));
 		goto fail;
+	}
 	/* Its writes (the admin API's, alert responses' locks) end in an
 	 * fsync: media goes on meanwhile. */
 	if (d.users != NULL)

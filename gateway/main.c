@@ -22,7 +22,7 @@ static const char usage_text[] =
     "  check-config -c FILE     validate a configuration file and load the\n"
     "                           files it names (certificates, keys, JWKS,\n"
     "                           policy, syslog CA); creates and binds nothing\n"
-    "  user add|del|list|passwd|unlock|disable|enable|totp-reset ...\n"
+    "  user add|del|list|passwd|unlock|disable|enable|totp-reset|rekey ...\n"
     "                           manage local users (gatehouse user help)\n"
     "  policy check FILE        validate a policy file and print its rules\n"
     "  policy explain FROM TO MEDIA [-c FILE | --policy FILE]\n"

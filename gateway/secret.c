@@ -223,35 +223,56 @@ out:
 	return rc;
 }
 
+/* Writes key as a key file (hex and a newline, mode 0600), replacing
+ * one there or never replacing one (errno EEXIST). 0 or -1 (errno). */
+static int key_file_write(const char *path, const uint8_t *key, size_t len, bool replace)
+{
+	static const char hex[] = "0123456789abcdef";
+	char buf[2 * SECRET_MAX + 1];
+	size_t i;
+	int rc, saved;
+
+	if (len == 0 || len > SECRET_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		buf[2 * i] = hex[key[i] >> 4];
+		buf[2 * i + 1] = hex[key[i] & 0xf];
+	}
+	buf[2 * len] = '\n';
+	rc = write_then_move(path, buf, 2 * len + 1, 0600, replace);
+	saved = errno;
+	OPENSSL_cleanse(buf, sizeof(buf));
+	errno = saved;
+	return rc;
+}
+
+int secret_file_write(const char *path, const uint8_t *key, size_t len)
+{
+	return key_file_write(path, key, len, true);
+}
+
+int file_rename_durable(const char *from, const char *to)
+{
+	return rename(from, to) < 0 ? -1 : fsync_parent(to);
+}
+
 /* 0 when made, 1 when a file is there already (made by another process
  * since the caller looked), -1 on failure; err says why, either way. */
 static int secret_create(const char *path, uint8_t *out, size_t len,
     char *err, size_t errlen)
 {
-	static const char hex[] = "0123456789abcdef";
-	char buf[2 * SECRET_MAX + 1];
-	size_t i;
-	int rc = -1;
+	if (RAND_bytes(out, (int)len) != 1)
+		return errmsg_fail(err, errlen, "%s: the random generator failed", path);
+	if (key_file_write(path, out, len, false) < 0) {
+		int exists = errno == EEXIST;
 
-	if (RAND_bytes(out, (int)len) != 1) {
-		errmsg_fail(err, errlen, "%s: the random generator failed", path);
-		goto out;
-	}
-	for (i = 0; i < len; i++) {
-		buf[2 * i] = hex[out[i] >> 4];
-		buf[2 * i + 1] = hex[out[i] & 0xf];
-	}
-	buf[2 * len] = '\n';
-	if (file_create_atomic(path, buf, 2 * len + 1, 0600) < 0) {
-		rc = errno == EEXIST ? 1 : -1;
 		errmsg_fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
 		OPENSSL_cleanse(out, len);
-		goto out;
+		return exists ? 1 : -1;
 	}
-	rc = 0;
-out:
-	OPENSSL_cleanse(buf, sizeof(buf));
-	return rc;
+	return 0;
 }
 
 /* With O_NOFOLLOW and fstat on the descriptor rather than lstat then
@@ -325,4 +346,20 @@ int secrets_key_load(const struct config *cfg, uint8_t *out, size_t len,
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return errmsg_fail(err, errlen, "%s: path too long", cfg->state_dir);
 	return secret_file_load(path, true, out, len, err, errlen);
+}
+
+void secrets_key_hint(const struct config *cfg, char *err, size_t errlen)
+{
+	char staged[PATH_MAX];
+	size_t used = strnlen(err, errlen);
+	int n;
+
+	if (cfg->identity.secrets_key_file[0] != '\0' || used + 1 >= errlen)
+		return;
+	n = snprintf(staged, sizeof(staged), "%s/" SECRETS_KEY_FILE SECRETS_KEY_STAGED,
+	    cfg->state_dir);
+	if (n < 0 || (size_t)n >= sizeof(staged) || access(staged, F_OK) != 0)
+		return;
+	snprintf(err + used, errlen - used, " (%s exists: a gatehouse user rekey was cut "
+	    "short; run it again to finish)", staged);
 }

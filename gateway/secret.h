@@ -28,7 +28,22 @@ int file_create_atomic(const char *path, const void *data, size_t len, mode_t mo
 int secret_file_load(const char *path, bool create, uint8_t *out, size_t len,
     char *err, size_t errlen);
 
+/* Writes key (len bytes) as a key file that secret_file_load() reads:
+ * atomically, mode 0600, replacing one there. 0 or -1 (errno). */
+int secret_file_write(const char *path, const uint8_t *key, size_t len);
+
+/* rename(from, to), and the folder synced so that it lasts a crash. 0 or
+ * -1 (errno). */
+int file_rename_durable(const char *from, const char *to);
+
 #define SECRETS_KEY_FILE "secrets.key"
+/* Where `gatehouse user rekey` writes the new key before users.db is
+ * sealed under it (gateway/cli_rekey.c). */
+#define SECRETS_KEY_STAGED ".new"
+
+/* When users.db did not open: appends to err that a rekey was cut short,
+ * if its staged key is there (the default key only). */
+void secrets_key_hint(const struct config *cfg, char *err, size_t errlen);
 
 /* The secrets key, which seals what is kept at rest (the local users'
  * TOTP secrets, signaling/userdb.h): from identity.secrets_key_file,

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@
 #define USERDB_B32_MIN 33 /* base32 of the 20-byte secret and a NUL */
 
 _Static_assert((USERDB_TOTP_SECRET_LEN * 8 + 4) / 5 < USERDB_B32_MIN, "USERDB_B32_MIN");
+_Static_assert(USERDB_KEY_ID_HEX == 2 * SEAL_KEY_ID_LEN + 1, "USERDB_KEY_ID_HEX");
 
 struct userdb {
 	sqlite3 *db;
@@ -52,6 +54,8 @@ struct userdb {
 	 * the first read, rather than at every one. */
 	sqlite3_stmt *changes_st;
 	struct seal_key key;              /* seals the TOTP secrets */
+	int lock_fd;                      /* state_dir, flock()ed: lock_state_dir() */
+	bool exclusive;                   /* userdb_open_exclusive() */
 	unsigned (*write_before)(void);   /* userdb_set_write_hooks() */
 	void (*write_after)(unsigned);
 };
@@ -394,9 +398,10 @@ out:
 	return rc;
 }
 
-/* Copies the WAL into the database and empties it. Logged when another
- * connection's read holds part of it back. */
-static void checkpoint_now(struct userdb *u)
+/* Copies the WAL into the database and empties it, so that the pages
+ * an update replaced (what) are overwritten now, not whenever the WAL
+ * grows. Logged when another connection's read holds part of it back. */
+static void checkpoint_now(struct userdb *u, const char *what)
 {
 	sqlite3_stmt *st;
 
@@ -404,8 +409,8 @@ static void checkpoint_now(struct userdb *u)
 	    SQLITE_OK)
 		return;
 	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0)
-		log_warn("%s: could not checkpoint after sealing the TOTP secrets: their raw "
-		    "form stays in the file until the next checkpoint", u->path);
+		log_warn("%s: could not checkpoint: %s stay in the file until the next "
+		    "checkpoint", u->path, what);
 	sqlite3_finalize(st);
 }
 
@@ -435,7 +440,7 @@ static int migrate(struct userdb *u, char *err, size_t errlen)
 	 * has replaced, in the database file itself, until a checkpoint
 	 * writes the new ones over them: now, not whenever the WAL grows. */
 	if (v > 0 && v < 3)
-		checkpoint_now(u);
+		checkpoint_now(u, "the TOTP secrets' raw form");
 	return key_check(u, err, errlen);
 
 fail_db:
@@ -479,8 +484,52 @@ static int pragmas(struct userdb *u, char *err, size_t errlen)
 	return 0;
 }
 
-struct userdb *userdb_open(const char *state_dir, const uint8_t key[USERDB_KEY_LEN],
+/* Every open holds a lock on state_dir for as long as it stays open:
+ * shared for the daemon and the commands, exclusive for a rekey
+ * (userdb_open_exclusive), because a process that opened the database
+ * with the old key would go on sealing and opening with it. flock() on
+ * the folder, not on users.db, whose descriptors must stay SQLite's
+ * alone (closing another descriptor of that file would drop SQLite's
+ * POSIX locks); the folder is the daemon's, mode 0700, so nobody else
+ * can take the lock. A shared lock waits, for as long as the busy
+ * timeout, while a rekey runs (it takes well under a second); an
+ * exclusive one does not wait. */
+static int lock_state_dir(struct userdb *u, const char *state_dir, bool exclusive,
     char *err, size_t errlen)
+{
+	int waited_ms;
+
+	u->lock_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_NOCTTY | O_CLOEXEC);
+	if (u->lock_fd < 0)
+		return errmsg_fail(err, errlen, "%s: %s", state_dir, strerror(errno));
+	for (waited_ms = 0;; waited_ms += 10) {
+		if (flock(u->lock_fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			break;
+		if (exclusive)
+			return errmsg_fail(err, errlen, "%s: in use by a gatehouse daemon or "
+			    "another gatehouse user command: stop the daemon first", u->path);
+		if (waited_ms >= USERDB_BUSY_MS)
+			return errmsg_fail(err, errlen, "%s: gatehouse user rekey has held it for "
+			    "over %d ms: try again once it has finished", u->path, USERDB_BUSY_MS);
+		usleep(10 * 1000);
+	}
+	/* A file system without flock(): a rekey cannot tell whether the
+	 * daemon runs, so it is refused there; everything else goes on. */
+	if (exclusive)
+		return errmsg_fail(err, errlen, "%s: cannot lock: %s", state_dir, strerror(errno));
+	log_warn("%s: cannot lock (%s): gatehouse user rekey will be refused", state_dir,
+	    strerror(errno));
+	close(u->lock_fd);
+	u->lock_fd = -1;
+	return 0;
+}
+
+static struct userdb *open_locked(const char *state_dir, const uint8_t key[USERDB_KEY_LEN],
+    bool exclusive, char *err, size_t errlen)
 {
 	struct userdb *u;
 	int n;
@@ -494,6 +543,8 @@ struct userdb *userdb_open(const char *state_dir, const uint8_t key[USERDB_KEY_L
 		errmsg_fail(err, errlen, "out of memory");
 		return NULL;
 	}
+	u->lock_fd = -1;
+	u->exclusive = exclusive;
 	if (seal_key_derive(key, &u->key) != 0) {
 		errmsg_fail(err, errlen, "cannot derive the sealing key");
 		goto fail;
@@ -503,7 +554,8 @@ struct userdb *userdb_open(const char *state_dir, const uint8_t key[USERDB_KEY_L
 		errmsg_fail(err, errlen, "%s: path too long", state_dir);
 		goto fail;
 	}
-	if (file_prepare(u->path, err, errlen) < 0)
+	if (file_prepare(u->path, err, errlen) < 0 ||
+	    lock_state_dir(u, state_dir, exclusive, err, errlen) < 0)
 		goto fail;
 	/* The file exists now, so no SQLITE_OPEN_CREATE: if it vanished in
 	 * between, SQLite must not make one with the umask's mode. */
@@ -522,6 +574,18 @@ fail:
 	return NULL;
 }
 
+struct userdb *userdb_open(const char *state_dir, const uint8_t key[USERDB_KEY_LEN],
+    char *err, size_t errlen)
+{
+	return open_locked(state_dir, key, false, err, errlen);
+}
+
+struct userdb *userdb_open_exclusive(const char *state_dir,
+    const uint8_t key[USERDB_KEY_LEN], char *err, size_t errlen)
+{
+	return open_locked(state_dir, key, true, err, errlen);
+}
+
 void userdb_close(struct userdb *u)
 {
 	if (u == NULL)
@@ -530,8 +594,108 @@ void userdb_close(struct userdb *u)
 	 * between calls is finalized first, so this closes now. */
 	sqlite3_finalize(u->changes_st);
 	sqlite3_close_v2(u->db);
+	/* Only once the database is closed: the lock covers its use. */
+	if (u->lock_fd >= 0)
+		close(u->lock_fd);
 	OPENSSL_cleanse(&u->key, sizeof(u->key));
 	free(u);
+}
+
+void userdb_key_id(const struct userdb *u, char out[USERDB_KEY_ID_HEX])
+{
+	size_t i;
+
+	for (i = 0; i < SEAL_KEY_ID_LEN; i++)
+		snprintf(out + 2 * i, 3, "%02x", u->key.id[i]);
+}
+
+/* Seals one user's secret again: opened with the key in use, sealed
+ * with nk. The sealed length, or -1 when the old one does not open. */
+static int reseal_one(struct userdb *u, const struct seal_key *nk, const char *name,
+    const void *old, int old_len, uint8_t sealed[SEAL_SEALED_MAX])
+{
+	uint8_t secret[SEAL_SECRET_MAX];
+	int n;
+
+	n = open_totp(&u->key, name, old, (size_t)old_len, secret, sizeof(secret));
+	if (n > 0)
+		n = seal_totp(nk, name, secret, (size_t)n, sealed, SEAL_SEALED_MAX);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	return n > 0 ? n : -1;
+}
+
+int userdb_rekey(struct userdb *u, const uint8_t new_key[USERDB_KEY_LEN], char *err,
+    size_t errlen)
+{
+	char name[IDENTITY_NAME_MAX] = "";
+	uint8_t sealed[SEAL_SEALED_MAX];
+	sqlite3_stmt *next = NULL, *put = NULL, *id = NULL;
+	struct seal_key nk;
+	const unsigned char *t;
+	int n, count = 0, rc = -1;
+
+	if (!u->exclusive)
+		return errmsg_fail(err, errlen, "%s: a rekey needs userdb_open_exclusive()", u->path);
+	if (seal_key_derive(new_key, &nk) != 0)
+		return errmsg_fail(err, errlen, "cannot derive the sealing key");
+	if (CRYPTO_memcmp(nk.id, u->key.id, SEAL_KEY_ID_LEN) == 0) {
+		errmsg_fail(err, errlen, "%s: the new key is the one in use", u->path);
+		goto out;
+	}
+	/* One transaction: every secret is under the old key or every one
+	 * under the new, and the key id with them. */
+	if (exec_quiet(u, "BEGIN IMMEDIATE") < 0 ||
+	    sqlite3_prepare_v2(u->db, "SELECT name, totp_sealed FROM users WHERE name > ?1 "
+	    "AND totp_sealed IS NOT NULL ORDER BY name LIMIT 1", -1, &next, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(u->db, "UPDATE users SET totp_sealed = ?2 WHERE name = ?1", -1,
+	    &put, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(u->db, "UPDATE sealing_key SET id = ?1", -1, &id, NULL) !=
+	    SQLITE_OK)
+		goto fail_db;
+	for (;;) {
+		sqlite3_bind_text(next, 1, name, -1, SQLITE_TRANSIENT);
+		if ((n = sqlite3_step(next)) == SQLITE_DONE)
+			break;
+		if (n != SQLITE_ROW || (t = sqlite3_column_text(next, 0)) == NULL ||
+		    (n = sqlite3_column_bytes(next, 0)) <= 0 || n >= (int)sizeof(name))
+			goto fail_db;
+		memcpy(name, t, (size_t)n + 1);
+		n = reseal_one(u, &nk, name, sqlite3_column_blob(next, 1),
+		    sqlite3_column_bytes(next, 1), sealed);
+		sqlite3_reset(next);
+		if (n < 0) {
+			errmsg_fail(err, errlen, "%s: user \"%s\": the TOTP secret does not open "
+			    "with the key in use (altered?); nothing was changed: give the user a "
+			    "new one first (gatehouse user totp-reset)", u->path, name);
+			goto fail;
+		}
+		sqlite3_bind_text(put, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(put, 2, sealed, n, SQLITE_STATIC);
+		if (sqlite3_step(put) != SQLITE_DONE)
+			goto fail_db;
+		sqlite3_reset(put);
+		count++;
+	}
+	sqlite3_bind_blob(id, 1, nk.id, sizeof(nk.id), SQLITE_STATIC);
+	if (sqlite3_step(id) != SQLITE_DONE || sqlite3_changes(u->db) != 1 ||
+	    exec_quiet(u, "COMMIT") < 0)
+		goto fail_db;
+	u->key = nk;
+	checkpoint_now(u, "the secrets sealed under the old key");
+	rc = count;
+	goto out;
+
+fail_db:
+	errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
+fail:
+	rollback(u);
+out:
+	sqlite3_finalize(next);
+	sqlite3_finalize(put);
+	sqlite3_finalize(id);
+	OPENSSL_cleanse(sealed, sizeof(sealed));
+	OPENSSL_cleanse(&nk, sizeof(nk));
+	return rc;
 }
 
 /* ---- reading ---- */

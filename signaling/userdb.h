@@ -44,6 +44,27 @@ struct userdb *userdb_open(const char *state_dir, const uint8_t key[USERDB_KEY_L
     char *err, size_t errlen);
 void userdb_close(struct userdb *db);
 
+/* Each open holds a shared lock on state_dir while it stays open (the
+ * daemon's two, a command's one); a rekey needs the database alone. This
+ * open takes an exclusive lock and does not wait: it fails, saying the
+ * daemon must be stopped first, while any other open holds the lock.
+ * An ordinary open waits up to 2 s for a rekey to finish. */
+struct userdb *userdb_open_exclusive(const char *state_dir,
+    const uint8_t key[USERDB_KEY_LEN], char *err, size_t errlen);
+
+/* Seals every TOTP secret again under new_key and records its id, in one
+ * transaction (on a database from userdb_open_exclusive): from then on
+ * only new_key opens the database. A secret that does not open with the
+ * key in use refuses the whole rekey, naming its user, and changes
+ * nothing. Returns how many secrets were sealed again, or -1 with err. */
+int userdb_rekey(struct userdb *db, const uint8_t new_key[USERDB_KEY_LEN], char *err,
+    size_t errlen);
+
+/* The id of the key db seals with, in hex (what the refusal of another
+ * key names). */
+#define USERDB_KEY_ID_HEX 17
+void userdb_key_id(const struct userdb *db, char out[USERDB_KEY_ID_HEX]);
+
 /* Optional: called around each write to the database (a statement on its
  * own, or a transaction), which ends in an fsync and may wait for another
  * process's write; what before() returns is given to after(). The daemon

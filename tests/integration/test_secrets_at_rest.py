@@ -12,7 +12,10 @@ attacker with a copy of state_dir but not of the key would:
 - the daemon and the CLI refuse a database with a key other than its
   own, by name, and lose nothing: with the right key back, logins work;
 - a key kept outside state_dir (root's alone when the daemon starts as
-  root) serves the daemon and the CLI, and no second key is made.
+  root) serves the daemon and the CLI, and no second key is made;
+- `gatehouse user rekey` seals every secret again under a new key, only
+  while the daemon is stopped; the old key opens nothing after it, and a
+  rekey cut short after its commit is finished by the next one.
 
 Everything listens on 127.0.0.1 (TESTING.md).
 """
@@ -71,6 +74,16 @@ def write_key(path, hex_text):
     """Rewrites a key file in place: its owner and mode stay."""
     with open(path, "w") as f:
         f.write(hex_text + "\n")
+
+
+def read_key(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def login_ok(g, u):
+    r = gh.with_log(g, lambda: login(g, u))
+    assert r.get("type") == "login.ok", "%s's login: %r" % (u.name, r)
 
 
 def test_secrets_sealed_and_wrong_key_refused():
@@ -170,9 +183,115 @@ def test_named_key_file_outside_state_dir():
         shutil.rmtree(g.workdir, ignore_errors=True)
 
 
+def test_rekey():
+    g = gh.Gatehouse(ARGS.gatehouse)
+    try:
+        frank = sc.create_user(g, "frank", "frank's password")
+        gina = sc.create_user(g, "gina", "gina's password")
+        key_path = os.path.join(g.state_dir, "secrets.key")
+        staged = key_path + ".new"
+        old_key = read_key(key_path)
+
+        # Not while the daemon runs: it would go on with the old key.
+        g.start()
+        rc, out = cli(g, "rekey")
+        assert rc == 1 and "stop the daemon first" in out, "rekey while running: %d: %s" % (
+            rc, out)
+        assert read_key(key_path) == old_key
+        login_ok(g, frank)
+        assert g.stop() == 0
+
+        rc, out = cli(g, "rekey")
+        assert rc == 0 and "2 TOTP secrets sealed again" in out, "rekey: exit %d: %s" % (
+            rc, out)
+        new_key = read_key(key_path)
+        assert new_key != old_key and len(new_key) == 64, "secrets.key holds %r" % new_key
+        assert os.stat(key_path).st_mode & 0o777 == 0o600
+        assert not os.path.exists(staged)
+        for u in (frank, gina):
+            assert not state_files_holding(g, raw_secret(u)[:10])
+        # The old key opens nothing now.
+        write_key(key_path, old_key)
+        rc, log = gh.start_refused(g)
+        assert rc == 1 and MISMATCH in log, "start with the old key: exit %r\n%s" % (
+            rc, gh.tail(log))
+        write_key(key_path, new_key)
+        g.start()
+        login_ok(g, frank)
+        login_ok(g, gina)
+        assert g.stop() == 0
+
+        # A rekey cut short between its commit and the rename: users.db is
+        # under secrets.key.new, secrets.key still holds the key before.
+        # Hard links keep the files' owner (the daemon's user).
+        before = os.path.join(g.state_dir, "key-before")
+        os.link(key_path, before)
+        rc, out = cli(g, "rekey")
+        assert rc == 0, "rekey: exit %d: %s" % (rc, out)
+        third_key = read_key(key_path)
+        os.rename(key_path, staged)
+        os.rename(before, key_path)
+        rc, out = cli(g, "list")
+        assert rc == 1 and MISMATCH in out and "%s exists: a gatehouse user rekey was " \
+            "cut short" % staged in out, "user list: exit %d: %s" % (rc, out)
+        rc, out = cli(g, "rekey")
+        assert rc == 0 and "finished an interrupted rekey" in out, "rekey: exit %d: %s" % (
+            rc, out)
+        assert read_key(key_path) == third_key and not os.path.exists(staged)
+        g.start()
+        login_ok(g, gina)
+        assert g.stop() == 0
+    finally:
+        g.stop()
+        shutil.rmtree(g.workdir, ignore_errors=True)
+
+
+def test_rekey_to_a_named_key():
+    g = gh.Gatehouse(ARGS.gatehouse)
+    try:
+        key_dir = os.path.join(g.workdir, "keys")
+        os.mkdir(key_dir, 0o700)
+        named = os.path.join(key_dir, "old.key")
+        fresh = os.path.join(key_dir, "new.key")
+        for path, text in ((named, "5a" * 32), (fresh, "6b" * 32)):
+            write_key(path, text)
+            os.chmod(path, 0o600)
+        g.config["identity"] = {"secrets_key_file": named}
+        hugo = sc.create_user(g, "hugo", "hugo's password")
+
+        # This command writes nothing outside state_dir: the operator
+        # makes the new key and names it.
+        rc, out = cli(g, "rekey")
+        assert rc == 2 and "--new-key FILE" in out, "rekey: exit %d: %s" % (rc, out)
+        os.chmod(fresh, 0o640)
+        rc, out = cli(g, "rekey", "--new-key", fresh)
+        assert rc == 2 and "--new-key: %s: readable by group" % fresh in out, \
+            "rekey to a readable key: exit %d: %s" % (rc, out)
+        os.chmod(fresh, 0o600)
+        rc, out = cli(g, "rekey", "--new-key", fresh)
+        assert rc == 0 and "Set identity.secrets_key_file to %s" % fresh in out, \
+            "rekey --new-key: exit %d: %s" % (rc, out)
+        assert not os.path.exists(os.path.join(g.state_dir, "secrets.key"))
+        rc, log = gh.start_refused(g)
+        assert rc == 1 and MISMATCH in log, "start with the old key: exit %r\n%s" % (
+            rc, gh.tail(log))
+
+        g.config["identity"] = {"secrets_key_file": fresh}
+        g.start()
+        login_ok(g, hugo)
+        assert g.stop() == 0
+        rc, out = cli(g, "rekey", "--new-key", fresh)
+        assert rc == 0 and "nothing to do" in out, "rekey again: exit %d: %s" % (rc, out)
+    finally:
+        g.stop()
+        shutil.rmtree(g.workdir, ignore_errors=True)
+
+
 if __name__ == "__main__":
     ARGS = gh.main_args()
     gh.run_tests([
         test_secrets_sealed_and_wrong_key_refused,
         test_named_key_file_outside_state_dir,
+        test_rekey,
+        test_rekey_to_a_named_key,
     ])

@@ -250,6 +250,16 @@ static void test_secrets_key(void)
 	cfg.identity.secrets_key_file[0] = '\0';
 	CHECK_EQ_INT(secrets_key_load(&cfg, k2, sizeof(k2), err, sizeof(err)), 0);
 	CHECK(memcmp(k1, k2, sizeof(k1)) == 0);
+
+	/* What a rekey writes reads back as a key file, and replaces. */
+	snprintf(named, sizeof(named), "%s/" SECRETS_KEY_FILE ".new", dir);
+	memset(k2, 0xa5, sizeof(k2));
+	CHECK_EQ_INT(secret_file_write(named, k2, sizeof(k2)), 0);
+	CHECK_EQ_INT(mode_of(named), 0600);
+	CHECK_EQ_INT(file_rename_durable(named, path), 0);
+	CHECK_EQ_INT(access(named, F_OK), -1);
+	CHECK_EQ_INT(secrets_key_load(&cfg, k1, sizeof(k1), err, sizeof(err)), 0);
+	CHECK(memcmp(k1, k2, sizeof(k1)) == 0);
 	CHECK_EQ_INT(count_tmp(dir), 0);
 }
 

@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "signaling/password.h"
+#include "signaling/secret_seal.h"
 #include "signaling/totp.h"
 #include "tests/unit/check.h"
 
@@ -350,12 +351,12 @@ static int file_holds(const char *path, const void *bytes, size_t len)
 }
 
 /* Writes name's sealed secret as another process would. */
-static void sealed_put(const char *name, const uint8_t *blob, int len)
+static void sealed_put(const char *path, const char *name, const uint8_t *blob, int len)
 {
 	sqlite3_stmt *st;
 	sqlite3 *raw;
 
-	CHECK_EQ_INT(sqlite3_open(dbpath, &raw), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_open(path, &raw), SQLITE_OK);
 	CHECK_EQ_INT(sqlite3_prepare_v2(raw, "UPDATE users SET totp_sealed = ?2 WHERE name = ?1",
 	    -1, &st, NULL), SQLITE_OK);
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -415,12 +416,12 @@ static void test_sealed_at_rest(struct userdb *db)
 	/* sealed1's sealed secret copied into sealed2's row: sealed2 with
 	 * the right password and sealed1's code. */
 	CHECK_EQ_INT(sealed_of(dbpath, "sealed2", blob2), m);
-	sealed_put("sealed2", blob, m);
+	sealed_put(dbpath, "sealed2", blob, m);
 	code_at(b32, T0, code);
 	refused_uncounted(db, "sealed2", "sealed2's password", code);
 	/* One bit of the ciphertext flipped in sealed2's own. */
 	blob2[20] ^= 1;
-	sealed_put("sealed2", blob2, m);
+	sealed_put(dbpath, "sealed2", blob2, m);
 	code_at(b32b, T0, code);
 	refused_uncounted(db, "sealed2", "sealed2's password", code);
 	/* sealed1's own still opens. */
@@ -434,6 +435,94 @@ static void test_sealed_at_rest(struct userdb *db)
 	CHECK(strstr(err, "identity.secrets_key_file") != NULL);
 	CHECK_EQ_INT(userdb_del(db, "sealed1"), USERDB_OK);
 	CHECK_EQ_INT(userdb_del(db, "sealed2"), USERDB_OK);
+}
+
+/* A rekey seals every secret again under the new key, in one go, and
+ * only with the database alone: a daemon that had it open would go on
+ * with the old key. */
+static void test_rekey(void)
+{
+	static const uint8_t new_key[USERDB_KEY_LEN] = { 0x6e, 0x65, 0x77 };
+	char dir[PATH_MAX], path[PATH_MAX + 16], b32a[40], b32b[40], code[8];
+	char id_old[USERDB_KEY_ID_HEX], id_new[USERDB_KEY_ID_HEX];
+	uint8_t before[128], after[128], blob[128];
+	struct userdb *db, *ex;
+	int m;
+
+	snprintf(dir, sizeof(dir), "%s/rekey", tmpdir);
+	CHECK_EQ_INT(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/" USERDB_FILE, dir);
+	db = userdb_open(dir, test_key, err, sizeof(err));
+	CHECK(db != NULL);
+	if (db == NULL)
+		return;
+	CHECK_EQ_INT(userdb_add(db, "rk1", "rk1's password", NULL, 0, true, b32a, sizeof(b32a)),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_add(db, "rk2", "rk2's password", NULL, 0, true, b32b, sizeof(b32b)),
+	    USERDB_OK);
+	CHECK_EQ_INT(userdb_add(db, "rk3", "rk3's password", NULL, 0, false, NULL, 0), USERDB_OK);
+	CHECK_EQ_INT(userdb_rekey(db, new_key, err, sizeof(err)), -1);
+	CHECK(userdb_open_exclusive(dir, test_key, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, path) != NULL && strstr(err, "stop the daemon first") != NULL);
+	userdb_close(db);
+
+	ex = userdb_open_exclusive(dir, test_key, err, sizeof(err));
+	CHECK(ex != NULL);
+	if (ex == NULL)
+		return;
+	/* An ordinary open waits for the rekey, then gives up, saying so. */
+	CHECK(userdb_open(dir, test_key, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "gatehouse user rekey") != NULL);
+	CHECK_EQ_INT(userdb_rekey(ex, test_key, err, sizeof(err)), -1);
+	CHECK(strstr(err, "the one in use") != NULL);
+	userdb_key_id(ex, id_old);
+	m = sealed_of(path, "rk1", before);
+	CHECK_EQ_INT(m, SEAL_OVERHEAD + USERDB_TOTP_SECRET_LEN);
+	CHECK_EQ_INT(userdb_rekey(ex, new_key, err, sizeof(err)), 2);
+	userdb_key_id(ex, id_new);
+	CHECK(strcmp(id_old, id_new) != 0);
+	CHECK_EQ_INT(sealed_of(path, "rk1", after), m);
+	CHECK(memcmp(before, after, (size_t)m) != 0);
+	/* The old sealed form is gone from the file and its log. */
+	CHECK_EQ_INT(file_holds(path, after, (size_t)m), 1);
+	CHECK_EQ_INT(file_holds(path, before, (size_t)m), 0);
+	/* The handle goes on under the new key. */
+	code_at(b32a, T0, code);
+	CHECK_EQ_INT(userdb_verify(ex, "rk1", "rk1's password", code, true, T0, NULL), USERDB_OK);
+	userdb_close(ex);
+
+	/* The old key is refused by name; the new one opens every secret. */
+	CHECK(userdb_open(dir, test_key, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "sealed with the secrets key of id") != NULL &&
+	    strstr(err, id_new) != NULL && strstr(err, id_old) != NULL);
+	db = userdb_open(dir, new_key, err, sizeof(err));
+	CHECK(db != NULL);
+	if (db == NULL)
+		return;
+	code_at(b32b, T0, code);
+	CHECK_EQ_INT(userdb_verify(db, "rk2", "rk2's password", code, true, T0, NULL), USERDB_OK);
+	CHECK_EQ_INT(userdb_verify(db, "rk3", "rk3's password", NULL, false, T0, NULL), USERDB_OK);
+	userdb_close(db);
+
+	/* A secret that does not open refuses the whole rekey, naming its
+	 * user; nothing changes. */
+	ex = userdb_open_exclusive(dir, new_key, err, sizeof(err));
+	CHECK(ex != NULL);
+	if (ex == NULL)
+		return;
+	CHECK_EQ_INT(sealed_of(path, "rk2", blob), m);
+	blob[20] ^= 1;
+	sealed_put(path, "rk2", blob, m);
+	CHECK_EQ_INT(userdb_rekey(ex, test_key, err, sizeof(err)), -1);
+	CHECK(strstr(err, "\"rk2\"") != NULL && strstr(err, "totp-reset") != NULL);
+	CHECK_EQ_INT(sealed_of(path, "rk1", blob), m);
+	CHECK(memcmp(blob, after, (size_t)m) == 0);
+	userdb_key_id(ex, id_old);
+	CHECK(strcmp(id_old, id_new) == 0);
+	code_at(b32a, T0 + TOTP_STEP_S, code);
+	CHECK_EQ_INT(userdb_verify(ex, "rk1", "rk1's password", code, true, T0 + TOTP_STEP_S,
+	    NULL), USERDB_OK);
+	userdb_close(ex);
 }
 
 static void test_migrate_v1(void)
@@ -1086,6 +1175,7 @@ int main(int argc, char **argv)
 	test_write_hooks(db);
 	test_sealed_at_rest(db);
 	userdb_close(db);
+	test_rekey();
 	test_migrate_v1();
 	test_reopen();
 	test_two_connections_and_another_process();
