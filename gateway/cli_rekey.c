@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,6 +50,23 @@ static void report(const struct rekey *r, int n, const char *where)
 	    n, n == 1 ? "" : "s", where, r->id);
 }
 
+/* Moves the staged key into place: 0, or -1 with r->err. A folder that
+ * could not be synced is only warned about: the move is done. */
+static int move_key(struct rekey *r, const char *staged, const char *key_path)
+{
+	int rc = file_rename_durable(staged, key_path);
+
+	if (rc == 1)
+		fprintf(stderr, "gatehouse: user rekey: warning: %s: cannot sync its folder (%s): "
+		    "the move is done, but may not survive a crash yet\n", key_path,
+		    strerror(errno));
+	if (rc >= 0)
+		return 0;
+	return errmsg_fail(r->err, sizeof(r->err), "users.db is sealed under the key in %s, "
+	    "which could not replace %s (%s): run gatehouse user rekey again to finish",
+	    staged, key_path, strerror(errno));
+}
+
 /* The database is under the staged key already: an earlier rekey
  * stopped after its commit. Moves the key into place. 0 when that was
  * the case and is mended, 1 when it was not, -1 on failure. */
@@ -62,10 +80,8 @@ static int finish_interrupted(struct rekey *r, const char *key_path, const char 
 	    (db = userdb_open_exclusive(r->cfg->state_dir, r->fresh, msg, sizeof(msg))) == NULL)
 		return 1;
 	userdb_key_id(db, r->id);
-	/* Renamed while the lock still keeps the daemon out. */
-	if (file_rename_durable(staged, key_path) < 0) {
-		errmsg_fail(r->err, sizeof(r->err), "%s: cannot move it to %s: %s", staged, key_path,
-		    strerror(errno));
+	/* Moved while the lock still keeps the daemon out. */
+	if (move_key(r, staged, key_path) < 0) {
 		userdb_close(db);
 		return -1;
 	}
@@ -102,21 +118,25 @@ static int rekey_default(struct rekey *r)
 		errmsg_fail(r->err, sizeof(r->err), "%s: cannot write: %s", staged, strerror(errno));
 		goto fail;
 	}
-	if ((n = userdb_rekey(db, r->fresh, r->err, sizeof(r->err))) < 0) {
+	n = userdb_rekey(db, r->fresh, r->err, sizeof(r->err));
+	if (n == USERDB_REKEY_UNKNOWN) {
+		/* The commit may have reached the log: the staged key stays. */
+		fprintf(stderr, "gatehouse: user rekey: users.db may be sealed under the key in "
+		    "%s already; it is kept: run gatehouse user rekey again, which finishes the "
+		    "move or starts over\n", staged);
+		goto fail;
+	}
+	if (n < 0) {
 		unlink(staged);
 		goto fail;
 	}
 	userdb_key_id(db, r->id);
-	if (file_rename_durable(staged, key_path) < 0) {
-		errmsg_fail(r->err, sizeof(r->err), "users.db is sealed under the key in %s, which "
-		    "could not replace %s (%s): run gatehouse user rekey again to finish",
-		    staged, key_path, strerror(errno));
+	if (move_key(r, staged, key_path) < 0)
 		goto fail;
-	}
 	userdb_close(db);
 	report(r, n, key_path);
 	printf("The old key opens nothing in this users.db now; copies of users.db made "
-	    "before need it still.\n");
+	    "before need the copy of the old key made with them.\n");
 	return 0;
 
 fail:
@@ -128,26 +148,33 @@ fail:
  * configuration must name it from now on. */
 static int rekey_to_file(struct rekey *r, const char *new_key_path)
 {
+	char shown[PATH_MAX];
 	struct userdb *db;
 	int n;
 
-	if (CRYPTO_memcmp(r->old, r->fresh, sizeof(r->old)) == 0) {
-		printf("users.db: sealed with the key in %s already: nothing to do\n",
-		    new_key_path);
-		return 0;
-	}
+	/* The path as the configuration must name it: a relative one there
+	 * is taken from the configuration's folder, not from here. */
+	if (realpath(new_key_path, shown) == NULL)
+		snprintf(shown, sizeof(shown), "%s", new_key_path);
 	db = userdb_open_exclusive(r->cfg->state_dir, r->old, r->err, sizeof(r->err));
 	if (db == NULL)
 		return fail(r, EXIT_RUNTIME);
+	if (CRYPTO_memcmp(r->old, r->fresh, sizeof(r->old)) == 0) {
+		userdb_close(db);
+		printf("users.db: sealed with the key in %s already: nothing to do\n", shown);
+		return 0;
+	}
 	n = userdb_rekey(db, r->fresh, r->err, sizeof(r->err));
 	if (n >= 0)
 		userdb_key_id(db, r->id);
 	userdb_close(db);
 	if (n < 0)
 		return fail(r, EXIT_RUNTIME);
-	report(r, n, new_key_path);
+	report(r, n, shown);
 	printf("Set identity.secrets_key_file to %s before the daemon starts again: the old "
-	    "key opens nothing in this users.db now.\n", new_key_path);
+	    "key opens nothing in this users.db now%s.\n", shown,
+	    r->cfg->identity.secrets_key_file[0] == '\0' ? ", and state_dir/" SECRETS_KEY_FILE
+	    " is no longer used" : "");
 	return 0;
 }
 

@@ -107,7 +107,7 @@ int privdrop_check_files(const struct config *cfg, char *err, size_t errlen)
 {
 	static const char *const state_files[] = {
 		STATE_SECRET, SECRETS_KEY_FILE, STATE_TLS_KEY, USERDB_FILE, USERDB_FILE "-wal",
-		USERDB_FILE "-shm",
+		USERDB_FILE "-shm", USERDB_LOCK_FILE,
 	};
 	const char *keys[] = { cfg->tls.key, cfg->signaling.tls.key, cfg->turn.tls.key,
 	    cfg->admin_tls.key };

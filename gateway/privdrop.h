@@ -34,7 +34,7 @@
  * state_dir that group or others may write, or that belongs to someone
  * other than root, run_as or the current user, and any existing key or
  * state file (the TLS private keys, turn_secret, secrets.key, users.db
- * and its -wal and -shm, the audit file) that group or others may read
+ * and its -wal, -shm and users.lock, the audit file) that group or others may read
  * or write. The message names the file and the fix ("chmod 600 /path").
  * 0 or -1 with err. */
 int privdrop_check_files(const struct config *cfg, char *err, size_t errlen);

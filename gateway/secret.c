@@ -16,6 +16,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "signaling/userdb.h"
+
 #define SECRET_FILE "turn_secret"
 #define SECRET_MAX 64 /* bytes; the file holds twice as many hex digits */
 
@@ -255,7 +257,9 @@ int secret_file_write(const char *path, const uint8_t *key, size_t len)
 
 int file_rename_durable(const char *from, const char *to)
 {
-	return rename(from, to) < 0 ? -1 : fsync_parent(to);
+	if (rename(from, to) < 0)
+		return -1;
+	return fsync_parent(to) < 0 ? 1 : 0;
 }
 
 /* 0 when made, 1 when a file is there already (made by another process
@@ -354,7 +358,9 @@ void secrets_key_hint(const struct config *cfg, char *err, size_t errlen)
 	size_t used = strnlen(err, errlen);
 	int n;
 
-	if (cfg->identity.secrets_key_file[0] != '\0' || used + 1 >= errlen)
+	/* Only when the key was refused: other failures have other causes. */
+	if (cfg->identity.secrets_key_file[0] != '\0' || used + 1 >= errlen ||
+	    strstr(err, USERDB_KEY_MISMATCH) == NULL)
 		return;
 	n = snprintf(staged, sizeof(staged), "%s/" SECRETS_KEY_FILE SECRETS_KEY_STAGED,
 	    cfg->state_dir);

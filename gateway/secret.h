@@ -32,8 +32,9 @@ int secret_file_load(const char *path, bool create, uint8_t *out, size_t len,
  * atomically, mode 0600, replacing one there. 0 or -1 (errno). */
 int secret_file_write(const char *path, const uint8_t *key, size_t len);
 
-/* rename(from, to), and the folder synced so that it lasts a crash. 0 or
- * -1 (errno). */
+/* rename(from, to), and the folder synced so that it lasts a crash. 0;
+ * 1 when renamed but the folder could not be synced; -1 when not renamed
+ * (errno, either way). */
 int file_rename_durable(const char *from, const char *to);
 
 #define SECRETS_KEY_FILE "secrets.key"
@@ -41,8 +42,8 @@ int file_rename_durable(const char *from, const char *to);
  * sealed under it (gateway/cli_rekey.c). */
 #define SECRETS_KEY_STAGED ".new"
 
-/* When users.db did not open: appends to err that a rekey was cut short,
- * if its staged key is there (the default key only). */
+/* When users.db refused the key: appends to err that a rekey was cut
+ * short, if its staged key is there (the default key only). */
 void secrets_key_hint(const struct config *cfg, char *err, size_t errlen);
 
 /* The secrets key, which seals what is kept at rest (the local users'

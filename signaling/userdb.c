@@ -54,8 +54,9 @@ struct userdb {
 	 * the first read, rather than at every one. */
 	sqlite3_stmt *changes_st;
 	struct seal_key key;              /* seals the TOTP secrets */
-	int lock_fd;                      /* state_dir, flock()ed: lock_state_dir() */
+	int lock_fd;                      /* USERDB_LOCK_FILE, flock()ed: lock_take() */
 	bool exclusive;                   /* userdb_open_exclusive() */
+	bool waited;                      /* for a rekey, at open */
 	unsigned (*write_before)(void);   /* userdb_set_write_hooks() */
 	void (*write_after)(unsigned);
 };
@@ -387,9 +388,10 @@ static int key_check(struct userdb *u, char *err, size_t errlen)
 			snprintf(want + 2 * i, 3, "%02x", id[i]);
 			snprintf(have + 2 * i, 3, "%02x", u->key.id[i]);
 		}
-		errmsg_fail(err, errlen, "%s: its TOTP secrets are sealed with the secrets key "
-		    "of id %s, not with the one given (id %s): give it the key file it was "
-		    "made with (identity.secrets_key_file)", u->path, want, have);
+		errmsg_fail(err, errlen, "%s: " USERDB_KEY_MISMATCH " %s, not with the one given "
+		    "(id %s): %s", u->path, want, have, u->waited ? "gatehouse user rekey "
+		    "changed the key while this waited for it: start again" : "give it the key "
+		    "file it was made with (identity.secrets_key_file)");
 		goto out;
 	}
 	rc = 0;
@@ -484,24 +486,48 @@ static int pragmas(struct userdb *u, char *err, size_t errlen)
 	return 0;
 }
 
-/* Every open holds a lock on state_dir for as long as it stays open:
- * shared for the daemon and the commands, exclusive for a rekey
- * (userdb_open_exclusive), because a process that opened the database
- * with the old key would go on sealing and opening with it. flock() on
- * the folder, not on users.db, whose descriptors must stay SQLite's
- * alone (closing another descriptor of that file would drop SQLite's
- * POSIX locks); the folder is the daemon's, mode 0700, so nobody else
- * can take the lock. A shared lock waits, for as long as the busy
- * timeout, while a rekey runs (it takes well under a second); an
- * exclusive one does not wait. */
-static int lock_state_dir(struct userdb *u, const char *state_dir, bool exclusive,
+/* Every open holds a lock for as long as it stays open: shared for the
+ * daemon and the commands, exclusive for a rekey (userdb_open_exclusive),
+ * because a process that opened the database with the old key would go
+ * on sealing and opening with it. flock() on a file of its own, not on
+ * users.db, whose descriptors must stay SQLite's alone (closing another
+ * descriptor of that file would drop SQLite's POSIX locks); mode 0600
+ * like users.db, so that only the daemon's user can take it. A shared
+ * lock waits, for as long as the busy timeout, while a rekey runs (it
+ * takes well under a second); an exclusive one does not wait. */
+static int lock_open(struct userdb *u, const char *state_dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/" USERDB_LOCK_FILE, state_dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return errmsg_fail(err, errlen, "%s: path too long", state_dir);
+	/* O_NONBLOCK: a FIFO planted here opens without hanging and is
+	 * refused by the fstat below. */
+	u->lock_fd = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
+	    O_CLOEXEC, 0600);
+	if (u->lock_fd < 0)
+		return errmsg_fail(err, errlen, "%s: %s", path, errno == ELOOP ?
+		    "is a symbolic link; refusing it" : strerror(errno));
+	if (fstat(u->lock_fd, &st) < 0)
+		return errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return errmsg_fail(err, errlen, "%s: not a regular file", path);
+	if (st.st_mode & 077)
+		return errmsg_fail(err, errlen, "%s: readable or writable by group or others "
+		    "(chmod 600)", path);
+	return 0;
+}
+
+static int lock_take(struct userdb *u, const char *state_dir, bool exclusive,
     char *err, size_t errlen)
 {
 	int waited_ms;
 
-	u->lock_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_NOCTTY | O_CLOEXEC);
-	if (u->lock_fd < 0)
-		return errmsg_fail(err, errlen, "%s: %s", state_dir, strerror(errno));
+	if (lock_open(u, state_dir, err, errlen) < 0)
+		return -1;
 	for (waited_ms = 0;; waited_ms += 10) {
 		if (flock(u->lock_fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
 			return 0;
@@ -515,14 +541,16 @@ static int lock_state_dir(struct userdb *u, const char *state_dir, bool exclusiv
 		if (waited_ms >= USERDB_BUSY_MS)
 			return errmsg_fail(err, errlen, "%s: gatehouse user rekey has held it for "
 			    "over %d ms: try again once it has finished", u->path, USERDB_BUSY_MS);
+		u->waited = true;
 		usleep(10 * 1000);
 	}
 	/* A file system without flock(): a rekey cannot tell whether the
 	 * daemon runs, so it is refused there; everything else goes on. */
 	if (exclusive)
-		return errmsg_fail(err, errlen, "%s: cannot lock: %s", state_dir, strerror(errno));
-	log_warn("%s: cannot lock (%s): gatehouse user rekey will be refused", state_dir,
-	    strerror(errno));
+		return errmsg_fail(err, errlen, "%s: cannot lock " USERDB_LOCK_FILE " (%s), so "
+		    "a rekey cannot tell whether the daemon runs", state_dir, strerror(errno));
+	log_warn("%s: cannot lock " USERDB_LOCK_FILE " (%s): gatehouse user rekey will be "
+	    "refused", state_dir, strerror(errno));
 	close(u->lock_fd);
 	u->lock_fd = -1;
 	return 0;
@@ -555,7 +583,7 @@ static struct userdb *open_locked(const char *state_dir, const uint8_t key[USERD
 		goto fail;
 	}
 	if (file_prepare(u->path, err, errlen) < 0 ||
-	    lock_state_dir(u, state_dir, exclusive, err, errlen) < 0)
+	    lock_take(u, state_dir, exclusive, err, errlen) < 0)
 		goto fail;
 	/* The file exists now, so no SQLITE_OPEN_CREATE: if it vanished in
 	 * between, SQLite must not make one with the umask's mode. */
@@ -632,12 +660,15 @@ int userdb_rekey(struct userdb *u, const uint8_t new_key[USERDB_KEY_LEN], char *
 	sqlite3_stmt *next = NULL, *put = NULL, *id = NULL;
 	struct seal_key nk;
 	const unsigned char *t;
+	const void *old;
 	int n, count = 0, rc = -1;
 
 	if (!u->exclusive)
 		return errmsg_fail(err, errlen, "%s: a rekey needs userdb_open_exclusive()", u->path);
-	if (seal_key_derive(new_key, &nk) != 0)
-		return errmsg_fail(err, errlen, "cannot derive the sealing key");
+	if (seal_key_derive(new_key, &nk) != 0) {
+		errmsg_fail(err, errlen, "cannot derive the sealing key");
+		goto out;
+	}
 	if (CRYPTO_memcmp(nk.id, u->key.id, SEAL_KEY_ID_LEN) == 0) {
 		errmsg_fail(err, errlen, "%s: the new key is the one in use", u->path);
 		goto out;
@@ -656,12 +687,18 @@ int userdb_rekey(struct userdb *u, const uint8_t new_key[USERDB_KEY_LEN], char *
 		sqlite3_bind_text(next, 1, name, -1, SQLITE_TRANSIENT);
 		if ((n = sqlite3_step(next)) == SQLITE_DONE)
 			break;
-		if (n != SQLITE_ROW || (t = sqlite3_column_text(next, 0)) == NULL ||
-		    (n = sqlite3_column_bytes(next, 0)) <= 0 || n >= (int)sizeof(name))
+		if (n != SQLITE_ROW)
 			goto fail_db;
+		t = sqlite3_column_text(next, 0);
+		n = sqlite3_column_bytes(next, 0);
+		if (t == NULL || n <= 0 || n >= (int)sizeof(name)) {
+			errmsg_fail(err, errlen, "%s: table users: a name of %d bytes", u->path, n);
+			goto fail;
+		}
 		memcpy(name, t, (size_t)n + 1);
-		n = reseal_one(u, &nk, name, sqlite3_column_blob(next, 1),
-		    sqlite3_column_bytes(next, 1), sealed);
+		/* The blob first, then its length (SQLite's documented order). */
+		old = sqlite3_column_blob(next, 1);
+		n = reseal_one(u, &nk, name, old, sqlite3_column_bytes(next, 1), sealed);
 		sqlite3_reset(next);
 		if (n < 0) {
 			errmsg_fail(err, errlen, "%s: user \"%s\": the TOTP secret does not open "
@@ -677,9 +714,20 @@ int userdb_rekey(struct userdb *u, const uint8_t new_key[USERDB_KEY_LEN], char *
 		count++;
 	}
 	sqlite3_bind_blob(id, 1, nk.id, sizeof(nk.id), SQLITE_STATIC);
-	if (sqlite3_step(id) != SQLITE_DONE || sqlite3_changes(u->db) != 1 ||
-	    exec_quiet(u, "COMMIT") < 0)
+	if (sqlite3_step(id) != SQLITE_DONE)
 		goto fail_db;
+	if (sqlite3_changes(u->db) != 1) {
+		errmsg_fail(err, errlen, "%s: table sealing_key: expected one key id", u->path);
+		goto fail;
+	}
+	/* A COMMIT that fails may still have reached the log, which the next
+	 * open replays: from here, the outcome is unknown. */
+	if (exec_quiet(u, "COMMIT") < 0) {
+		errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
+		rollback(u);
+		rc = USERDB_REKEY_UNKNOWN;
+		goto out;
+	}
 	u->key = nk;
 	checkpoint_now(u, "the secrets sealed under the old key");
 	rc = count;

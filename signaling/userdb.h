@@ -15,6 +15,7 @@
 #include "signaling/identity.h"
 
 #define USERDB_FILE "users.db"
+#define USERDB_LOCK_FILE "users.lock"      /* in state_dir: see userdb_open_exclusive */
 #define USERDB_KEY_LEN 32                  /* the secrets key */
 #define USERDB_TOTP_SECRET_LEN 20          /* bytes, RFC 4226 recommends 160 bits */
 #define USERDB_LOCK_AFTER 5                /* failures before the first lockout */
@@ -44,11 +45,12 @@ struct userdb *userdb_open(const char *state_dir, const uint8_t key[USERDB_KEY_L
     char *err, size_t errlen);
 void userdb_close(struct userdb *db);
 
-/* Each open holds a shared lock on state_dir while it stays open (the
- * daemon's two, a command's one); a rekey needs the database alone. This
- * open takes an exclusive lock and does not wait: it fails, saying the
- * daemon must be stopped first, while any other open holds the lock.
- * An ordinary open waits up to 2 s for a rekey to finish. */
+/* Each open holds a shared flock() on state_dir/users.lock (mode 0600,
+ * made when missing) while it stays open (the daemon's two, a command's
+ * one); a rekey needs the database alone. This open takes an exclusive
+ * lock and does not wait: it fails, saying the daemon must be stopped
+ * first, while any other open holds the lock. An ordinary open waits up
+ * to 2 s for a rekey to finish. */
 struct userdb *userdb_open_exclusive(const char *state_dir,
     const uint8_t key[USERDB_KEY_LEN], char *err, size_t errlen);
 
@@ -56,9 +58,15 @@ struct userdb *userdb_open_exclusive(const char *state_dir,
  * transaction (on a database from userdb_open_exclusive): from then on
  * only new_key opens the database. A secret that does not open with the
  * key in use refuses the whole rekey, naming its user, and changes
- * nothing. Returns how many secrets were sealed again, or -1 with err. */
+ * nothing. Returns how many secrets were sealed again; -1 with err when
+ * nothing changed; USERDB_REKEY_UNKNOWN with err when the COMMIT failed,
+ * which may still have reached the write-ahead log: keep new_key. */
+#define USERDB_REKEY_UNKNOWN -2
 int userdb_rekey(struct userdb *db, const uint8_t new_key[USERDB_KEY_LEN], char *err,
     size_t errlen);
+
+/* How the refusal of another key begins (after the file's path). */
+#define USERDB_KEY_MISMATCH "its TOTP secrets are sealed with the secrets key of id"
 
 /* The id of the key db seals with, in hex (what the refusal of another
  * key names). */

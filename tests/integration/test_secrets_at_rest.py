@@ -24,6 +24,7 @@ import asyncio
 import base64
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -74,6 +75,24 @@ def write_key(path, hex_text):
     """Rewrites a key file in place: its owner and mode stay."""
     with open(path, "w") as f:
         f.write(hex_text + "\n")
+
+
+def sealed_blob(g, name):
+    """name's sealed TOTP secret, as users.db holds it."""
+    db = sqlite3.connect(os.path.join(g.state_dir, "users.db"))
+    try:
+        return db.execute("SELECT totp_sealed FROM users WHERE name = ?", (name,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def sealed_put(g, name, blob):
+    db = sqlite3.connect(os.path.join(g.state_dir, "users.db"))
+    try:
+        with db:
+            db.execute("UPDATE users SET totp_sealed = ? WHERE name = ?", (blob, name))
+    finally:
+        db.close()
 
 
 def read_key(path):
@@ -201,15 +220,28 @@ def test_rekey():
         login_ok(g, frank)
         assert g.stop() == 0
 
+        # A secret that does not open refuses the whole rekey, by name.
+        blob = sealed_blob(g, "gina")
+        sealed_put(g, "gina", blob[:20] + bytes([blob[20] ^ 1]) + blob[21:])
+        rc, out = cli(g, "rekey")
+        assert rc == 1 and 'user "gina": the TOTP secret does not open' in out, \
+            "rekey with an altered row: exit %d: %s" % (rc, out)
+        assert read_key(key_path) == old_key and not os.path.exists(staged)
+        sealed_put(g, "gina", blob)
+        rc, out = cli(g, "rekey", "--new-key", os.path.join(g.workdir, "missing.key"))
+        assert rc == 2 and "No such file" in out, "rekey --new-key missing: %d: %s" % (rc, out)
+
+        before_blobs = [sealed_blob(g, u.name) for u in (frank, gina)]
         rc, out = cli(g, "rekey")
         assert rc == 0 and "2 TOTP secrets sealed again" in out, "rekey: exit %d: %s" % (
             rc, out)
+        for blob in before_blobs:
+            held = state_files_holding(g, blob)
+            assert not held, "a secret sealed under the old key is still in %r" % held
         new_key = read_key(key_path)
         assert new_key != old_key and len(new_key) == 64, "secrets.key holds %r" % new_key
         assert os.stat(key_path).st_mode & 0o777 == 0o600
         assert not os.path.exists(staged)
-        for u in (frank, gina):
-            assert not state_files_holding(g, raw_secret(u)[:10])
         # The old key opens nothing now.
         write_key(key_path, old_key)
         rc, log = gh.start_refused(g)
@@ -234,6 +266,9 @@ def test_rekey():
         rc, out = cli(g, "list")
         assert rc == 1 and MISMATCH in out and "%s exists: a gatehouse user rekey was " \
             "cut short" % staged in out, "user list: exit %d: %s" % (rc, out)
+        rc, log = gh.start_refused(g)
+        assert rc == 1 and "%s exists" % staged in log, "start: exit %r\n%s" % (
+            rc, gh.tail(log))
         rc, out = cli(g, "rekey")
         assert rc == 0 and "finished an interrupted rekey" in out, "rekey: exit %d: %s" % (
             rc, out)

@@ -437,14 +437,50 @@ static void test_sealed_at_rest(struct userdb *db)
 	CHECK_EQ_INT(userdb_del(db, "sealed2"), USERDB_OK);
 }
 
+/* A daemon that starts while a rekey runs (in another process) waits for
+ * it, then refuses the key it read before, saying why. */
+static void test_open_during_rekey(const char *dir, const uint8_t key[USERDB_KEY_LEN])
+{
+	static const uint8_t third_key[USERDB_KEY_LEN] = { 0x74, 0x68, 0x69 };
+	struct userdb *ex;
+	int ready[2], status = -1;
+	char c = 0;
+	pid_t pid;
+
+	CHECK_EQ_INT(pipe(ready), 0);
+	pid = fork();
+	if (pid == 0) {
+		/* A new connection in the child: none is open at the fork. */
+		ex = userdb_open_exclusive(dir, key, err, sizeof(err));
+		if (ex == NULL || write(ready[1], "x", 1) != 1)
+			_exit(1);
+		usleep(300 * 1000);
+		if (userdb_rekey(ex, third_key, err, sizeof(err)) != 1)
+			_exit(2);
+		userdb_close(ex);
+		_exit(0);
+	}
+	CHECK(pid > 0);
+	CHECK_EQ_INT(read(ready[0], &c, 1), 1);
+	CHECK(userdb_open(dir, key, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "gatehouse user rekey changed the key while this waited") != NULL);
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(ready[0]);
+	close(ready[1]);
+	ex = userdb_open(dir, third_key, err, sizeof(err));
+	CHECK(ex != NULL);
+	userdb_close(ex);
+}
+
 /* A rekey seals every secret again under the new key, in one go, and
  * only with the database alone: a daemon that had it open would go on
  * with the old key. */
 static void test_rekey(void)
 {
 	static const uint8_t new_key[USERDB_KEY_LEN] = { 0x6e, 0x65, 0x77 };
-	char dir[PATH_MAX], path[PATH_MAX + 16], b32a[40], b32b[40], code[8];
-	char id_old[USERDB_KEY_ID_HEX], id_new[USERDB_KEY_ID_HEX];
+	char dir[PATH_MAX], path[PATH_MAX + 16], lock[PATH_MAX + 16], b32a[40], b32b[40];
+	char code[8], id_old[USERDB_KEY_ID_HEX], id_new[USERDB_KEY_ID_HEX];
 	uint8_t before[128], after[128], blob[128];
 	struct userdb *db, *ex;
 	int m;
@@ -461,6 +497,8 @@ static void test_rekey(void)
 	CHECK_EQ_INT(userdb_add(db, "rk2", "rk2's password", NULL, 0, true, b32b, sizeof(b32b)),
 	    USERDB_OK);
 	CHECK_EQ_INT(userdb_add(db, "rk3", "rk3's password", NULL, 0, false, NULL, 0), USERDB_OK);
+	snprintf(lock, sizeof(lock), "%s/" USERDB_LOCK_FILE, dir);
+	CHECK_EQ_INT(mode_of(lock), 0600);
 	CHECK_EQ_INT(userdb_rekey(db, new_key, err, sizeof(err)), -1);
 	CHECK(userdb_open_exclusive(dir, test_key, err, sizeof(err)) == NULL);
 	CHECK(strstr(err, path) != NULL && strstr(err, "stop the daemon first") != NULL);
@@ -522,7 +560,15 @@ static void test_rekey(void)
 	code_at(b32a, T0 + TOTP_STEP_S, code);
 	CHECK_EQ_INT(userdb_verify(ex, "rk1", "rk1's password", code, true, T0 + TOTP_STEP_S,
 	    NULL), USERDB_OK);
+	CHECK_EQ_INT(userdb_del(ex, "rk2"), USERDB_OK);
 	userdb_close(ex);
+
+	test_open_during_rekey(dir, new_key);
+	/* A lock file that others may read is refused like users.db. */
+	CHECK_EQ_INT(chmod(lock, 0640), 0);
+	CHECK(userdb_open(dir, test_key, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, lock) != NULL && strstr(err, "group or others") != NULL);
+	CHECK_EQ_INT(chmod(lock, 0600), 0);
 }
 
 static void test_migrate_v1(void)
