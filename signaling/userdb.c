@@ -262,6 +262,20 @@ static int write_alone(struct userdb *u, sqlite3_stmt *st)
 
 /* ---- opening ---- */
 
+/* users.db and users.lock: a regular file (not a link) that only its
+ * owner may read or write. 0, or -1 with err naming path. */
+static int state_file_ok(const char *path, const struct stat *st, char *err, size_t errlen)
+{
+	if (S_ISLNK(st->st_mode))
+		return errmsg_fail(err, errlen, "%s: is a symbolic link; refusing it", path);
+	if (!S_ISREG(st->st_mode))
+		return errmsg_fail(err, errlen, "%s: not a regular file", path);
+	if (st->st_mode & 077)
+		return errmsg_fail(err, errlen, "%s: readable or writable by group or others "
+		    "(chmod 600)", path);
+	return 0;
+}
+
 /* Creates the file 0600 if missing, and refuses one that is not a plain
  * file or that group or others may read or write. An existing file is
  * only looked at, never opened here: closing any descriptor of it would
@@ -285,14 +299,7 @@ static int file_prepare(const char *path, char *err, size_t errlen)
 		return errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
 	if (lstat(path, &st) < 0)
 		return errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
-	if (S_ISLNK(st.st_mode))
-		return errmsg_fail(err, errlen, "%s: is a symbolic link; refusing it", path);
-	if (!S_ISREG(st.st_mode))
-		return errmsg_fail(err, errlen, "%s: not a regular file", path);
-	if (st.st_mode & 077)
-		return errmsg_fail(err, errlen, "%s: readable or writable by group or others "
-		    "(chmod 600)", path);
-	return 0;
+	return state_file_ok(path, &st, err, errlen);
 }
 
 static int user_version(struct userdb *u, int *v)
@@ -513,12 +520,7 @@ static int lock_open(struct userdb *u, const char *state_dir, char *err, size_t 
 		    "is a symbolic link; refusing it" : strerror(errno));
 	if (fstat(u->lock_fd, &st) < 0)
 		return errmsg_fail(err, errlen, "%s: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return errmsg_fail(err, errlen, "%s: not a regular file", path);
-	if (st.st_mode & 077)
-		return errmsg_fail(err, errlen, "%s: readable or writable by group or others "
-		    "(chmod 600)", path);
-	return 0;
+	return state_file_ok(path, &st, err, errlen);
 }
 
 static int lock_take(struct userdb *u, const char *state_dir, bool exclusive,
