@@ -157,8 +157,10 @@ static int rekey_to_file(struct rekey *r, const char *new_key_path)
 	if (realpath(new_key_path, shown) == NULL)
 		snprintf(shown, sizeof(shown), "%s", new_key_path);
 	db = userdb_open_exclusive(r->cfg->state_dir, r->old, r->err, sizeof(r->err));
-	if (db == NULL)
+	if (db == NULL) {
+		secrets_key_hint(r->cfg, r->err, sizeof(r->err));
 		return fail(r, EXIT_RUNTIME);
+	}
 	if (CRYPTO_memcmp(r->old, r->fresh, sizeof(r->old)) == 0) {
 		userdb_close(db);
 		printf("users.db: sealed with the key in %s already: nothing to do\n", shown);
