@@ -88,6 +88,9 @@ struct listener_tls {
 
 struct daemon {
 	const struct config *cfg;
+	bool serving;                /* daemon.start was audited */
+	const char *stop_reason;     /* for daemon.stop */
+	char secrets_key_id[USERDB_KEY_ID_HEX]; /* "" without local users */
 	struct loop *loop;
 	struct relay_io *io;
 	struct relay_thread *relay;  /* runs io once the daemon serves */
@@ -1174,6 +1177,22 @@ static struct audit *open_audit(const struct config *cfg, char *err, size_t errl
 	return audit_open(path, &cfg->log, cfg->alerts.webhook, err, errlen);
 }
 
+/* The audit trail records when it starts and stops being kept, so that
+ * a SIEM can tell a quiet gateway from one that is not running, and
+ * which secrets key users.db is sealed with, so that a rekey shows. */
+static void audit_lifecycle(struct daemon *d, const char *event, const char *outcome,
+    const char *reason)
+{
+	json_t *f = json_pack("{s:s, s:s, s:I}", "outcome", outcome, "version", GH_VERSION,
+	    "pid", (json_int_t)getpid());
+
+	if (f != NULL && reason != NULL)
+		json_object_set_new(f, "reason", json_string(reason));
+	if (f != NULL && d->secrets_key_id[0] != '\0')
+		json_object_set_new(f, "secrets_key_id", json_string(d->secrets_key_id));
+	audit_log(d->audit, clock_wall_ms(), event, f);
+}
+
 static void shutdown_all(struct daemon *d)
 {
 	/* Destroying the loop closes every WebSocket session through the
@@ -1211,6 +1230,10 @@ static void shutdown_all(struct daemon *d)
 	alerts_free(d->alerts);
 	metrics_free(d->metrics);
 	blocklist_free(d->blocks);
+	/* Last, after the sessions' and calls' own closing events. */
+	if (d->serving)
+		audit_lifecycle(d, "daemon.stop", d->stop_reason != NULL ? "failed" : "success",
+		    d->stop_reason != NULL ? d->stop_reason : "signal");
 	audit_close(d->audit);
 	if (d->deferred_fd >= 0)
 		close(d->deferred_fd);
@@ -1434,8 +1457,14 @@ int daemon_run(const struct config *cfg)
 	if (strlen(cfg->realm) > 16)
 		log_warn("realm \"%s\" is longer than 16 bytes: clients whose first "
 		    "Allocate is minimal (28 bytes) will not be answered", cfg->realm);
+	if (d.users != NULL)
+		userdb_key_id(d.users, d.secrets_key_id);
+	audit_lifecycle(&d, "daemon.start", "success", NULL);
+	d.serving = true;
 	log_info("gatehouse %s ready", GH_VERSION);
 	rc = loop_run(d.loop) == 0 ? 0 : 1;
+	if (rc != 0)
+		d.stop_reason = "event loop error";
 	goto out;
 fail:
 	log_err("%s", err);

@@ -22,6 +22,9 @@ Everything listens on 127.0.0.1 (TESTING.md).
 
 import asyncio
 import base64
+import hashlib
+import hmac
+import json
 import os
 import shutil
 import sqlite3
@@ -93,6 +96,19 @@ def sealed_put(g, name, blob):
             db.execute("UPDATE users SET totp_sealed = ? WHERE name = ?", (blob, name))
     finally:
         db.close()
+
+
+def key_id(hex_key):
+    """The id users.db records for a key (signaling/secret_seal.h)."""
+    return hmac.new(bytes.fromhex(hex_key), b"gh-userdb-key-id",
+                    hashlib.sha256).digest()[:8].hex()
+
+
+def lifecycle(g):
+    """The daemon.start and daemon.stop events of the audit trail."""
+    with open(os.path.join(g.state_dir, "audit.jsonl")) as f:
+        events = [json.loads(line) for line in f if line.strip()]
+    return events, [e for e in events if e["event"] in ("daemon.start", "daemon.stop")]
 
 
 def read_key(path):
@@ -213,12 +229,22 @@ def test_rekey():
 
         # Not while the daemon runs: it would go on with the old key.
         g.start()
+        pid = g.proc.pid
         rc, out = cli(g, "rekey")
         assert rc == 1 and "stop the daemon first" in out, "rekey while running: %d: %s" % (
             rc, out)
         assert read_key(key_path) == old_key
         login_ok(g, frank)
         assert g.stop() == 0
+        # The audit trail opens and closes with the daemon, naming the key
+        # that users.db is sealed with.
+        events, life = lifecycle(g)
+        assert [e["event"] for e in life] == ["daemon.start", "daemon.stop"] and \
+            events[0] == life[0] and events[-1] == life[1], "audit trail: %r" % events
+        for e in life:
+            assert e["pid"] == pid and e["secrets_key_id"] == key_id(old_key) and \
+                e["outcome"] == "success" and e.get("version"), "lifecycle event %r" % e
+        assert life[1]["reason"] == "signal", "daemon.stop %r" % life[1]
 
         # A secret that does not open refuses the whole rekey, by name.
         blob = sealed_blob(g, "gina")
@@ -252,6 +278,9 @@ def test_rekey():
         login_ok(g, frank)
         login_ok(g, gina)
         assert g.stop() == 0
+        _, life = lifecycle(g)
+        assert life[-2]["event"] == "daemon.start" and \
+            life[-2]["secrets_key_id"] == key_id(new_key), "after the rekey: %r" % life[-2:]
 
         # A rekey cut short between its commit and the rename: users.db is
         # under secrets.key.new, secrets.key still holds the key before.
