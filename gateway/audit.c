@@ -269,10 +269,13 @@ static void enqueue_locked(struct audit *a, struct item *it)
 	a->queued++;
 }
 
-void audit_log(struct audit *a, uint64_t now_ms, const char *event, json_t *fields)
+/* Queues one event; last is for the daemon's closing event, which a full
+ * queue does not drop. Drops that nothing has reported yet are noted
+ * first (audit.dropped), once there is room again: they came before. */
+static void log_item(struct audit *a, uint64_t now_ms, const char *event, json_t *fields,
+    bool last)
 {
-	struct item *it, *note = NULL;
-	uint64_t lost = 0;
+	struct item *it, *note;
 
 	if (a == NULL) {
 		json_decref(fields);
@@ -280,30 +283,35 @@ void audit_log(struct audit *a, uint64_t now_ms, const char *event, json_t *fiel
 	}
 	it = make_item(now_ms, event, fields);
 	pthread_mutex_lock(&a->mu);
-	if (it == NULL || a->queued >= AUDIT_QUEUE_MAX) {
+	if (it == NULL || (!last && a->queued >= AUDIT_QUEUE_MAX)) {
 		a->dropped++;
 		pthread_mutex_unlock(&a->mu);
 		free(it);
 		return;
 	}
-	/* Room again after drops: say how many were lost, once. */
-	if (a->dropped > a->dropped_reported && a->queued + 1 < AUDIT_QUEUE_MAX) {
-		lost = a->dropped - a->dropped_reported;
-		a->dropped_reported = a->dropped;
+	/* Made under the lock, so that no other event comes between the
+	 * count and the note; a rare path. */
+	if (a->dropped > a->dropped_reported && (last || a->queued + 1 < AUDIT_QUEUE_MAX)) {
+		note = make_item(now_ms, "audit.dropped", json_pack("{s:I, s:s}", "count",
+		    (json_int_t)(a->dropped - a->dropped_reported), "outcome", "failure"));
+		if (note != NULL) {
+			a->dropped_reported = a->dropped;
+			enqueue_locked(a, note);
+		}
 	}
 	enqueue_locked(a, it);
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
-	if (lost > 0) {
-		note = make_item(now_ms, "audit.dropped", json_pack("{s:I, s:s}", "count",
-		    (json_int_t)lost, "outcome", "failure"));
-		if (note != NULL) {
-			pthread_mutex_lock(&a->mu);
-			enqueue_locked(a, note);
-			pthread_cond_signal(&a->cv);
-			pthread_mutex_unlock(&a->mu);
-		}
-	}
+}
+
+void audit_log(struct audit *a, uint64_t now_ms, const char *event, json_t *fields)
+{
+	log_item(a, now_ms, event, fields, false);
+}
+
+void audit_log_last(struct audit *a, uint64_t now_ms, const char *event, json_t *fields)
+{
+	log_item(a, now_ms, event, fields, true);
 }
 
 void audit_reopen(struct audit *a)

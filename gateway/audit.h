@@ -31,8 +31,13 @@ struct audit *audit_open(const char *path, const struct config_log *log,
     const char *webhook, char *err, size_t errlen);
 void audit_close(struct audit *a);
 
-/* Queues one event; fields (may be NULL) is stolen. */
+/* Queues one event; fields (may be NULL) is stolen. Dropped, and counted
+ * for a later audit.dropped, when AUDIT_QUEUE_MAX events wait. */
 void audit_log(struct audit *a, uint64_t now_ms, const char *event, json_t *fields);
+
+/* The same for the last event before audit_close() (daemon.stop): never
+ * dropped for a full queue, and after the note of any earlier drops. */
+void audit_log_last(struct audit *a, uint64_t now_ms, const char *event, json_t *fields);
 
 /* Reopens the file (after logrotate moved it; SIGUSR1). */
 void audit_reopen(struct audit *a);

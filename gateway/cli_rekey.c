@@ -170,6 +170,10 @@ static int rekey_to_file(struct rekey *r, const char *new_key_path)
 	if (n >= 0)
 		userdb_key_id(db, r->id);
 	userdb_close(db);
+	if (n == USERDB_REKEY_UNKNOWN)
+		fprintf(stderr, "gatehouse: user rekey: users.db may be sealed under the key in %s "
+		    "already: if the daemon then refuses the old key, set "
+		    "identity.secrets_key_file to %s\n", shown, shown);
 	if (n < 0)
 		return fail(r, EXIT_RUNTIME);
 	report(r, n, shown);

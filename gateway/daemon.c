@@ -1181,7 +1181,7 @@ static struct audit *open_audit(const struct config *cfg, char *err, size_t errl
  * a SIEM can tell a quiet gateway from one that is not running, and
  * which secrets key users.db is sealed with, so that a rekey shows. */
 static void audit_lifecycle(struct daemon *d, const char *event, const char *outcome,
-    const char *reason)
+    const char *reason, bool last)
 {
 	json_t *f = json_pack("{s:s, s:s, s:I}", "outcome", outcome, "version", GH_VERSION,
 	    "pid", (json_int_t)getpid());
@@ -1190,7 +1190,7 @@ static void audit_lifecycle(struct daemon *d, const char *event, const char *out
 		json_object_set_new(f, "reason", json_string(reason));
 	if (f != NULL && d->secrets_key_id[0] != '\0')
 		json_object_set_new(f, "secrets_key_id", json_string(d->secrets_key_id));
-	audit_log(d->audit, clock_wall_ms(), event, f);
+	(last ? audit_log_last : audit_log)(d->audit, clock_wall_ms(), event, f);
 }
 
 static void shutdown_all(struct daemon *d)
@@ -1233,7 +1233,7 @@ static void shutdown_all(struct daemon *d)
 	/* Last, after the sessions' and calls' own closing events. */
 	if (d->serving)
 		audit_lifecycle(d, "daemon.stop", d->stop_reason != NULL ? "failed" : "success",
-		    d->stop_reason != NULL ? d->stop_reason : "signal");
+		    d->stop_reason != NULL ? d->stop_reason : "signal", true);
 	audit_close(d->audit);
 	if (d->deferred_fd >= 0)
 		close(d->deferred_fd);
@@ -1438,9 +1438,16 @@ int daemon_run(const struct config *cfg)
 	/* Every listener is bound and every file open: no root from here on. */
 	if (privdrop_apply(cfg, err, sizeof(err)) != 0)
 		goto fail;
+	/* Before the relay thread, which may audit its first packets at once. */
+	if (d.users != NULL)
+		userdb_key_id(d.users, d.secrets_key_id);
+	audit_lifecycle(&d, "daemon.start", "success", NULL, false);
+	d.serving = true;
 	/* After the drop, so the thread starts with no privilege at all. */
-	if ((d.relay = relay_thread_start(d.io, err, sizeof(err))) == NULL)
+	if ((d.relay = relay_thread_start(d.io, err, sizeof(err))) == NULL) {
+		d.stop_reason = "relay thread did not start";
 		goto fail;
+	}
 	config_format_addr((const struct sockaddr *)&cfg->signaling.listen, name, sizeof(name));
 	log_info("signaling: listening on %s (demo page at %s://%s/)", name,
 	    d.sig_tls.tls ? "https" : "http", name);
@@ -1457,10 +1464,6 @@ int daemon_run(const struct config *cfg)
 	if (strlen(cfg->realm) > 16)
 		log_warn("realm \"%s\" is longer than 16 bytes: clients whose first "
 		    "Allocate is minimal (28 bytes) will not be answered", cfg->realm);
-	if (d.users != NULL)
-		userdb_key_id(d.users, d.secrets_key_id);
-	audit_lifecycle(&d, "daemon.start", "success", NULL);
-	d.serving = true;
 	log_info("gatehouse %s ready", GH_VERSION);
 	rc = loop_run(d.loop) == 0 ? 0 : 1;
 	if (rc != 0)

@@ -513,7 +513,9 @@ static int lock_open(struct userdb *u, const char *state_dir, char *err, size_t 
 		return errmsg_fail(err, errlen, "%s: path too long", state_dir);
 	/* O_NONBLOCK: a FIFO planted here opens without hanging and is
 	 * refused by the fstat below. */
-	u->lock_fd = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
+	/* O_RDWR: where flock() is emulated with fcntl() locks (NFS), an
+	 * exclusive one needs a descriptor open for writing. */
+	u->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
 	    O_CLOEXEC, 0600);
 	if (u->lock_fd < 0)
 		return errmsg_fail(err, errlen, "%s: %s", path, errno == ELOOP ?

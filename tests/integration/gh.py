@@ -767,6 +767,22 @@ def start_refused(g, what="the daemon started"):
     return g.returncode, g.log()
 
 
+def wait_log(g, needles, timeout=5.0):
+    """The daemon log once it holds every needle: start() returns when the
+    relay answers STUN, and the start's last lines ("ready" among them)
+    may follow a moment later. AssertionError naming the missing ones
+    otherwise."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        text = g.log()
+        missing = [n for n in needles if n not in text]
+        if not missing:
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError("start log lacks %r; tail:\n%s" % (missing, tail(text, 30)))
+        time.sleep(0.1)
+
+
 def with_log(g, fn, lines=50):
     """Runs fn(); on failure prints the tail of g's log first."""
     try:

@@ -132,9 +132,8 @@ def test_root_start_serves_as_nobody():
     assert os.stat(os.path.join(g.state_dir, "users.db")).st_uid == 0
     with g:
         def check():
-            log = g.log()
-            assert "dropped privileges to nobody (uid %d, gid %d)" % (NOBODY.pw_uid, NOBODY.pw_gid) \
-                in log, gh.tail(log)
+            log = gh.wait_log(g, ["dropped privileges to nobody (uid %d, gid %d)" % (
+                NOBODY.pw_uid, NOBODY.pw_gid), " ready"])
             # The drop comes after the listeners, before "ready".
             assert log.index("dropped privileges") < log.index("ready")
             assert_unprivileged(g.proc.pid, NOBODY.pw_uid, NOBODY.pw_gid)
@@ -270,7 +269,7 @@ def expect_refusal(g, needles, rc=1):
 
 
 def test_refuses_readable_secrets():
-    """turn_secret, secrets.key, users.db (and its -wal), the audit file
+    """turn_secret, secrets.key, users.db (and its -wal), users.lock, the audit file
     and a configured TLS key that group or others may read: no start, and
     the message names the file and "chmod 600 <file>"; exit 1 for the
     state files, 2 for the configured key (invalid input,
@@ -278,7 +277,7 @@ def test_refuses_readable_secrets():
     if not root_only():
         return
     for name, mode in (("turn_secret", 0o640), ("secrets.key", 0o640), ("users.db", 0o644),
-                       ("users.db-wal", 0o604),
+                       ("users.db-wal", 0o604), ("users.lock", 0o640),
                        ("audit.jsonl", 0o640), ("tls-key.pem", 0o640)):
         g = gh.Gatehouse(ARGS.gatehouse)
         os.makedirs(g.state_dir, mode=0o700)

@@ -545,7 +545,8 @@ def test_syslog_collector_restart():
                 s["ca_file"] = rs.ca_file
             with Daemon({"log": {"syslog": s}}, users=[("alice", [])], syslog=False) as d:
                 def mine():
-                    return [m for m in rs.messages(transport) if m.ok and m.procid == d.pid]
+                    return [m for m in rs.messages(transport) if m.ok and m.procid == d.pid
+                            and m.msgid == "login.success"]
                 assert login_ok(d, "alice").get("type") == "login.ok"
                 deadline = time.monotonic() + 10
                 while not mine():

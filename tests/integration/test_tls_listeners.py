@@ -53,7 +53,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -376,21 +375,6 @@ def tls_handshake_error(port):
         return repr(e)
 
 
-def wait_log(g, needles, timeout=5.0):
-    """The daemon log once it holds every needle (the start lines follow
-    the first STUN answer closely, not before it); AssertionError naming
-    the missing ones otherwise."""
-    deadline = time.monotonic() + timeout * gh.slow_factor()
-    while True:
-        text = g.log()
-        missing = [n for n in needles if n not in text]
-        if not missing:
-            return text
-        if time.monotonic() > deadline:
-            raise AssertionError("start log lacks %r; tail:\n%s" % (missing, gh.tail(text, 30)))
-        time.sleep(0.1)
-
-
 async def ws_session(url, origin, ctx, user=None):
     """Connects, pings (and logs user in); returns the peer certificate
     (DER, None over ws://)."""
@@ -428,7 +412,7 @@ def test_loopback_serves_configured_cert():
     want = cert_der(cert)
     with g:
         def check():
-            text = wait_log(g, [
+            text = gh.wait_log(g, [
                 "signaling: listening on %s:%d (demo page at https://%s:%d/)" % (LO, sp, LO, sp),
                 "signaling: %s:%d serves HTTPS/WSS and, on loopback only, plain HTTP/WS too"
                 % (LO, sp),
@@ -475,7 +459,7 @@ def test_admin_tls_override():
     assert cert_der(top) != cert_der(adm)
     with g:
         def check():
-            wait_log(g, ["admin: API on https://%s:%d/api/" % (LO, ap),
+            gh.wait_log(g, ["admin: API on https://%s:%d/api/" % (LO, ap),
                          "signaling: %s:%d serves HTTPS/WSS" % (LO, sp)])
             st, _, der = http_get(ap, "/api/health", cafile=adm)
             assert st == 200 and der == cert_der(adm), \
@@ -509,7 +493,7 @@ def test_loopback_without_cert_is_plain():
     sp, ap = g.signaling_port, g.admin_port
     with g:
         def check():
-            text = wait_log(g, [
+            text = gh.wait_log(g, [
                 "signaling: listening on %s:%d (demo page at http://%s:%d/)" % (LO, sp, LO, sp),
                 "signaling: %s:%d is plain HTTP/WS (no certificate configured); it is allowed "
                 "on loopback only" % (LO, sp),
