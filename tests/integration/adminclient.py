@@ -45,10 +45,11 @@ class AdminClient:
         return "http://127.0.0.1:%d" % self.port
 
     def call(self, method, path, body=None, token=None, origin=None, headers=None,
-             raw=None, query=None):
+             raw=None, query=None, timeout=None):
         """One request. body: a JSON-able object (sent as JSON) unless raw
-        (bytes/str, sent as is) is given. Returns (status, parsed JSON or
-        the text when it is not JSON)."""
+        (bytes/str, sent as is) is given; timeout in seconds, TIMEOUT when
+        not given. Returns (status, parsed JSON or the text when it is not
+        JSON)."""
         h = {}
         data = None
         if raw is not None:
@@ -64,7 +65,7 @@ class AdminClient:
         h.update(headers or {})
         if query:
             path = path + "?" + urllib.parse.urlencode(query)
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout or TIMEOUT)
         try:
             # By hand, so that a request without a body carries no
             # Content-Length at all (as curl -X POST sends it), unless
