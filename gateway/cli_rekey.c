@@ -75,8 +75,7 @@ static int finish_interrupted(struct rekey *r, const char *key_path, const char 
 	char msg[PATH_MAX + 256];
 	struct userdb *db;
 
-	if (access(staged, F_OK) != 0 ||
-	    secret_file_load(staged, false, r->fresh, sizeof(r->fresh), msg, sizeof(msg)) < 0 ||
+	if (secret_file_load(staged, false, r->fresh, sizeof(r->fresh), msg, sizeof(msg)) < 0 ||
 	    (db = userdb_open_exclusive(r->cfg->state_dir, r->fresh, msg, sizeof(msg))) == NULL)
 		return 1;
 	userdb_key_id(db, r->id);

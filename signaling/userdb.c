@@ -316,17 +316,89 @@ static int user_version(struct userdb *u, int *v)
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* Version 3's migration, in migrate()'s transaction: records the key's id
- * and seals each raw secret that version 2 kept, one user at a time in
- * name order (no statement reads the table while another writes it). */
-static int seal_all(struct userdb *u)
+/* What a pass over the TOTP secrets makes of one user's stored blob: its
+ * new sealed form (the length), or -1 to stop the pass. */
+typedef int (*reseal_fn)(struct userdb *u, const struct seal_key *to, const char *name,
+    const void *blob, int len, uint8_t sealed[SEAL_SEALED_MAX]);
+
+/* Rewrites totp_sealed of every user that select finds (SQL taking the
+ * last name done as ?1 and giving the next name and its blob, in name
+ * order: no statement reads the table while another writes it), with
+ * what redo makes of the blob, inside the caller's transaction. The
+ * number of users rewritten; -1 with err on a database error or a
+ * malformed row; -2 when redo refused a user, whose name is left in
+ * name. */
+static int reseal_rows(struct userdb *u, const char *select, reseal_fn redo,
+    const struct seal_key *to, char name[IDENTITY_NAME_MAX], char *err, size_t errlen)
 {
-	char name[IDENTITY_NAME_MAX] = "";
 	uint8_t sealed[SEAL_SEALED_MAX];
 	sqlite3_stmt *next = NULL, *put = NULL;
 	const unsigned char *t;
-	const void *b;
-	int n, rc = -1;
+	const void *blob;
+	int n, count = 0, rc = -1;
+
+	name[0] = '\0';
+	if (sqlite3_prepare_v2(u->db, select, -1, &next, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(u->db, "UPDATE users SET totp_sealed = ?2 WHERE name = ?1", -1,
+	    &put, NULL) != SQLITE_OK)
+		goto fail_db;
+	for (;;) {
+		sqlite3_bind_text(next, 1, name, -1, SQLITE_TRANSIENT);
+		if ((n = sqlite3_step(next)) == SQLITE_DONE)
+			break;
+		if (n != SQLITE_ROW)
+			goto fail_db;
+		t = sqlite3_column_text(next, 0);
+		n = sqlite3_column_bytes(next, 0);
+		if (t == NULL || n <= 0 || n >= IDENTITY_NAME_MAX) {
+			errmsg_fail(err, errlen, "%s: table users: a name of %d bytes", u->path, n);
+			goto out;
+		}
+		memcpy(name, t, (size_t)n + 1);
+		/* The blob first, then its length (SQLite's documented order);
+		 * both before the reset, which frees them. */
+		blob = sqlite3_column_blob(next, 1);
+		n = redo(u, to, name, blob, sqlite3_column_bytes(next, 1), sealed);
+		sqlite3_reset(next);
+		if (n < 0) {
+			rc = -2;
+			goto out;
+		}
+		sqlite3_bind_text(put, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(put, 2, sealed, n, SQLITE_STATIC);
+		if (sqlite3_step(put) != SQLITE_DONE)
+			goto fail_db;
+		sqlite3_reset(put);
+		count++;
+	}
+	rc = count;
+	goto out;
+fail_db:
+	errmsg_fail(err, errlen, "%s: %s", u->path, sqlite3_errmsg(u->db));
+out:
+	sqlite3_finalize(next);
+	sqlite3_finalize(put);
+	OPENSSL_cleanse(sealed, sizeof(sealed));
+	return rc;
+}
+
+/* Version 2 kept the raw secret: sealed under the key in use. */
+static int seal_raw(struct userdb *u, const struct seal_key *to, const char *name,
+    const void *blob, int len, uint8_t sealed[SEAL_SEALED_MAX])
+{
+	(void)u;
+	if (blob == NULL || len <= 0 || len > SEAL_SECRET_MAX)
+		return -1;
+	return seal_totp(to, name, blob, (size_t)len, sealed, SEAL_SEALED_MAX);
+}
+
+/* Version 3's migration, in migrate()'s transaction: records the key's id
+ * and seals each raw secret that version 2 kept. */
+static int seal_all(struct userdb *u)
+{
+	char name[IDENTITY_NAME_MAX];
+	sqlite3_stmt *put;
+	int n;
 
 	if (sqlite3_prepare_v2(u->db, "INSERT INTO sealing_key (id) VALUES (?1)", -1, &put,
 	    NULL) != SQLITE_OK)
@@ -334,39 +406,11 @@ static int seal_all(struct userdb *u)
 	sqlite3_bind_blob(put, 1, u->key.id, sizeof(u->key.id), SQLITE_STATIC);
 	n = sqlite3_step(put);
 	sqlite3_finalize(put);
-	put = NULL;
-	if (n != SQLITE_DONE ||
-	    sqlite3_prepare_v2(u->db, "SELECT name, totp_secret FROM users WHERE name > ?1 "
-	    "AND totp_secret IS NOT NULL ORDER BY name LIMIT 1", -1, &next, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(u->db, "UPDATE users SET totp_sealed = ?2 WHERE name = ?1", -1,
-	    &put, NULL) != SQLITE_OK)
-		goto out;
-	for (;;) {
-		sqlite3_bind_text(next, 1, name, -1, SQLITE_TRANSIENT);
-		if ((n = sqlite3_step(next)) == SQLITE_DONE)
-			break;
-		if (n != SQLITE_ROW || (t = sqlite3_column_text(next, 0)) == NULL ||
-		    (n = sqlite3_column_bytes(next, 0)) <= 0 || n >= (int)sizeof(name))
-			goto out;
-		memcpy(name, t, (size_t)n + 1);
-		b = sqlite3_column_blob(next, 1);
-		n = sqlite3_column_bytes(next, 1);
-		if (b == NULL || n <= 0 || n > SEAL_SECRET_MAX ||
-		    (n = seal_totp(&u->key, name, b, (size_t)n, sealed, sizeof(sealed))) < 0)
-			goto out;
-		sqlite3_reset(next);
-		sqlite3_bind_text(put, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(put, 2, sealed, n, SQLITE_STATIC);
-		if (sqlite3_step(put) != SQLITE_DONE)
-			goto out;
-		sqlite3_reset(put);
-	}
-	rc = 0;
-out:
-	sqlite3_finalize(next);
-	sqlite3_finalize(put);
-	OPENSSL_cleanse(sealed, sizeof(sealed));
-	return rc;
+	if (n != SQLITE_DONE)
+		return -1;
+	return reseal_rows(u, "SELECT name, totp_secret FROM users WHERE name > ?1 AND "
+	    "totp_secret IS NOT NULL ORDER BY name LIMIT 1", seal_raw, &u->key, name, NULL,
+	    0) < 0 ? -1 : 0;
 }
 
 /* The key given must be the one the secrets were sealed with: a wrong
@@ -641,17 +685,17 @@ void userdb_key_id(const struct userdb *u, char out[USERDB_KEY_ID_HEX])
 		snprintf(out + 2 * i, 3, "%02x", u->key.id[i]);
 }
 
-/* Seals one user's secret again: opened with the key in use, sealed
- * with nk. The sealed length, or -1 when the old one does not open. */
-static int reseal_one(struct userdb *u, const struct seal_key *nk, const char *name,
-    const void *old, int old_len, uint8_t sealed[SEAL_SEALED_MAX])
+/* A rekey: opened with the key in use, sealed under the new one. */
+static int reseal_one(struct userdb *u, const struct seal_key *to, const char *name,
+    const void *blob, int len, uint8_t sealed[SEAL_SEALED_MAX])
 {
 	uint8_t secret[SEAL_SECRET_MAX];
 	int n;
 
-	n = open_totp(&u->key, name, old, (size_t)old_len, secret, sizeof(secret));
+	n = blob != NULL && len > 0 ? open_totp(&u->key, name, blob, (size_t)len, secret,
+	    sizeof(secret)) : -1;
 	if (n > 0)
-		n = seal_totp(nk, name, secret, (size_t)n, sealed, SEAL_SEALED_MAX);
+		n = seal_totp(to, name, secret, (size_t)n, sealed, SEAL_SEALED_MAX);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	return n > 0 ? n : -1;
 }
@@ -659,13 +703,10 @@ static int reseal_one(struct userdb *u, const struct seal_key *nk, const char *n
 int userdb_rekey(struct userdb *u, const uint8_t new_key[USERDB_KEY_LEN], char *err,
     size_t errlen)
 {
-	char name[IDENTITY_NAME_MAX] = "";
-	uint8_t sealed[SEAL_SEALED_MAX];
-	sqlite3_stmt *next = NULL, *put = NULL, *id = NULL;
+	char name[IDENTITY_NAME_MAX];
+	sqlite3_stmt *id = NULL;
 	struct seal_key nk;
-	const unsigned char *t;
-	const void *old;
-	int n, count = 0, rc = -1;
+	int count, rc = -1;
 
 	if (!u->exclusive)
 		return errmsg_fail(err, errlen, "%s: a rekey needs userdb_open_exclusive()", u->path);
@@ -679,44 +720,22 @@ int userdb_rekey(struct userdb *u, const uint8_t new_key[USERDB_KEY_LEN], char *
 	}
 	/* One transaction: every secret is under the old key or every one
 	 * under the new, and the key id with them. */
-	if (exec_quiet(u, "BEGIN IMMEDIATE") < 0 ||
-	    sqlite3_prepare_v2(u->db, "SELECT name, totp_sealed FROM users WHERE name > ?1 "
-	    "AND totp_sealed IS NOT NULL ORDER BY name LIMIT 1", -1, &next, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(u->db, "UPDATE users SET totp_sealed = ?2 WHERE name = ?1", -1,
-	    &put, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(u->db, "UPDATE sealing_key SET id = ?1", -1, &id, NULL) !=
+	if (exec_quiet(u, "BEGIN IMMEDIATE") < 0)
+		goto fail_db;
+	count = reseal_rows(u, "SELECT name, totp_sealed FROM users WHERE name > ?1 AND "
+	    "totp_sealed IS NOT NULL ORDER BY name LIMIT 1", reseal_one, &nk, name, err,
+	    errlen);
+	if (count == -2) {
+		errmsg_fail(err, errlen, "%s: user \"%s\": the TOTP secret does not open "
+		    "with the key in use (altered?); nothing was changed: give the user a "
+		    "new one first (gatehouse user totp-reset)", u->path, name);
+		goto fail;
+	}
+	if (count < 0)
+		goto fail;
+	if (sqlite3_prepare_v2(u->db, "UPDATE sealing_key SET id = ?1", -1, &id, NULL) !=
 	    SQLITE_OK)
 		goto fail_db;
-	for (;;) {
-		sqlite3_bind_text(next, 1, name, -1, SQLITE_TRANSIENT);
-		if ((n = sqlite3_step(next)) == SQLITE_DONE)
-			break;
-		if (n != SQLITE_ROW)
-			goto fail_db;
-		t = sqlite3_column_text(next, 0);
-		n = sqlite3_column_bytes(next, 0);
-		if (t == NULL || n <= 0 || n >= (int)sizeof(name)) {
-			errmsg_fail(err, errlen, "%s: table users: a name of %d bytes", u->path, n);
-			goto fail;
-		}
-		memcpy(name, t, (size_t)n + 1);
-		/* The blob first, then its length (SQLite's documented order). */
-		old = sqlite3_column_blob(next, 1);
-		n = reseal_one(u, &nk, name, old, sqlite3_column_bytes(next, 1), sealed);
-		sqlite3_reset(next);
-		if (n < 0) {
-			errmsg_fail(err, errlen, "%s: user \"%s\": the TOTP secret does not open "
-			    "with the key in use (altered?); nothing was changed: give the user a "
-			    "new one first (gatehouse user totp-reset)", u->path, name);
-			goto fail;
-		}
-		sqlite3_bind_text(put, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(put, 2, sealed, n, SQLITE_STATIC);
-		if (sqlite3_step(put) != SQLITE_DONE)
-			goto fail_db;
-		sqlite3_reset(put);
-		count++;
-	}
 	sqlite3_bind_blob(id, 1, nk.id, sizeof(nk.id), SQLITE_STATIC);
 	if (sqlite3_step(id) != SQLITE_DONE)
 		goto fail_db;
@@ -742,10 +761,7 @@ fail_db:
 fail:
 	rollback(u);
 out:
-	sqlite3_finalize(next);
-	sqlite3_finalize(put);
 	sqlite3_finalize(id);
-	OPENSSL_cleanse(sealed, sizeof(sealed));
 	OPENSSL_cleanse(&nk, sizeof(nk));
 	return rc;
 }

@@ -98,6 +98,20 @@ def sealed_put(g, name, blob):
         db.close()
 
 
+def keys_apart(g, **texts):
+    """Key files (mode 0600) in g.workdir/keys, apart from state_dir, which
+    the daemon hands to its user when it starts as root: these stay the
+    starter's. {name: hex text} -> {name: path}."""
+    key_dir = os.path.join(g.workdir, "keys")
+    os.mkdir(key_dir, 0o700)
+    paths = {}
+    for name, text in texts.items():
+        paths[name] = os.path.join(key_dir, name + ".key")
+        write_key(paths[name], text)
+        os.chmod(paths[name], 0o600)
+    return paths
+
+
 def key_id(hex_key):
     """The id users.db records for a key (signaling/secret_seal.h)."""
     return hmac.new(bytes.fromhex(hex_key), b"gh-userdb-key-id",
@@ -183,13 +197,7 @@ def test_secrets_sealed_and_wrong_key_refused():
 def test_named_key_file_outside_state_dir():
     g = gh.Gatehouse(ARGS.gatehouse)
     try:
-        # Kept apart from state_dir, which the daemon hands to its user
-        # when it starts as root: this file stays the starter's.
-        key_dir = os.path.join(g.workdir, "keys")
-        os.mkdir(key_dir, 0o700)
-        named = os.path.join(key_dir, "gatehouse-secrets.key")
-        write_key(named, "5a" * 32)
-        os.chmod(named, 0o600)
+        named = keys_apart(g, gatehouse_secrets="5a" * 32)["gatehouse_secrets"]
         g.config["identity"] = {"secrets_key_file": named}
         erin = sc.create_user(g, "erin", "erin's password")
         assert not os.path.exists(os.path.join(g.state_dir, "secrets.key")), \
@@ -313,13 +321,8 @@ def test_rekey():
 def test_rekey_to_a_named_key():
     g = gh.Gatehouse(ARGS.gatehouse)
     try:
-        key_dir = os.path.join(g.workdir, "keys")
-        os.mkdir(key_dir, 0o700)
-        named = os.path.join(key_dir, "old.key")
-        fresh = os.path.join(key_dir, "new.key")
-        for path, text in ((named, "5a" * 32), (fresh, "6b" * 32)):
-            write_key(path, text)
-            os.chmod(path, 0o600)
+        keys = keys_apart(g, old="5a" * 32, new="6b" * 32)
+        named, fresh = keys["old"], keys["new"]
         g.config["identity"] = {"secrets_key_file": named}
         hugo = sc.create_user(g, "hugo", "hugo's password")
 
